@@ -1,0 +1,1 @@
+"""rxcrm: a CRM for continuing-education and admissions offices."""

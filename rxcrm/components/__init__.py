@@ -1,0 +1,1 @@
+"""Reusable UI pieces (layout shell, cards, tables). They read state; no DB access."""

@@ -1,0 +1,219 @@
+"""The app shell: left navigation with counters, top bar (search, bell, user menu)."""
+from __future__ import annotations
+
+import reflex as rx
+
+from rxcrm.state.app import AppState
+
+from . import theme
+
+NAV = [
+    # (catalog key, route, lucide icon, counter key)
+    ("nav.leads", "/leads", "filter", "leads"),
+    ("nav.deals", "/deals", "handshake", "deals"),
+    ("nav.contacts", "/contacts", "contact", ""),
+    ("nav.companies", "/companies", "building-2", ""),
+    ("nav.activities", "/activities", "list-checks", "activities"),
+    ("nav.analytics", "/analytics", "chart-column", ""),
+    ("nav.history", "/history", "history", ""),
+    ("nav.settings", "/settings", "settings", ""),
+]
+
+
+def _counter(key: str) -> rx.Component:
+    if not key:
+        return rx.fragment()
+    value = AppState.counters[key]
+    return rx.cond(
+        value > 0,
+        rx.box(value, background=theme.DANGER, color="white", font_size="11px", font_weight="600",
+               padding_x="7px", border_radius="10px", line_height="18px", min_width="20px",
+               text_align="center", data_testid=f"nav-counter-{key}"),
+        rx.fragment(),
+    )
+
+
+def _nav_item(key: str, route: str, icon: str, counter: str, active: str) -> rx.Component:
+    is_active = route == active
+    return rx.link(
+        rx.hstack(
+            rx.icon(icon, size=18, color="white" if is_active else theme.SIDEBAR_TEXT),
+            rx.text(AppState.t[key], size="2", weight="medium",
+                    color="white" if is_active else theme.SIDEBAR_TEXT, flex="1"),
+            _counter(counter),
+            align="center", spacing="3", width="100%",
+        ),
+        href=route,
+        underline="none",
+        padding_x="14px",
+        padding_y="9px",
+        border_radius="8px",
+        background=theme.SIDEBAR_ACTIVE if is_active else "transparent",
+        _hover={"background": theme.SIDEBAR_ACTIVE},
+        width="100%",
+        data_testid="nav-item",
+        data_route=route,
+    )
+
+
+def sidebar(active: str) -> rx.Component:
+    return rx.vstack(
+        rx.hstack(
+            rx.box(rx.icon("graduation-cap", size=20, color="white"), background=theme.ACCENT,
+                   border_radius="8px", padding="6px", line_height="0"),
+            rx.vstack(
+                rx.text("rxcrm", color="white", weight="bold", size="4", line_height="1.1"),
+                rx.text(AppState.t["app.tagline"], color=theme.SIDEBAR_TEXT, size="1", line_height="1.2"),
+                spacing="0",
+            ),
+            align="center", spacing="3", padding_x="14px", padding_y="16px", width="100%",
+        ),
+        rx.text(AppState.t["nav.section.crm"], size="1", color="#7d8a9a", weight="bold",
+                padding_x="14px", padding_top="8px", letter_spacing="0.06em"),
+        *[_nav_item(k, r, i, c, active) for k, r, i, c in NAV[:5]],
+        rx.text(AppState.t["nav.section.control"], size="1", color="#7d8a9a", weight="bold",
+                padding_x="14px", padding_top="14px", letter_spacing="0.06em"),
+        *[_nav_item(k, r, i, c, active) for k, r, i, c in NAV[5:]],
+        spacing="1",
+        padding_x="10px",
+        width=theme.SIDEBAR_W,
+        min_width=theme.SIDEBAR_W,
+        height="100vh",
+        position="sticky",
+        top="0",
+        background=theme.SIDEBAR_BG,
+        overflow_y="auto",
+        data_testid="sidebar",
+    )
+
+
+def _user_menu() -> rx.Component:
+    return rx.menu.root(
+        rx.menu.trigger(
+            rx.button(
+                rx.avatar(fallback=AppState.user_initials, size="2", radius="full", color_scheme="blue"),
+                rx.vstack(
+                    rx.text(AppState.user_name, size="2", weight="medium", color="#1f2933"),
+                    rx.text(AppState.role_label, size="1", color=theme.TEXT_MUTED),
+                    spacing="0", align="start",
+                ),
+                rx.icon("chevron-down", size=16, color=theme.TEXT_MUTED),
+                variant="ghost", size="3", data_testid="user-menu", cursor="pointer",
+            ),
+        ),
+        rx.menu.content(
+            rx.text(AppState.t["user.language"], size="1", color=theme.TEXT_MUTED, padding_x="12px", padding_y="4px"),
+            rx.menu.item(
+                rx.hstack(rx.text("Русский"), rx.cond(AppState.lang == "ru", rx.icon("check", size=14)),
+                          justify="between", width="100%"),
+                on_select=AppState.set_lang("ru"), data_testid="lang-ru",
+            ),
+            rx.menu.item(
+                rx.hstack(rx.text("English"), rx.cond(AppState.lang == "en", rx.icon("check", size=14)),
+                          justify="between", width="100%"),
+                on_select=AppState.set_lang("en"), data_testid="lang-en",
+            ),
+            rx.menu.separator(),
+            rx.menu.item(rx.hstack(rx.icon("log-out", size=14), rx.text(AppState.t["user.logout"])),
+                         on_select=AppState.logout, color="red", data_testid="logout"),
+            min_width="200px",
+        ),
+    )
+
+
+def _bell() -> rx.Component:
+    return rx.popover.root(
+        rx.popover.trigger(
+            rx.box(
+                rx.icon_button(rx.icon("bell", size=18), variant="ghost", color_scheme="gray", size="3",
+                               aria_label=AppState.t["top.notifications"], data_testid="bell"),
+                rx.cond(
+                    AppState.unread_count > 0,
+                    rx.box(AppState.unread_count, position="absolute", top="2px", right="0px",
+                           background=theme.DANGER, color="white", font_size="10px", font_weight="700",
+                           border_radius="9px", padding_x="5px", line_height="16px",
+                           data_testid="bell-count"),
+                    rx.fragment(),
+                ),
+                position="relative",
+            ),
+        ),
+        rx.popover.content(
+            rx.text(AppState.t["top.notifications"], weight="bold", size="3"),
+            rx.text(AppState.t["top.no_notifications"], size="2", color=theme.TEXT_MUTED, padding_top="8px"),
+            width="320px",
+        ),
+    )
+
+
+def topbar(title: rx.Var | str) -> rx.Component:
+    return rx.hstack(
+        rx.heading(title, size="5", weight="bold", color="#1f2933", data_testid="page-title"),
+        rx.spacer(),
+        rx.form(
+            rx.input(
+                rx.input.slot(rx.icon("search", size=16)),
+                name="q",
+                placeholder=AppState.t["top.search"],
+                width="380px",
+                size="2",
+                radius="large",
+                data_testid="global-search",
+            ),
+            on_submit=AppState.global_search,
+            reset_on_submit=False,
+        ),
+        _bell(),
+        _user_menu(),
+        align="center",
+        spacing="4",
+        height=theme.TOPBAR_H,
+        padding_x="24px",
+        background="white",
+        border_bottom=f"1px solid {theme.BORDER}",
+        position="sticky",
+        top="0",
+        z_index="10",
+        width="100%",
+    )
+
+
+def layout(active: str, title: rx.Var | str, *children: rx.Component) -> rx.Component:
+    """A protected page: the shell around `children`, nothing until the session is checked."""
+    return rx.cond(
+        AppState.is_authenticated,
+        rx.hstack(
+            sidebar(active),
+            rx.vstack(
+                topbar(title),
+                rx.box(*children, padding="24px", width="100%", flex="1"),
+                spacing="0",
+                flex="1",
+                min_width="0",
+                min_height="100vh",
+            ),
+            spacing="0",
+            width="100%",
+            background=theme.PAGE_BG,
+            font_family=theme.FONT,
+            align="start",
+        ),
+        rx.center(rx.spinner(size="3"), height="100vh", background=theme.PAGE_BG),
+    )
+
+
+def placeholder(hint_key: str, icon: str) -> rx.Component:
+    """A clear 'coming soon' card for sections that later issues fill."""
+    return rx.center(
+        rx.vstack(
+            rx.box(rx.icon(icon, size=28, color=theme.ACCENT), background="#e8f1fb", border_radius="14px",
+                   padding="14px", line_height="0"),
+            rx.heading(AppState.t["common.soon"], size="4", color="#1f2933"),
+            rx.text(AppState.t[hint_key], size="2", color=theme.TEXT_MUTED, text_align="center",
+                    max_width="420px"),
+            align="center", spacing="3", padding="48px",
+            background="white", border=f"1px solid {theme.BORDER}", border_radius="12px",
+            data_testid="placeholder",
+        ),
+        padding_top="48px",
+    )

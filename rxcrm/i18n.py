@@ -1,0 +1,146 @@
+"""UI text catalog: Russian (default) and a complete English catalog.
+
+Components read labels through `I18nState.t["key"]`; tests check both catalogs have
+the same keys. Labels follow the words of the Bitrix24 guides in shared/seeds."""
+from __future__ import annotations
+
+DEFAULT_LANG = "ru"
+LANGS = {"ru": "Русский", "en": "English"}
+
+RU: dict[str, str] = {
+    "app.name": "rxcrm",
+    "app.tagline": "CRM ДПО и приёмной комиссии",
+    "nav.leads": "Лиды",
+    "nav.deals": "Сделки",
+    "nav.contacts": "Контакты",
+    "nav.companies": "Компании",
+    "nav.activities": "Мои дела",
+    "nav.analytics": "Аналитика",
+    "nav.history": "История",
+    "nav.settings": "Настройки",
+    "nav.section.crm": "CRM",
+    "nav.section.control": "Управление",
+    "top.search": "Поиск: имя, телефон, email, название",
+    "top.notifications": "Уведомления",
+    "top.no_notifications": "Новых уведомлений нет",
+    "user.language": "Язык",
+    "user.logout": "Выйти",
+    "user.profile": "Профиль",
+    "role.manager": "Менеджер",
+    "role.head": "Руководитель отдела",
+    "role.director": "Директор",
+    "role.admin": "Администратор",
+    "login.title": "Вход в CRM",
+    "login.subtitle": "ДПО и приёмная комиссия",
+    "login.login": "Логин",
+    "login.password": "Пароль",
+    "login.submit": "Войти",
+    "login.submitting": "Вход…",
+    "login.empty": "Введите логин и пароль",
+    "login.expired": "Сессия истекла — войдите снова",
+    "common.loading": "Загрузка…",
+    "common.soon": "Раздел в работе",
+    "common.back": "Назад",
+    "common.not_found": "Не найдено",
+    "common.no_access": "Нет доступа",
+    "page.leads.title": "Лиды",
+    "page.leads.hint": "Здесь будет канбан и список лидов с фильтром, поиском и экспортом.",
+    "page.deals.title": "Сделки",
+    "page.deals.hint": "Здесь будет канбан и список сделок по воронкам.",
+    "page.contacts.title": "Контакты",
+    "page.contacts.hint": "Здесь будет список контактов с поиском и экспортом.",
+    "page.companies.title": "Компании",
+    "page.companies.hint": "Здесь будет список компаний с поиском и экспортом.",
+    "page.activities.title": "Мои дела",
+    "page.activities.hint": "Просроченные, на сегодня и запланированные дела.",
+    "page.analytics.title": "Аналитика",
+    "page.analytics.hint": "Воронки, конверсия, время на стадиях и рейтинг менеджеров.",
+    "page.history.title": "История",
+    "page.history.hint": "Журнал действий: кто, что и когда изменил или просмотрел.",
+    "page.settings.title": "Настройки",
+    "page.settings.hint": "Сотрудники, отделы, права доступа, воронки и правила.",
+    "page.card.title": "Карточка",
+    "summary.open": "В работе",
+    "summary.total": "Всего",
+    "summary.overdue": "Просрочено дел",
+    "summary.today": "Дела на сегодня",
+    "summary.no_activity": "Без дел",
+}
+
+EN: dict[str, str] = {
+    "app.name": "rxcrm",
+    "app.tagline": "CRM for continuing education and admissions",
+    "nav.leads": "Leads",
+    "nav.deals": "Deals",
+    "nav.contacts": "Contacts",
+    "nav.companies": "Companies",
+    "nav.activities": "My activities",
+    "nav.analytics": "Analytics",
+    "nav.history": "History",
+    "nav.settings": "Settings",
+    "nav.section.crm": "CRM",
+    "nav.section.control": "Management",
+    "top.search": "Search: name, phone, email, title",
+    "top.notifications": "Notifications",
+    "top.no_notifications": "No new notifications",
+    "user.language": "Language",
+    "user.logout": "Log out",
+    "user.profile": "Profile",
+    "role.manager": "Manager",
+    "role.head": "Head of department",
+    "role.director": "Director",
+    "role.admin": "Administrator",
+    "login.title": "Sign in to the CRM",
+    "login.subtitle": "Continuing education and admissions",
+    "login.login": "Login",
+    "login.password": "Password",
+    "login.submit": "Sign in",
+    "login.submitting": "Signing in…",
+    "login.empty": "Enter your login and password",
+    "login.expired": "Your session has expired — please sign in again",
+    "common.loading": "Loading…",
+    "common.soon": "Coming soon",
+    "common.back": "Back",
+    "common.not_found": "Not found",
+    "common.no_access": "Access denied",
+    "page.leads.title": "Leads",
+    "page.leads.hint": "The leads board and list with filters, search and export will be here.",
+    "page.deals.title": "Deals",
+    "page.deals.hint": "The deals board and list by pipeline will be here.",
+    "page.contacts.title": "Contacts",
+    "page.contacts.hint": "The contact list with search and export will be here.",
+    "page.companies.title": "Companies",
+    "page.companies.hint": "The company list with search and export will be here.",
+    "page.activities.title": "My activities",
+    "page.activities.hint": "Overdue, today's and upcoming activities.",
+    "page.analytics.title": "Analytics",
+    "page.analytics.hint": "Funnels, conversion, time in stage and the manager rating.",
+    "page.history.title": "History",
+    "page.history.hint": "The audit log: who changed or viewed what, and when.",
+    "page.settings.title": "Settings",
+    "page.settings.hint": "Users, departments, access rights, pipelines and rules.",
+    "page.card.title": "Card",
+    "summary.open": "In progress",
+    "summary.total": "Total",
+    "summary.overdue": "Overdue activities",
+    "summary.today": "Due today",
+    "summary.no_activity": "No activity",
+}
+
+CATALOGS = {"ru": RU, "en": EN}
+
+# Server-side messages (services raise Russian text; this maps known ones for English UI).
+MESSAGES_EN = {
+    "Неверный логин или пароль": "Wrong login or password",
+    "Введите логин и пароль": "Enter your login and password",
+    "Учётная запись отключена. Обратитесь к администратору": "The account is disabled. Contact your administrator",
+    "Нет доступа": "Access denied",
+}
+
+
+def catalog(lang: str) -> dict[str, str]:
+    return CATALOGS.get(lang, CATALOGS[DEFAULT_LANG])
+
+
+def message(text: str, lang: str) -> str:
+    return MESSAGES_EN.get(text, text) if lang == "en" else text

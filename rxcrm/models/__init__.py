@@ -1,0 +1,20 @@
+"""Domain model (SQLModel tables). Import from here; no Reflex below this layer."""
+from sqlmodel import SQLModel
+
+from .activity import Activity, Comment, Notification, StageHistory, TimelineEvent
+from .audit import AuditRecord
+from .base import COMPANY, CONTACT, DEAL, ENTITY_KINDS, LEAD, utcnow
+from .crm import Communication, Company, Contact, Deal, DealProduct, Lead, Product
+from .org import Department, Role, RolePermission, User, UserSession
+from .pipeline import CustomField, Pipeline, Stage
+from .views import ColumnSet, FilterPreset, UserPageSetting
+
+metadata = SQLModel.metadata
+
+__all__ = [
+    "Activity", "AuditRecord", "COMPANY", "CONTACT", "ColumnSet", "Comment", "Communication",
+    "Company", "Contact", "CustomField", "DEAL", "Deal", "DealProduct", "Department",
+    "ENTITY_KINDS", "FilterPreset", "LEAD", "Lead", "Notification", "Pipeline", "Product",
+    "Role", "RolePermission", "Stage", "StageHistory", "TimelineEvent", "User",
+    "UserPageSetting", "UserSession", "metadata", "utcnow",
+]

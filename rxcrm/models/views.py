@@ -1,0 +1,47 @@
+"""Views are data: filter presets, column sets and per-user page settings."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel, UniqueConstraint
+
+from .base import TABLE_ARGS_EXTEND, json_field, utcnow
+
+
+class FilterPreset(SQLModel, table=True):
+    """Представление фильтра: a named filter, personal (owner) or shared."""
+    __tablename__ = "filter_preset"
+    __table_args__ = TABLE_ARGS_EXTEND
+    id: int | None = Field(default=None, primary_key=True)
+    page: str = Field(index=True)  # leads | deals | contacts | companies | analytics
+    name: str
+    owner_id: int | None = Field(default=None, foreign_key="crm_user.id", index=True)
+    is_shared: bool = False
+    is_builtin: bool = False
+    code: str = ""  # stable code of built-in presets
+    filters: dict = json_field(dict)
+    sort: int = 100
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ColumnSet(SQLModel, table=True):
+    """Columns chosen for a list page; user_id NULL = the default for everyone."""
+    __tablename__ = "column_set"
+    __table_args__ = (UniqueConstraint("page", "user_id"), TABLE_ARGS_EXTEND)
+    id: int | None = Field(default=None, primary_key=True)
+    page: str
+    user_id: int | None = Field(default=None, foreign_key="crm_user.id")
+    columns: list = json_field(list)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class UserPageSetting(SQLModel, table=True):
+    """Per user and page: the pinned default preset, board/list mode, page size."""
+    __tablename__ = "user_page_setting"
+    __table_args__ = (UniqueConstraint("user_id", "page"), TABLE_ARGS_EXTEND)
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="crm_user.id")
+    page: str
+    default_preset_id: int | None = Field(default=None, foreign_key="filter_preset.id")
+    view_mode: str = ""
+    page_size: int = 20

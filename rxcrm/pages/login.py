@@ -1,0 +1,67 @@
+"""/login — the sign-in form."""
+from __future__ import annotations
+
+import reflex as rx
+
+from rxcrm.components import theme
+from rxcrm.state.app import AppState, LoginState
+
+
+def login_page() -> rx.Component:
+    return rx.center(
+        rx.vstack(
+            rx.hstack(
+                rx.box(rx.icon("graduation-cap", size=22, color="white"), background=theme.ACCENT,
+                       border_radius="10px", padding="8px", line_height="0"),
+                rx.vstack(
+                    rx.heading(LoginState.t["login.title"], size="5"),
+                    rx.text(LoginState.t["login.subtitle"], size="2", color=theme.TEXT_MUTED),
+                    spacing="0",
+                ),
+                spacing="3", align="center",
+            ),
+            rx.cond(
+                LoginState.info != "",
+                rx.callout(LoginState.info, icon="clock", color_scheme="amber", size="1", width="100%"),
+            ),
+            rx.form(
+                rx.vstack(
+                    rx.text(LoginState.t["login.login"], size="2", weight="medium"),
+                    rx.input(name="login", auto_focus=True, size="3", width="100%",
+                             auto_complete="username", data_testid="login-input"),
+                    rx.text(LoginState.t["login.password"], size="2", weight="medium", padding_top="6px"),
+                    rx.input(name="password", type="password", size="3", width="100%",
+                             auto_complete="current-password", data_testid="password-input"),
+                    rx.cond(
+                        LoginState.error != "",
+                        rx.callout(LoginState.error, icon="triangle-alert", color_scheme="red", size="1",
+                                   width="100%", data_testid="login-error"),
+                    ),
+                    rx.button(LoginState.t["login.submit"], type="submit", size="3", width="100%",
+                              margin_top="8px", data_testid="login-submit"),
+                    spacing="2", width="100%",
+                ),
+                on_submit=LoginState.submit,
+                reset_on_submit=False,
+                width="100%",
+            ),
+            rx.hstack(
+                rx.link("Русский", on_click=AppState.set_lang("ru"), size="1", cursor="pointer",
+                        weight=rx.cond(AppState.lang == "ru", "bold", "regular")),
+                rx.text("·", size="1", color=theme.TEXT_MUTED),
+                rx.link("English", on_click=AppState.set_lang("en"), size="1", cursor="pointer",
+                        weight=rx.cond(AppState.lang == "en", "bold", "regular")),
+                justify="center", width="100%",
+            ),
+            spacing="4",
+            width="380px",
+            padding="32px",
+            background="white",
+            border_radius="14px",
+            border=f"1px solid {theme.BORDER}",
+            box_shadow="0 8px 30px rgba(16, 24, 40, 0.08)",
+        ),
+        height="100vh",
+        background=f"linear-gradient(160deg, {theme.SIDEBAR_BG} 0%, #2b4a6f 100%)",
+        font_family=theme.FONT,
+    )

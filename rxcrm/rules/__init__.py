@@ -1,0 +1,1 @@
+"""Business rules as data (declarations), applied by one engine in services."""

@@ -1,0 +1,33 @@
+"""The Reflex app: routes → pages. Startup migrates the database and writes defaults."""
+from __future__ import annotations
+
+import reflex as rx
+
+from rxcrm.db import migrate, session_scope
+from rxcrm.pages.login import login_page
+from rxcrm.pages.sections import SECTIONS, card_page, index_page, section_page
+from rxcrm.services.bootstrap import ensure_defaults
+from rxcrm.state.app import AppState, LoginState
+
+
+def startup() -> None:
+    migrate()
+    with session_scope() as s:
+        ensure_defaults(s)
+
+
+startup()
+
+app = rx.App(
+    theme=rx.theme(appearance="light", accent_color="blue", gray_color="slate", radius="medium",
+                   scaling="100%"),
+    html_lang="ru",
+)
+app.add_page(login_page, route="/login", title="Вход — rxcrm", on_load=LoginState.on_load)
+app.add_page(index_page, route="/", title="rxcrm", on_load=[AppState.check_login, AppState.go_home])
+for _route in SECTIONS:
+    app.add_page(section_page(_route), route=_route, title="rxcrm", on_load=AppState.check_login)
+for _route, _param in [("/leads", "lead_id"), ("/deals", "deal_id"), ("/contacts", "contact_id"),
+                       ("/companies", "company_id")]:
+    app.add_page(card_page(_route), route=f"{_route}/[{_param}]", title="rxcrm",
+                 on_load=AppState.check_login)

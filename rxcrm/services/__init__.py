@@ -1,0 +1,1 @@
+"""Service layer: every business operation, in plain Python (no Reflex import)."""

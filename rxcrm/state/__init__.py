@@ -1,0 +1,1 @@
+"""Reflex state classes: thin; they hold what the screen shows and call services."""
