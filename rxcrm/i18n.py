@@ -1,6 +1,6 @@
 """UI text catalog: Russian (default) and a complete English catalog.
 
-Components read labels through `I18nState.t["key"]`; tests check both catalogs have
+Components read labels through `AppState.t[<key>]`; tests check both catalogs have
 the same keys. Labels follow the words of the Bitrix24 guides in shared/seeds."""
 from __future__ import annotations
 

@@ -25,6 +25,7 @@ from rxcrm.services.bootstrap import ensure_defaults  # noqa: E402
 PG_URL = os.environ.get("RXCRM_TEST_PG_URL", "")
 _sqlite_template: Path | None = None
 _pg_ready: str | None = None
+_PG_DB = f"rxcrm_test_{os.getpid()}"  # one database per test process
 
 
 def _sqlite_db(tmp_path: Path) -> str:
@@ -47,13 +48,13 @@ def _pg_db() -> str:
         admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
         try:
             with admin.connect() as c:
-                c.execute(text("DROP DATABASE IF EXISTS rxcrm_test WITH (FORCE)"))
-                c.execute(text("CREATE DATABASE rxcrm_test"))
+                c.execute(text(f"DROP DATABASE IF EXISTS {_PG_DB} WITH (FORCE)"))
+                c.execute(text(f"CREATE DATABASE {_PG_DB}"))
         except Exception as exc:  # noqa: BLE001
             pytest.fail(f"PostgreSQL at {PG_URL} is not reachable: {exc}")
         finally:
             admin.dispose()
-        _pg_ready = PG_URL.rsplit("/", 1)[0] + "/rxcrm_test"
+        _pg_ready = PG_URL.rsplit("/", 1)[0] + f"/{_PG_DB}"
         migrate(_pg_ready)
     tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
     with get_engine(_pg_ready).begin() as c:
@@ -76,4 +77,10 @@ def db(db_url) -> str:
 
 
 def pytest_sessionfinish(session, exitstatus):
+    if _pg_ready is not None:
+        get_engine(_pg_ready).dispose()
+        admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            c.execute(text(f"DROP DATABASE IF EXISTS {_PG_DB} WITH (FORCE)"))
+        admin.dispose()
     shutil.rmtree(_TMP, ignore_errors=True)

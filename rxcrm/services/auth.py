@@ -45,6 +45,15 @@ def actor_for(user: User, source: str = "ui", client: str = "") -> Actor:
                  department_id=user.department_id, source=source, client=client)
 
 
+def _refuse(session: Session, user: User | None, login_name: str, client: str, reason: str,
+            message: str) -> None:
+    """Record the failed attempt (committed: it must outlive the refusal) and refuse."""
+    audit.record(session, None, "login_failed", "user", user.id if user else None,
+                 {"login": login_name, "reason": reason, "client": client})
+    session.commit()
+    raise AuthError(message, code=reason)
+
+
 def login(session: Session, login_name: str, password: str, client: str = "") -> tuple[str, User]:
     """Check the password and open a session. Returns (token for the browser, user)."""
     login_name = (login_name or "").strip().lower()
@@ -53,13 +62,10 @@ def login(session: Session, login_name: str, password: str, client: str = "") ->
     user = session.exec(select(User).where(User.login == login_name)).first()
     ok = verify_password(user.password_hash if user else _DUMMY_HASH, password)
     if not user or not ok:
-        audit.record(session, None, "login_failed", "user", user.id if user else None,
-                     {"login": login_name, "client": client})
-        raise AuthError(BAD_CREDENTIALS, code="bad_credentials")
+        _refuse(session, user, login_name, client, "bad_password" if user else "unknown_login",
+                BAD_CREDENTIALS)
     if not user.is_active:
-        audit.record(session, None, "login_failed", "user", user.id,
-                     {"login": login_name, "reason": "inactive"})
-        raise AuthError(INACTIVE, code="inactive")
+        _refuse(session, user, login_name, client, "inactive", INACTIVE)
     token = secrets.token_urlsafe(32)
     now = utcnow()
     session.add(UserSession(token_hash=_token_hash(token), user_id=user.id, created_at=now,

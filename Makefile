@@ -1,0 +1,56 @@
+# rxcrm — the two commands: `make run` and `make test` (see README).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 3000
+DEMO_LEADS ?= 2000
+DEMO_DEALS ?= 1000
+
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export REFLEX_USE_NPM := 1
+export REFLEX_TELEMETRY_ENABLED := false
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: run test install install-test system-deps bench migrate seed clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	@touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+migrate: install
+	$(PY) -m rxcrm.manage migrate
+
+seed: install
+	$(PY) -m rxcrm.seed --if-empty --leads $(DEMO_LEADS) --deals $(DEMO_DEALS)
+
+## make run: set up, migrate, demo data on first start only, serve http://localhost:$(PORT)
+run: install
+	$(PY) -m rxcrm.manage migrate
+	$(PY) -m rxcrm.seed --if-empty --leads $(DEMO_LEADS) --deals $(DEMO_DEALS)
+	$(PY) -m rxcrm.manage accounts
+	@echo "Starting rxcrm on http://localhost:$(PORT) (first build takes a minute) …"
+	$(VENV)/bin/reflex run --env prod --frontend-port $(PORT) --backend-port $(PORT)
+
+## make test: set up, start a throwaway PostgreSQL, run the whole suite, stop it
+test: install-test system-deps
+	@bash scripts/test.sh
+
+## make bench: performance figures (JSON lines), not timed tests
+bench: install-test
+	$(PY) bench/bench_seed.py
+
+clean:
+	rm -rf .web .states rxcrm.db rxcrm.db-wal rxcrm.db-shm
