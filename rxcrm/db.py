@@ -32,6 +32,9 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA cache_size=-65536")
     cur.execute("PRAGMA temp_store=MEMORY")
     cur.close()
+    # SQLite's lower() folds ASCII only; make it Unicode-aware so Cyrillic filters work.
+    dbapi_conn.create_function("lower", 1, lambda s: s.lower() if isinstance(s, str) else s,
+                               deterministic=True)
 
 
 def get_engine(url: str | None = None) -> Engine:

@@ -27,6 +27,7 @@ class NotFound(ServiceError):
 
 
 class ValidationFailed(ServiceError):
-    def __init__(self, message: str, *, fields: dict[str, str] | None = None, **kw):
-        super().__init__(message, code="validation", **kw)
+    def __init__(self, message: str, *, fields: dict[str, str] | None = None, code: str = "validation",
+                 **kw):
+        super().__init__(message, code=code, **kw)
         self.fields = fields or {}

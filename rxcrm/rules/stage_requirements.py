@@ -1,0 +1,20 @@
+"""Required fields per stage (SPEC §4.3, seed 001 §2.1.4).
+
+An item may enter the stage only when every listed field has a value; otherwise the
+move is refused and the UI asks for exactly these fields. Keys are field keys of the
+entity's field catalog (services/fields.py); custom fields are "custom.<code>".
+
+    (pipeline code, stage code): [field keys]
+"""
+from __future__ import annotations
+
+REQUIRED_FIELDS: dict[tuple[str, str], list[str]] = {
+    # Leads: before "Образовательная программа" the program must be chosen.
+    ("leads", "PROGRAM"): ["program_id"],
+    # ДПО: a contract needs its number; the prepayment stage needs the first payment.
+    ("dpo", "CONTRACT"): ["custom.dpo_contract_number"],
+    ("dpo", "PREPAYMENT"): ["first_payment_amount"],
+    # Магистратура: "Все экзамены сданы" needs the total score.
+    ("masters", "EXAMS_PASSED"): ["custom.masters_exam_score"],
+    ("masters", "PAYMENT"): ["amount"],
+}

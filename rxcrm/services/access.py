@@ -1,0 +1,55 @@
+"""Access levels from the role matrix (role × entity × action → none/own/department/all).
+
+`scope(...)` gives the WHERE clause every read query of an entity must carry;
+`require(...)` checks one item for a write. Issue 5 extends this to every service."""
+from __future__ import annotations
+
+from sqlalchemy import false, true
+from sqlmodel import Session, select
+
+from rxcrm.models import RolePermission
+
+from .context import Actor
+from .errors import AccessDenied
+
+LEVEL_ORDER = {"none": 0, "own": 1, "department": 2, "all": 3}
+
+
+def level(session: Session, actor: Actor, entity: str, action: str) -> str:
+    if actor.user_id is None and actor.source in ("system", "rule", "intake"):
+        return "all"
+    row = session.exec(select(RolePermission.level).where(
+        RolePermission.role_code == actor.role, RolePermission.entity == entity,
+        RolePermission.action == action)).first()
+    return row or "none"
+
+
+def scope(session: Session, actor: Actor, model, entity: str, action: str = "view"):
+    """A SQL condition limiting `model` rows to those the actor may `action`."""
+    lvl = level(session, actor, entity, action)
+    if lvl == "all":
+        return true()
+    if lvl == "department":
+        if actor.department_id is None:
+            return model.responsible_id == actor.user_id
+        return (model.department_id == actor.department_id) | (model.responsible_id == actor.user_id)
+    if lvl == "own":
+        return model.responsible_id == actor.user_id
+    return false()
+
+
+def allowed(session: Session, actor: Actor, entity: str, action: str, item) -> bool:
+    lvl = level(session, actor, entity, action)
+    if lvl == "all":
+        return True
+    if lvl == "department":
+        return (item.department_id is not None and item.department_id == actor.department_id) or \
+            item.responsible_id == actor.user_id
+    if lvl == "own":
+        return item.responsible_id == actor.user_id
+    return False
+
+
+def require(session: Session, actor: Actor, entity: str, action: str, item) -> None:
+    if not allowed(session, actor, entity, action, item):
+        raise AccessDenied("Нет доступа: недостаточно прав для этого действия")

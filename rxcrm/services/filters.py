@@ -1,0 +1,242 @@
+"""Filters: one dict per view, JSON-able, the same for boards, lists, counts and exports.
+
+Shape (every key optional):
+    {"q": "text or phone",                          free text: title/names/emails/phones
+     "stage_id": [3, 4], "source": ["Лендинг"], "responsible_id": [5], "program_id": [2],
+     "pipeline_id": [2], "semantic": ["process"],   lists → IN
+     "created_at": {"from": "2026-01-01", "to": "2026-01-31"},   dates (Moscow days, inclusive)
+     "amount": {"from": 10000, "to": 50000},        number ranges
+     "activity": "overdue" | "today" | "none",      state of the next planned activity
+     "is_repeat": true, "title": "python",          bool / text contains
+     "custom.dpo_docs_received": ["Да"]}            custom fields, by their type
+`encode`/`decode` turn it into URL query parameters and back (so a link can be shared)."""
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
+from urllib.parse import urlencode
+
+from sqlalchemy import Float, String, and_, cast, false, func, or_, select
+
+from rxcrm.models import Communication
+from rxcrm.settings import TZ
+
+from .errors import ValidationFailed
+from .fields import FieldDef
+from .phones import normalize_email, phone_search_key, prefix_range
+
+ACTIVITY_STATES = ("overdue", "today", "none")
+LIST_KINDS = {"stage", "user", "program", "pipeline", "enum", "contact", "company"}
+RANGE_KINDS = {"date", "datetime", "money", "number", "int"}
+RESERVED = {"q", "activity", "semantic"}
+
+
+def day_bounds(d: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(d, time.min, tzinfo=TZ)
+    return start, start + timedelta(days=1)
+
+
+def _parse_date(value, name: str) -> date:
+    try:
+        return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+    except ValueError:
+        raise ValidationFailed(f"Неверная дата в фильтре «{name}»: {value}", fields={name: "date"}) from None
+
+
+def _parse_number(value, name: str) -> Decimal:
+    try:
+        return Decimal(str(value).replace(" ", "").replace("\u00a0", "").replace(",", "."))
+    except InvalidOperation:
+        raise ValidationFailed(f"Неверное число в фильтре «{name}»: {value}", fields={name: "number"}) from None
+
+
+def _like(text: str) -> str:
+    esc = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{esc}%"
+
+
+def _comm_ids(entity_type: str, q: str):
+    """Subquery: ids of `entity_type` items whose phone ends with / email starts with q."""
+    conds = []
+    key = phone_search_key(q)
+    if key:
+        lo, hi = prefix_range(key)
+        conds.append(and_(Communication.kind == "phone", Communication.norm_rev >= lo, Communication.norm_rev < hi))
+    em = normalize_email(q)
+    if len(em) >= 3 and " " not in em and not key:
+        lo, hi = prefix_range(em)
+        conds.append(and_(Communication.kind == "email", Communication.norm >= lo, Communication.norm < hi))
+    if not conds:
+        return None
+    return select(Communication.entity_id).where(Communication.entity_type == entity_type, or_(*conds))
+
+
+def text_condition(model, entity: str, q: str):
+    """Free text: search_text contains q, or a phone/email of the item (or its contact) matches."""
+    q = (q or "").strip()
+    if not q:
+        return None
+    conds = [model.search_text.like(_like(q.lower()), escape="\\")]
+    if q.isdigit() and len(q) <= 9:
+        conds.append(model.id == int(q))
+    own = _comm_ids(entity, q)
+    if own is not None:
+        if entity in ("lead", "contact", "company"):
+            conds.append(model.id.in_(own))
+        contact_ids = _comm_ids("contact", q)
+        if entity in ("lead", "deal"):
+            conds.append(model.contact_id.in_(contact_ids))
+        if entity == "deal":
+            conds.append(model.company_id.in_(_comm_ids("company", q)))
+    return or_(*conds)
+
+
+def _column(model, fd: FieldDef):
+    if fd.key.startswith("custom."):
+        return model.custom[fd.key.split(".", 1)[1]]
+    return getattr(model, fd.column) if fd.column else None
+
+
+def conditions(model, entity: str, filters: dict, fmap: dict[str, FieldDef], now: datetime) -> list:
+    """SQL conditions for `filters`; unknown keys and malformed values raise ValidationFailed."""
+    out = []
+    for key, value in (filters or {}).items():
+        if value in (None, "", [], {}):
+            continue
+        if key == "q":
+            cond = text_condition(model, entity, str(value))
+            if cond is not None:
+                out.append(cond)
+            continue
+        if key == "semantic":
+            out.append(model.semantic.in_(value if isinstance(value, list) else [value]))
+            continue
+        if key in ("activity", "next_activity_at"):
+            if value not in ACTIVITY_STATES:
+                raise ValidationFailed(f"Неизвестное состояние дел: {value}", fields={key: "activity"})
+            col = model.next_activity_at
+            end_of_today = day_bounds(now.astimezone(TZ).date())[1]
+            out.append({"overdue": col < now, "today": and_(col >= now, col < end_of_today),
+                        "none": col.is_(None)}[value])
+            continue
+        fd = fmap.get(key)
+        if fd is None or not fd.filterable:
+            raise ValidationFailed(f"Неизвестное поле фильтра: {key}", fields={key: "unknown"})
+        out.append(_field_condition(model, entity, fd, value))
+    return out
+
+
+def _field_condition(model, entity: str, fd: FieldDef, value):
+    custom = fd.key.startswith("custom.")
+    if fd.kind in ("phone", "email"):
+        sub = _comm_ids(entity if entity != "deal" else "contact", str(value))
+        if sub is None:
+            return false()
+        return (model.contact_id if entity == "deal" else model.id).in_(sub)
+    if fd.key == "name" and entity == "lead":
+        return model.search_text.like(_like(str(value).strip().lower()), escape="\\")
+    col = _column(model, fd)
+    if fd.kind in LIST_KINDS:
+        values = value if isinstance(value, list) else [value]
+        if custom:
+            return col.as_string().in_([str(v) for v in values])
+        if fd.kind == "enum":
+            return col.in_([str(v) for v in values])
+        try:
+            return col.in_([int(v) for v in values])
+        except (TypeError, ValueError):
+            raise ValidationFailed(f"Неверное значение фильтра «{fd.label}»", fields={fd.key: "ids"}) from None
+    if fd.kind in RANGE_KINDS:
+        if not isinstance(value, dict):
+            raise ValidationFailed(f"Фильтр «{fd.label}» ждёт диапазон «от — до»", fields={fd.key: "range"})
+        conds = []
+        if fd.kind in ("date", "datetime"):
+            lo = value.get("from")
+            hi = value.get("to")
+            if custom:
+                col = col.as_string()
+                if lo:
+                    conds.append(col >= _parse_date(lo, fd.label).isoformat())
+                if hi:
+                    conds.append(col <= _parse_date(hi, fd.label).isoformat())
+            elif fd.kind == "date":
+                if lo:
+                    conds.append(col >= _parse_date(lo, fd.label))
+                if hi:
+                    conds.append(col <= _parse_date(hi, fd.label))
+            else:
+                if lo:
+                    conds.append(col >= day_bounds(_parse_date(lo, fd.label))[0])
+                if hi:
+                    conds.append(col < day_bounds(_parse_date(hi, fd.label))[1])
+        else:
+            if custom:
+                col = cast(col.as_string(), Float)
+            lo, hi = value.get("from"), value.get("to")
+            if lo not in (None, ""):
+                conds.append(col >= _parse_number(lo, fd.label))
+            if hi not in (None, ""):
+                conds.append(col <= _parse_number(hi, fd.label))
+        return and_(*conds) if conds else and_(True)
+    if fd.kind == "bool":
+        flag = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "да", "yes")
+        if custom:
+            return col.as_string() == ("Да" if flag else "Нет")
+        return col.is_(flag)
+    # text: contains, case-insensitive (SQLite gets a Unicode-aware lower(); see db.py)
+    text_col = col.as_string() if custom else cast(col, String)
+    return func.lower(text_col).like(_like(str(value).strip().lower()), escape="\\")
+
+
+# ---- URL form -------------------------------------------------------------------------
+
+def encode(filters: dict) -> str:
+    """Query-string form: lists comma-joined, ranges `from..to`, the rest as text."""
+    params = {}
+    for key, value in (filters or {}).items():
+        if value in (None, "", [], {}):
+            continue
+        if isinstance(value, list):
+            params[key] = ",".join(str(v) for v in value)
+        elif isinstance(value, dict):
+            params[key] = f"{value.get('from') or ''}..{value.get('to') or ''}"
+        elif isinstance(value, bool):
+            params[key] = "1" if value else "0"
+        else:
+            params[key] = str(value)
+    return urlencode(params)
+
+
+def decode(params: dict[str, str], fmap: dict[str, FieldDef]) -> dict:
+    """Back from query parameters; keys that are not filters (view, page…) are ignored."""
+    out: dict = {}
+    for key, raw in params.items():
+        if key in ("q", "activity"):
+            out[key] = raw
+            continue
+        if key == "semantic":
+            out[key] = [v for v in raw.split(",") if v]
+            continue
+        fd = fmap.get(key)
+        if fd is None or not fd.filterable or raw == "":
+            continue
+        if fd.kind in LIST_KINDS:
+            out[key] = [v for v in raw.split(",") if v]
+            if fd.kind in ("stage", "user", "program", "pipeline", "contact", "company") and not fd.key.startswith("custom."):
+                out[key] = [int(v) for v in out[key] if v.lstrip("-").isdigit()]
+        elif fd.kind in RANGE_KINDS:
+            lo, _, hi = raw.partition("..")
+            out[key] = {"from": lo or None, "to": hi or None}
+        elif fd.kind == "bool":
+            out[key] = raw in ("1", "true", "Да")
+        else:
+            out[key] = raw
+    return out
+
+
+def normalized(filters: dict) -> str:
+    """A stable JSON text of a filter (for presets and audit details)."""
+    return json.dumps({k: v for k, v in sorted((filters or {}).items()) if v not in (None, "", [], {})},
+                      ensure_ascii=False, sort_keys=True, default=str)
+

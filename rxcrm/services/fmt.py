@@ -1,0 +1,46 @@
+"""Russian formats for money and dates (Babel): `15 000 ₽`, `24 ноября 19:00`."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_decimal
+
+from rxcrm.settings import TZ
+
+NBSP_THIN = "\u00a0"
+
+
+def money(value: Decimal | float | int | None, currency: str = "RUB") -> str:
+    if value is None:
+        return ""
+    sign = "₽" if currency in ("RUB", "", None) else currency
+    text = format_decimal(round(Decimal(value)), format="#,##0", locale="ru_RU")
+    return f"{text}{NBSP_THIN}{sign}"
+
+
+def number(value) -> str:
+    return "" if value is None else format_decimal(value, locale="ru_RU")
+
+
+def local(dt: datetime | None) -> datetime | None:
+    return dt.astimezone(TZ) if dt else None
+
+
+def dt_short(dt: datetime | None, now: datetime | None = None) -> str:
+    """`24 ноября 19:00`; adds the year when it is not the current one."""
+    if dt is None:
+        return ""
+    dt = local(dt)
+    now = local(now) if now else datetime.now(TZ)
+    pattern = "d MMMM HH:mm" if dt.year == now.year else "d MMMM y HH:mm"
+    return format_datetime(dt, pattern, locale="ru_RU")
+
+
+def date_short(d: date | datetime | None) -> str:
+    if d is None:
+        return ""
+    if isinstance(d, datetime):
+        d = local(d).date()
+    return format_date(d, "d MMMM y", locale="ru_RU")

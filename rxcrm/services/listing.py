@@ -1,0 +1,298 @@
+"""Read side of the work surfaces: list pages, counts, board columns and cards.
+
+Every query goes through `_scoped` = not deleted + the actor's access scope + the
+filters, so lists, boards, counts, sums and exports can never disagree or leak."""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import and_, case, func, select
+from sqlmodel import Session
+
+from rxcrm.models import Activity, Communication, Company, Contact, Pipeline, Product, Stage, User, utcnow
+from rxcrm.settings import TZ
+
+from . import access, fmt
+from .context import Actor
+from .errors import ValidationFailed
+from .fields import MODELS, FieldDef, field_map
+from .filters import conditions, day_bounds
+
+PAGE_SIZES = (10, 20, 50, 100)
+BOARD_PAGE = 20
+
+
+def _scoped(session: Session, actor: Actor, entity: str, filters: dict, now: datetime,
+            pipeline_id: int | None = None, action: str = "view"):
+    model = MODELS[entity]
+    fmap = field_map(session, entity, pipeline_id)
+    conds = [model.deleted_at.is_(None), access.scope(session, actor, model, entity, action)]
+    conds += conditions(model, entity, filters, fmap, now)
+    return model, fmap, conds
+
+
+def count(session: Session, actor: Actor, entity: str, filters: dict, now: datetime | None = None,
+          pipeline_id: int | None = None) -> int:
+    model, _, conds = _scoped(session, actor, entity, filters, now or utcnow(), pipeline_id)
+    return session.execute(select(func.count()).select_from(model).where(*conds)).scalar_one()
+
+
+def _order(model, entity: str, fmap: dict[str, FieldDef], sort: str, desc: bool):
+    fd = fmap.get(sort)
+    if fd is None or not fd.sortable:
+        raise ValidationFailed(f"Нельзя сортировать по полю «{sort}»")
+    joins = []
+    if fd.key.startswith("custom."):
+        expr = model.custom[fd.key.split(".", 1)[1]].as_string()
+    elif fd.kind == "stage":
+        joins.append((Stage, Stage.id == model.stage_id))
+        expr = Stage.sort
+    elif fd.kind == "user":
+        joins.append((User, User.id == getattr(model, fd.column)))
+        expr = User.full_name
+    elif fd.kind == "program":
+        joins.append((Product, Product.id == model.program_id))
+        expr = Product.title
+    elif fd.key == "name":
+        expr = model.last_name
+    elif fd.column is None:
+        raise ValidationFailed(f"Нельзя сортировать по полю «{fd.label}»")
+    else:
+        expr = getattr(model, fd.column)
+    order = [expr.desc() if desc else expr.asc(), model.id.desc() if desc else model.id.asc()]
+    return joins, order
+
+
+@dataclass
+class ListPage:
+    rows: list[dict]
+    total: int
+    page: int
+    page_size: int
+    columns: list[FieldDef] = field(default_factory=list)
+
+
+def query_items(session: Session, actor: Actor, entity: str, filters: dict, sort: str = "created_at",
+                desc: bool = True, offset: int = 0, limit: int | None = 20, now: datetime | None = None,
+                pipeline_id: int | None = None, action: str = "view"):
+    """The items of a filtered, sorted view (ORM objects), a window of it."""
+    model, fmap, conds = _scoped(session, actor, entity, filters, now or utcnow(), pipeline_id, action)
+    joins, order = _order(model, entity, fmap, sort, desc)
+    stmt = select(model)
+    for target, on in joins:
+        stmt = stmt.outerjoin(target, on)
+    stmt = stmt.where(*conds).order_by(*order).offset(offset)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return list(session.execute(stmt).scalars().all()), fmap
+
+
+def list_page(session: Session, actor: Actor, entity: str, filters: dict, columns: list[str],
+              sort: str = "created_at", desc: bool = True, page: int = 1, page_size: int = 20,
+              now: datetime | None = None, pipeline_id: int | None = None, lang: str = "ru") -> ListPage:
+    now = now or utcnow()
+    if page_size not in PAGE_SIZES:
+        page_size = 20
+    total = count(session, actor, entity, filters, now, pipeline_id)
+    pages = max(1, -(-total // page_size))
+    page = min(max(1, page), pages)
+    items, fmap = query_items(session, actor, entity, filters, sort, desc, (page - 1) * page_size,
+                              page_size, now, pipeline_id)
+    cols = [fmap[c] for c in columns if c in fmap]
+    values = resolve(session, entity, items, [c.key for c in cols])
+    rows = []
+    for item, vals in zip(items, values):
+        row = {"id": item.id}
+        for c in cols:
+            row[c.key] = display(vals[c.key], c, now)
+        if "next_activity_at" in vals:
+            nxt = vals["next_activity_at"]
+            row["_overdue"] = bool(nxt and nxt < now)
+        rows.append(row)
+    return ListPage(rows, total, page, page_size, cols)
+
+
+def matching_ids(session: Session, actor: Actor, entity: str, filters: dict, action: str = "view",
+                 pipeline_id: int | None = None, limit: int = 100_000) -> list[int]:
+    model, _, conds = _scoped(session, actor, entity, filters, utcnow(), pipeline_id, action)
+    stmt = select(model.id).where(*conds).order_by(model.id).limit(limit)
+    return list(session.execute(stmt).scalars().all())
+
+
+# ---- values ---------------------------------------------------------------------------
+
+def _lookup(session: Session, model, ids, attr: str) -> dict[int, str]:
+    ids = {i for i in ids if i}
+    if not ids:
+        return {}
+    rows = session.execute(select(model.id, getattr(model, attr)).where(model.id.in_(ids))).all()
+    return dict(rows)
+
+
+def _comms(session: Session, entity_type: str, ids, kind: str) -> dict[int, list[str]]:
+    ids = {i for i in ids if i}
+    out: dict[int, list[str]] = defaultdict(list)
+    if not ids:
+        return out
+    stmt = select(Communication.entity_id, Communication.value).where(
+        Communication.entity_type == entity_type, Communication.kind == kind,
+        Communication.entity_id.in_(ids)).order_by(Communication.id)
+    for eid, value in session.execute(stmt).all():
+        out[eid].append(value)
+    return out
+
+
+def resolve(session: Session, entity: str, items: list, keys: list[str]) -> list[dict]:
+    """Typed values of `keys` for `items`, with ids turned into names (batched lookups)."""
+    need = set(keys)
+    stages = {s.id: s for s in session.execute(select(Stage)).scalars()} if need & {"stage_id"} else {}
+    pipes = dict(session.execute(select(Pipeline.id, Pipeline.name)).all()) if "pipeline_id" in need else {}
+    users = _lookup(session, User, [getattr(i, "responsible_id", None) for i in items], "full_name") \
+        if "responsible_id" in need else {}
+    programs = _lookup(session, Product, [getattr(i, "program_id", None) for i in items], "title") \
+        if "program_id" in need else {}
+    contacts = _lookup(session, Contact, [getattr(i, "contact_id", None) for i in items], "full_name") \
+        if "contact_id" in need else {}
+    companies = _lookup(session, Company, [getattr(i, "company_id", None) for i in items], "title") \
+        if "company_id" in need else {}
+    phone_owner = "contact" if entity == "deal" else entity
+    owner_ids = [(i.contact_id if entity == "deal" else i.id) for i in items]
+    phones = _comms(session, phone_owner, owner_ids, "phone") if "phone" in need else {}
+    emails = _comms(session, phone_owner, owner_ids, "email") if "email" in need else {}
+    out = []
+    for item, owner in zip(items, owner_ids):
+        vals: dict = {}
+        for key in keys:
+            if key.startswith("custom."):
+                vals[key] = (item.custom or {}).get(key.split(".", 1)[1])
+            elif key == "stage_id":
+                st = stages.get(item.stage_id)
+                vals[key] = st.name if st else None
+            elif key == "pipeline_id":
+                vals[key] = pipes.get(item.pipeline_id)
+            elif key == "responsible_id":
+                vals[key] = users.get(item.responsible_id)
+            elif key == "program_id":
+                vals[key] = programs.get(item.program_id)
+            elif key == "contact_id":
+                vals[key] = contacts.get(item.contact_id)
+            elif key == "company_id":
+                vals[key] = companies.get(item.company_id)
+            elif key == "phone":
+                vals[key] = ", ".join(phones.get(owner, []))
+            elif key == "email":
+                vals[key] = ", ".join(emails.get(owner, []))
+            elif key == "name":
+                vals[key] = " ".join(p for p in (item.last_name, item.first_name, item.middle_name) if p)
+            else:
+                vals[key] = getattr(item, key, None)
+        out.append(vals)
+    return out
+
+
+def display(value, fd: FieldDef, now: datetime | None = None) -> str:
+    """A value as the list shows it (Russian formats)."""
+    if value is None or value == "":
+        return "нет дел" if fd.kind == "activity" else ""
+    if fd.kind == "money":
+        return fmt.money(value)
+    if fd.kind in ("datetime", "activity"):
+        return fmt.dt_short(value, now)
+    if fd.kind == "date":
+        if isinstance(value, str):
+            try:
+                from datetime import date as _d
+                value = _d.fromisoformat(value)
+            except ValueError:
+                return value
+        return fmt.date_short(value)
+    if fd.kind == "bool":
+        return "Да" if value in (True, "Да") else ("Нет" if value in (False, "Нет") else str(value))
+    if isinstance(value, Decimal):
+        return fmt.number(value)
+    return str(value)
+
+
+# ---- board ----------------------------------------------------------------------------
+
+def stages_of(session: Session, pipeline_id: int) -> list[Stage]:
+    return list(session.execute(select(Stage).where(Stage.pipeline_id == pipeline_id)
+                                .order_by(Stage.sort, Stage.id)).scalars())
+
+
+def board_summary(session: Session, actor: Actor, entity: str, pipeline_id: int, filters: dict,
+                  now: datetime | None = None) -> list[dict]:
+    """Per process stage: count, amount sum and activity counters — one GROUP BY in SQL."""
+    now = now or utcnow()
+    model, _, conds = _scoped(session, actor, entity, filters, now, pipeline_id)
+    end_today = day_bounds(now.astimezone(TZ).date())[1]
+    nxt = model.next_activity_at
+    stmt = (select(model.stage_id, func.count(), func.coalesce(func.sum(model.amount), 0),
+                   func.sum(case((nxt < now, 1), else_=0)),
+                   func.sum(case((and_(nxt >= now, nxt < end_today), 1), else_=0)),
+                   func.sum(case((nxt.is_(None), 1), else_=0)))
+            .where(model.pipeline_id == pipeline_id, *conds).group_by(model.stage_id))
+    agg = {row[0]: row[1:] for row in session.execute(stmt).all()}
+    out = []
+    for st in stages_of(session, pipeline_id):
+        if st.semantic != "process":
+            continue
+        cnt, total, overdue, today, none = agg.get(st.id, (0, 0, 0, 0, 0))
+        out.append({"id": st.id, "name": st.name, "color": st.color, "count": int(cnt),
+                    "amount": fmt.money(total or 0), "amount_value": float(total or 0),
+                    "overdue": int(overdue or 0), "today": int(today or 0), "none": int(none or 0)})
+    return out
+
+
+def column_cards(session: Session, actor: Actor, entity: str, pipeline_id: int, stage_id: int,
+                 filters: dict, offset: int = 0, limit: int = BOARD_PAGE,
+                 now: datetime | None = None) -> list[dict]:
+    """One page of cards of one column, newest first."""
+    now = now or utcnow()
+    model, _, conds = _scoped(session, actor, entity, filters, now, pipeline_id)
+    stmt = (select(model).where(model.pipeline_id == pipeline_id, model.stage_id == stage_id, *conds)
+            .order_by(model.created_at.desc(), model.id.desc()).offset(offset).limit(limit))
+    return cards(session, entity, list(session.execute(stmt).scalars()), now)
+
+
+def cards(session: Session, entity: str, items: list, now: datetime | None = None) -> list[dict]:
+    """Card dicts for the board: title, client, amount, responsible, next activity, repeat."""
+    now = now or utcnow()
+    users = _lookup(session, User, [i.responsible_id for i in items], "full_name")
+    contacts = _lookup(session, Contact, [i.contact_id for i in items], "full_name")
+    companies = _lookup(session, Company, [i.company_id for i in items], "title")
+    nxt: dict[int, Activity] = {}
+    ids = [i.id for i in items]
+    if ids:
+        acts = session.execute(select(Activity).where(
+            Activity.entity_type == entity, Activity.entity_id.in_(ids), Activity.done.is_(False))
+            .order_by(Activity.start_at)).scalars()
+        for a in acts:
+            nxt.setdefault(a.entity_id, a)
+    out = []
+    for i in items:
+        client = contacts.get(i.contact_id) or companies.get(i.company_id) or ""
+        if not client and entity == "lead":
+            client = " ".join(p for p in (i.last_name, i.first_name) if p) or i.company_title
+        act = nxt.get(i.id)
+        out.append({
+            "id": i.id, "title": i.title, "client": client, "amount": fmt.money(i.amount or 0),
+            "responsible": users.get(i.responsible_id, ""), "stage_id": i.stage_id,
+            "activity": (act.subject or "Дело") if act else "",
+            "activity_at": fmt.dt_short(act.start_at, now) if act else "",
+            "overdue": bool(act and act.start_at < now),
+            "repeat": bool(i.is_repeat),
+        })
+    return out
+
+
+def pipelines(session: Session, entity: str) -> list[Pipeline]:
+    return list(session.execute(select(Pipeline).where(Pipeline.entity == entity)
+                                .order_by(Pipeline.sort, Pipeline.id)).scalars())
+
+
+__all__ = ["ListPage", "board_summary", "cards", "column_cards", "count", "display", "list_page",
+           "matching_ids", "pipelines", "query_items", "resolve", "stages_of"]
