@@ -2,7 +2,7 @@
 
     python bench/bench_seed.py [--leads 100000] [--deals 100000] [--seed 42]
                                [--pg-url postgresql+psycopg://postgres@127.0.0.1:55432/postgres]
-                               [--no-sqlite]
+                               [--no-sqlite] [--pg-executemany]
 
 Seeds a throwaway SQLite file in a temporary directory and, with --pg-url, a fresh
 PostgreSQL database created next to the given one (and dropped afterwards). Prints one
@@ -27,9 +27,9 @@ from rxcrm.db import get_engine  # noqa: E402
 from rxcrm.seed import seed_demo  # noqa: E402
 
 
-def _run(backend: str, url: str, leads: int, deals: int, seed: int) -> dict:
+def _run(backend: str, url: str, leads: int, deals: int, seed: int, **kw) -> dict:
     started = time.perf_counter()
-    counts = seed_demo(url, leads, deals, seed)
+    counts = seed_demo(url, leads, deals, seed, **kw)
     seconds = time.perf_counter() - started
     get_engine(url).dispose()
     return {"name": "seed", "backend": backend, "leads": leads, "deals": deals,
@@ -44,7 +44,7 @@ def bench_sqlite(leads: int, deals: int, seed: int) -> dict:
         return result
 
 
-def bench_pg(admin_url: str, leads: int, deals: int, seed: int) -> dict:
+def bench_pg(admin_url: str, leads: int, deals: int, seed: int, copy: bool = True) -> dict:
     name = f"rxcrm_bench_seed_{os.getpid()}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
@@ -53,7 +53,8 @@ def bench_pg(admin_url: str, leads: int, deals: int, seed: int) -> dict:
             c.execute(text(f'CREATE DATABASE "{name}"'))
         url = admin_url.rsplit("/", 1)[0] + "/" + name
         try:
-            result = _run("postgresql", url, leads, deals, seed)
+            result = _run("postgresql", url, leads, deals, seed, pg_copy=copy)
+            result["method"] = "copy" if copy else "executemany"
             with get_engine(url).connect() as c:
                 result["db_mb"] = round(c.execute(
                     text("SELECT pg_database_size(current_database())")).scalar() / 2**20, 1)
@@ -74,11 +75,16 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--pg-url", default="", help="PostgreSQL server URL (a database on it is created and dropped)")
     p.add_argument("--no-sqlite", action="store_true", help="skip the SQLite run")
+    p.add_argument("--pg-executemany", action="store_true",
+                   help="on PostgreSQL also time executemany instead of COPY")
     args = p.parse_args()
     if not args.no_sqlite:
         print(json.dumps(bench_sqlite(args.leads, args.deals, args.seed), ensure_ascii=False), flush=True)
     if args.pg_url:
         print(json.dumps(bench_pg(args.pg_url, args.leads, args.deals, args.seed), ensure_ascii=False), flush=True)
+        if args.pg_executemany:
+            print(json.dumps(bench_pg(args.pg_url, args.leads, args.deals, args.seed, copy=False),
+                             ensure_ascii=False), flush=True)
     return 0
 
 

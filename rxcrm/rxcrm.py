@@ -6,6 +6,8 @@ import reflex as rx
 from rxcrm.db import migrate, session_scope
 from rxcrm.pages.login import login_page
 from rxcrm.pages.sections import SECTIONS, card_page, index_page, section_page
+from rxcrm.pages.work import ROUTES as WORK_ROUTES, work_page
+from rxcrm.state.work import WorkState
 from rxcrm.services.bootstrap import ensure_defaults
 from rxcrm.state.app import AppState, LoginState
 
@@ -25,8 +27,11 @@ app = rx.App(
 )
 app.add_page(login_page, route="/login", title="Вход — rxcrm", on_load=LoginState.on_load)
 app.add_page(index_page, route="/", title="rxcrm", on_load=[AppState.check_login, AppState.go_home])
+for _route in WORK_ROUTES:
+    app.add_page(work_page(_route), route=_route, title="rxcrm", on_load=[AppState.check_login, WorkState.on_load])
 for _route in SECTIONS:
-    app.add_page(section_page(_route), route=_route, title="rxcrm", on_load=AppState.check_login)
+    if _route not in WORK_ROUTES:
+        app.add_page(section_page(_route), route=_route, title="rxcrm", on_load=AppState.check_login)
 for _route, _param in [("/leads", "lead_id"), ("/deals", "deal_id"), ("/contacts", "contact_id"),
                        ("/companies", "company_id")]:
     app.add_page(card_page(_route), route=f"{_route}/[{_param}]", title="rxcrm",

@@ -14,15 +14,16 @@ transaction, primary keys assigned here (100k leads + 100k deals ≈ 3M rows).""
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 import time
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from itertools import accumulate
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from faker import Faker
@@ -42,7 +43,6 @@ from rxcrm.services.phones import comm_row, search_text
 NOT_EMPTY = "База уже содержит данные — демо-данные не загружаются"
 DEMO_PASSWORD = "demo"
 CHUNK = 5000
-DAY = 86400.0
 
 
 class SeedRefused(RuntimeError):
@@ -289,10 +289,12 @@ def _inn(rng: random.Random) -> str:
 # --------------------------------------------------------------------------- writer
 
 class _Writer:
-    """Buffered Core executemany inserts with ids assigned here, on one connection."""
+    """Buffered inserts with ids assigned here, on one connection (one transaction):
+    SQLAlchemy Core executemany, or on PostgreSQL with `copy` the COPY protocol."""
 
-    def __init__(self, conn: Connection, chunk: int = CHUNK) -> None:
+    def __init__(self, conn: Connection, chunk: int = CHUNK, copy: bool = False) -> None:
         self.conn, self.chunk = conn, chunk
+        self.copy = copy and conn.dialect.name == "postgresql"
         self.buf: dict[str, list[dict]] = {}
         self.tables: dict[str, sa.Table] = {}
         self.next_ids: dict[str, int] = {}
@@ -325,20 +327,44 @@ class _Writer:
         for n in [name] if name else list(self.buf):
             rows = self.buf[n]
             if rows:
-                self.conn.execute(sa.insert(self.tables[n]), rows)
+                if self.copy:
+                    self._copy(self.tables[n], rows)
+                else:
+                    self.conn.execute(sa.insert(self.tables[n]), rows)
                 self.counts[n] += len(rows)
                 self.buf[n] = []
+
+    def _copy(self, table: sa.Table, rows: list[dict]) -> None:
+        """COPY ... FROM STDIN (text format) through the psycopg connection of `conn`."""
+        cols = list(rows[0])
+        json_at = [i for i, c in enumerate(cols) if isinstance(table.c[c].type, sa.JSON)]
+        names = ", ".join(f'"{c}"' for c in cols)
+        dumps = json.dumps
+        raw = self.conn.connection.driver_connection
+        with raw.cursor() as cur, cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as cp:
+            for r in rows:
+                vals = [r[c] for c in cols]
+                for i in json_at:
+                    vals[i] = dumps(vals[i])
+                cp.write_row(vals)
 
 
 # --------------------------------------------------------------------------- generator
 
+class _St(NamedTuple):
+    id: int
+    code: str
+    name: str
+    semantic: str
+
+
 class _Flow:
     """A pipeline as the generator sees it: ordered process stages, success, failures."""
 
-    def __init__(self, pipe: Pipeline, stages: list[Stage]) -> None:
-        self.pipe = pipe
+    def __init__(self, pipe: Pipeline, stage_rows: list[Stage]) -> None:
         self.id = pipe.id
         self.code = pipe.code
+        stages = [_St(s.id, s.code, s.name, s.semantic) for s in stage_rows]
         self.process = [s for s in stages if s.semantic == "process"]
         self.success = next(s for s in stages if s.semantic == "success")
         self.failures = [s for s in stages if s.semantic == "failure"]
@@ -351,16 +377,22 @@ class _Flow:
 
 
 class _Gen:
-    def __init__(self, conn: Connection, session_data: dict, seed: int, now: datetime) -> None:
+    def __init__(self, conn: Connection, session_data: dict, seed: int, now: datetime,
+                 pg_copy: bool = True) -> None:
         self.conn = conn
+        # Two streams: `rng` decides everything but the clock (names, stages, amounts, how
+        # many of what), `trng` only places things in time. Branches on the clock (weekend,
+        # working hours, "now") draw from `trng` alone, so the same seed gives the same data
+        # whatever the day of the run.
         self.rng = random.Random(seed)
+        self.trng = random.Random(f"{seed}:time")
         self.now = now
         self.today0 = now.replace(hour=0, minute=0, second=0, microsecond=0)
         # Today's working hours, 9:00–19:00 Moscow time (UTC+3), as UTC moments.
         self.work_start = self.today0 + timedelta(hours=6)
         self.work_end = self.today0 + timedelta(hours=16)
         self.d = session_data
-        self.w = _Writer(conn)
+        self.w = _Writer(conn, copy=pg_copy)
         for model in (User, Product, Company, Contact, Lead, Deal, DealProduct, Communication,
                       StageHistory, TimelineEvent, Activity, Comment):
             self.w.register(model)
@@ -437,26 +469,31 @@ class _Gen:
                     return campaign
         return self.pick(UTM_CAMPAIGNS)
 
-    def created_time(self, max_days: float = 365.0) -> datetime:
-        """A creation moment in the last year, more recent ones more likely, in work hours."""
-        rng = self.rng
-        age = max_days * rng.random() ** 1.7
-        day = self.today0 - timedelta(days=int(age))
-        if day.weekday() >= 5 and rng.random() < 0.7:
+    def nominal_age(self, max_days: float = 365.0) -> float:
+        """How many days ago something was created: the last year, recent days more likely."""
+        return max_days * self.rng.random() ** 1.7
+
+    def time_at_age(self, age_days: float) -> datetime:
+        """The creation moment for a nominal age: that day (weekends mostly moved to
+        Friday), in working hours, never in the future."""
+        tr = self.trng
+        day = self.today0 - timedelta(days=int(age_days))
+        to_friday = tr.random() < 0.7
+        if day.weekday() >= 5 and to_friday:
             day -= timedelta(days=day.weekday() - 4)
-        t = day + timedelta(seconds=rng.randint(6 * 3600, 17 * 3600 + 1800))  # 9:00–20:30 MSK
+        t = day + timedelta(seconds=tr.randint(6 * 3600, 17 * 3600 + 1800))  # 9:00–20:30 MSK
         if t >= self.now:
-            t = self.now - timedelta(seconds=rng.randint(60, 4 * 3600))
+            t = self.now - timedelta(seconds=tr.randint(60, 4 * 3600))
         return t
 
     def work_time(self, day: datetime) -> datetime:
         """A quarter-hour in working hours (UTC 6–16, i.e. 9–19 MSK) of the given day."""
-        return day.replace(hour=self.rng.randint(6, 15), minute=self.rng.choice((0, 15, 30, 45)),
+        return day.replace(hour=self.trng.randint(6, 15), minute=self.trng.choice((0, 15, 30, 45)),
                            second=0, microsecond=0)
 
     def between(self, a: datetime, b: datetime) -> datetime:
         span = (b - a).total_seconds()
-        return a + timedelta(seconds=self.rng.random() * span) if span > 0 else a
+        return a + timedelta(seconds=self.trng.random() * span) if span > 0 else a
 
     def workify(self, t: datetime) -> datetime:
         """Move a moment outside 9:00–19:00 Moscow time to the next working morning."""
@@ -464,7 +501,7 @@ class _Gen:
             return t
         if t.hour >= 16:
             t += timedelta(days=1)
-        return t.replace(hour=self.rng.randint(6, 15), minute=self.rng.randint(0, 59))
+        return t.replace(hour=self.trng.randint(6, 15), minute=self.trng.randint(0, 59))
 
     def work_between(self, a: datetime, b: datetime) -> datetime:
         """A moment in [a, b], in working hours when that fits."""
@@ -475,12 +512,12 @@ class _Gen:
     def close_time(self, created: datetime, span_days: float) -> datetime:
         """When an item that took `span_days` was closed (working hours, never after now)."""
         t = self.workify(created + timedelta(days=span_days))
-        return t if t < self.now else self.now - timedelta(seconds=self.rng.randint(60, 3600))
+        return t if t < self.now else self.now - timedelta(seconds=self.trng.randint(60, 3600))
 
     # ---- the walk through stages (stage history + timeline)
 
-    def walk(self, flow: _Flow, stages: list[Stage], created: datetime, end: datetime,
-             closed: bool) -> list[tuple[Stage, datetime]]:
+    def walk(self, flow: _Flow, stages: list[_St], created: datetime, end: datetime,
+             closed: bool) -> list[tuple[_St, datetime]]:
         """Entry times into each stage: the first at creation, the rest increasing up to
         `end`, which is the entry into the last stage for a closed item."""
         n = len(stages)
@@ -493,7 +530,7 @@ class _Gen:
                 times[i] = times[i - 1] + timedelta(seconds=1)
         return list(zip(stages, times, strict=True))
 
-    def emit_walk(self, entity: str, eid: int, flow: _Flow, entries: list[tuple[Stage, datetime]],
+    def emit_walk(self, entity: str, eid: int, flow: _Flow, entries: list[tuple[_St, datetime]],
                   resp_id: int, dept_id: int | None, creator_id: int | None, title: str,
                   source: str) -> None:
         w = self.w
@@ -503,7 +540,7 @@ class _Gen:
                                  "user_id": creator_id, "rule": "",
                                  "data": {"title": title, "source": source,
                                           "stage_id": first_stage.id}})
-        prev: Stage | None = None
+        prev: _St | None = None
         for stage, t in entries:
             user = creator_id if prev is None else resp_id
             w.add("stage_history", {"id": w.new_id("stage_history"), "entity_type": entity,
@@ -662,11 +699,14 @@ def _load_config(url: str) -> dict:
 
 
 def seed_demo(url: str | None = None, leads: int = 2000, deals: int = 1000, seed: int = 42,
-              *, if_empty: bool = False, verbose: bool = False) -> dict[str, int]:
+              *, if_empty: bool = False, verbose: bool = False,
+              now: datetime | None = None, pg_copy: bool = True) -> dict[str, int]:
     """Load demo data into an empty database; returns the number of rows added per table.
 
     A database that already has users, leads or deals is never touched: SeedRefused is
-    raised, or with if_empty=True nothing happens and {} is returned."""
+    raised, or with if_empty=True nothing happens and {} is returned. Timestamps are
+    relative to `now` (default: the current time; must be timezone-aware). On PostgreSQL
+    rows go in with COPY unless pg_copy=False (then executemany, about twice as slow)."""
     url = url or db_url()
     migrate(url)
     engine = get_engine(url)
@@ -683,7 +723,7 @@ def seed_demo(url: str | None = None, leads: int = 2000, deals: int = 1000, seed
             if if_empty:
                 return {}
             raise SeedRefused()
-        gen = _Gen(conn, config, seed, datetime.now(UTC))
+        gen = _Gen(conn, config, seed, now or datetime.now(UTC), pg_copy)
         _Seeder(gen, leads, deals, verbose).run()
         counts = {k: v for k, v in gen.w.counts.items() if v}
         if conn.dialect.name == "postgresql":
@@ -813,7 +853,7 @@ class _Seeder:
             resp = g.pick(*self.dpo_mgr)
             domain = f"{site}.ru" if site else ""
             emails = [f"info@{domain}"] if domain and domain not in used_domains else []
-            created = g.created_time(400)
+            created = g.time_at_age(g.nominal_age(400))
             row = {
                 "id": cid, "title": title, "inn": _inn(rng), "industry": industry,
                 "address": f"г. {city}, {g.pick(g.streets)}",
@@ -852,11 +892,11 @@ class _Seeder:
         flow = self.flows["leads"]
         sources = _weighted(SOURCE_WEIGHTS, defaults.SOURCES)
         utm_src = (UTM_SOURCES, list(accumulate(x[2] for x in UTM_SOURCES)))
-        created_list = sorted(g.created_time() for _ in range(self.n_leads))
+        ages = sorted((g.nominal_age() for _ in range(self.n_leads)), reverse=True)
         plans: list[dict] = []
-        for created in created_list:
+        for age in ages:  # oldest first: ids follow creation
             lid = w.new_id("lead")
-            age = (g.now - created).total_seconds() / DAY
+            created = g.time_at_age(age)
             source = g.pick(*sources)
             masters = rng.random() < 0.1
             program = g.pick(*(self.mag_programs if masters else self.dpo_programs))
@@ -906,10 +946,13 @@ class _Seeder:
             else:
                 fail = flow.failures[0 if outcome == "junk" or len(flow.failures) == 1 else 1]
                 stages, closed, reached = flow.process[:k] + [fail], True, k - 1
+            close_age = age
             if closed:
-                end = g.close_time(created, rng.expovariate(1 / 6) + 0.01)
+                span = rng.expovariate(1 / 6) + 0.01
+                close_age = max(0.0, age - span)
+                end = g.close_time(created, span)
             elif len(stages) > 1:
-                end = g.work_between(created, created + (g.now - created) * rng.uniform(0.05, 0.9))
+                end = g.work_between(created, created + (g.now - created) * g.trng.uniform(0.05, 0.9))
             else:
                 end = created
             entries = g.walk(flow, stages, created, end, closed)
@@ -941,7 +984,8 @@ class _Seeder:
             if rng.random() < 0.15:
                 row["company_title"] = g.pick(self.company_rows)["title"]
                 row["position"] = g.pick(g.jobs)
-            plans.append({"row": row, "female": female, "masters": masters, "program": program,
+            plans.append({"row": row, "age": age, "close_age": close_age,
+                          "female": female, "masters": masters, "program": program,
                           "converted": outcome == "success", "phone": g.phone_digits(),
                           "phone2": g.phone_digits() if rng.random() < 0.2 else None,
                           "has_email": rng.random() < 0.55})
@@ -960,7 +1004,7 @@ class _Seeder:
         progress = min(1.0, age_days / 75)
         return "process", int(max(0.0, min(0.999, rng.gauss(progress * 0.85, 0.28))) * n)
 
-    def new_contact(self, created: datetime, resp: int, dept: int | None, source: str,
+    def new_contact(self, created: datetime, age: float, resp: int, dept: int | None, source: str,
                     company: dict | None, person: tuple | None = None,
                     phones: list[str] | None = None, email: str | None = None) -> dict:
         g, rng = self.g, self.rng
@@ -986,7 +1030,7 @@ class _Seeder:
             "deleted_at": None, "version": 1, "custom": {},
             "search_text": search_text(" ".join((last, first, middle)),
                                        company["title"] if company else "", *emails),
-            "comment": "", "_phones": phones, "_emails": emails,
+            "comment": "", "_phones": phones, "_emails": emails, "_age": age,
         }
 
     def custom_values(self, flow: _Flow, reached: int, won: bool, amount: Decimal, discount: int,
@@ -1065,14 +1109,12 @@ class _Seeder:
         mag_unlinked = max(0, min(n_unlinked, n_mag_target - n_mag_linked))
         unlinked_mag_flags = [True] * mag_unlinked + [False] * (n_unlinked - mag_unlinked)
         rng.shuffle(unlinked_mag_flags)
-        # (created_at, order, lead plan or None, masters?)
-        seeds: list[tuple[datetime, int, dict | None, bool]] = []
+        # (-nominal age, order, lead plan or None, masters?): oldest first, ids follow creation
+        seeds: list[tuple[float, int, dict | None, bool]] = []
         for i, p in enumerate(linked):
-            t = min(g.now - timedelta(seconds=30),
-                    p["row"]["closed_at"] + timedelta(minutes=rng.randint(1, 30)))
-            seeds.append((t, i, p, p["masters"]))
+            seeds.append((-p["close_age"], i, p, p["masters"]))
         for j, mag in enumerate(unlinked_mag_flags):
-            seeds.append((g.created_time(), n_linked + j, None, mag))
+            seeds.append((-g.nominal_age(), n_linked + j, None, mag))
         seeds.sort(key=lambda s: (s[0], s[1]))
         sources = _weighted(DEAL_SOURCE_WEIGHTS, defaults.SOURCES)
         utm_src = (UTM_SOURCES, list(accumulate(x[2] for x in UTM_SOURCES)))
@@ -1080,10 +1122,15 @@ class _Seeder:
         self.deal_products: list[dict] = []
         contacts: list[dict] = []
         deal_contacts: list[dict] = []
-        for created, _order, plan, mag in seeds:
+        for neg_age, _order, plan, mag in seeds:
             did = w.new_id("deal")
             flow = mag_flow if mag else dpo_flow
-            age = (g.now - created).total_seconds() / DAY
+            age = -neg_age
+            if plan is not None:  # converted from the lead a few minutes after it was closed
+                created = min(g.now - timedelta(seconds=30),
+                              plan["row"]["closed_at"] + timedelta(minutes=g.trng.randint(1, 30)))
+            else:
+                created = g.time_at_age(age)
             if plan is not None:
                 lrow = plan["row"]
                 program = plan["program"]
@@ -1113,7 +1160,7 @@ class _Seeder:
                     company = g.pick(self.company_rows)
                 person = (lrow["last_name"], lrow["first_name"], lrow["middle_name"], plan["female"])
                 phones = [plan["phone"]] + ([plan["phone2"]] if plan["phone2"] else [])
-                contact = self.new_contact(created, resp, dept, source, company, person, phones)
+                contact = self.new_contact(created, age, resp, dept, source, company, person, phones)
                 plan["contact"] = contact
                 contacts.append(contact)
             elif contacts and rng.random() < 0.12:
@@ -1124,7 +1171,7 @@ class _Seeder:
             else:
                 if rng.random() < 0.3:
                     company = g.pick(self.company_rows)
-                contact = self.new_contact(created, resp, dept, source, company)
+                contact = self.new_contact(created, age, resp, dept, source, company)
                 contacts.append(contact)
             deal_contacts.append(contact)
             outcome, k = self.deal_outcome(flow, age)
@@ -1137,7 +1184,7 @@ class _Seeder:
             if closed:
                 end = g.close_time(created, rng.expovariate(1 / (45 if mag else 25)) + 0.05)
             elif len(stages) > 1:
-                end = g.work_between(created, created + (g.now - created) * rng.uniform(0.1, 0.9))
+                end = g.work_between(created, created + (g.now - created) * g.trng.uniform(0.1, 0.9))
             else:
                 end = created
             last, first = contact["last_name"], contact["first_name"]
@@ -1198,10 +1245,11 @@ class _Seeder:
         for _ in range(max(10, self.n_leads // 25)):
             resp = g.pick(*self.dpo_mgr)
             company = g.pick(self.company_rows) if rng.random() < 0.25 else None
-            contacts.append(self.new_contact(g.created_time(), resp, self.user_dept[resp],
+            age = g.nominal_age()
+            contacts.append(self.new_contact(g.time_at_age(age), age, resp, self.user_dept[resp],
                                              g.pick(*sources), company))
         # Contact ids in creation order; then deals point at them.
-        contacts.sort(key=lambda c: c["created_at"])
+        contacts.sort(key=lambda c: -c["_age"])
         for c in contacts:
             c["id"] = w.new_id("contact")
         for row, c in zip(deal_rows, deal_contacts, strict=True):
@@ -1214,6 +1262,7 @@ class _Seeder:
         """Phones/emails of contacts and leads; repeat leads point at an earlier contact."""
         g, rng = self.g, self.rng
         first_phone: list[str] = []
+        neg_ages = [-c.pop("_age") for c in contacts]  # ascending: creation order
         for c in contacts:
             phones = c.pop("_phones")
             first_phone.append(phones[0])
@@ -1221,7 +1270,6 @@ class _Seeder:
                         [(g.phone_value(p), "mobile" if i == 0 else "work")
                          for i, p in enumerate(phones)],
                         c.pop("_emails"))
-        times = [c["created_at"] for c in contacts]
         for plan in lead_plans:
             row = plan["row"]
             phones = [plan["phone"]] + ([plan["phone2"]] if plan["phone2"] else [])
@@ -1232,7 +1280,7 @@ class _Seeder:
                 row["company_id"] = contact["company_id"]
             elif contacts and rng.random() < 0.05:
                 # A returning client: the phone matches a contact created earlier.
-                hi = bisect_right(times, row["created_at"])
+                hi = bisect_left(neg_ages, -plan["age"])  # contacts older than the lead
                 if hi:
                     ci = rng.randrange(hi)
                     c = contacts[ci]

@@ -9,6 +9,8 @@ from sqlmodel import Session, select
 from rxcrm.models import CustomField, Department, Pipeline, Role, RolePermission, Stage
 from rxcrm.rules import defaults
 
+from .views import ensure_builtin_presets
+
 
 def ensure_defaults(session: Session) -> None:
     depts = {d.code: d for d in session.exec(select(Department)).all()}
@@ -51,3 +53,4 @@ def ensure_defaults(session: Session) -> None:
                                     label=label, label_en=label_en, field_type=ftype,
                                     options=list(options), sort=(i + 1) * 10, block=block))
     session.flush()
+    ensure_builtin_presets(session)

@@ -61,6 +61,7 @@ CATALOG: dict[str, list[FieldDef]] = {
     "lead": [
         _f("id", "ID", "ID", "int"),
         _f("title", "Название лида", "Lead name"),
+        _f("pipeline_id", "Воронка", "Pipeline", "pipeline"),
         _f("name", "ФИО", "Full name", "text", column=None),
         _f("phone", "Телефон", "Phone", "phone", column=None, sortable=False),
         _f("email", "E-mail", "E-mail", "email", column=None, sortable=False),

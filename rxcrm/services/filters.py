@@ -134,6 +134,11 @@ def _field_condition(model, entity: str, fd: FieldDef, value):
         if sub is None:
             return false()
         return (model.contact_id if entity == "deal" else model.id).in_(sub)
+    if fd.key == "id" and isinstance(value, list):
+        try:
+            return model.id.in_([int(v) for v in value])
+        except (TypeError, ValueError):
+            raise ValidationFailed("Неверный список номеров", fields={"id": "ids"}) from None
     if fd.key == "name" and entity == "lead":
         return model.search_text.like(_like(str(value).strip().lower()), escape="\\")
     col = _column(model, fd)

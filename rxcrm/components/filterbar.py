@@ -1,0 +1,296 @@
+"""The one filter + search bar of every list and board: search box, filter panel with
+presets (Представления фильтра), removable chips, view switch, pipeline, export."""
+from __future__ import annotations
+
+import reflex as rx
+
+from rxcrm.state.work import Chip, MissingField, Option, PresetItem, WorkState
+
+from . import theme
+
+
+def _checks(title: str, key: str, options) -> rx.Component:
+    return rx.vstack(
+        rx.text(title, size="1", weight="bold", color=theme.TEXT_MUTED),
+        rx.box(
+            rx.foreach(
+                options,
+                lambda o: rx.box(
+                    rx.checkbox(o.label, name=key + "__" + o.value, size="1",
+                                default_checked=WorkState.filter_values[key].contains(o.value)),
+                    padding_y="2px",
+                ),
+            ),
+            max_height="150px", overflow_y="auto", width="100%",
+            border=f"1px solid {theme.BORDER}", border_radius="6px", padding="6px 8px",
+        ),
+        spacing="1", width="100%", align="start",
+    )
+
+
+def _range(title: str, key: str, kind: str) -> rx.Component:
+    return rx.vstack(
+        rx.text(title, size="1", weight="bold", color=theme.TEXT_MUTED),
+        rx.hstack(
+            rx.input(name=key + "_from", type=kind, size="1", placeholder="от",
+                     default_value=WorkState.filter_ranges[key + "_from"], width="100%"),
+            rx.text("—", size="1"),
+            rx.input(name=key + "_to", type=kind, size="1", placeholder="до",
+                     default_value=WorkState.filter_ranges[key + "_to"], width="100%"),
+            width="100%", align="center", spacing="1",
+        ),
+        spacing="1", width="100%", align="start",
+    )
+
+
+def _preset_row(p: PresetItem) -> rx.Component:
+    return rx.hstack(
+        rx.text(p.name, size="2", flex="1", cursor="pointer", on_click=WorkState.apply_preset(p.id),
+                weight=rx.cond(WorkState.active_preset_id == p.id, "bold", "regular"),
+                color=rx.cond(WorkState.active_preset_id == p.id, "#1f5fa8", "#1f2933"),
+                data_testid="preset-item"),
+        rx.cond(p.shared, rx.tooltip(rx.icon("users", size=13, color=theme.TEXT_MUTED), content="Общее")),
+        rx.tooltip(
+            rx.icon("pin", size=14, cursor="pointer", on_click=WorkState.pin_preset(p.id),
+                    color=rx.cond(p.is_default, theme.ACCENT, "#b5bfcb"), data_testid="preset-pin"),
+            content="По умолчанию для этой страницы",
+        ),
+        rx.cond(~p.builtin,
+                rx.icon("x", size=14, cursor="pointer", color="#b5bfcb",
+                        on_click=WorkState.delete_preset(p.id))),
+        align="center", spacing="2", width="100%", padding="5px 8px", border_radius="6px",
+        background=rx.cond(WorkState.active_preset_id == p.id, "#eaf2fc", "transparent"),
+        _hover={"background": "#f1f4f7"},
+    )
+
+
+def _presets() -> rx.Component:
+    return rx.vstack(
+        rx.text("Представления", size="1", weight="bold", color=theme.TEXT_MUTED),
+        rx.vstack(rx.foreach(WorkState.presets, _preset_row), spacing="0", width="100%"),
+        rx.divider(),
+        rx.form(
+            rx.vstack(
+                rx.input(name="name", placeholder="Название фильтра", size="1", width="100%",
+                         data_testid="preset-name"),
+                rx.cond(
+                    (WorkState.user_role == "admin") | (WorkState.user_role == "head"),
+                    rx.checkbox("Общий (для всех)", name="shared", size="1"),
+                ),
+                rx.button(rx.icon("save", size=13), "Сохранить фильтр", size="1", variant="soft",
+                          type="submit", width="100%", data_testid="preset-save"),
+                spacing="2", width="100%",
+            ),
+            on_submit=WorkState.save_preset,
+            reset_on_submit=True,
+            width="100%",
+        ),
+        width="220px", min_width="220px", spacing="2", align="start",
+        border_right=f"1px solid {theme.BORDER}", padding_right="14px",
+    )
+
+
+def _extra_field() -> rx.Component:
+    return rx.vstack(
+        rx.text("Добавить поле", size="1", weight="bold", color=theme.TEXT_MUTED),
+        rx.hstack(
+            rx.select.root(
+                rx.select.trigger(placeholder="Выберите поле", width="100%"),
+                rx.select.content(rx.foreach(WorkState.extra_field_options,
+                                             lambda o: rx.select.item(o.label, value=o.value))),
+                value=WorkState.extra_field, on_change=WorkState.set_extra_field, size="1",
+            ),
+            rx.input(name="extra_value", placeholder="значение", size="1", width="100%"),
+            width="100%", spacing="2",
+        ),
+        rx.hstack(
+            rx.input(name="extra_from", placeholder="от (число или дата)", size="1", width="100%"),
+            rx.input(name="extra_to", placeholder="до", size="1", width="100%"),
+            width="100%", spacing="2",
+        ),
+        spacing="1", width="100%", align="start",
+    )
+
+
+def _activity_radio() -> rx.Component:
+    return rx.vstack(
+        rx.text("Дела", size="1", weight="bold", color=theme.TEXT_MUTED),
+        rx.radio_group.root(
+            rx.hstack(
+                rx.radio_group.item(value="", id="act-any"), rx.text("Все", size="1"),
+                rx.radio_group.item(value="overdue"), rx.text("Просрочены", size="1"),
+                rx.radio_group.item(value="today"), rx.text("На сегодня", size="1"),
+                rx.radio_group.item(value="none"), rx.text("Нет дел", size="1"),
+                spacing="2", align="center",
+            ),
+            name="activity",
+            default_value=rx.cond(WorkState.filter_values["activity"].length() > 0,
+                                  WorkState.filter_values["activity"][0], ""),
+            size="1",
+        ),
+        spacing="1", align="start", width="100%",
+    )
+
+
+def filter_panel() -> rx.Component:
+    return rx.form(
+        rx.hstack(
+            _presets(),
+            rx.vstack(
+                rx.grid(
+                    rx.cond(WorkState.has_board, _checks("Стадия", "stage_id", WorkState.stage_options)),
+                    _checks("Ответственный", "responsible_id", WorkState.user_options),
+                    rx.cond(WorkState.entity != "company", _checks("Источник", "source", WorkState.source_options)),
+                    rx.cond(WorkState.has_board,
+                            _checks("Образовательная программа", "program_id", WorkState.program_options)),
+                    _range("Дата создания", "created_at", "date"),
+                    _range("Дата изменения", "updated_at", "date"),
+                    rx.cond(WorkState.has_board, _range("Сумма, ₽", "amount", "number")),
+                    rx.cond(WorkState.has_board, _activity_radio()),
+                    columns="2", spacing="3", width="100%",
+                ),
+                _extra_field(),
+                rx.cond(WorkState.has_board,
+                        rx.checkbox("Только в работе (без завершённых)", name="only_open", size="1",
+                                    default_checked=WorkState.filter_values["semantic"].contains("process"))),
+                rx.hstack(
+                    rx.button("Сбросить", type="button", variant="ghost", color_scheme="gray", size="2",
+                              on_click=WorkState.clear_filters),
+                    rx.spacer(),
+                    rx.button("Найти", type="submit", size="2", data_testid="filter-apply"),
+                    width="100%",
+                ),
+                spacing="3", width="100%", align="start",
+            ),
+            spacing="4", align="start", width="100%",
+        ),
+        on_submit=WorkState.apply_filter_form,
+        reset_on_submit=False,
+        width="100%",
+    )
+
+
+def _chip(chip: Chip) -> rx.Component:
+    return rx.badge(
+        chip.label,
+        rx.icon("x", size=12, cursor="pointer", on_click=WorkState.remove_chip(chip.key),
+                data_testid="chip-remove"),
+        variant="soft", color_scheme="blue", size="2", radius="full", data_testid="filter-chip",
+        white_space="nowrap",
+    )
+
+
+def search_box() -> rx.Component:
+    return rx.hstack(
+        rx.foreach(WorkState.chips, _chip),
+        rx.form(
+            rx.input(name="q", value=WorkState.q, on_change=WorkState.set_q,
+                     placeholder="Фильтр + поиск: имя, телефон, email, название",
+                     variant="soft", size="2", width="100%", data_testid="search-input",
+                     background="transparent"),
+            on_submit=WorkState.search,
+            reset_on_submit=False,
+            flex="1",
+            min_width="200px",
+        ),
+        rx.popover.root(
+            rx.popover.trigger(
+                rx.icon_button(rx.icon("sliders-horizontal", size=16), variant="ghost", size="2",
+                               data_testid="filter-open", aria_label="Фильтр"),
+            ),
+            rx.popover.content(filter_panel(), width="860px", max_width="95vw", align="start", side="bottom"),
+            open=WorkState.filter_open,
+            on_open_change=WorkState.set_filter_open,
+        ),
+        rx.cond(WorkState.chips.length() > 0,
+                rx.tooltip(rx.icon_button(rx.icon("eraser", size=15), variant="ghost", size="2", color_scheme="gray",
+                                          on_click=WorkState.clear_filters, data_testid="filter-clear"),
+                           content="Сбросить фильтр")),
+        align="center", spacing="2", flex="1", min_width="0", flex_wrap="wrap",
+        background="white", border=f"1px solid {theme.BORDER}", border_radius="8px", padding="4px 6px",
+        data_testid="filter-bar",
+    )
+
+
+def toolbar() -> rx.Component:
+    return rx.hstack(
+        rx.cond(
+            WorkState.has_board,
+            rx.segmented_control.root(
+                rx.segmented_control.item(rx.hstack(rx.icon("kanban", size=14), rx.text("Канбан"), spacing="1",
+                                                    align="center"), value="kanban"),
+                rx.segmented_control.item(rx.hstack(rx.icon("list", size=14), rx.text("Список"), spacing="1",
+                                                    align="center"), value="list"),
+                value=WorkState.view, on_change=WorkState.set_view, size="2", data_testid="view-switch",
+            ),
+        ),
+        rx.cond(
+            WorkState.pipeline_options.length() > 1,
+            rx.select.root(
+                rx.select.trigger(data_testid="pipeline-select"),
+                rx.select.content(rx.foreach(WorkState.pipeline_options,
+                                             lambda o: rx.select.item(o.label, value=o.value))),
+                value=WorkState.pipeline_id.to_string(), on_change=WorkState.set_pipeline, size="2",
+            ),
+        ),
+        search_box(),
+        rx.cond(
+            ~WorkState.is_kanban,
+            rx.tooltip(rx.icon_button(rx.icon("settings-2", size=16), variant="soft", size="2",
+                                      on_click=WorkState.open_chooser, data_testid="column-chooser"),
+                       content="Настройка колонок"),
+        ),
+        rx.button(
+            rx.cond(WorkState.export_running,
+                    rx.hstack(rx.spinner(size="1"), rx.text(WorkState.export_progress.to_string() + "%"),
+                              spacing="1", align="center"),
+                    rx.hstack(rx.icon("file-spreadsheet", size=15), rx.text("Excel"), spacing="1",
+                              align="center")),
+            variant="soft", size="2", on_click=WorkState.start_export, disabled=WorkState.export_running,
+            data_testid="export-button",
+        ),
+        width="100%", align="center", spacing="3",
+    )
+
+
+def _missing_input(f: MissingField) -> rx.Component:
+    return rx.vstack(
+        rx.text(f.label, size="2", weight="medium"),
+        rx.cond(
+            f.kind == "enum",
+            rx.select(f.options, name=f.key, default_value=f.value, placeholder="Выберите…", width="100%"),
+            rx.input(name=f.key, default_value=f.value, width="100%",
+                     type=rx.cond(f.kind == "date", "date", "text"),
+                     placeholder=rx.cond((f.kind == "money") | (f.kind == "number"), "0", ""),
+                     data_testid="missing-input"),
+        ),
+        rx.cond(f.error != "", rx.text(f.error, size="1", color=theme.DANGER)),
+        spacing="1", width="100%", align="start",
+    )
+
+
+def missing_fields_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Заполните обязательные поля"),
+            rx.callout(WorkState.missing_message, icon="info", color_scheme="amber", size="1",
+                       data_testid="move-refused"),
+            rx.form(
+                rx.vstack(
+                    rx.foreach(WorkState.missing_fields, _missing_input),
+                    rx.hstack(
+                        rx.dialog.close(rx.button("Отмена", type="button", variant="soft", color_scheme="gray",
+                                                  on_click=WorkState.close_missing)),
+                        rx.button("Сохранить и перевести", type="submit", data_testid="missing-submit"),
+                        justify="end", spacing="3", width="100%",
+                    ),
+                    spacing="3", padding_top="12px",
+                ),
+                on_submit=WorkState.submit_missing,
+                reset_on_submit=False,
+            ),
+            max_width="460px",
+        ),
+        open=WorkState.missing_open,
+        on_open_change=lambda v: WorkState.close_missing(),
+    )

@@ -1,0 +1,200 @@
+"""The list: sortable columns, paging, row checkboxes, bulk actions, column chooser."""
+from __future__ import annotations
+
+import reflex as rx
+
+from rxcrm.state.work import ListColumn, Option, WorkState
+
+from . import theme
+
+
+def _header(col: ListColumn) -> rx.Component:
+    arrow = rx.cond(WorkState.sort == col.key,
+                    rx.icon(rx.cond(WorkState.desc, "arrow-down", "arrow-up"), size=13), rx.fragment())
+    return rx.table.column_header_cell(
+        rx.cond(
+            col.sortable,
+            rx.hstack(rx.text(col.label), arrow, spacing="1", align="center", cursor="pointer",
+                      on_click=WorkState.set_sort(col.key)),
+            rx.text(col.label),
+        ),
+        white_space="nowrap",
+        color="#4a5563",
+        font_size="12px",
+    )
+
+
+def _cell(row: dict, col: ListColumn) -> rx.Component:
+    href = "/" + WorkState.page + "/" + row["id"]
+    value = row[col.key]
+    first = rx.cond((col.key == "title") | (col.key == "full_name"), True, False)
+    return rx.table.cell(
+        rx.cond(
+            first,
+            rx.link(value, href=href, color="#1f5fa8", weight="medium"),
+            rx.cond(
+                col.key == "next_activity_at",
+                rx.text(value, color=rx.cond(row["_overdue"] == "1", theme.DANGER,
+                                             rx.cond(value == "нет дел", "#b42318", "#1f2933"))),
+                rx.text(value),
+            ),
+        ),
+        font_size="13px",
+        max_width="280px",
+        overflow="hidden",
+        text_overflow="ellipsis",
+        white_space="nowrap",
+    )
+
+
+def _row(row: dict) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.checkbox(checked=WorkState.selected.contains(row["id"]),
+                                  on_change=lambda _v: WorkState.toggle_row(row["id"]),
+                                  data_testid="row-check")),
+        rx.foreach(WorkState.list_columns, lambda c: _cell(row, c)),
+        data_testid="list-row",
+        data_id=row["id"],
+        _hover={"background": "#f7f9fb"},
+    )
+
+
+def _opt(o: Option) -> rx.Component:
+    return rx.select.item(o.label, value=o.value)
+
+
+def bulk_bar() -> rx.Component:
+    return rx.cond(
+        WorkState.selection_count > 0,
+        rx.hstack(
+            rx.text("Выбрано: ", rx.text.strong(WorkState.selection_count), size="2"),
+            rx.cond(
+                ~WorkState.all_matching & (WorkState.total > WorkState.selected.length()),
+                rx.link("выбрать все " + WorkState.total.to_string(), size="2", cursor="pointer",
+                        on_click=WorkState.select_all_matching, data_testid="select-all-matching"),
+            ),
+            rx.link("снять выделение", size="2", cursor="pointer", color="gray",
+                    on_click=WorkState.clear_selection),
+            rx.spacer(),
+            rx.cond(
+                WorkState.has_board,
+                rx.select.root(
+                    rx.select.trigger(placeholder="Сменить стадию", data_testid="bulk-stage"),
+                    rx.select.content(rx.foreach(WorkState.stage_options, _opt)),
+                    value="", on_change=WorkState.bulk_move, size="2",
+                ),
+            ),
+            rx.select.root(
+                rx.select.trigger(placeholder="Сменить ответственного", data_testid="bulk-assign"),
+                rx.select.content(rx.foreach(WorkState.user_options, _opt)),
+                value="", on_change=WorkState.bulk_assign, size="2",
+            ),
+            rx.button(rx.icon("file-spreadsheet", size=15), "Экспорт", variant="soft", size="2",
+                      on_click=WorkState.start_export),
+            rx.button(rx.icon("trash-2", size=15), "Удалить", color_scheme="red", variant="soft", size="2",
+                      on_click=WorkState.set_confirm_delete(True), data_testid="bulk-delete"),
+            align="center", spacing="3", width="100%", padding="8px 12px", background="#eaf2fc",
+            border=f"1px solid #cfe0f5", border_radius="8px", data_testid="bulk-bar",
+        ),
+    )
+
+
+def confirm_delete() -> rx.Component:
+    return rx.alert_dialog.root(
+        rx.alert_dialog.content(
+            rx.alert_dialog.title("Удалить выбранные элементы?"),
+            rx.alert_dialog.description(
+                rx.text("Будет удалено: ", rx.text.strong(WorkState.selection_count),
+                        ". Элементы попадут в корзину — администратор сможет их восстановить."),
+            ),
+            rx.hstack(
+                rx.alert_dialog.cancel(rx.button("Отмена", variant="soft", color_scheme="gray")),
+                rx.alert_dialog.action(rx.button("Удалить", color_scheme="red", on_click=WorkState.bulk_delete,
+                                                 data_testid="confirm-delete")),
+                justify="end", spacing="3", padding_top="12px",
+            ),
+        ),
+        open=WorkState.confirm_delete_open,
+        on_open_change=WorkState.set_confirm_delete,
+    )
+
+
+def column_chooser() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Настройка колонок"),
+            rx.dialog.description("Отметьте поля, которые показывать в списке и выгружать в Excel.", size="2",
+                                  color=theme.TEXT_MUTED),
+            rx.grid(
+                rx.foreach(
+                    WorkState.chooser_options,
+                    lambda o: rx.checkbox(o.label, checked=WorkState.chooser_selected.contains(o.value),
+                                          on_change=lambda _v: WorkState.toggle_column(o.value), size="2"),
+                ),
+                columns="3", spacing="2", padding_y="12px", max_height="420px", overflow_y="auto",
+            ),
+            rx.hstack(
+                rx.button("По умолчанию", variant="ghost", on_click=WorkState.reset_columns),
+                rx.cond(WorkState.user_role == "admin",
+                        rx.button("Для всех", variant="soft", on_click=WorkState.save_columns(True))),
+                rx.spacer(),
+                rx.dialog.close(rx.button("Отменить", variant="soft", color_scheme="gray")),
+                rx.button("Применить", on_click=WorkState.save_columns(False), data_testid="apply-columns"),
+                spacing="3", width="100%",
+            ),
+            max_width="760px",
+        ),
+        open=WorkState.chooser_open,
+        on_open_change=WorkState.set_chooser_open,
+    )
+
+
+def pager() -> rx.Component:
+    return rx.hstack(
+        rx.text("Всего: ", rx.text.strong(WorkState.total), size="2", data_testid="list-total"),
+        rx.spacer(),
+        rx.text("На странице", size="2", color=theme.TEXT_MUTED),
+        rx.select(["10", "20", "50", "100"], value=WorkState.page_size.to_string(),
+                  on_change=WorkState.set_page_size, size="1"),
+        rx.icon_button(rx.icon("chevron-left", size=16), variant="soft", size="1",
+                       disabled=WorkState.page_no <= 1, on_click=WorkState.set_page_no(WorkState.page_no - 1)),
+        rx.text(WorkState.page_no.to_string() + " из " + WorkState.pages.to_string(), size="2"),
+        rx.icon_button(rx.icon("chevron-right", size=16), variant="soft", size="1",
+                       disabled=WorkState.page_no >= WorkState.pages,
+                       on_click=WorkState.set_page_no(WorkState.page_no + 1), data_testid="next-page"),
+        align="center", spacing="3", width="100%", padding_top="12px",
+    )
+
+
+def list_view() -> rx.Component:
+    return rx.vstack(
+        bulk_bar(),
+        rx.box(
+            rx.table.root(
+                rx.table.header(
+                    rx.table.row(
+                        rx.table.column_header_cell(
+                            rx.checkbox(checked=WorkState.page_all_selected, on_change=WorkState.toggle_page,
+                                        data_testid="check-page"),
+                            width="36px",
+                        ),
+                        rx.foreach(WorkState.list_columns, _header),
+                    ),
+                ),
+                rx.table.body(rx.foreach(WorkState.rows, _row)),
+                variant="surface",
+                size="1",
+                width="100%",
+            ),
+            width="100%",
+            overflow_x="auto",
+        ),
+        rx.cond(WorkState.total == 0,
+                rx.center(rx.text("Ничего не найдено — измените фильтр", color=theme.TEXT_MUTED, size="2"),
+                          padding="32px", width="100%")),
+        pager(),
+        confirm_delete(),
+        column_chooser(),
+        spacing="3",
+        width="100%",
+    )

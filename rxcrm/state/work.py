@@ -1,0 +1,800 @@
+"""State of the work surfaces (/leads, /deals, /contacts, /companies): the kanban board,
+the list, the filter bar with presets, bulk actions, the column chooser and export.
+
+Thin: every query and change goes through rxcrm.services; this class only holds what
+the screen shows (one page of rows, the first cards of each column)."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from urllib.parse import quote
+
+import reflex as rx
+
+from rxcrm.db import session_scope
+from rxcrm.services import catalogs, export, filters as flt, items, listing, views
+from rxcrm.services.errors import ServiceError, ValidationFailed
+from rxcrm.services.fields import field_map
+
+from .app import AppState
+
+PAGE_ENTITY = {"leads": "lead", "deals": "deal", "contacts": "contact", "companies": "company"}
+STANDARD_FILTERS = ("stage_id", "source", "responsible_id", "program_id", "created_at", "updated_at",
+                    "amount", "activity")
+ACTIVITY_LABELS = {"overdue": "Просрочены", "today": "На сегодня", "none": "Нет дел"}
+
+
+@dataclasses.dataclass
+class Card:
+    id: int = 0
+    title: str = ""
+    client: str = ""
+    amount: str = ""
+    responsible: str = ""
+    activity: str = ""
+    activity_at: str = ""
+    overdue: bool = False
+    repeat: bool = False
+
+
+@dataclasses.dataclass
+class BoardColumn:
+    id: int = 0
+    name: str = ""
+    color: str = ""
+    count: int = 0
+    amount: str = ""
+    overdue: int = 0
+    today: int = 0
+    none: int = 0
+    cards: list[Card] = dataclasses.field(default_factory=list)
+    has_more: bool = False
+
+
+@dataclasses.dataclass
+class Option:
+    value: str = ""
+    label: str = ""
+
+
+@dataclasses.dataclass
+class Chip:
+    key: str = ""
+    label: str = ""
+
+
+@dataclasses.dataclass
+class ListColumn:
+    key: str = ""
+    label: str = ""
+    sortable: bool = True
+
+
+@dataclasses.dataclass
+class MissingField:
+    key: str = ""
+    label: str = ""
+    kind: str = "text"
+    options: list[str] = dataclasses.field(default_factory=list)
+    value: str = ""
+    error: str = ""
+
+
+@dataclasses.dataclass
+class PresetItem:
+    id: int = 0
+    name: str = ""
+    shared: bool = False
+    builtin: bool = False
+    is_default: bool = False
+
+
+def _opts(pairs) -> list[Option]:
+    return [Option(str(v), str(label)) for v, label in pairs]
+
+
+class WorkState(AppState):
+    page: str = "deals"
+    entity: str = "deal"
+    view: str = "kanban"
+    pipeline_id: int = 0
+    pipeline_options: list[Option] = []
+    q: str = ""
+    chips: list[Chip] = []
+    _filters: dict = {}
+    error: str = ""
+    loading: bool = False
+
+    # board
+    board: list[BoardColumn] = []
+    stage_options: list[Option] = []  # process stages of the pipeline (for bulk move too)
+
+    # list
+    rows: list[dict[str, str]] = []
+    list_columns: list[ListColumn] = []
+    total: int = 0
+    page_no: int = 1
+    page_size: int = 20
+    sort: str = "created_at"
+    desc: bool = True
+    selected: list[str] = []
+    all_matching: bool = False
+
+    # filter panel
+    filter_open: bool = False
+    filter_values: dict[str, list[str]] = {}  # list filters as strings, for the panel's defaults
+    filter_ranges: dict[str, str] = {}  # "<key>_from"/"<key>_to" → value
+    source_options: list[Option] = []
+    user_options: list[Option] = []
+    program_options: list[Option] = []
+    extra_field_options: list[Option] = []
+    extra_field: str = ""
+    presets: list[PresetItem] = []
+    active_preset_id: int = 0
+    preset_name: str = ""
+
+    # refused move dialog
+    missing_open: bool = False
+    missing_message: str = ""
+    missing_fields: list[MissingField] = []
+    _pending: dict = {}
+
+    # column chooser
+    chooser_open: bool = False
+    chooser_options: list[Option] = []
+    chooser_selected: list[str] = []
+
+    # bulk / export
+    confirm_delete_open: bool = False
+    export_running: bool = False
+    export_progress: int = 0
+
+    # ---- computed ---------------------------------------------------------------------
+    @rx.var
+    def has_board(self) -> bool:
+        return self.entity in ("lead", "deal")
+
+    @rx.var
+    def is_kanban(self) -> bool:
+        return self.view == "kanban" and self.entity in ("lead", "deal")
+
+    @rx.var
+    def pages(self) -> int:
+        return max(1, -(-self.total // max(1, self.page_size)))
+
+    @rx.var
+    def selection_count(self) -> int:
+        return self.total if self.all_matching else len(self.selected)
+
+    @rx.var
+    def page_all_selected(self) -> bool:
+        return bool(self.rows) and all(r["id"] in self.selected for r in self.rows)
+
+    @rx.var
+    def board_total(self) -> int:
+        return sum(c.count for c in self.board)
+
+    @rx.var
+    def filter_stage_ids(self) -> list[str]:
+        return [str(v) for v in self._filters.get("stage_id", [])]
+
+    # ---- loading ----------------------------------------------------------------------
+    def _page_from_path(self) -> str:
+        path = (self.router.url.path or "/deals").strip("/").split("/")[0]
+        return path if path in PAGE_ENTITY else "deals"
+
+    @rx.event
+    def on_load(self):
+        actor = self.actor()
+        if actor is None:
+            return
+        self.page = self._page_from_path()
+        self.entity = PAGE_ENTITY[self.page]
+        params = dict(self.router.url.query_parameters)
+        self.view = params.get("view", "kanban" if self.entity in ("lead", "deal") else "list")
+        if self.view not in ("kanban", "list"):
+            self.view = "kanban"
+        self.error, self.selected, self.all_matching, self.page_no = "", [], False, 1
+        self.filter_open = self.chooser_open = self.missing_open = self.confirm_delete_open = False
+        with session_scope() as s:
+            pipes = catalogs.pipelines(s, self.entity) if self.entity in ("lead", "deal") else []
+            self.pipeline_options = _opts((p.id, p.name) for p in pipes)
+            wanted = params.get("pipeline", "")
+            ids = [p.id for p in pipes]
+            if wanted.isdigit() and int(wanted) in ids:
+                self.pipeline_id = int(wanted)
+            else:
+                default = catalogs.default_pipeline(s, self.entity) if pipes else None
+                self.pipeline_id = default.id if default else 0
+            fmap = field_map(s, self.entity, self.pipeline_id or None)
+            try:
+                decoded = flt.decode(params, fmap)
+            except (ValueError, ServiceError):
+                decoded = {}
+            self.active_preset_id = 0
+            if not decoded:
+                preset = views.default_preset(s, actor, self.page)
+                if preset is not None:
+                    decoded = views.preset_filters(preset, actor)
+                    self.active_preset_id = preset.id
+            if params.get("preset", "").isdigit():
+                self.active_preset_id = int(params["preset"])
+            self._filters = decoded
+            self.q = decoded.get("q", "")
+            self._load_options(s, actor)
+        return self._reload()
+
+    def _load_options(self, s, actor) -> None:
+        self.source_options = _opts((x, x) for x in catalogs.sources())
+        self.user_options = _opts(catalogs.users(s))
+        self.program_options = _opts(catalogs.programs(s))
+        if self.pipeline_id:
+            self.stage_options = _opts((st.id, st.name) for st in catalogs.stages(s, self.pipeline_id)
+                                       if st.semantic == "process")
+        else:
+            self.stage_options = []
+        fmap = field_map(s, self.entity, self.pipeline_id or None)
+        self.extra_field_options = [Option(k, f.title(self.lang)) for k, f in fmap.items()
+                                    if f.filterable and k not in STANDARD_FILTERS and k != "id"]
+        self._load_presets(s, actor)
+
+    def _load_presets(self, s, actor) -> None:
+        default = views.default_preset(s, actor, self.page)
+        self.presets = [PresetItem(p.id, p.name, p.is_shared, p.is_builtin,
+                                   default is not None and default.id == p.id)
+                        for p in views.list_presets(s, actor, self.page)]
+
+    def _effective_filters(self) -> dict:
+        f = dict(self._filters)
+        if self.entity in ("lead", "deal") and self.pipeline_id:
+            f["pipeline_id"] = [self.pipeline_id]
+        return f
+
+    def _chips(self, s) -> list[Chip]:
+        fmap = field_map(s, self.entity, self.pipeline_id or None)
+        names = {"stage_id": {o.value: o.label for o in self.stage_options},
+                 "responsible_id": {o.value: o.label for o in self.user_options},
+                 "program_id": {o.value: o.label for o in self.program_options}}
+        out = []
+        for key, value in self._filters.items():
+            if value in (None, "", [], {}):
+                continue
+            if key == "q":
+                out.append(Chip(key, f"Поиск: {value}"))
+                continue
+            if key == "semantic":
+                out.append(Chip(key, "Только в работе" if value == ["process"] else "Стадии: " + ", ".join(value)))
+                continue
+            if key == "activity":
+                out.append(Chip(key, f"Дела: {ACTIVITY_LABELS.get(value, value)}"))
+                continue
+            fd = fmap.get(key)
+            label = fd.title(self.lang) if fd else key
+            if isinstance(value, list):
+                shown = [names.get(key, {}).get(str(v), str(v)) for v in value]
+                text = ", ".join(shown[:3]) + (f" +{len(shown) - 3}" if len(shown) > 3 else "")
+            elif isinstance(value, dict):
+                lo, hi = value.get("from"), value.get("to")
+                text = f"{'с ' + str(lo) if lo else ''}{' ' if lo and hi else ''}{'по ' + str(hi) if hi else ''}"
+            elif isinstance(value, bool):
+                text = "Да" if value else "Нет"
+            else:
+                text = str(value)
+            out.append(Chip(key, f"{label}: {text}"))
+        return out
+
+    def _panel_values(self) -> None:
+        vals, ranges = {}, {}
+        for key, value in self._filters.items():
+            if isinstance(value, list):
+                vals[key] = [str(v) for v in value]
+            elif isinstance(value, dict):
+                ranges[f"{key}_from"] = str(value.get("from") or "")
+                ranges[f"{key}_to"] = str(value.get("to") or "")
+            elif key == "activity":
+                vals[key] = [str(value)]
+        self.filter_values, self.filter_ranges = vals, ranges
+
+    def _url(self) -> str:
+        params = {}
+        if self.entity in ("lead", "deal"):
+            params["view"] = self.view
+        if self.entity == "deal" and self.pipeline_id:
+            params["pipeline"] = str(self.pipeline_id)
+        qs = "&".join(f"{k}={quote(v)}" for k, v in params.items())
+        fqs = flt.encode(self._filters)
+        return f"/{self.page}?" + "&".join(x for x in (qs, fqs) if x)
+
+    def _reload(self):
+        actor = self.actor()
+        if actor is None:
+            return rx.redirect("/login")
+        self.error = ""
+        try:
+            with session_scope() as s:
+                self.chips = self._chips(s)
+                self._panel_values()
+                if self.is_kanban:
+                    self._load_board(s, actor)
+                else:
+                    self._load_list(s, actor)
+        except ValidationFailed as exc:
+            self.error = exc.message
+            self.board, self.rows, self.total = [], [], 0
+        url = self._url().replace("\\", "\\\\").replace("'", "\\'")
+        return rx.call_script(f"window.history.replaceState(null, '', '{url}')")
+
+    def _load_board(self, s, actor) -> None:
+        f = self._effective_filters()
+        summary = listing.board_summary(s, actor, self.entity, self.pipeline_id, f)
+        cols = []
+        for c in summary:
+            cards = listing.column_cards(s, actor, self.entity, self.pipeline_id, c["id"], f)
+            cols.append(BoardColumn(c["id"], c["name"], c["color"], c["count"], c["amount"], c["overdue"],
+                                    c["today"], c["none"], [Card(**_card(x)) for x in cards],
+                                    c["count"] > len(cards)))
+        self.board = cols
+
+    def _load_list(self, s, actor) -> None:
+        cols = views.columns_for(s, actor, self.page, self.pipeline_id or None)
+        page = listing.list_page(s, actor, self.entity, self._effective_filters(), cols, self.sort, self.desc,
+                                 self.page_no, self.page_size, pipeline_id=self.pipeline_id or None,
+                                 lang=self.lang)
+        self.list_columns = [ListColumn(c.key, c.title(self.lang), c.sortable) for c in page.columns]
+        self.rows = [{k: ("1" if v is True else "" if v is False else str(v)) for k, v in r.items()}
+                     for r in page.rows]
+        self.total, self.page_no = page.total, page.page
+
+    # ---- board ------------------------------------------------------------------------
+    @rx.event
+    def load_more(self, stage_id: int):
+        actor = self.actor()
+        if actor is None:
+            return
+        cols = list(self.board)
+        for i, c in enumerate(cols):
+            if c.id == stage_id:
+                with session_scope() as s:
+                    more = listing.column_cards(s, actor, self.entity, self.pipeline_id, stage_id,
+                                                self._effective_filters(), offset=len(c.cards))
+                cards = list(c.cards) + [Card(**_card(x)) for x in more]
+                cols[i] = dataclasses.replace(c, cards=cards, has_more=c.count > len(cards))
+        self.board = cols
+
+    @rx.event
+    def on_drag_end(self, result: dict):
+        """Optimistic move: the card changes column at once; the service decides."""
+        try:
+            card_id, src, dst = int(result["draggableId"]), int(result["from"]), int(result["to"])
+        except (KeyError, TypeError, ValueError):
+            return
+        if src == dst:
+            return
+        snapshot = list(self.board)
+        self._move_card_locally(card_id, src, dst)
+        yield
+        actor = self.actor()
+        if actor is None:
+            self.board = snapshot
+            return
+        try:
+            with session_scope() as s:
+                items.move_stage(s, actor, self.entity, card_id, dst)
+        except items.MissingFields as exc:
+            self.board = snapshot
+            self._open_missing(exc, card_id, dst)
+            return
+        except ServiceError as exc:
+            self.board = snapshot
+            yield rx.toast.error(exc.message, duration=6000)
+            return
+        self._refresh_summary()
+
+    def _move_card_locally(self, card_id: int, src: int, dst: int) -> None:
+        cols = list(self.board)
+        card = None
+        for i, c in enumerate(cols):
+            if c.id == src:
+                keep = [x for x in c.cards if x.id != card_id]
+                card = next((x for x in c.cards if x.id == card_id), None)
+                cols[i] = dataclasses.replace(c, cards=keep, count=max(0, c.count - 1))
+        if card is not None:
+            for i, c in enumerate(cols):
+                if c.id == dst:
+                    cols[i] = dataclasses.replace(c, cards=[card] + list(c.cards), count=c.count + 1)
+        self.board = cols
+
+    def _refresh_summary(self) -> None:
+        actor = self.actor()
+        with session_scope() as s:
+            summary = {c["id"]: c for c in listing.board_summary(s, actor, self.entity, self.pipeline_id,
+                                                                  self._effective_filters())}
+        self.board = [dataclasses.replace(c, count=summary[c.id]["count"], amount=summary[c.id]["amount"],
+                                          overdue=summary[c.id]["overdue"], today=summary[c.id]["today"],
+                                          none=summary[c.id]["none"])
+                      if c.id in summary else c for c in self.board]
+
+    def _open_missing(self, exc: items.MissingFields, item_id: int, stage_id: int) -> None:
+        self.missing_message = exc.message
+        self.missing_fields = [MissingField(m["key"], m["label"], m["kind"], list(m.get("options") or []), "")
+                               for m in exc.details.get("missing", [])]
+        self._pending = {"item_id": item_id, "stage_id": stage_id}
+        self.missing_open = True
+
+    @rx.event
+    def close_missing(self):
+        self.missing_open = False
+        self._pending = {}
+
+    @rx.event
+    def submit_missing(self, form: dict):
+        """Save the fields the stage needs and retry the move (one transaction)."""
+        actor = self.actor()
+        if actor is None or not self._pending:
+            return
+        values = {f.key: form.get(f.key, "") for f in self.missing_fields}
+        # keep what was typed even if the save fails
+        self.missing_fields = [dataclasses.replace(f, value=str(values.get(f.key, "")), error="")
+                               for f in self.missing_fields]
+        try:
+            with session_scope() as s:
+                items.move_stage(s, actor, self.entity, self._pending["item_id"], self._pending["stage_id"],
+                                 values=values)
+        except items.MissingFields as exc:
+            self.missing_message = exc.message
+            return
+        except ValidationFailed as exc:
+            self.missing_message = exc.message
+            self.missing_fields = [dataclasses.replace(f, error=exc.fields.get(f.key, ""))
+                                   for f in self.missing_fields]
+            return
+        except ServiceError as exc:
+            self.missing_open = False
+            return rx.toast.error(exc.message)
+        self.missing_open = False
+        self._pending = {}
+        yield rx.toast.success("Стадия изменена")
+        yield self._reload()
+
+    # ---- view switches ----------------------------------------------------------------
+    @rx.event
+    def set_view(self, view: str | list[str]):
+        if isinstance(view, str) and view in ("kanban", "list"):
+            self.view = view
+            self.selected, self.all_matching = [], False
+            return self._reload()
+
+    @rx.event
+    def set_pipeline(self, value: str):
+        if value.isdigit() and any(o.value == value for o in self.pipeline_options):
+            self.pipeline_id = int(value)
+            # stage filters of another pipeline make no sense here
+            self._filters.pop("stage_id", None)
+            with session_scope() as s:
+                self._load_options(s, self.actor())
+            self.page_no = 1
+            return self._reload()
+
+    # ---- filters ----------------------------------------------------------------------
+    @rx.event
+    def set_q(self, value: str):
+        self.q = value
+
+    @rx.event
+    def search(self, form: dict | None = None):
+        q = ((form or {}).get("q", self.q) or "").strip()
+        self.q = q
+        f = dict(self._filters)
+        if q:
+            f["q"] = q
+        else:
+            f.pop("q", None)
+        self._filters = f
+        self.page_no, self.active_preset_id = 1, 0
+        return self._reload()
+
+    @rx.event
+    def toggle_filter_panel(self):
+        self.filter_open = not self.filter_open
+
+    @rx.event
+    def set_filter_open(self, value: bool):
+        self.filter_open = value
+
+    @rx.event
+    def set_extra_field(self, value: str):
+        self.extra_field = value
+
+    @rx.event
+    def apply_filter_form(self, form: dict):
+        """Build the filter from the panel's form (checkbox groups, ranges, extra field)."""
+        f: dict = {}
+        if self.q:
+            f["q"] = self.q
+        for key in ("stage_id", "source", "responsible_id", "program_id"):
+            chosen = [k.split("__", 1)[1] for k, v in form.items() if k.startswith(key + "__") and v]
+            if chosen:
+                f[key] = [int(x) for x in chosen] if key != "source" else chosen
+        for key in ("created_at", "updated_at", "amount"):
+            lo, hi = (form.get(f"{key}_from") or "").strip(), (form.get(f"{key}_to") or "").strip()
+            if lo or hi:
+                f[key] = {"from": lo or None, "to": hi or None}
+        if form.get("activity") in flt.ACTIVITY_STATES:
+            f["activity"] = form["activity"]
+        if form.get("only_open"):
+            f["semantic"] = ["process"]
+        extra_key, extra_val = self.extra_field, (form.get("extra_value") or "").strip()
+        extra_lo, extra_hi = (form.get("extra_from") or "").strip(), (form.get("extra_to") or "").strip()
+        if extra_key:
+            if extra_lo or extra_hi:
+                f[extra_key] = {"from": extra_lo or None, "to": extra_hi or None}
+            elif extra_val:
+                f[extra_key] = extra_val
+        for key, value in self._filters.items():  # keep extra fields already applied
+            if key not in f and key not in STANDARD_FILTERS and key not in ("q", "semantic") and \
+                    not form.get(f"drop__{key}"):
+                f[key] = value
+        with session_scope() as s:
+            fmap = field_map(s, self.entity, self.pipeline_id or None)
+        for key, value in list(f.items()):
+            fd = fmap.get(key)
+            if fd is not None and fd.kind == "enum" and isinstance(value, str):
+                f[key] = [value]
+            if fd is not None and fd.kind == "bool" and isinstance(value, str):
+                f[key] = value.lower() in ("да", "1", "true", "yes")
+        self._filters = f
+        self.filter_open, self.page_no, self.active_preset_id, self.extra_field = False, 1, 0, ""
+        return self._reload()
+
+    @rx.event
+    def remove_chip(self, key: str):
+        f = dict(self._filters)
+        f.pop(key, None)
+        if key == "q":
+            self.q = ""
+        self._filters = f
+        self.page_no, self.active_preset_id = 1, 0
+        return self._reload()
+
+    @rx.event
+    def clear_filters(self):
+        self._filters, self.q, self.page_no, self.active_preset_id = {}, "", 1, 0
+        return self._reload()
+
+    @rx.event
+    def set_activity_filter(self, state: str):
+        f = dict(self._filters)
+        if f.get("activity") == state or state not in flt.ACTIVITY_STATES:
+            f.pop("activity", None)
+        else:
+            f["activity"] = state
+        self._filters = f
+        return self._reload()
+
+    # ---- presets ----------------------------------------------------------------------
+    @rx.event
+    def apply_preset(self, preset_id: int):
+        actor = self.actor()
+        with session_scope() as s:
+            preset = next((p for p in views.list_presets(s, actor, self.page) if p.id == preset_id), None)
+            if preset is None:
+                return rx.toast.error("Представление не найдено")
+            self._filters = views.preset_filters(preset, actor)
+        self.q = self._filters.get("q", "")
+        self.active_preset_id, self.page_no, self.filter_open = preset_id, 1, False
+        return self._reload()
+
+    @rx.event
+    def set_preset_name(self, value: str):
+        self.preset_name = value
+
+    @rx.event
+    def save_preset(self, form: dict):
+        actor = self.actor()
+        try:
+            with session_scope() as s:
+                preset = views.save_preset(s, actor, self.page, form.get("name", ""), dict(self._filters),
+                                           shared=bool(form.get("shared")))
+                self.active_preset_id = preset.id
+                self._load_presets(s, actor)
+        except ServiceError as exc:
+            return rx.toast.error(exc.message)
+        self.preset_name = ""
+        return rx.toast.success("Фильтр сохранён")
+
+    @rx.event
+    def delete_preset(self, preset_id: int):
+        actor = self.actor()
+        try:
+            with session_scope() as s:
+                views.delete_preset(s, actor, preset_id)
+                self._load_presets(s, actor)
+        except ServiceError as exc:
+            return rx.toast.error(exc.message)
+
+    @rx.event
+    def pin_preset(self, preset_id: int):
+        actor = self.actor()
+        try:
+            with session_scope() as s:
+                current = views.default_preset(s, actor, self.page)
+                unpin = current is not None and current.id == preset_id and not current.is_builtin
+                views.set_default_preset(s, actor, self.page, None if unpin else preset_id)
+                self._load_presets(s, actor)
+        except ServiceError as exc:
+            return rx.toast.error(exc.message)
+
+    # ---- list -------------------------------------------------------------------------
+    @rx.event
+    def set_sort(self, key: str):
+        if self.sort == key:
+            self.desc = not self.desc
+        else:
+            self.sort, self.desc = key, key in ("created_at", "updated_at", "amount")
+        return self._reload()
+
+    @rx.event
+    def set_page_no(self, n: int):
+        self.page_no = max(1, min(int(n), self.pages))
+        self.selected = [] if not self.all_matching else self.selected
+        return self._reload()
+
+    @rx.event
+    def set_page_size(self, value: str):
+        if value.isdigit() and int(value) in listing.PAGE_SIZES:
+            self.page_size, self.page_no = int(value), 1
+            return self._reload()
+
+    @rx.event
+    def toggle_row(self, row_id: str):
+        self.all_matching = False
+        self.selected = [x for x in self.selected if x != row_id] if row_id in self.selected \
+            else self.selected + [row_id]
+
+    @rx.event
+    def toggle_page(self, checked: bool):
+        self.all_matching = False
+        ids = [r["id"] for r in self.rows]
+        self.selected = list(dict.fromkeys(self.selected + ids)) if checked else \
+            [x for x in self.selected if x not in ids]
+
+    @rx.event
+    def select_all_matching(self):
+        self.all_matching = True
+        self.selected = [r["id"] for r in self.rows]
+
+    @rx.event
+    def clear_selection(self):
+        self.selected, self.all_matching = [], False
+
+    def _selection_ids(self, s, actor, action: str) -> list[int]:
+        if self.all_matching:
+            return listing.matching_ids(s, actor, self.entity, self._effective_filters(), action="view",
+                                        pipeline_id=self.pipeline_id or None)
+        return [int(x) for x in self.selected]
+
+    @rx.event
+    def bulk_move(self, stage_id: str):
+        return self._bulk(lambda s, a, ids: items.bulk_move(s, a, self.entity, ids, int(stage_id)))
+
+    @rx.event
+    def bulk_assign(self, user_id: str):
+        return self._bulk(lambda s, a, ids: items.bulk_assign(s, a, self.entity, ids, int(user_id)))
+
+    @rx.event
+    def set_confirm_delete(self, value: bool):
+        self.confirm_delete_open = value
+
+    @rx.event
+    def bulk_delete(self):
+        self.confirm_delete_open = False
+        return self._bulk(lambda s, a, ids: items.bulk_delete(s, a, self.entity, ids))
+
+    def _bulk(self, op):
+        actor = self.actor()
+        if actor is None:
+            return
+        with session_scope() as s:
+            ids = self._selection_ids(s, actor, "edit")
+            if not ids:
+                return rx.toast.info("Ничего не выбрано")
+            res = op(s, actor, ids)
+        self.selected, self.all_matching = [], False
+        toast = rx.toast.success(res.summary()) if not res.refused else \
+            rx.toast.warning(res.summary(), duration=8000)
+        return [toast, self._reload()]
+
+    # ---- column chooser ---------------------------------------------------------------
+    @rx.event
+    def open_chooser(self):
+        actor = self.actor()
+        with session_scope() as s:
+            self.chooser_options = _opts(views.available_columns(s, self.page, self.pipeline_id or None,
+                                                                 self.lang))
+            self.chooser_selected = views.columns_for(s, actor, self.page, self.pipeline_id or None)
+        self.chooser_open = True
+
+    @rx.event
+    def set_chooser_open(self, value: bool):
+        self.chooser_open = value
+
+    @rx.event
+    def toggle_column(self, key: str):
+        self.chooser_selected = [k for k in self.chooser_selected if k != key] if key in self.chooser_selected \
+            else self.chooser_selected + [key]
+
+    @rx.event
+    def save_columns(self, for_all: bool = False):
+        actor = self.actor()
+        try:
+            with session_scope() as s:
+                views.save_columns(s, actor, self.page, list(self.chooser_selected), for_all=for_all)
+        except ServiceError as exc:
+            return rx.toast.error(exc.message)
+        self.chooser_open = False
+        return self._reload()
+
+    @rx.event
+    def reset_columns(self):
+        actor = self.actor()
+        with session_scope() as s:
+            views.reset_columns(s, actor, self.page)
+        self.chooser_open = False
+        return self._reload()
+
+    # ---- export -----------------------------------------------------------------------
+    @rx.event(background=True)
+    async def start_export(self):
+        async with self:
+            if self.export_running:
+                return
+            actor = self.actor()
+            if actor is None:
+                return
+            self.export_running, self.export_progress = True, 0
+            params = dict(entity=self.entity, filters=self._effective_filters(), sort=self.sort, desc=self.desc,
+                          pipeline_id=self.pipeline_id or None, lang=self.lang, page=self.page)
+            if self.all_matching or not self.selected:
+                params["ids"] = None
+            else:
+                params["ids"] = [int(x) for x in self.selected]
+        loop = asyncio.get_running_loop()
+        progress = {"done": 0, "total": 0}
+
+        def on_progress(done: int, total: int) -> None:
+            progress.update(done=done, total=total)
+
+        def run():
+            with session_scope() as s:
+                columns = views.columns_for(s, actor, params["page"], params["pipeline_id"])
+                f = dict(params["filters"])
+                if params["ids"]:
+                    f["id"] = params["ids"]  # export of the selected rows only
+                token, path = export.new_export(actor.user_id, params["entity"])
+                n = export.export_xlsx(s, actor, params["entity"], f, columns, sort=params["sort"],
+                                       desc=params["desc"], pipeline_id=params["pipeline_id"],
+                                       lang=params["lang"], dest=path, progress=on_progress)
+                return token, n
+
+        task = loop.run_in_executor(None, run)
+        while not task.done():
+            await asyncio.sleep(0.5)
+            async with self:
+                total = progress["total"]
+                self.export_progress = int(100 * progress["done"] / total) if total else 0
+        try:
+            token, n = task.result()
+        except ServiceError as exc:
+            async with self:
+                self.export_running = False
+            yield rx.toast.error(exc.message)
+            return
+        async with self:
+            self.export_running, self.export_progress = False, 100
+        yield rx.toast.success(f"Выгружено строк: {n}")
+        yield rx.redirect(f"/api/export/{token}", is_external=True)
+
+
+def _card(d: dict) -> dict:
+    return {k: d[k] for k in ("id", "title", "client", "amount", "responsible", "activity", "activity_at",
+                              "overdue", "repeat")}
