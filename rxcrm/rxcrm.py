@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import reflex as rx
+from starlette.applications import Starlette
+
+from rxcrm import api
 
 from rxcrm.db import migrate, session_scope
 from rxcrm.pages.login import login_page
-from rxcrm.pages.sections import SECTIONS, card_page, index_page, section_page
+from rxcrm.pages.card import card_page
+from rxcrm.pages.sections import SECTIONS, index_page, section_page
 from rxcrm.pages.work import ROUTES as WORK_ROUTES, work_page
+from rxcrm.state.card import CardState
 from rxcrm.state.work import WorkState
 from rxcrm.services.bootstrap import ensure_defaults
 from rxcrm.state.app import AppState, LoginState
@@ -24,6 +29,7 @@ app = rx.App(
     theme=rx.theme(appearance="light", accent_color="blue", gray_color="slate", radius="medium",
                    scaling="100%"),
     html_lang="ru",
+    api_transformer=Starlette(routes=api.routes),
 )
 app.add_page(login_page, route="/login", title="Вход — rxcrm", on_load=LoginState.on_load)
 app.add_page(index_page, route="/", title="rxcrm", on_load=[AppState.check_login, AppState.go_home])
@@ -35,4 +41,4 @@ for _route in SECTIONS:
 for _route, _param in [("/leads", "lead_id"), ("/deals", "deal_id"), ("/contacts", "contact_id"),
                        ("/companies", "company_id")]:
     app.add_page(card_page(_route), route=f"{_route}/[{_param}]", title="rxcrm",
-                 on_load=AppState.check_login)
+                 on_load=[AppState.check_login, CardState.load_card])

@@ -2,6 +2,7 @@
 endpoint, on SQLite and PostgreSQL (known answers)."""
 from __future__ import annotations
 
+import os
 import stat
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import quote
@@ -231,7 +232,6 @@ def test_cleanup_removes_old_exports(export_dir):
     old_path.write_bytes(b"old")
     stray = export_dir / ".x.xlsx.abcd.part"  # an export that died half-way
     stray.write_bytes(b"")
-    import os
     os.utime(stray, (NOW.timestamp() - 7200,) * 2)
     assert export.cleanup_exports(timedelta(hours=1), now=NOW) == 2
     assert not old_path.exists() and not stray.exists() and not (export_dir / f"{old}.json").exists()

@@ -182,33 +182,38 @@ def _chip(chip: Chip) -> rx.Component:
 
 def search_box() -> rx.Component:
     return rx.hstack(
-        rx.foreach(WorkState.chips, _chip),
+        rx.icon("search", size=15, color=theme.TEXT_MUTED, flex_shrink="0", margin_left="4px"),
+        rx.hstack(
+            rx.foreach(WorkState.chips, _chip),
+            spacing="1", align="center", flex_shrink="1", min_width="0", max_width="60%",
+            overflow_x="auto", style={"scrollbar_width": "none"},
+        ),
         rx.form(
             rx.input(name="q", value=WorkState.q, on_change=WorkState.set_q,
                      placeholder="Фильтр + поиск: имя, телефон, email, название",
                      variant="soft", size="2", width="100%", data_testid="search-input",
-                     background="transparent"),
+                     background="transparent", style={"box_shadow": "none"}),
             on_submit=WorkState.search,
             reset_on_submit=False,
             flex="1",
-            min_width="200px",
+            min_width="180px",
         ),
+        rx.cond(WorkState.chips.length() > 0,
+                rx.tooltip(rx.icon_button(rx.icon("x", size=15), variant="ghost", size="2", color_scheme="gray",
+                                          on_click=WorkState.clear_filters, data_testid="filter-clear"),
+                           content="Сбросить фильтр")),
         rx.popover.root(
             rx.popover.trigger(
-                rx.icon_button(rx.icon("sliders-horizontal", size=16), variant="ghost", size="2",
-                               data_testid="filter-open", aria_label="Фильтр"),
+                rx.button(rx.icon("sliders-horizontal", size=15), "Фильтр", variant="soft", size="1",
+                          data_testid="filter-open"),
             ),
-            rx.popover.content(filter_panel(), width="860px", max_width="95vw", align="start", side="bottom"),
+            rx.popover.content(filter_panel(), width="860px", max_width="95vw", align="end", side="bottom"),
             open=WorkState.filter_open,
             on_open_change=WorkState.set_filter_open,
         ),
-        rx.cond(WorkState.chips.length() > 0,
-                rx.tooltip(rx.icon_button(rx.icon("eraser", size=15), variant="ghost", size="2", color_scheme="gray",
-                                          on_click=WorkState.clear_filters, data_testid="filter-clear"),
-                           content="Сбросить фильтр")),
-        align="center", spacing="2", flex="1", min_width="0", flex_wrap="wrap",
+        align="center", spacing="2", flex="1", min_width="0", flex_wrap="nowrap",
         background="white", border=f"1px solid {theme.BORDER}", border_radius="8px", padding="4px 6px",
-        data_testid="filter-bar",
+        height="40px", data_testid="filter-bar",
     )
 
 

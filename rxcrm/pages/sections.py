@@ -29,16 +29,5 @@ def section_page(route: str):
     return page
 
 
-def card_page(route: str):
-    """/leads/[id] etc. until the card issue lands: the shell and a clear placeholder."""
-    title_key, _, icon = SECTIONS[route]
-
-    def page() -> rx.Component:
-        return layout(route, AppState.t[title_key], placeholder("page.card.title", icon))
-
-    page.__name__ = "card_" + route.strip("/")
-    return page
-
-
 def index_page() -> rx.Component:
     return rx.center(rx.spinner(size="3"), height="100vh")

@@ -120,9 +120,7 @@ def _chunks(session: Session, entity: str, ids: list[int], keys: list[str]) -> I
                                ).scalars().all()
         by_id = {r.id: r for r in rows}
         items = [by_id[i] for i in part if i in by_id]  # an item deleted meanwhile is skipped
-        values = listing.resolve(session, entity, items, keys)
-        for item in items:  # keep the identity map small between chunks
-            session.expunge(item)
+        values = listing.resolve(session, entity, items, keys)  # (the identity map holds items weakly)
         yield pd.DataFrame.from_records(values, columns=keys) if values else pd.DataFrame(columns=keys)
 
 

@@ -44,3 +44,11 @@ def date_short(d: date | datetime | None) -> str:
     if isinstance(d, datetime):
         d = local(d).date()
     return format_date(d, "d MMMM y", locale="ru_RU")
+
+
+def short_name(full_name: str | None) -> str:
+    """`Иванова Мария Олеговна` → `Иванова М. О.` (cards, tight columns)."""
+    parts = (full_name or "").split()
+    if len(parts) < 2:
+        return full_name or ""
+    return parts[0] + " " + " ".join(p[0] + "." for p in parts[1:3])

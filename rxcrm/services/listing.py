@@ -294,7 +294,7 @@ def cards(session: Session, entity: str, items: list, now: datetime | None = Non
         act = nxt.get(i.id)
         out.append({
             "id": i.id, "title": i.title, "client": client, "amount": fmt.money(i.amount or 0),
-            "responsible": users.get(i.responsible_id, ""), "stage_id": i.stage_id,
+            "responsible": fmt.short_name(users.get(i.responsible_id, "")), "stage_id": i.stage_id,
             "activity": (act.subject or "Дело") if act else "",
             "activity_at": fmt.dt_short(act.start_at, now) if act else "",
             "overdue": bool(act and act.start_at < now),
