@@ -73,15 +73,18 @@ def main() -> int:
     p.add_argument("--leads", type=int, default=100_000)
     p.add_argument("--deals", type=int, default=100_000)
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--pg-url", default="", help="PostgreSQL server URL (a database on it is created and dropped)")
+    p.add_argument("--pg-url", default="",
+                   help="PostgreSQL server URL (a database on it is created and dropped)")
     p.add_argument("--no-sqlite", action="store_true", help="skip the SQLite run")
     p.add_argument("--pg-executemany", action="store_true",
                    help="on PostgreSQL also time executemany instead of COPY")
     args = p.parse_args()
     if not args.no_sqlite:
-        print(json.dumps(bench_sqlite(args.leads, args.deals, args.seed), ensure_ascii=False), flush=True)
+        print(json.dumps(bench_sqlite(args.leads, args.deals, args.seed), ensure_ascii=False),
+              flush=True)
     if args.pg_url:
-        print(json.dumps(bench_pg(args.pg_url, args.leads, args.deals, args.seed), ensure_ascii=False), flush=True)
+        print(json.dumps(bench_pg(args.pg_url, args.leads, args.deals, args.seed),
+                         ensure_ascii=False), flush=True)
         if args.pg_executemany:
             print(json.dumps(bench_pg(args.pg_url, args.leads, args.deals, args.seed, copy=False),
                              ensure_ascii=False), flush=True)

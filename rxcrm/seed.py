@@ -241,6 +241,7 @@ MOBILE_CODES = [900, 901, 902, 903, 904, 905, 906, 908, 909, 910, 911, 912, 913,
 CITY_CODES = [495, 499, 812, 843, 846, 831, 343, 383, 863, 861, 351, 347, 342]
 EMAIL_DOMAINS = [("mail.ru", 30), ("yandex.ru", 24), ("gmail.com", 15), ("bk.ru", 5),
                  ("inbox.ru", 5), ("ya.ru", 5), ("list.ru", 3), ("rambler.ru", 3)]
+_EMAIL_DOMAINS = ([d for d, _ in EMAIL_DOMAINS], list(accumulate(w for _, w in EMAIL_DOMAINS)))
 COMPANY_WORDS_A = ["Техно", "Строй", "Инфо", "Агро", "Мед", "Энерго", "Транс", "Проф", "Нефте",
                    "Газ", "Софт", "Дата", "Эко", "Фарм", "Альфа", "Вектор", "Гранит", "Сибирь",
                    "Волга", "Урал", "Север", "Интер", "Лидер", "Стандарт", "Регион", "Спектр"]
@@ -318,10 +319,6 @@ class _Writer:
         buf.append(row)
         if len(buf) >= self.chunk:
             self.flush(name)
-
-    def add_all(self, name: str, rows: list[dict]) -> None:
-        for row in rows:
-            self.add(name, row)
 
     def flush(self, name: str | None = None) -> None:
         for n in [name] if name else list(self.buf):
@@ -406,9 +403,8 @@ class _Gen:
         fake = Faker("ru_RU")
         fake.seed_instance(seed)
 
-        def pool(fn, n: int) -> list[str]:
-            out = list(dict.fromkeys(fn() for _ in range(n)))
-            return out
+        def pool(fn, n: int) -> list[str]:  # n draws, duplicates dropped, order kept
+            return list(dict.fromkeys(fn() for _ in range(n)))
 
         self.last_m = pool(fake.last_name_male, 500)
         self.last_f = pool(fake.last_name_female, 500)
@@ -451,14 +447,12 @@ class _Gen:
         local = (f"{la}.{fi}", f"{fi}.{la}", f"{fi[0]}.{la}", f"{la}{rng.randint(1970, 2005)}",
                  f"{la}_{fi[0]}", f"{fi}{la[:3]}{rng.randint(1, 99)}")[style]
         if domain is None:
-            domain = self.pick(*self.email_domains)
+            domain = self.pick(*_EMAIL_DOMAINS)
         addr = f"{local}@{domain}"
         while addr in self.used_emails:
             addr = f"{local}{rng.randint(1, 999)}@{domain}"
         self.used_emails.add(addr)
         return addr
-
-    email_domains = ([d for d, _ in EMAIL_DOMAINS], list(accumulate(w for _, w in EMAIL_DOMAINS)))
 
     def campaign(self, program_title: str, masters: bool) -> str:
         if masters:
@@ -628,7 +622,7 @@ class _Gen:
                     start = self.between(self.work_start, self.work_end)
             else:  # in the next 5 days
                 start = self.work_time(self.today0 + timedelta(days=rng.randint(1, 5)))
-            start = start.replace(second=0, microsecond=0)
+            start = max(start, created + timedelta(minutes=5)).replace(second=0, microsecond=0)
             kind = self.planned_kind()
             made = self.between(max(last_move, last_contact or created), self.now)
             act = self.activity(entity, eid, resp_id, kind, start, created=made, done=False)
@@ -864,7 +858,8 @@ class _Seeder:
                 "search_text": search_text(title, *emails), "comment": ""}
             w.add("company", row)
             self.company_rows.append(row)
-            phone = f"+7 ({rng.choice(CITY_CODES)}) {rng.randint(200, 599)}-{rng.randint(10, 99)}-{rng.randint(10, 99)}"
+            phone = (f"+7 ({rng.choice(CITY_CODES)}) {rng.randint(200, 599)}-"
+                     f"{rng.randint(10, 99)}-{rng.randint(10, 99)}")
             g.add_comms("company", cid, [(phone, "work")], emails)
             used_domains.add(domain)
 
@@ -975,8 +970,10 @@ class _Seeder:
                 "birthday": (date(rng.randint(1968, 2004), rng.randint(1, 12), rng.randint(1, 28))
                              if rng.random() < 0.25 else None),
                 "position": "", "company_title": "", "marketplace_action": action,
-                "education_level": g.pick(EDUCATION_LEVELS) if flow.reached("EDUCATION_LEVEL", reached) else "",
-                "interest_area": g.pick(INTEREST_AREAS) if flow.reached("INTERESTS", reached) else "",
+                "education_level": (g.pick(EDUCATION_LEVELS)
+                                    if flow.reached("EDUCATION_LEVEL", reached) else ""),
+                "interest_area": (g.pick(INTEREST_AREAS)
+                                  if flow.reached("INTERESTS", reached) else ""),
                 "close_reason": (g.pick(JUNK_REASONS) if outcome == "junk" else
                                  g.pick(DUPLICATE_REASONS) if outcome == "dup" else ""),
                 "deal_id": None,
@@ -1304,7 +1301,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--leads", type=int, default=2000, help="сколько лидов (по умолчанию 2000)")
     parser.add_argument("--deals", type=int, default=1000, help="сколько сделок (по умолчанию 1000)")
     parser.add_argument("--seed", type=int, default=42, help="зерно генератора (по умолчанию 42)")
-    parser.add_argument("--db-url", default=None, help="URL базы (по умолчанию REFLEX_DB_URL или sqlite:///rxcrm.db)")
+    parser.add_argument("--db-url", default=None,
+                        help="URL базы (по умолчанию REFLEX_DB_URL или sqlite:///rxcrm.db)")
     parser.add_argument("--if-empty", action="store_true",
                         help="если база не пуста — ничего не делать и выйти с кодом 0")
     parser.add_argument("-q", "--quiet", action="store_true", help="без хода работы")

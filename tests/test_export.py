@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import warnings
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import quote
 
@@ -12,11 +13,14 @@ import pandas as pd
 import pytest
 from sqlmodel import select
 from starlette.applications import Starlette
-from starlette.testclient import TestClient
+
+with warnings.catch_warnings():  # starlette 1.x nudges towards httpx2; httpx is the pinned test dep
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
 
 from rxcrm import api, settings
 from rxcrm.db import session_scope
-from rxcrm.models import AuditRecord
+from rxcrm.models import AuditRecord, User
 from rxcrm.services import auth, export, listing
 from rxcrm.services.auth import actor_for
 from rxcrm.services.errors import AccessDenied, ValidationFailed
@@ -150,7 +154,17 @@ def test_empty_columns_mean_the_default_columns(world, tmp_path):
 def test_manager_exports_only_what_the_matrix_allows(world, tmp_path):
     db, ids, u = world
     n, dest = run_export(db, u["manager1"], LANDING, ["id"], tmp_path, "m1.xlsx")
-    assert n == 3  # export level "own": not manager2's deal, not the admissions deal
+    assert n == 4  # export level "department" (what the list shows): never the admissions deal
+    assert ids["d6"] not in set(pd.read_excel(dest)["ID"])
+    from rxcrm.models import RolePermission
+    with session_scope(db) as s:
+        rp = s.exec(select(RolePermission).where(RolePermission.role_code == "manager",
+                                                 RolePermission.entity == "deal",
+                                                 RolePermission.action == "export")).one()
+        rp.level = "own"
+        s.add(rp)
+    n, dest = run_export(db, u["manager1"], LANDING, ["id"], tmp_path, "m1own.xlsx")
+    assert n == 3  # level "own": not manager2's deal either
     assert set(pd.read_excel(dest)["ID"]) == {ids["d1"], ids["d2"], ids["d3"]}
     n, dest = run_export(db, u["head1"], LANDING, ["id"], tmp_path, "head.xlsx")
     assert n == 4  # the whole ДПО department, never admissions
@@ -185,7 +199,7 @@ def test_audit_record_has_the_row_count(world, tmp_path):
     with session_scope(db) as s:
         rec = s.exec(select(AuditRecord).where(AuditRecord.action == "export")).one()
         assert rec.user_id == u["manager1"].user_id and rec.entity_type == "deal"
-        assert rec.details == {"filters": {"source": ["Лендинг"]}, "columns": ["id", "title"], "rows": 3}
+        assert rec.details == {"filters": {"source": ["Лендинг"]}, "columns": ["id", "title"], "rows": 4}
 
 
 def test_chunks_keep_the_view_order_and_report_progress(world, tmp_path, monkeypatch):
@@ -285,3 +299,18 @@ def test_download_endpoint(world, client, tmp_path):
 def test_session_cookie_name_matches_the_app_state():
     from rxcrm.state.app import SESSION_COOKIE
     assert api.SESSION_COOKIE == SESSION_COOKIE
+
+
+def test_lead_export_with_computed_columns(world, tmp_path):
+    db, ids, u = world
+    with session_scope(db) as s:
+        m1 = s.get(User, ids["m1"])
+        f.lead(s, "Вопрос с лендинга", m1, last="Смирнов", first="Алексей", phones=["8(903)555-44-33"],
+               emails=["smirnov@yandex.ru"], source="Лендинг", created_at=NOW)
+    with session_scope(db) as s:
+        n = export_xlsx(s, u["manager1"], "lead", {}, ["name", "phone", "email", "stage_id"],
+                        dest=tmp_path / "leads.xlsx", now=NOW)
+    assert n == 1
+    ws = openpyxl.load_workbook(tmp_path / "leads.xlsx").active
+    assert ws.title == "Лиды"
+    assert [c.value for c in ws[2]] == ["Смирнов Алексей", "8(903)555-44-33", "smirnov@yandex.ru", "Не обработан"]

@@ -23,7 +23,7 @@ ACTIONS = ("view", "add", "edit", "delete", "export", "import")
 # role -> action -> level (none | own | department | all); the same for every entity.
 PERMISSIONS = {
     "manager": {"view": "department", "add": "own", "edit": "own", "delete": "own",
-                "export": "own", "import": "none"},
+                "export": "department", "import": "none"},
     "head": {a: "department" for a in ACTIONS},
     "director": {"view": "all", "add": "none", "edit": "none", "delete": "none",
                  "export": "all", "import": "none"},

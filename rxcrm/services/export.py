@@ -134,11 +134,13 @@ def _typed(frame: pd.DataFrame, cols: list[FieldDef], lang: str) -> pd.DataFrame
         if fd.kind in _DATETIME_KINDS:
             conv = pd.to_datetime(s, utc=True, errors="coerce")
             conv = conv.dt.tz_convert(TZ).dt.tz_localize(None).dt.floor("s")
-            out[fd.key] = _with_fallback(conv, s)
+            out[fd.key] = _with_fallback(_excel_dates(conv), s)
         elif fd.kind == "date":
-            out[fd.key] = _with_fallback(pd.to_datetime(s.map(_as_date), errors="coerce"), s)
+            conv = pd.to_datetime(s.map(_as_date), errors="coerce")
+            out[fd.key] = _with_fallback(_excel_dates(conv), s)
         elif fd.kind in _NUMERIC_KINDS:
-            out[fd.key] = _with_fallback(pd.to_numeric(s.map(_as_number), errors="coerce"), s)
+            num = pd.to_numeric(s.map(_as_number), errors="coerce")
+            out[fd.key] = _with_fallback(num.mask(num.abs() == float("inf")), s)  # Excel has no inf
         elif fd.kind == "int":
             num = pd.to_numeric(s.map(_as_number), errors="coerce")
             if num.dropna().map(lambda v: float(v).is_integer()).all():
@@ -160,6 +162,11 @@ def _with_fallback(converted: pd.Series, original: pd.Series) -> pd.Series:
     if bad.any():
         conv[bad] = original[bad].map(_text)
     return conv
+
+
+def _excel_dates(conv: pd.Series) -> pd.Series:
+    """Excel shows no dates before 1900: those stay text (see _with_fallback)."""
+    return conv.mask(conv.dt.year < 1900)
 
 
 def _as_number(value):
@@ -199,7 +206,8 @@ def _width(fd: FieldDef, header: str, sample: pd.DataFrame) -> float:
 
 
 class _Cells:
-    """One reusable write-only cell per column, styled once (styles are the slow part)."""
+    """Turns a row of typed values into write-only cells: number formats are looked up once
+    per column (a template cell) and copied, which is far cheaper than styling each cell."""
 
     def __init__(self, ws, cols: list[FieldDef]):
         self.ws = ws
@@ -215,7 +223,6 @@ class _Cells:
             self.styled.append(cell)
         self.int_number = WriteOnlyCell(ws)
         self.int_number.number_format = FMT_INT_NUMBER
-        self.text = WriteOnlyCell(ws)
 
     def row(self, values) -> list:
         out = []

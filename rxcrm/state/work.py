@@ -21,6 +21,8 @@ from .app import AppState
 PAGE_ENTITY = {"leads": "lead", "deals": "deal", "contacts": "contact", "companies": "company"}
 STANDARD_FILTERS = ("stage_id", "source", "responsible_id", "program_id", "created_at", "updated_at",
                     "amount", "activity")
+PANEL_LIST_KEYS = ("stage_id", "source", "responsible_id", "program_id", "activity", "semantic")
+PANEL_RANGE_KEYS = ("created_at", "updated_at", "amount")
 ACTIVITY_LABELS = {"overdue": "Просрочены", "today": "На сегодня", "none": "Нет дел"}
 
 
@@ -122,8 +124,9 @@ class WorkState(AppState):
 
     # filter panel
     filter_open: bool = False
-    filter_values: dict[str, list[str]] = {}  # list filters as strings, for the panel's defaults
-    filter_ranges: dict[str, str] = {}  # "<key>_from"/"<key>_to" → value
+    # list filters as strings, for the panel's defaults (every key present: the UI indexes them)
+    filter_values: dict[str, list[str]] = {k: [] for k in PANEL_LIST_KEYS}
+    filter_ranges: dict[str, str] = {f"{k}_{e}": "" for k in PANEL_RANGE_KEYS for e in ("from", "to")}
     source_options: list[Option] = []
     user_options: list[Option] = []
     program_options: list[Option] = []
@@ -284,7 +287,8 @@ class WorkState(AppState):
         return out
 
     def _panel_values(self) -> None:
-        vals, ranges = {}, {}
+        vals: dict[str, list[str]] = {k: [] for k in PANEL_LIST_KEYS}
+        ranges = {f"{k}_{e}": "" for k in PANEL_RANGE_KEYS for e in ("from", "to")}
         for key, value in self._filters.items():
             if isinstance(value, list):
                 vals[key] = [str(v) for v in value]
