@@ -1003,16 +1003,15 @@ class _Seeder:
 
     def new_contact(self, created: datetime, age: float, resp: int, dept: int | None, source: str,
                     company: dict | None, person: tuple | None = None,
-                    phones: list[str] | None = None, email: str | None = None) -> dict:
+                    phones: list[str] | None = None) -> dict:
         g, rng = self.g, self.rng
         if person is None:
             person = g.person()
         last, first, middle, _female = person
         if phones is None:
             phones = [g.phone_digits()] + ([g.phone_digits()] if rng.random() < 0.3 else [])
-        emails = [email] if email else []
-        n_mail = rng.choice((0, 1, 1, 1, 2)) if not emails else rng.choice((0, 0, 1))
-        for _ in range(n_mail):
+        emails: list[str] = []
+        for _ in range(rng.choice((0, 1, 1, 1, 2))):
             corp = company is not None and company["website"] and rng.random() < 0.5
             emails.append(g.email(last, first, company["website"][8:] if corp else None))
         return {

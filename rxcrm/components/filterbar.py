@@ -132,42 +132,44 @@ def _activity_radio() -> rx.Component:
     )
 
 
-def filter_panel() -> rx.Component:
+def _filter_form() -> rx.Component:
     return rx.form(
-        rx.hstack(
-            _presets(),
-            rx.vstack(
-                rx.grid(
-                    rx.cond(WorkState.has_board, _checks("Стадия", "stage_id", WorkState.stage_options)),
-                    _checks("Ответственный", "responsible_id", WorkState.user_options),
-                    rx.cond(WorkState.entity != "company", _checks("Источник", "source", WorkState.source_options)),
-                    rx.cond(WorkState.has_board,
-                            _checks("Образовательная программа", "program_id", WorkState.program_options)),
-                    _range("Дата создания", "created_at", "date"),
-                    _range("Дата изменения", "updated_at", "date"),
-                    rx.cond(WorkState.has_board, _range("Сумма, ₽", "amount", "number")),
-                    rx.cond(WorkState.has_board, _activity_radio()),
-                    columns="2", spacing="3", width="100%",
-                ),
-                _extra_field(),
+        rx.vstack(
+            rx.grid(
+                rx.cond(WorkState.has_board, _checks("Стадия", "stage_id", WorkState.stage_options)),
+                _checks("Ответственный", "responsible_id", WorkState.user_options),
+                rx.cond(WorkState.entity != "company", _checks("Источник", "source", WorkState.source_options)),
                 rx.cond(WorkState.has_board,
-                        rx.checkbox("Только в работе (без завершённых)", name="only_open", size="1",
-                                    default_checked=WorkState.filter_values["semantic"].contains("process"))),
-                rx.hstack(
-                    rx.button("Сбросить", type="button", variant="ghost", color_scheme="gray", size="2",
-                              on_click=WorkState.clear_filters),
-                    rx.spacer(),
-                    rx.button("Найти", type="submit", size="2", data_testid="filter-apply"),
-                    width="100%",
-                ),
-                spacing="3", width="100%", align="start",
+                        _checks("Образовательная программа", "program_id", WorkState.program_options)),
+                _range("Дата создания", "created_at", "date"),
+                _range("Дата изменения", "updated_at", "date"),
+                rx.cond(WorkState.has_board, _range("Сумма, ₽", "amount", "number")),
+                rx.cond(WorkState.has_board, _activity_radio()),
+                columns="2", spacing="3", width="100%",
             ),
-            spacing="4", align="start", width="100%",
+            _extra_field(),
+            rx.cond(WorkState.has_board,
+                    rx.checkbox("Только в работе (без завершённых)", name="only_open", size="1",
+                                default_checked=WorkState.filter_values["semantic"].contains("process"))),
+            rx.hstack(
+                rx.button("Сбросить", type="button", variant="ghost", color_scheme="gray", size="2",
+                          on_click=WorkState.clear_filters),
+                rx.spacer(),
+                rx.button("Найти", type="submit", size="2", data_testid="filter-apply"),
+                width="100%",
+            ),
+            spacing="3", width="100%", align="start",
         ),
         on_submit=WorkState.apply_filter_form,
         reset_on_submit=False,
-        width="100%",
+        flex="1",
+        min_width="0",
     )
+
+
+def filter_panel() -> rx.Component:
+    # Two sibling forms (presets | fields): HTML forms must not nest.
+    return rx.hstack(_presets(), _filter_form(), spacing="4", align="start", width="100%")
 
 
 def _chip(chip: Chip) -> rx.Component:
