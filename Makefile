@@ -50,7 +50,7 @@ test: install-test system-deps
 
 ## make bench: performance figures (JSON lines), not timed tests
 bench: install-test
-	$(PY) bench/bench_seed.py
+	$(PY) bench/bench_surfaces.py --sizes 1000,100000
 
 clean:
 	rm -rf .web .states rxcrm.db rxcrm.db-wal rxcrm.db-shm

@@ -1,0 +1,129 @@
+"""State handler tests for the work surfaces: board load, optimistic drag, refusal dialog,
+filters → chips → URL, list paging/selection, bulk move."""
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+
+from rxcrm.db import db_url, migrate, session_scope
+from rxcrm.models import Deal, User
+from rxcrm.services import auth
+from rxcrm.services.bootstrap import ensure_defaults
+
+from . import factories as f
+
+
+@pytest.fixture(scope="module")
+def app_world():
+    migrate()
+    with session_scope() as s:
+        ensure_defaults(s)
+        if not s.exec(select(User).where(User.login == "wm1")).first():
+            m = f.user(s, "wm1", full_name="Белова Анна Петровна")
+            c = f.contact(s, "Громов", "Олег", phones=["+7 916 123-45-67"], responsible=m)
+            for i in range(25):
+                f.deal(s, f"Сделка {i:02d}", m, amount=1000 * (i + 1), source="Лендинг" if i % 2 else "Звонок",
+                       contact_=c if i == 0 else None)
+            f.deal(s, "Регистрация 1", m, stage_code="REGISTRATION", amount=5000)
+    import rxcrm.rxcrm  # noqa: F401
+    with session_scope() as s:
+        token, _ = auth.login(s, "wm1", "demo")
+        ids = {d.title: d.id for d in s.exec(select(Deal)).all()}
+        stages = {st.code: st.id for st in [f.stage(s, "dpo", c) for c in ("INTEREST", "REGISTRATION", "CONTRACT")]}
+    assert db_url().startswith("sqlite")
+    return token, ids, stages
+
+
+def _state(token):
+    from rxcrm.state.work import WorkState
+    st = WorkState()
+    st.session_token = token
+    st.check_login()
+    return st
+
+
+def _drain(result):
+    return list(result) if hasattr(result, "__iter__") and not isinstance(result, (list, dict, str)) else result
+
+
+def test_board_loads_counts_and_first_page(app_world):
+    token, ids, stages = app_world
+    st = _state(token)
+    st.on_load()
+    interest = next(c for c in st.board if c.name == "Интерес")
+    assert interest.count == 25 and len(interest.cards) == 20 and interest.has_more
+    assert interest.amount == "325\u00a0000\u00a0₽"
+    # the built-in default preset "Мои сделки в работе" is applied and shown as chips
+    assert [c.key for c in st.chips] == ["responsible_id", "semantic"]
+    st.load_more(interest.id)
+    interest = next(c for c in st.board if c.name == "Интерес")
+    assert len(interest.cards) == 25 and not interest.has_more
+
+
+def test_drag_moves_optimistically_then_persists(app_world):
+    token, ids, stages = app_world
+    st = _state(token)
+    st.on_load()
+    card_id = ids["Сделка 05"]
+    gen = st.on_drag_end({"draggableId": str(card_id), "from": str(stages["INTEREST"]),
+                          "to": str(stages["REGISTRATION"])})
+    next(gen)  # first yield: the card already sits in the new column
+    reg = next(c for c in st.board if c.id == stages["REGISTRATION"])
+    assert reg.cards[0].id == card_id
+    _drain(gen)
+    with session_scope() as s:
+        assert s.get(Deal, card_id).stage_id == stages["REGISTRATION"]
+    assert next(c for c in st.board if c.id == stages["REGISTRATION"]).count == 2
+
+
+def test_refused_drag_returns_the_card_and_opens_the_dialog(app_world):
+    token, ids, stages = app_world
+    st = _state(token)
+    st.on_load()
+    card_id = ids["Сделка 07"]
+    _drain(st.on_drag_end({"draggableId": str(card_id), "from": str(stages["INTEREST"]),
+                           "to": str(stages["CONTRACT"])}))
+    assert st.missing_open and "Номер договора" in st.missing_message
+    assert [m.key for m in st.missing_fields] == ["custom.dpo_contract_number"]
+    assert any(c.id == card_id for c in next(c for c in st.board if c.id == stages["INTEREST"]).cards)
+    _drain(st.submit_missing({"custom.dpo_contract_number": "  "}))  # still empty: dialog stays, value kept
+    assert st.missing_open
+    _drain(st.submit_missing({"custom.dpo_contract_number": "Д-1"}))
+    assert not st.missing_open
+    with session_scope() as s:
+        assert s.get(Deal, card_id).stage_id == stages["CONTRACT"]
+
+
+def test_search_by_phone_and_filter_form_make_chips_and_url(app_world):
+    token, ids, stages = app_world
+    st = _state(token)
+    st.on_load()
+    st.set_view("list")
+    st.search({"q": "8 (916) 123-45-67"})
+    assert st.total == 1 and st.rows[0]["id"] == str(ids["Сделка 00"])
+    assert any(c.label.startswith("Поиск:") for c in st.chips)
+    st.clear_filters()
+    st.apply_filter_form({"source__Лендинг": "on", "amount_from": "10000", "amount_to": ""})
+    assert {c.key for c in st.chips} == {"source", "amount"}
+    assert "source=" in st._url() and "amount=10000.." in st._url()
+    assert all(int(r["id"]) for r in st.rows)
+    expected = sum(1 for i in range(25) if i % 2 and 1000 * (i + 1) >= 10000)
+    assert st.total == expected
+
+
+def test_list_selection_and_bulk_move(app_world):
+    token, ids, stages = app_world
+    st = _state(token)
+    st.on_load()
+    st.set_view("list")
+    st.apply_filter_form({"source__Звонок": "on"})
+    st.set_page_size("10")
+    st.toggle_page(True)
+    assert st.selection_count == 10 and st.page_all_selected
+    st.select_all_matching()
+    assert st.selection_count == st.total
+    st.bulk_move(str(stages["REGISTRATION"]))
+    with session_scope() as s:
+        moved = [d for d in s.exec(select(Deal).where(Deal.source == "Звонок")).all()]
+    assert all(d.stage_id in (stages["REGISTRATION"], stages["CONTRACT"]) for d in moved)
+    assert st.selected == [] and not st.all_matching
