@@ -57,10 +57,15 @@ def run(size: int, repeat: int, workdir: Path) -> None:
         pipe = catalogs.default_pipeline(s, "deal")
         stages = [st for st in catalogs.stages(s, pipe.id) if st.semantic == "process"]
         columns = views.columns_for(s, manager, "deals", pipe.id)
-        phone = s.execute(select(Communication.value).where(Communication.kind == "phone",
-                                                            Communication.entity_type == "contact")
-                          .order_by(Communication.id).limit(1).offset(size // 3)).scalar_one()
-        fragment = phone[-9:]  # e.g. "654-32-10" as a manager would type the tail
+        # a phone of a contact whose deal the manager can see (their department's pipeline)
+        contact_id = s.execute(select(Deal.contact_id).where(
+            Deal.pipeline_id == pipe.id, Deal.department_id == manager.department_id,
+            Deal.contact_id.is_not(None)).order_by(Deal.id).limit(1).offset(size // 4)).scalar_one()
+        phone = s.execute(select(Communication.value).where(
+            Communication.kind == "phone", Communication.entity_type == "contact",
+            Communication.entity_id == contact_id).limit(1)).scalar_one()
+        digits = "".join(ch for ch in phone if ch.isdigit())
+        fragment = f"{digits[-7:-4]}-{digits[-4:-2]}-{digits[-2:]}"  # "654-32-10": the tail, typed
         last_name = s.execute(select(Deal.title).where(Deal.pipeline_id == pipe.id).limit(1)
                               .offset(size // 2)).scalar_one().split("—")[-1].strip().split()[0][:5].lower()
         movable = s.execute(select(Deal.id).where(Deal.stage_id == stages[0].id, Deal.department_id ==

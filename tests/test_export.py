@@ -313,4 +313,4 @@ def test_lead_export_with_computed_columns(world, tmp_path):
     assert n == 1
     ws = openpyxl.load_workbook(tmp_path / "leads.xlsx").active
     assert ws.title == "Лиды"
-    assert [c.value for c in ws[2]] == ["Смирнов Алексей", "8(903)555-44-33", "smirnov@yandex.ru", "Не обработан"]
+    assert [c.value for c in ws[2]] == ["Смирнов Алексей", "+7 903 555-44-33", "smirnov@yandex.ru", "Не обработан"]

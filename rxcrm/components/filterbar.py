@@ -95,12 +95,13 @@ def _extra_field() -> rx.Component:
         rx.text("Добавить поле", size="1", weight="bold", color=theme.TEXT_MUTED),
         rx.hstack(
             rx.select.root(
-                rx.select.trigger(placeholder="Выберите поле", width="100%"),
+                rx.select.trigger(placeholder="Выберите поле", width="50%"),
                 rx.select.content(rx.foreach(WorkState.extra_field_options,
                                              lambda o: rx.select.item(o.label, value=o.value))),
                 value=WorkState.extra_field, on_change=WorkState.set_extra_field, size="1",
             ),
-            rx.input(name="extra_value", placeholder="значение", size="1", width="100%"),
+            rx.input(name="extra_value", placeholder="значение (текст, Да/Нет, вариант)", size="1",
+                     width="50%"),
             width="100%", spacing="2",
         ),
         rx.hstack(
@@ -115,17 +116,17 @@ def _extra_field() -> rx.Component:
 def _activity_radio() -> rx.Component:
     return rx.vstack(
         rx.text("Дела", size="1", weight="bold", color=theme.TEXT_MUTED),
-        rx.radio_group.root(
-            rx.hstack(
-                rx.radio_group.item(value="", id="act-any"), rx.text("Все", size="1"),
-                rx.radio_group.item(value="overdue"), rx.text("Просрочены", size="1"),
-                rx.radio_group.item(value="today"), rx.text("На сегодня", size="1"),
-                rx.radio_group.item(value="none"), rx.text("Нет дел", size="1"),
-                spacing="2", align="center",
+        rx.select.root(
+            rx.select.trigger(width="100%"),
+            rx.select.content(
+                rx.select.item("Все", value="any"),
+                rx.select.item("Просрочены", value="overdue"),
+                rx.select.item("На сегодня", value="today"),
+                rx.select.item("Нет запланированных дел", value="none"),
             ),
             name="activity",
             default_value=rx.cond(WorkState.filter_values["activity"].length() > 0,
-                                  WorkState.filter_values["activity"][0], ""),
+                                  WorkState.filter_values["activity"][0], "any"),
             size="1",
         ),
         spacing="1", align="start", width="100%",

@@ -52,3 +52,13 @@ def short_name(full_name: str | None) -> str:
     if len(parts) < 2:
         return full_name or ""
     return parts[0] + " " + " ".join(p[0] + "." for p in parts[1:3])
+
+
+def phone(value: str | None) -> str:
+    """A phone as shown: Russian numbers as `+7 987 654-32-10`, others as typed."""
+    from .phones import normalize_phone
+
+    d = normalize_phone(value or "")
+    if len(d) == 11 and d[0] == "7":
+        return f"+7 {d[1:4]} {d[4:7]}-{d[7:9]}-{d[9:11]}"
+    return (value or "").strip()

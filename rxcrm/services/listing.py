@@ -155,7 +155,7 @@ def _comms(session: Session, entity_type: str, ids, kind: str) -> dict[int, list
         Communication.entity_type == entity_type, Communication.kind == kind,
         Communication.entity_id.in_(ids)).order_by(Communication.id)
     for eid, value in session.execute(stmt).all():
-        out[eid].append(value)
+        out[eid].append(fmt.phone(value) if kind == "phone" else value)
     return out
 
 

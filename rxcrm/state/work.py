@@ -12,7 +12,7 @@ from urllib.parse import quote
 import reflex as rx
 
 from rxcrm.db import session_scope
-from rxcrm.services import catalogs, export, filters as flt, items, listing, views
+from rxcrm.services import catalogs, export, filters as flt, fmt, items, listing, views
 from rxcrm.services.errors import ServiceError, ValidationFailed
 from rxcrm.services.fields import field_map
 
@@ -256,7 +256,7 @@ class WorkState(AppState):
     def _chips(self, s) -> list[Chip]:
         fmap = field_map(s, self.entity, self.pipeline_id or None)
         names = {"stage_id": {o.value: o.label for o in self.stage_options},
-                 "responsible_id": {o.value: o.label for o in self.user_options},
+                 "responsible_id": {o.value: fmt.short_name(o.label) for o in self.user_options},
                  "program_id": {o.value: o.label for o in self.program_options}}
         out = []
         for key, value in self._filters.items():
