@@ -86,3 +86,13 @@ def migrate(url: str | None = None) -> None:
     from alembic import command
 
     command.upgrade(alembic_config(url), "head")
+
+
+def optimize(url: str | None = None) -> None:
+    """Refresh planner statistics (cheap; SQLite analyzes only what changed a lot)."""
+    engine = get_engine(url)
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("PRAGMA optimize=0x10002")
+        else:
+            conn.exec_driver_sql("ANALYZE")

@@ -5,7 +5,7 @@ import sys
 
 from sqlmodel import select
 
-from rxcrm.db import db_url, migrate, session_scope
+from rxcrm.db import db_url, migrate, optimize, session_scope
 from rxcrm.models import User
 from rxcrm.services.bootstrap import ensure_defaults
 
@@ -16,6 +16,7 @@ def cmd_migrate() -> None:
     migrate()
     with session_scope() as s:
         ensure_defaults(s)
+    optimize()
     print(f"База данных готова: {db_url()}")
 
 

@@ -39,6 +39,7 @@ from rxcrm.rules import defaults
 from rxcrm.services.auth import hash_password
 from rxcrm.services.bootstrap import ensure_defaults
 from rxcrm.services.phones import comm_row, search_text
+from rxcrm.settings import TZ
 
 NOT_EMPTY = "База уже содержит данные — демо-данные не загружаются"
 DEMO_PASSWORD = "demo"
@@ -383,11 +384,16 @@ class _Gen:
         # whatever the day of the run.
         self.rng = random.Random(seed)
         self.trng = random.Random(f"{seed}:time")
-        self.now = now
-        self.today0 = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        # Today's working hours, 9:00–19:00 Moscow time (UTC+3), as UTC moments.
-        self.work_start = self.today0 + timedelta(hours=6)
-        self.work_end = self.today0 + timedelta(hours=16)
+        self.now = now.astimezone(UTC)
+        # The offices' clock (settings.TZ, Moscow): working hours are 9:00–19:00 there.
+        # Times are kept in UTC; `off` turns them into wall-clock time for hour checks.
+        self.off = now.astimezone(TZ).utcoffset() or timedelta(0)
+        local = self.now + self.off
+        self.today0 = local.replace(hour=0, minute=0, second=0, microsecond=0) - self.off
+        self.work_start = self.today0 + timedelta(hours=9)
+        self.work_end = self.today0 + timedelta(hours=19)
+        self.day_end = self.today0 + timedelta(days=1)
+        self.today = local.date()
         self.d = session_data
         self.w = _Writer(conn, copy=pg_copy)
         for model in (User, Product, Company, Contact, Lead, Deal, DealProduct, Communication,
@@ -473,29 +479,32 @@ class _Gen:
         tr = self.trng
         day = self.today0 - timedelta(days=int(age_days))
         to_friday = tr.random() < 0.7
-        if day.weekday() >= 5 and to_friday:
-            day -= timedelta(days=day.weekday() - 4)
-        t = day + timedelta(seconds=tr.randint(6 * 3600, 17 * 3600 + 1800))  # 9:00–20:30 MSK
+        weekday = (day + self.off).weekday()
+        if weekday >= 5 and to_friday:
+            day -= timedelta(days=weekday - 4)
+        t = day + timedelta(seconds=tr.randint(9 * 3600, 20 * 3600 + 1800))  # 9:00–20:30
         if t >= self.now:
             t = self.now - timedelta(seconds=tr.randint(60, 4 * 3600))
         return t
 
-    def work_time(self, day: datetime) -> datetime:
-        """A quarter-hour in working hours (UTC 6–16, i.e. 9–19 MSK) of the given day."""
-        return day.replace(hour=self.trng.randint(6, 15), minute=self.trng.choice((0, 15, 30, 45)),
-                           second=0, microsecond=0)
+    def work_time(self, day0: datetime) -> datetime:
+        """A quarter-hour in working hours of the day starting at `day0` (local midnight)."""
+        return day0 + timedelta(hours=self.trng.randint(9, 18),
+                                minutes=self.trng.choice((0, 15, 30, 45)))
 
     def between(self, a: datetime, b: datetime) -> datetime:
         span = (b - a).total_seconds()
         return a + timedelta(seconds=self.trng.random() * span) if span > 0 else a
 
     def workify(self, t: datetime) -> datetime:
-        """Move a moment outside 9:00–19:00 Moscow time to the next working morning."""
-        if 6 <= t.hour < 16:
+        """Move a moment outside 9:00–19:00 (local) to a working hour of the next working
+        day part: later that morning, or the next day after 19:00."""
+        local = t + self.off
+        if 9 <= local.hour < 19:
             return t
-        if t.hour >= 16:
-            t += timedelta(days=1)
-        return t.replace(hour=self.trng.randint(6, 15), minute=self.trng.randint(0, 59))
+        if local.hour >= 19:
+            local += timedelta(days=1)
+        return local.replace(hour=self.trng.randint(9, 18), minute=self.trng.randint(0, 59)) - self.off
 
     def work_between(self, a: datetime, b: datetime) -> datetime:
         """A moment in [a, b], in working hours when that fits."""
@@ -615,9 +624,12 @@ class _Gen:
                 start = self.work_between(max(created, self.now - timedelta(days=4)),
                                           self.now - timedelta(minutes=30))
                 start = max(start, created + timedelta(minutes=5))
-            elif r < 0.35:  # today: later in the working day, else earlier today
+            elif r < 0.35:  # due today (local day), and still ahead when the day allows
                 if self.now < self.work_end - timedelta(minutes=30):
                     start = self.between(max(self.now, self.work_start), self.work_end)
+                elif self.now < self.day_end - timedelta(minutes=20):
+                    start = self.between(self.now + timedelta(minutes=5),
+                                         self.day_end - timedelta(minutes=5))
                 else:
                     start = self.between(self.work_start, self.work_end)
             else:  # in the next 5 days
@@ -794,14 +806,14 @@ class _Seeder:
         g, w = self.g, self.w
         self.programs: list[dict] = []
         for i, (title, cat, hours, price, form, pop) in enumerate(DPO_PROGRAMS):
-            start = g.today0.date() + timedelta(days=14 + (i * 37) % 220)
+            start = g.today + timedelta(days=14 + (i * 37) % 220)
             start = start.replace(day=1 if start.day < 15 else 15)
             self.programs.append({"id": w.new_id("product"), "title": title, "code": f"DPO-{i + 1:03d}",
                                   "price": Decimal(price), "currency": "RUB", "start_date": start,
                                   "hours": hours, "study_form": form, "category": cat,
                                   "is_active": True, "created_at": g.now - timedelta(days=400),
                                   "_pop": pop, "_masters": False})
-        sept = date(g.today0.year + (1 if g.today0.month >= 9 else 0), 9, 1)
+        sept = date(g.today.year + (1 if g.today.month >= 9 else 0), 9, 1)
         for i, (title, hours, price, form, pop) in enumerate(MASTER_PROGRAMS):
             self.programs.append({"id": w.new_id("product"), "title": title, "code": f"MAG-{i + 1:02d}",
                                   "price": Decimal(price), "currency": "RUB", "start_date": sept,

@@ -128,6 +128,9 @@ class Lead(_Tracked, _UTM, _Person, _Work, table=True):
     __table_args__ = (
         Index("ix_lead_board", "pipeline_id", "stage_id", "created_at"),
         Index("ix_lead_resp_sem", "responsible_id", "semantic"),
+        # Covering index: board sums/counters, list counts and text search read only this.
+        Index("ix_lead_cover", "pipeline_id", "stage_id", "deleted_at", "department_id", "responsible_id",
+              "amount", "next_activity_at", "search_text"),
         TABLE_ARGS_EXTEND,
     )
     id: int | None = Field(default=None, primary_key=True)
@@ -144,6 +147,9 @@ class Deal(_Tracked, _UTM, _Work, table=True):
     __table_args__ = (
         Index("ix_deal_board", "pipeline_id", "stage_id", "created_at"),
         Index("ix_deal_resp_sem", "responsible_id", "semantic"),
+        # Covering index: board sums/counters, list counts and text search read only this.
+        Index("ix_deal_cover", "pipeline_id", "stage_id", "deleted_at", "department_id", "responsible_id",
+              "amount", "next_activity_at", "search_text"),
         TABLE_ARGS_EXTEND,
     )
     id: int | None = Field(default=None, primary_key=True)

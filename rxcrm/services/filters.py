@@ -56,15 +56,22 @@ def _like(text: str) -> str:
     return f"%{esc}%"
 
 
+_PHONE_CHARS = set("0123456789+-() .")
+
+
+def looks_like_phone(q: str) -> bool:
+    return bool(q) and set(q) <= _PHONE_CHARS and phone_search_key(q) is not None
+
+
 def _comm_ids(entity_type: str, q: str):
     """Subquery: ids of `entity_type` items whose phone ends with / email starts with q."""
     conds = []
-    key = phone_search_key(q)
+    key = phone_search_key(q) if looks_like_phone(q) else None
     if key:
         lo, hi = prefix_range(key)
         conds.append(and_(Communication.kind == "phone", Communication.norm_rev >= lo, Communication.norm_rev < hi))
     em = normalize_email(q)
-    if len(em) >= 3 and " " not in em and not key:
+    if not key and len(em) >= 3 and " " not in em and em.isascii():
         lo, hi = prefix_range(em)
         conds.append(and_(Communication.kind == "email", Communication.norm >= lo, Communication.norm < hi))
     if not conds:
@@ -73,23 +80,25 @@ def _comm_ids(entity_type: str, q: str):
 
 
 def text_condition(model, entity: str, q: str):
-    """Free text: search_text contains q, or a phone/email of the item (or its contact) matches."""
+    """Free text. A phone-like query matches phones by their tail (indexed); other text
+    matches `search_text` (title, names, emails; lower-cased) and, for ASCII, email prefixes."""
     q = (q or "").strip()
     if not q:
         return None
-    conds = [model.search_text.like(_like(q.lower()), escape="\\")]
+    conds = []
+    if not looks_like_phone(q):
+        conds.append(model.search_text.like(_like(q.lower()), escape="\\"))
     if q.isdigit() and len(q) <= 9:
         conds.append(model.id == int(q))
     own = _comm_ids(entity, q)
     if own is not None:
         if entity in ("lead", "contact", "company"):
             conds.append(model.id.in_(own))
-        contact_ids = _comm_ids("contact", q)
         if entity in ("lead", "deal"):
-            conds.append(model.contact_id.in_(contact_ids))
+            conds.append(model.contact_id.in_(_comm_ids("contact", q)))
         if entity == "deal":
             conds.append(model.company_id.in_(_comm_ids("company", q)))
-    return or_(*conds)
+    return or_(*conds) if conds else false()
 
 
 def _column(model, fd: FieldDef):
