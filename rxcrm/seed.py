@@ -7,10 +7,12 @@ deals with their phones/emails, product rows, stage history, timeline, activitie
 comments. It only ever adds rows to a database that has no users, leads or deals;
 anything else is refused ("База уже содержит данные — демо-данные не загружаются").
 
-The same seed gives the same data (names, titles, stages, amounts, ...); timestamps are
-relative to "now". Speed: rows are generated from pre-built pools with one
-random.Random and written with SQLAlchemy Core executemany in chunks, all in one
-transaction, primary keys assigned here (100k leads + 100k deals ≈ 3M rows)."""
+The same seed gives the same data (names, titles, stages, amounts, ...) on any backend
+and any day; only timestamps move with "now". Speed: rows come from pools pre-built with
+Faker (seeded) and are drawn with random.Random; they are written in chunks of 5000 with
+SQLAlchemy Core executemany (SQLite) or COPY (PostgreSQL), all in one transaction, with
+primary keys assigned here and sequences reset afterwards. 100k leads + 100k deals is
+≈ 3.1M rows: about 80 s on SQLite and 85 s on PostgreSQL on a 2-core machine."""
 from __future__ import annotations
 
 import argparse
@@ -30,7 +32,7 @@ from faker import Faker
 from sqlalchemy.engine import Connection
 from sqlmodel import select
 
-from rxcrm.db import db_url, get_engine, migrate, session_scope
+from rxcrm.db import db_url, get_engine, migrate, optimize, session_scope
 from rxcrm.models import (
     Activity, Comment, Communication, Company, Contact, CustomField, Deal, DealProduct,
     Department, Lead, Pipeline, Product, Stage, StageHistory, TimelineEvent, User,
@@ -737,6 +739,7 @@ def seed_demo(url: str | None = None, leads: int = 2000, deals: int = 1000, seed
                 conn.exec_driver_sql(
                     f"SELECT setval(pg_get_serial_sequence('\"{name}\"', 'id'), "
                     f"(SELECT MAX(id) FROM \"{name}\"))")
+    optimize(url)  # fresh planner statistics for the board/list queries
     if verbose:
         print(f"  готово за {time.perf_counter() - started:.1f} с", file=sys.stderr)
     return counts
