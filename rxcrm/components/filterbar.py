@@ -72,6 +72,7 @@ def _presets() -> rx.Component:
         rx.form(
             rx.vstack(
                 rx.input(name="name", placeholder="Название фильтра", size="1", width="100%",
+                         value=WorkState.preset_name, on_change=WorkState.set_preset_name,
                          data_testid="preset-name"),
                 rx.cond(
                     (WorkState.user_role == "admin") | (WorkState.user_role == "head"),
@@ -82,7 +83,7 @@ def _presets() -> rx.Component:
                 spacing="2", width="100%",
             ),
             on_submit=WorkState.save_preset,
-            reset_on_submit=True,
+            reset_on_submit=False,
             width="100%",
         ),
         width="220px", min_width="220px", spacing="2", align="start",

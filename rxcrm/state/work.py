@@ -597,7 +597,8 @@ class WorkState(AppState):
         actor = self.actor()
         try:
             with session_scope() as s:
-                preset = views.save_preset(s, actor, self.page, form.get("name", ""), dict(self._filters),
+                preset = views.save_preset(s, actor, self.page, form.get("name") or self.preset_name,
+                                           dict(self._filters),
                                            shared=bool(form.get("shared")))
                 self.active_preset_id = preset.id
                 self._load_presets(s, actor)
