@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import and_, case, exists, false, func, or_, select, true
@@ -54,6 +54,11 @@ VALIDATORS: list[Callable[[Session, object, datetime], None]] = []
 
 def href(entity: str, item_id: int | None) -> str:
     return f"/{ENTITY_PATH[entity]}/{item_id}" if entity in ENTITY_PATH and item_id else ""
+
+
+def _iso(dt: datetime) -> str:
+    """Timestamps in timeline/audit data: ISO 8601 in UTC (like the columns)."""
+    return dt.astimezone(UTC).isoformat()
 
 
 def _check_entity(entity: str) -> None:
@@ -182,10 +187,10 @@ def plan_activity(session: Session, actor: Actor, entity: str, item_id: int, *, 
     session.add(act)
     session.flush()
     _timeline(session, actor, entity, item.id, "activity_planned",
-              {"activity_id": act.id, "kind": kind, "subject": subject, "start": start_at.isoformat(),
+              {"activity_id": act.id, "kind": kind, "subject": subject, "start": _iso(start_at),
                "responsible_id": user.id})
     audit.record(session, actor, "activity_planned", entity, item.id,
-                 {"activity_id": act.id, "kind": kind, "subject": subject, "start": start_at.isoformat(),
+                 {"activity_id": act.id, "kind": kind, "subject": subject, "start": _iso(start_at),
                   "responsible_id": user.id})
     refresh_next_activity(session, entity, item.id)
     return act
@@ -235,10 +240,10 @@ def reschedule_activity(session: Session, actor: Actor, activity_id: int, start_
     session.add(act)
     _timeline(session, actor, act.entity_type, act.entity_id, "activity_rescheduled",
               {"activity_id": act.id, "kind": act.kind, "subject": act.subject,
-               "from": old.isoformat(), "to": start_at.isoformat(),
+               "from": _iso(old), "to": _iso(start_at),
                "text": f"{act.subject}: {fmt.dt_short(old, now)} → {fmt.dt_short(start_at, now)}"})
     audit.record(session, actor, "activity_rescheduled", act.entity_type, act.entity_id,
-                 {"activity_id": act.id, "from": old.isoformat(), "to": start_at.isoformat()})
+                 {"activity_id": act.id, "from": _iso(old), "to": _iso(start_at)})
     refresh_next_activity(session, act.entity_type, act.entity_id)
     return act
 
@@ -298,6 +303,7 @@ def send_email(session: Session, actor: Actor, entity: str, item_id: int, to: st
                                fields={"to": "Неверный адрес"})
     subject = _text(subject, "subject", SUBJECT_MAX, required=True)
     text = _text(text, "text", TEXT_MAX, required=False)
+    savepoint = session.begin_nested()  # undone if the adapter fails, even if the caller commits
     _timeline(session, actor, entity, item.id, "email", {"to": to, "subject": subject, "text": text})
     audit.record(session, actor, "email", entity, item.id, {"to": to, "subject": subject})
     if entity in WORK_ENTITIES:
@@ -307,10 +313,13 @@ def send_email(session: Session, actor: Actor, entity: str, item_id: int, to: st
     try:
         (adapter or DEFAULT_ADAPTER).send(to, subject, text)
     except ServiceError:
+        savepoint.rollback()
         raise
     except Exception as exc:  # noqa: BLE001 - any transport error is a refusal shown to the person
+        savepoint.rollback()
         log.exception("mail adapter failed")
         raise ServiceError(f"Не удалось отправить письмо: {exc}", code="mail_failed") from exc
+    savepoint.commit()
 
 
 # ---- «Мои дела» -----------------------------------------------------------------------

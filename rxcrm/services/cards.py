@@ -20,7 +20,9 @@ KIND_LABEL = {
     "created": "Создание", "stage_changed": "Смена стадии", "field_changed": "Изменение поля",
     "activity_planned": "Запланировано дело", "activity_done": "Дело выполнено", "comment": "Комментарий",
     "email": "Письмо", "converted": "Конвертация", "closed": "Завершение", "deleted": "Удаление",
-    "restored": "Восстановление",
+    "restored": "Восстановление", "activity_rescheduled": "Дело перенесено",
+    "repeat_detected": "Повторное обращение", "reopened": "Возврат в работу",
+    "contact_linked": "Привязан контакт", "contact_unlinked": "Контакт отвязан",
 }
 # Field blocks of the card (seeds: «О сделке», «Контакт», «Интересы», «Оплата»).
 BLOCKS = {
@@ -146,7 +148,7 @@ def _v(value) -> str:
 
 def planned(session: Session, actor: Actor, entity: str, item_id: int, now: datetime | None = None) -> list[dict]:
     now = now or utcnow()
-    get_item(session, entity, item_id)
+    access.require(session, actor, entity, "view", get_item(session, entity, item_id))
     rows = session.execute(select(Activity).where(Activity.entity_type == entity, Activity.entity_id == item_id,
                                                   Activity.done.is_(False)).order_by(Activity.start_at)).scalars()
     return [{"id": a.id, "kind": a.kind, "subject": a.subject or "Дело", "at": fmt.dt_short(a.start_at, now),

@@ -154,6 +154,9 @@ def update_fields(session: Session, actor: Actor, entity: str, item_id: int, val
         session.add(item)
         audit.record(session, actor, "update", entity, item.id,
                      {"changes": {k: {"old": o, "new": n} for k, (o, n) in changes.items()}})
+        if "responsible_id" in changes:
+            from . import notifications
+            notifications.on_assigned(session, actor, entity, item, changes["responsible_id"][0])
     return changes
 
 

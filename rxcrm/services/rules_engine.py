@@ -13,8 +13,13 @@ from rxcrm.rules.stage_requirements import REQUIRED_FIELDS
 
 from .fields import FieldDef, field_map
 
+def _notify_automation(session: Session, actor, entity: str, item, old: Stage, new: Stage) -> None:
+    from . import notifications  # late import: notifications imports items which imports us
+    notifications.stage_change_hook(session, actor, entity, item, old, new)
+
+
 # Hooks called after a stage change: fn(session, actor, entity, item, old_stage, new_stage).
-AFTER_STAGE_CHANGE: list[Callable] = []
+AFTER_STAGE_CHANGE: list[Callable] = [_notify_automation]
 
 
 

@@ -1,0 +1,594 @@
+"""Creating CRM items (contacts, companies, leads, deals) and repeat detection (SPEC §4.10).
+
+Every creator checks the "add" permission on the new item, validates its input (nothing
+is written when a value is wrong), writes the item, its phones/emails (`communication`),
+a "created" timeline event, a stage-history row for the entry stage (leads and deals)
+and an audit record — all in the caller's transaction (never commits).
+
+The UI, the forms/integrations (intake) and the lead conversion all create through here,
+so repeat detection runs on every create: a phone or an email of the new lead/deal that
+matches an existing contact flags it Повторный лид / Повторная сделка and links it."""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from rxcrm.models import (
+    Communication, Company, Contact, Deal, DealProduct, Lead, Pipeline, Product, Stage, StageHistory,
+    TimelineEvent, User, utcnow,
+)
+
+from . import access, audit, catalogs, items, rules_engine
+from .context import Actor
+from .errors import ServiceError, ValidationFailed
+from .fields import FieldDef, field_map
+from .phones import comm_row, digits, normalize_email, normalize_phone, search_text
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$")
+UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
+DEFAULT_SOURCE = "Вручную"
+REPEAT_LABEL = {"lead": "Повторный лид", "deal": "Повторная сделка"}
+CREATED_TEXT = {"lead": "Лид создан", "deal": "Сделка создана"}
+_AMOUNT = FieldDef("amount", "Сумма", "Amount", "money", "amount")
+
+
+# ---- input helpers ------------------------------------------------------------------------
+
+def _s(value) -> str:
+    return (value or "").strip() if isinstance(value, str) or value is None else str(value).strip()
+
+
+def clean_phones(phones: Iterable) -> list[tuple[str, str, str]]:
+    """[(value as typed, normalised, value type)] — blanks skipped, duplicates dropped.
+
+    A phone is a string or a (value, value_type) pair. A phone with fewer than 10 digits
+    is refused naming it (a fragment like "654-32-10" cannot be called back)."""
+    out, seen, errors = [], set(), []
+    for raw in phones or ():
+        value, vtype = (raw[0], raw[1]) if isinstance(raw, (tuple, list)) else (raw, "work")
+        value = _s(value)
+        if not value:
+            continue
+        norm = normalize_phone(value)
+        if len(digits(norm)) < 10 or len(norm) > 15:
+            errors.append(value)
+            continue
+        if norm not in seen:
+            seen.add(norm)
+            out.append((value, norm, vtype or "work"))
+    if errors:
+        names = ", ".join(f"«{e}»" for e in errors)
+        raise ValidationFailed(f"Телефон {names}: введите номер полностью, не меньше 10 цифр",
+                               fields={"phones": f"Неверный телефон: {', '.join(errors)}"})
+    return out
+
+
+def clean_emails(emails: Iterable) -> list[tuple[str, str, str]]:
+    """[(value as typed, lower-cased, value type)] — blanks skipped, duplicates dropped."""
+    out, seen, errors = [], set(), []
+    for raw in emails or ():
+        value, vtype = (raw[0], raw[1]) if isinstance(raw, (tuple, list)) else (raw, "work")
+        value = _s(value)
+        if not value:
+            continue
+        if not EMAIL_RE.match(value):
+            errors.append(value)
+            continue
+        norm = normalize_email(value)
+        if norm not in seen:
+            seen.add(norm)
+            out.append((value, norm, vtype or "work"))
+    if errors:
+        names = ", ".join(f"«{e}»" for e in errors)
+        raise ValidationFailed(f"E-mail {names}: неверный адрес",
+                               fields={"emails": f"Неверный e-mail: {', '.join(errors)}"})
+    return out
+
+
+def _add_comms(session: Session, entity: str, item_id: int, phones, emails) -> None:
+    for value, _norm, vtype in phones:
+        session.add(Communication(**comm_row(entity, item_id, "phone", value, vtype)))
+    for value, _norm, vtype in emails:
+        session.add(Communication(**comm_row(entity, item_id, "email", value, vtype)))
+
+
+def _responsible(session: Session, actor: Actor, responsible_id: int | None) -> tuple[int | None, int | None]:
+    """(responsible id, its department). Defaults to the actor."""
+    if responsible_id is None:
+        if actor.user_id is None:
+            return None, actor.department_id
+        responsible_id = actor.user_id
+    user = session.get(User, responsible_id)
+    if user is None or not user.is_active:
+        raise ValidationFailed("Ответственный не найден или отключён", fields={"responsible_id": "Не найден"})
+    return user.id, user.department_id
+
+
+def _program(session: Session, program_id) -> int | None:
+    if program_id in (None, ""):
+        return None
+    prog = session.get(Product, int(program_id))
+    if prog is None:
+        raise ValidationFailed("Образовательная программа не найдена", fields={"program_id": "Не найдена"})
+    return prog.id
+
+
+def _money(value) -> Decimal | None:
+    return items.parse_value(_AMOUNT, value) if value is not None else None
+
+
+def _birthday(value) -> date | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip()[:10])
+    except ValueError:
+        raise ValidationFailed("«Дата рождения»: дата в формате ГГГГ-ММ-ДД",
+                               fields={"birthday": "Неверная дата"}) from None
+
+
+def _utm(item, utm: dict | None) -> None:
+    for key, value in (utm or {}).items():
+        key = key if key.startswith("utm_") else f"utm_{key}"
+        if key in UTM_KEYS and value is not None:
+            setattr(item, key, _s(value)[:255])
+
+
+def _values(session: Session, entity: str, pipeline_id: int | None, values: dict | None,
+            custom: dict | None) -> dict:
+    """Extra field values by field key (custom fields as "custom.<code>" or plain codes in
+    `custom`), validated like an edit: all errors at once, nothing set when one is wrong."""
+    raw = dict(values or {})
+    for code, value in (custom or {}).items():
+        raw[code if code.startswith("custom.") else f"custom.{code}"] = value
+    if not raw:
+        return {}
+    fmap = field_map(session, entity, pipeline_id)
+    parsed, errors = {}, {}
+    for key, value in raw.items():
+        fd = fmap.get(key)
+        if fd is None or (fd.column is None and not key.startswith("custom.")) or \
+                fd.kind not in items.EDITABLE_KINDS:
+            errors[key] = "Неизвестное поле"
+            continue
+        try:
+            parsed[key] = items.parse_value(fd, value)
+        except ValidationFailed as exc:
+            errors.update(exc.fields or {key: exc.message})
+    if errors:
+        labels = ", ".join(f"«{fmap[k].label}»" if k in fmap else k for k in errors)
+        raise ValidationFailed(f"Проверьте поля: {labels}", fields=errors)
+    if parsed.get("responsible_id") is not None:
+        _responsible(session, Actor.system(), parsed["responsible_id"])
+    if parsed.get("program_id") is not None:
+        _program(session, parsed["program_id"])
+    return parsed
+
+
+def _apply(item, parsed: dict) -> None:
+    for key, value in parsed.items():
+        items._set(item, key, value)
+
+
+def _entry_stage(session: Session, pipeline_id: int, *, stage_id: int | None = None,
+                 stage_code: str | None = None) -> Stage:
+    stages = catalogs.stages(session, pipeline_id)
+    if stage_id is not None or stage_code:
+        st = next((s for s in stages if (s.id == stage_id if stage_id is not None else s.code == stage_code)), None)
+        if st is None:
+            raise ValidationFailed("Такой стадии нет в воронке", fields={"stage_id": "Не найдена"})
+        if st.semantic != "process":
+            raise ValidationFailed(f"«{st.name}» — завершающая стадия: новый элемент начинается с рабочей стадии",
+                                   code="final_stage")
+        return st
+    st = next((s for s in stages if s.semantic == "process"), None)
+    if st is None:
+        raise ServiceError("В воронке нет рабочих стадий")
+    return st
+
+
+def check_stage_fields(session: Session, entity: str, item, stage: Stage) -> None:
+    """Refuse like items.move_stage when the entry stage requires fields the item lacks."""
+    missing = rules_engine.missing_fields(session, entity, item, stage)
+    if missing:
+        names = ", ".join(f"«{f.label}»" for f in missing)
+        raise items.MissingFields(f"Чтобы создать на стадии «{stage.name}», заполните: {names}",
+                                  details={"missing": [{"key": f.key, "label": f.label, "kind": f.kind,
+                                                        "options": list(f.options)} for f in missing],
+                                           "stage_id": stage.id, "stage": stage.name})
+
+
+def _tracked(item, actor: Actor, responsible_id, department_id) -> None:
+    now = utcnow()
+    item.responsible_id, item.department_id = responsible_id, department_id
+    item.created_at = item.updated_at = now
+    item.created_by_id = item.updated_by_id = actor.user_id
+
+
+def _enter_first_stage(session: Session, actor: Actor, entity: str, item, stage: Stage, extra: dict) -> None:
+    session.add(StageHistory(entity_type=entity, entity_id=item.id, pipeline_id=item.pipeline_id,
+                             stage_id=stage.id, from_stage_id=None, semantic=stage.semantic,
+                             created_at=item.created_at, user_id=actor.user_id,
+                             responsible_id=item.responsible_id, department_id=item.department_id))
+    items._timeline(session, actor, entity, item.id, "created",
+                    {"text": f"{CREATED_TEXT[entity]} на стадии «{stage.name}»", "stage_id": stage.id, "stage": stage.name,
+                     "pipeline_id": item.pipeline_id, "source": getattr(item, "source", ""), **extra})
+
+
+def _linked(session: Session, actor: Actor, entity: str, item_id, check: bool):
+    """A contact/company to link to (not deleted; visible to the actor when `check`)."""
+    if item_id in (None, ""):
+        return None
+    obj = items.get_item(session, entity, int(item_id))
+    if check:
+        access.require(session, actor, entity, "view", obj)
+    return obj
+
+
+# ---- contacts and companies -----------------------------------------------------------------
+
+def contact_full_name(last: str, first: str, middle: str = "") -> str:
+    return " ".join(p for p in (_s(last), _s(first), _s(middle)) if p)
+
+
+def create_contact(session: Session, actor: Actor, *, last_name: str, first_name: str, middle_name: str = "",
+                   phones=(), emails=(), company_id: int | None = None, position: str = "", birthday=None,
+                   source: str = DEFAULT_SOURCE, responsible_id: int | None = None, comment: str = "",
+                   custom: dict | None = None) -> Contact:
+    last, first, middle = _s(last_name), _s(first_name), _s(middle_name)
+    if not last and not first:
+        raise ValidationFailed("Укажите фамилию или имя контакта",
+                               fields={"last_name": "Обязательное поле", "first_name": "Обязательное поле"})
+    ph, em = clean_phones(phones), clean_emails(emails)
+    company = _linked(session, actor, "company", company_id, check=True)
+    resp_id, dept_id = _responsible(session, actor, responsible_id)
+    full = contact_full_name(last, first, middle)
+    contact = Contact(last_name=last, first_name=first, middle_name=middle, full_name=full,
+                      company_id=company.id if company else None, position=_s(position),
+                      birthday=_birthday(birthday), source=_s(source) or DEFAULT_SOURCE, comment=_s(comment),
+                      search_text=search_text(full, *(e[0] for e in em)))
+    _apply(contact, _values(session, "contact", None, None, custom))
+    _tracked(contact, actor, resp_id, dept_id)
+    access.require(session, actor, "contact", "add", contact)
+    session.add(contact)
+    session.flush()
+    _add_comms(session, "contact", contact.id, ph, em)
+    items._timeline(session, actor, "contact", contact.id, "created",
+                    {"text": f"Создан контакт {full}", "source": contact.source})
+    audit.record(session, actor, "create", "contact", contact.id,
+                 {"title": full, "phones": [p[0] for p in ph], "emails": [e[0] for e in em]})
+    return contact
+
+
+def create_company(session: Session, actor: Actor, *, title: str, phones=(), emails=(), inn: str = "",
+                   industry: str = "", address: str = "", website: str = "", responsible_id: int | None = None,
+                   comment: str = "", custom: dict | None = None) -> Company:
+    title = _s(title)
+    if not title:
+        raise ValidationFailed("Укажите название компании", fields={"title": "Обязательное поле"})
+    inn = _s(inn)
+    if inn and (not inn.isdigit() or len(inn) not in (10, 12)):
+        raise ValidationFailed("ИНН: 10 или 12 цифр", fields={"inn": "10 или 12 цифр"})
+    ph, em = clean_phones(phones), clean_emails(emails)
+    resp_id, dept_id = _responsible(session, actor, responsible_id)
+    company = Company(title=title, inn=inn, industry=_s(industry), address=_s(address), website=_s(website),
+                      comment=_s(comment), search_text=search_text(title, inn, *(e[0] for e in em)))
+    _apply(company, _values(session, "company", None, None, custom))
+    _tracked(company, actor, resp_id, dept_id)
+    access.require(session, actor, "company", "add", company)
+    session.add(company)
+    session.flush()
+    _add_comms(session, "company", company.id, ph, em)
+    items._timeline(session, actor, "company", company.id, "created", {"text": f"Создана компания «{title}»"})
+    audit.record(session, actor, "create", "company", company.id, {"title": title})
+    return company
+
+
+# ---- leads ---------------------------------------------------------------------------------
+
+def create_lead(session: Session, actor: Actor, *, title: str = "", last_name: str = "", first_name: str = "",
+                middle_name: str = "", phones=(), emails=(), source: str = DEFAULT_SOURCE, program_id=None,
+                amount=None, comment: str = "", utm: dict | None = None, company_title: str = "",
+                marketplace_action: str = "", responsible_id: int | None = None, stage_code: str | None = None,
+                custom: dict | None = None, position: str = "", education_level: str = "",
+                interest_area: str = "") -> Lead:
+    """A new lead in the lead pipeline's first stage (or `stage_code`, a working stage).
+
+    Needs a name, a phone or an email. `responsible_id` defaults to the actor (system and
+    intake actors pass the assignee). Runs repeat detection after writing the lead."""
+    last, first, middle = _s(last_name), _s(first_name), _s(middle_name)
+    ph, em = clean_phones(phones), clean_emails(emails)
+    if not (last or first or middle or ph or em):
+        raise ValidationFailed("Укажите имя, телефон или e-mail",
+                               fields={"first_name": "Имя, телефон или e-mail", "phones": "Имя, телефон или e-mail"})
+    pipe = catalogs.default_pipeline(session, "lead")
+    if pipe is None:
+        raise ServiceError("Воронка лидов не настроена")
+    stage = _entry_stage(session, pipe.id, stage_code=stage_code)
+    resp_id, dept_id = _responsible(session, actor, responsible_id)
+    name = " ".join(p for p in (last, first) if p) or middle
+    title = _s(title) or f"Лид: {name or (ph[0][0] if ph else em[0][0])}"
+    lead = Lead(title=title, pipeline_id=pipe.id, stage_id=stage.id, semantic=stage.semantic,
+                last_name=last, first_name=first, middle_name=middle, source=_s(source) or DEFAULT_SOURCE,
+                program_id=_program(session, program_id), comment=_s(comment), company_title=_s(company_title),
+                marketplace_action=_s(marketplace_action), position=_s(position),
+                education_level=_s(education_level), interest_area=_s(interest_area),
+                search_text=search_text(title, last, first, middle, _s(company_title), *(e[0] for e in em)))
+    if amount is not None:
+        lead.amount = _money(amount)
+    _utm(lead, utm)
+    _apply(lead, _values(session, "lead", pipe.id, None, custom))
+    _tracked(lead, actor, resp_id, dept_id)
+    lead.stage_changed_at = lead.created_at
+    access.require(session, actor, "lead", "add", lead)
+    check_stage_fields(session, "lead", lead, stage)
+    session.add(lead)
+    session.flush()
+    _add_comms(session, "lead", lead.id, ph, em)
+    _enter_first_stage(session, actor, "lead", lead, stage, {})
+    found = detect_repeat(session, "lead", lead, [p[0] for p in ph], [e[0] for e in em])
+    audit.record(session, actor, "create", "lead", lead.id,
+                 {"title": lead.title, "source": lead.source, "stage": stage.name,
+                  "repeat_contact_id": found.id if found else None})
+    return lead
+
+
+# ---- deals ---------------------------------------------------------------------------------
+
+def contact_comms(session: Session, contact_id: int | None) -> tuple[list[str], list[str]]:
+    """(phones, emails) of a contact as typed."""
+    if not contact_id:
+        return [], []
+    rows = session.execute(select(Communication.kind, Communication.value).where(
+        Communication.entity_type == "contact", Communication.entity_id == contact_id)
+        .order_by(Communication.id)).all()
+    return [v for k, v in rows if k == "phone"], [v for k, v in rows if k == "email"]
+
+
+def deal_search_text(session: Session, deal: Deal) -> str:
+    """Title + contact full name + company title + the contact's emails."""
+    contact = session.get(Contact, deal.contact_id) if deal.contact_id else None
+    company = session.get(Company, deal.company_id) if deal.company_id else None
+    _, emails = contact_comms(session, deal.contact_id)
+    return search_text(deal.title, contact.full_name if contact else "", company.title if company else "", *emails)
+
+
+def _product_rows(session: Session, products: list[dict] | None) -> list[DealProduct]:
+    rows = []
+    for i, p in enumerate(products or ()):
+        prod = session.get(Product, int(p["product_id"])) if p.get("product_id") else None
+        if p.get("product_id") and prod is None:
+            raise ValidationFailed("Товар не найден", fields={"products": "Товар не найден"})
+        title = _s(p.get("title")) or (prod.title if prod else "")
+        if not title:
+            raise ValidationFailed("Товарная позиция без названия", fields={"products": "Укажите товар"})
+        try:
+            price = Decimal(str(p["price"])) if p.get("price") not in (None, "") else (prod.price if prod else Decimal(0))
+            qty = Decimal(str(p.get("quantity", 1) or 1))
+            disc = Decimal(str(p.get("discount_pct", p.get("discount", 0)) or 0))
+        except ArithmeticError:
+            raise ValidationFailed(f"Товар «{title}»: введите числа", fields={"products": "Введите числа"}) from None
+        if price < 0 or qty <= 0 or not (0 <= disc <= 100):
+            raise ValidationFailed(f"Товар «{title}»: цена ≥ 0, количество > 0, скидка от 0 до 100 %",
+                                   fields={"products": "Неверные значения"})
+        rows.append(DealProduct(deal_id=0, product_id=prod.id if prod else None, title=title, price=price,
+                                quantity=qty, discount_pct=disc, sort=(i + 1) * 10))
+    return rows
+
+
+def products_total(rows: list[DealProduct]) -> Decimal:
+    total = sum((r.price * r.quantity * (1 - r.discount_pct / 100) for r in rows), Decimal(0))
+    return total.quantize(Decimal("0.01"))
+
+
+def create_deal(session: Session, actor: Actor, *, pipeline_id: int, title: str, contact_id: int | None = None,
+                company_id: int | None = None, program_id=None, amount=None, source: str = DEFAULT_SOURCE,
+                utm: dict | None = None, responsible_id: int | None = None, stage_id: int | None = None,
+                lead_id: int | None = None, comment: str = "", products: list[dict] | None = None,
+                custom: dict | None = None, values: dict | None = None) -> Deal:
+    """A new deal in the pipeline's first working stage (or `stage_id`).
+
+    A contact that belongs to a company links the company too. `products` are rows
+    {product_id, title, price, quantity, discount_pct}; without `amount` the deal's amount
+    is their sum. `values` are extra fields by key (e.g. first_payment_amount); the entry
+    stage's required fields are checked (items.MissingFields). Runs repeat detection by
+    the contact's phones/emails."""
+    return _create_deal(session, actor, check_links=True, pipeline_id=pipeline_id, title=title,
+                        contact_id=contact_id, company_id=company_id, program_id=program_id, amount=amount,
+                        source=source, utm=utm, responsible_id=responsible_id, stage_id=stage_id,
+                        lead_id=lead_id, comment=comment, products=products, custom=custom, values=values)
+
+
+def _create_deal(session: Session, actor: Actor, *, check_links: bool, pipeline_id, title, contact_id,
+                 company_id, program_id, amount, source, utm, responsible_id, stage_id, lead_id, comment,
+                 products, custom, values) -> Deal:
+    title = _s(title)
+    if not title:
+        raise ValidationFailed("Укажите название сделки", fields={"title": "Обязательное поле"})
+    pipe = session.get(Pipeline, int(pipeline_id)) if pipeline_id not in (None, "") else None
+    if pipe is None or pipe.entity != "deal":
+        raise ValidationFailed("Выберите воронку сделок", fields={"pipeline_id": "Выберите воронку"})
+    stage = _entry_stage(session, pipe.id, stage_id=stage_id)
+    contact = _linked(session, actor, "contact", contact_id, check_links)
+    if company_id in (None, "") and contact is not None and contact.company_id:
+        company_id = contact.company_id
+        company = session.get(Company, company_id)
+        if company is None or company.deleted_at is not None:
+            company = None
+    else:
+        company = _linked(session, actor, "company", company_id, check_links)
+    if lead_id is not None and session.get(Lead, lead_id) is None:
+        raise ValidationFailed("Лид не найден")
+    parsed = _values(session, "deal", pipe.id, values, custom)
+    if parsed.get("responsible_id") is not None and responsible_id is None:
+        responsible_id = parsed["responsible_id"]
+    parsed.pop("responsible_id", None)
+    resp_id, dept_id = _responsible(session, actor, responsible_id)
+    rows = _product_rows(session, products)
+    program = _program(session, program_id)
+    if program is None:
+        program = next((r.product_id for r in rows if r.product_id), None)
+    deal = Deal(title=title, pipeline_id=pipe.id, stage_id=stage.id, semantic=stage.semantic,
+                contact_id=contact.id if contact else None, company_id=company.id if company else None,
+                program_id=program, source=_s(source) or DEFAULT_SOURCE, comment=_s(comment), lead_id=lead_id)
+    if amount is not None:
+        deal.amount = _money(amount)
+    elif rows:
+        deal.amount = products_total(rows)
+    _utm(deal, utm)
+    _apply(deal, parsed)
+    _tracked(deal, actor, resp_id, dept_id)
+    deal.stage_changed_at = deal.created_at
+    access.require(session, actor, "deal", "add", deal)
+    check_stage_fields(session, "deal", deal, stage)
+    session.add(deal)
+    session.flush()
+    for row in rows:
+        row.deal_id = deal.id
+        session.add(row)
+    deal.search_text = deal_search_text(session, deal)
+    _enter_first_stage(session, actor, "deal", deal, stage, {"lead_id": lead_id} if lead_id else {})
+    found = None
+    if contact is not None:
+        phones, emails = contact_comms(session, contact.id)
+        own_is_new = not _has_history(session, contact.id, deal_id=deal.id, lead_id=lead_id)
+        found = detect_repeat(session, "deal", deal, phones, emails,
+                              exclude_contact_ids=(contact.id,) if own_is_new else ())
+    audit.record(session, actor, "create", "deal", deal.id,
+                 {"title": deal.title, "pipeline": pipe.name, "stage": stage.name, "source": deal.source,
+                  "amount": float(deal.amount or 0), "lead_id": lead_id,
+                  "repeat_contact_id": found.id if found else None})
+    return deal
+
+
+def _has_history(session: Session, contact_id: int, *, deal_id: int | None = None,
+                 lead_id: int | None = None) -> bool:
+    """Whether the contact already had leads or deals (other than the given ones): its
+    own contact then counts as "existing" for a new deal's repeat detection."""
+    for model, skip in ((Deal, deal_id), (Lead, lead_id)):
+        conds = [model.contact_id == contact_id, model.deleted_at.is_(None)]
+        if skip is not None:
+            conds.append(model.id != skip)
+        if session.execute(select(func.count()).select_from(model).where(*conds)).scalar_one():
+            return True
+    return False
+
+
+# ---- repeat detection ------------------------------------------------------------------------
+
+def find_contact(session: Session, phones: Iterable[str] = (), emails: Iterable[str] = (),
+                 exclude_contact_ids: Iterable[int] = ()) -> tuple[Contact, str, str] | None:
+    """The oldest live contact with one of these phones (first) or emails: (contact, by, value)."""
+    exclude = [i for i in exclude_contact_ids if i]
+    for kind, values in (("phone", phones), ("email", emails)):
+        by_norm: dict[str, str] = {}
+        for v in values or ():
+            v = _s(v)
+            norm = normalize_phone(v) if kind == "phone" else normalize_email(v)
+            if kind == "phone" and len(norm) < 10:
+                continue  # a fragment would match strangers
+            if norm:
+                by_norm.setdefault(norm, v)
+        if not by_norm:
+            continue
+        stmt = (select(Contact, Communication.norm)
+                .join(Communication, (Communication.entity_type == "contact") & (Communication.entity_id == Contact.id))
+                .where(Communication.kind == kind, Communication.norm.in_(list(by_norm)),
+                       Contact.deleted_at.is_(None))
+                .order_by(Contact.id).limit(1))
+        if exclude:
+            stmt = stmt.where(Contact.id.not_in(exclude))
+        row = session.execute(stmt).first()
+        if row is not None:
+            return row[0], kind, by_norm[row[1]]
+    return None
+
+
+def detect_repeat(session: Session, entity: str, item, phones: Iterable[str], emails: Iterable[str], *,
+                  exclude_contact_ids: Iterable[int] = ()) -> Contact | None:
+    """Flag a new lead/deal as repeat when a phone (any format) or an email (any case)
+    matches an existing live contact: is_repeat, the contact linked (when the item has
+    none; its company too when the item has none) and a "repeat_detected" timeline event.
+    Returns the matched contact or None. Does not flush."""
+    hit = find_contact(session, phones, emails, exclude_contact_ids)
+    if hit is None:
+        return None
+    contact, by, value = hit
+    item.is_repeat = True
+    if item.contact_id is None:
+        item.contact_id = contact.id
+        if item.company_id is None and contact.company_id:
+            item.company_id = contact.company_id
+        if entity == "deal":
+            item.search_text = deal_search_text(session, item)
+    session.add(item)
+    how = "телефону" if by == "phone" else "e-mail"
+    session.add(TimelineEvent(
+        entity_type=entity, entity_id=item.id, kind="repeat_detected", user_id=None,
+        data={"text": f"{REPEAT_LABEL.get(entity, 'Повторный')}: контакт {contact.full_name} найден по {how} {value}",
+              "contact_id": contact.id, "contact": contact.full_name, "by": by, "value": value}))
+    return contact
+
+
+def link_contact(session: Session, actor: Actor, entity: str, item_id: int, contact_id: int):
+    """Link a lead/deal to an existing contact by hand (the manager found the client).
+
+    A lead linked to a contact is a repeat lead; a deal is a repeat deal when the contact
+    already had other leads or deals. A deal also gets the contact's company if it has none."""
+    if entity not in ("lead", "deal"):
+        raise ValidationFailed("Контакт привязывается к лиду или сделке")
+    item = items.get_item(session, entity, item_id)
+    access.require(session, actor, entity, "edit", item)
+    contact = items.get_item(session, "contact", contact_id)
+    access.require(session, actor, "contact", "view", contact)
+    if item.contact_id == contact.id:
+        return item
+    old = item.contact_id
+    item.contact_id = contact.id
+    if entity == "lead":
+        item.is_repeat = True
+    else:
+        item.is_repeat = item.is_repeat or _has_history(session, contact.id, deal_id=item.id, lead_id=item.lead_id)
+    if item.company_id is None and contact.company_id:
+        item.company_id = contact.company_id
+    if entity == "deal":
+        item.search_text = deal_search_text(session, item)
+    items._touch(item, actor)
+    session.add(item)
+    items._timeline(session, actor, entity, item.id, "contact_linked",
+                    {"text": f"Привязан контакт {contact.full_name}", "contact_id": contact.id,
+                     "contact": contact.full_name, "old_contact_id": old})
+    audit.record(session, actor, "link_contact", entity, item.id,
+                 {"contact_id": contact.id, "old_contact_id": old, "is_repeat": item.is_repeat})
+    return item
+
+
+def unlink_contact(session: Session, actor: Actor, entity: str, item_id: int):
+    """Remove the contact link of a lead/deal by hand (a wrong repeat match): the repeat
+    flag goes too. The company link stays."""
+    if entity not in ("lead", "deal"):
+        raise ValidationFailed("Контакт привязывается к лиду или сделке")
+    item = items.get_item(session, entity, item_id)
+    access.require(session, actor, entity, "edit", item)
+    if item.contact_id is None and not item.is_repeat:
+        return item
+    old = item.contact_id
+    contact = session.get(Contact, old) if old else None
+    item.contact_id = None
+    item.is_repeat = False
+    if entity == "deal":
+        item.search_text = deal_search_text(session, item)
+    items._touch(item, actor)
+    session.add(item)
+    name = contact.full_name if contact else ""
+    items._timeline(session, actor, entity, item.id, "contact_unlinked",
+                    {"text": f"Отвязан контакт {name}".strip(), "contact_id": old, "contact": name})
+    audit.record(session, actor, "unlink_contact", entity, item.id, {"contact_id": old})
+    return item
