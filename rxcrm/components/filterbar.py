@@ -262,7 +262,8 @@ def toolbar() -> rx.Component:
     )
 
 
-def _missing_input(f: MissingField) -> rx.Component:
+def missing_input(f: MissingField, testid: str = "missing-input") -> rx.Component:
+    """One required field in a dialog: select for enums, date/number/text input otherwise."""
     return rx.vstack(
         rx.text(f.label, size="2", weight="medium"),
         rx.cond(
@@ -271,35 +272,37 @@ def _missing_input(f: MissingField) -> rx.Component:
             rx.input(name=f.key, default_value=f.value, width="100%",
                      type=rx.cond(f.kind == "date", "date", "text"),
                      placeholder=rx.cond((f.kind == "money") | (f.kind == "number"), "0", ""),
-                     data_testid="missing-input"),
+                     data_testid=testid),
         ),
         rx.cond(f.error != "", rx.text(f.error, size="1", color=theme.DANGER)),
         spacing="1", width="100%", align="start",
     )
 
 
-def missing_fields_dialog() -> rx.Component:
+def missing_fields_dialog(state=WorkState) -> rx.Component:
+    """"Заполните обязательные поля": shown when a stage move is refused for missing fields.
+    `state` needs missing_open/missing_message/missing_fields/submit_missing/close_missing."""
     return rx.dialog.root(
         rx.dialog.content(
             rx.dialog.title("Заполните обязательные поля"),
-            rx.callout(WorkState.missing_message, icon="info", color_scheme="amber", size="1",
+            rx.callout(state.missing_message, icon="info", color_scheme="amber", size="1",
                        data_testid="move-refused"),
             rx.form(
                 rx.vstack(
-                    rx.foreach(WorkState.missing_fields, _missing_input),
+                    rx.foreach(state.missing_fields, missing_input),
                     rx.hstack(
                         rx.dialog.close(rx.button("Отмена", type="button", variant="soft", color_scheme="gray",
-                                                  on_click=WorkState.close_missing)),
+                                                  on_click=state.close_missing)),
                         rx.button("Сохранить и перевести", type="submit", data_testid="missing-submit"),
                         justify="end", spacing="3", width="100%",
                     ),
                     spacing="3", padding_top="12px",
                 ),
-                on_submit=WorkState.submit_missing,
+                on_submit=state.submit_missing,
                 reset_on_submit=False,
             ),
             max_width="460px",
         ),
-        open=WorkState.missing_open,
-        on_open_change=lambda v: WorkState.close_missing(),
+        open=state.missing_open,
+        on_open_change=lambda v: state.close_missing(),
     )

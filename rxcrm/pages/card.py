@@ -4,11 +4,16 @@ from __future__ import annotations
 import reflex as rx
 
 from rxcrm.components import theme
+from rxcrm.components.filterbar import missing_fields_dialog, missing_input
 from rxcrm.components.shell import layout
-from rxcrm.state.card import Block, CardState, Event, LinkRow, Planned, StageChip
+from rxcrm.state.card import Block, CardState, EditField, Event, Found, LinkRow, Planned, StageChip
+
+
+ACTIVITY_KINDS = [("call", "Звонок"), ("meeting", "Встреча"), ("task", "Задача"), ("email", "Письмо")]
 
 KIND_OPTIONS = [("all", "Все"), ("stage_changed", "Стадии"), ("field_changed", "Поля"), ("comment", "Комментарии"),
-                ("activity_done", "Дела"), ("created", "Создание")]
+                ("activity_done", "Дела выполнены"), ("activity_planned", "Дела запланированы"),
+                ("email", "Письма"), ("converted", "Конвертация"), ("closed", "Завершение"), ("created", "Создание")]
 
 
 def _stage(st: StageChip) -> rx.Component:
@@ -20,23 +25,85 @@ def _stage(st: StageChip) -> rx.Component:
         background=rx.cond(filled, st.color, "#e9edf1"),
         padding="6px 10px", flex="1", min_width="0", text_align="center",
         border_radius="4px", data_testid="stage-chip", data_current=st.current.to_string(),
-        title=st.name,
+        data_stage=st.name, title=st.name,
+        cursor=rx.cond(CardState.card_editable & ~CardState.is_closed, "pointer", "default"),
+        on_click=CardState.click_stage(st.id),
+        _hover={"opacity": "0.85"},
+    )
+
+
+def _edit_input(f: EditField) -> rx.Component:
+    def sel(options):
+        return rx.select.root(
+            rx.select.trigger(width="100%", placeholder="—"),
+            rx.select.content(rx.foreach(options, lambda o: rx.select.item(o.label, value=o.value))),
+            name=f.key, default_value=f.value, size="2",
+        )
+    return rx.vstack(
+        rx.text(f.label, size="1", color=theme.TEXT_MUTED),
+        rx.match(
+            f.kind,
+            ("user", sel(CardState.user_options)),
+            ("program", sel(CardState.program_options)),
+            ("enum", rx.select(f.options, name=f.key, default_value=f.value, placeholder="—", width="100%")),
+            ("bool", rx.select(["Да", "Нет"], name=f.key, default_value=f.value, placeholder="—", width="100%")),
+            ("date", rx.input(name=f.key, type="date", default_value=f.value, width="100%")),
+            rx.input(name=f.key, default_value=f.value, width="100%", data_testid="edit-" + f.key),
+        ),
+        rx.cond(f.error != "", rx.text(f.error, size="1", color=theme.DANGER)),
+        spacing="1", width="100%", align="start",
+    )
+
+
+def _edit_form() -> rx.Component:
+    return rx.form(
+        rx.vstack(
+            rx.foreach(CardState.edit_fields, _edit_input),
+            rx.cond(CardState.edit_error != "",
+                    rx.callout(CardState.edit_error, icon="triangle-alert", color_scheme="red", size="1",
+                               data_testid="edit-error")),
+            rx.hstack(
+                rx.button("Отмена", type="button", variant="soft", color_scheme="gray", size="2",
+                          on_click=CardState.cancel_edit),
+                rx.button("Сохранить", type="submit", size="2", data_testid="edit-save"),
+                justify="end", width="100%", spacing="2",
+            ),
+            spacing="3", width="100%",
+        ),
+        on_submit=CardState.save_edit,
+        reset_on_submit=False,
+        width="100%",
     )
 
 
 def _block(b: Block) -> rx.Component:
+    editing = CardState.edit_block == b.title
     return rx.box(
-        rx.text(b.title, weight="bold", size="2", color="#1f2933", padding_bottom="8px"),
-        rx.foreach(
-            b.fields,
-            lambda f: rx.hstack(
-                rx.text(f.label, size="1", color=theme.TEXT_MUTED, width="40%", min_width="120px"),
-                rx.text(f.value, size="2", color="#1f2933", width="60%", word_break="break-word"),
-                align="start", width="100%", padding_y="4px", border_bottom=f"1px dashed {theme.BORDER}",
+        rx.hstack(
+            rx.text(b.title, weight="bold", size="2", color="#1f2933"),
+            rx.spacer(),
+            rx.cond(
+                CardState.card_editable & CardState.edit_blocks.contains(b.title) & ~editing,
+                rx.link(rx.hstack(rx.icon("pencil", size=12), rx.text("Изменить"), spacing="1", align="center"),
+                        size="1", cursor="pointer", on_click=CardState.start_edit(b.title),
+                        data_testid="block-edit"),
+            ),
+            width="100%", padding_bottom="8px", align="center",
+        ),
+        rx.cond(
+            editing,
+            _edit_form(),
+            rx.foreach(
+                b.fields,
+                lambda f: rx.hstack(
+                    rx.text(f.label, size="1", color=theme.TEXT_MUTED, width="40%", min_width="120px"),
+                    rx.text(f.value, size="2", color="#1f2933", width="60%", word_break="break-word"),
+                    align="start", width="100%", padding_y="4px", border_bottom=f"1px dashed {theme.BORDER}",
+                ),
             ),
         ),
         background="white", border=f"1px solid {theme.BORDER}", border_radius="10px", padding="14px 16px",
-        width="100%",
+        width="100%", data_testid="field-block", data_title=b.title,
     )
 
 
@@ -54,8 +121,141 @@ def _planned(p: Planned) -> rx.Component:
         rx.text(p.subject, size="2", weight="medium"),
         rx.spacer(),
         rx.text(p.at, size="1", color=rx.cond(p.overdue, theme.DANGER, theme.TEXT_MUTED)),
+        rx.button("Выполнить", size="1", variant="soft", color_scheme="green", on_click=CardState.open_done(p.id),
+                  data_testid="activity-done"),
+        rx.button("Перенести", size="1", variant="ghost", on_click=CardState.open_resched(p.id)),
         width="100%", align="center", padding="8px 12px", background="#fff8e6", border="1px solid #f5dfa8",
         border_radius="8px", data_testid="planned-activity",
+    )
+
+
+def _done_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Дело выполнено"),
+            rx.form(
+                rx.vstack(
+                    rx.text_area(name="result", placeholder="Результат: о чём договорились", width="100%",
+                                 rows="3", data_testid="done-result"),
+                    rx.hstack(rx.dialog.close(rx.button("Отмена", type="button", variant="soft", color_scheme="gray")),
+                              rx.button("Готово", type="submit", data_testid="done-submit"),
+                              justify="end", width="100%", spacing="2"),
+                    spacing="3",
+                ),
+                on_submit=CardState.complete, reset_on_submit=True,
+            ),
+            max_width="420px",
+        ),
+        open=CardState.done_open, on_open_change=CardState.set_done_open,
+    )
+
+
+def _resched_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Перенести дело"),
+            rx.form(
+                rx.vstack(
+                    rx.hstack(rx.input(name="date", type="date", width="100%"),
+                              rx.input(name="time", type="time", default_value="10:00", width="140px"),
+                              width="100%"),
+                    rx.hstack(rx.dialog.close(rx.button("Отмена", type="button", variant="soft", color_scheme="gray")),
+                              rx.button("Перенести", type="submit"), justify="end", width="100%", spacing="2"),
+                    spacing="3",
+                ),
+                on_submit=CardState.reschedule, reset_on_submit=True,
+            ),
+            max_width="420px",
+        ),
+        open=CardState.resched_open, on_open_change=CardState.set_resched_open,
+    )
+
+
+def _composer() -> rx.Component:
+    error = rx.cond(CardState.composer_error != "",
+                    rx.callout(CardState.composer_error, icon="triangle-alert", color_scheme="red", size="1",
+                               data_testid="composer-error"))
+    comment = rx.form(
+        rx.vstack(
+            rx.text_area(name="text", placeholder="Напишите комментарий…", width="100%", rows="3",
+                         data_testid="comment-text"),
+            error,
+            rx.button("Отправить", type="submit", size="2", data_testid="comment-send"),
+            spacing="2", align="end", width="100%",
+        ),
+        on_submit=CardState.add_comment, reset_on_submit=True, width="100%",
+    )
+    activity = rx.form(
+        rx.vstack(
+            rx.hstack(
+                rx.select.root(
+                    rx.select.trigger(width="140px"),
+                    rx.select.content(*[rx.select.item(label, value=v) for v, label in ACTIVITY_KINDS]),
+                    name="kind", default_value="call", size="2",
+                ),
+                rx.input(name="subject", placeholder="Тема (например, Перезвонить по программе)", flex="1",
+                         data_testid="activity-subject"),
+                width="100%", spacing="2",
+            ),
+            rx.hstack(
+                rx.input(name="date", type="date", data_testid="activity-date", flex="1"),
+                rx.input(name="time", type="time", default_value="10:00", width="120px",
+                         data_testid="activity-time"),
+                rx.input(name="duration", type="number", default_value="15", width="110px",
+                         placeholder="мин", title="Длительность, минут"),
+                rx.select.root(
+                    rx.select.trigger(width="170px", placeholder="Напомнить"),
+                    rx.select.content(rx.select.item("Не напоминать", value="none"),
+                                      rx.select.item("За 15 минут", value="15"),
+                                      rx.select.item("За 30 минут", value="30"),
+                                      rx.select.item("За 1 час", value="60"),
+                                      rx.select.item("За 1 день", value="1440")),
+                    name="remind", default_value="15", size="2",
+                ),
+                width="100%", spacing="2",
+            ),
+            rx.hstack(
+                rx.select.root(
+                    rx.select.trigger(placeholder="Ответственный: как у элемента", width="100%"),
+                    rx.select.content(rx.foreach(CardState.user_options,
+                                                 lambda o: rx.select.item(o.label, value=o.value))),
+                    name="responsible", size="2",
+                ),
+                width="100%",
+            ),
+            rx.text_area(name="description", placeholder="Описание", width="100%", rows="2"),
+            rx.text("Звонок — до 15 минут, встреча — до 1 часа.", size="1", color=theme.TEXT_MUTED),
+            error,
+            rx.button("Запланировать", type="submit", size="2", data_testid="activity-save"),
+            spacing="2", align="end", width="100%",
+        ),
+        on_submit=CardState.plan_activity, reset_on_submit=False, width="100%",
+    )
+    email = rx.form(
+        rx.vstack(
+            rx.input(name="to", placeholder="Кому (e-mail)", width="100%"),
+            rx.input(name="subject", placeholder="Тема письма", width="100%"),
+            rx.text_area(name="text", placeholder="Текст письма", width="100%", rows="4"),
+            error,
+            rx.button("Отправить", type="submit", size="2"),
+            spacing="2", align="end", width="100%",
+        ),
+        on_submit=CardState.send_email, reset_on_submit=True, width="100%",
+    )
+    return rx.box(
+        rx.tabs.root(
+            rx.tabs.list(
+                rx.tabs.trigger("Комментарий", value="comment", data_testid="tab-comment"),
+                rx.tabs.trigger("Дело", value="activity", data_testid="tab-activity"),
+                rx.tabs.trigger("Письмо", value="email", data_testid="tab-email"),
+            ),
+            rx.tabs.content(rx.box(comment, padding_top="10px"), value="comment"),
+            rx.tabs.content(rx.box(activity, padding_top="10px"), value="activity"),
+            rx.tabs.content(rx.box(email, padding_top="10px"), value="email"),
+            value=CardState.composer_tab, on_change=CardState.set_composer_tab,
+        ),
+        background="white", border=f"1px solid {theme.BORDER}", border_radius="10px", padding="10px 16px 14px",
+        width="100%", data_testid="composer",
     )
 
 
@@ -78,6 +278,170 @@ def _event(e: Event) -> rx.Component:
     )
 
 
+def _found(f: Found) -> rx.Component:
+    return rx.hstack(
+        rx.text(f.title, size="2", weight="medium"),
+        rx.text(f.hint, size="1", color=theme.TEXT_MUTED),
+        spacing="2", align="center", width="100%", padding="6px 8px", border_radius="6px", cursor="pointer",
+        background=rx.cond(CardState.picked_contact_id == f.id, "#eaf2fc", "transparent"),
+        _hover={"background": "#f1f4f7"}, on_click=CardState.pick_contact(f.id), data_testid="found-contact",
+    )
+
+
+def _pipeline_select() -> rx.Component:
+    return rx.vstack(
+        rx.text("Воронка сделки", size="1", color=theme.TEXT_MUTED),
+        rx.select.root(
+            rx.select.trigger(width="100%", placeholder="Воронка отдела лида"),
+            rx.select.content(rx.foreach(CardState.pipeline_options,
+                                         lambda o: rx.select.item(o.label, value=o.value))),
+            name="pipeline", size="2",
+        ),
+        spacing="1", width="100%", align="start",
+    )
+
+
+def _lead_finish() -> rx.Component:
+    mode = CardState.finish_mode
+    return rx.vstack(
+        rx.radio_group.root(
+            rx.vstack(
+                rx.text("Качественный — создать:", size="2", weight="bold"),
+                rx.hstack(rx.radio_group.item(value="deal_contact"), rx.text("Сделку и контакт (+ компанию)", size="2"),
+                          align="center"),
+                rx.hstack(rx.radio_group.item(value="deal"), rx.text("Только сделку", size="2"), align="center"),
+                rx.hstack(rx.radio_group.item(value="existing"),
+                          rx.text("Сделку для существующего контакта (выбрать из списка)", size="2"), align="center"),
+                rx.text("Не в работу:", size="2", weight="bold", padding_top="6px"),
+                rx.hstack(rx.radio_group.item(value="JUNK"), rx.text("Некачественный", size="2"), align="center"),
+                rx.hstack(rx.radio_group.item(value="DUPLICATE"), rx.text("Нецелевые\\Дубли", size="2"),
+                          align="center"),
+                spacing="2", align="start",
+            ),
+            value=mode, on_change=CardState.set_finish_mode, data_testid="finish-mode",
+        ),
+        rx.cond(
+            (mode == "JUNK") | (mode == "DUPLICATE"),
+            rx.text_area(name="reason", placeholder="Причина (обязательно)", width="100%", rows="2",
+                         data_testid="finish-reason"),
+            rx.vstack(
+                _pipeline_select(),
+                rx.input(name="deal_title", placeholder="Название сделки (по умолчанию — как у лида)", width="100%"),
+                rx.cond(mode == "deal_contact",
+                        rx.input(name="company_title", placeholder="Компания (необязательно)", width="100%")),
+                rx.cond(
+                    mode == "existing",
+                    rx.vstack(
+                        rx.hstack(
+                            rx.input(value=CardState.search_q, on_change=CardState.set_search_q,
+                                     placeholder="ФИО, телефон или e-mail", flex="1", data_testid="contact-search"),
+                            rx.button("Найти", type="button", variant="soft", on_click=CardState.search_contacts),
+                            width="100%",
+                        ),
+                        rx.vstack(rx.foreach(CardState.found, _found), spacing="0", width="100%",
+                                  max_height="180px", overflow_y="auto"),
+                        rx.cond(CardState.picked_contact != "",
+                                rx.text("Выбран: ", rx.text.strong(CardState.picked_contact), size="2")),
+                        width="100%", spacing="2",
+                    ),
+                ),
+                spacing="2", width="100%",
+            ),
+        ),
+        spacing="3", width="100%", align="start",
+    )
+
+
+def _deal_finish() -> rx.Component:
+    return rx.vstack(
+        rx.radio_group.root(
+            rx.hstack(
+                rx.hstack(rx.radio_group.item(value="won"), rx.text("Сделка успешна", size="2"), align="center"),
+                rx.hstack(rx.radio_group.item(value="lost"), rx.text("Сделка проиграна", size="2"), align="center"),
+                spacing="5",
+            ),
+            value=CardState.finish_mode, on_change=CardState.set_finish_mode, data_testid="finish-mode",
+        ),
+        rx.cond(CardState.finish_mode == "lost",
+                rx.text_area(name="reason", placeholder="Причина проигрыша (обязательно)", width="100%", rows="3",
+                             data_testid="finish-reason")),
+        spacing="3", width="100%", align="start",
+    )
+
+
+def _finish_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title(rx.cond(CardState.card_entity == "lead", "Завершить обработку лида", "Завершить сделку")),
+            rx.form(
+                rx.vstack(
+                    rx.cond(CardState.card_entity == "lead", _lead_finish(), _deal_finish()),
+                    rx.foreach(CardState.finish_missing, missing_input),
+                    rx.cond(CardState.finish_error != "",
+                            rx.callout(CardState.finish_error, icon="triangle-alert", color_scheme="red", size="1",
+                                       data_testid="finish-error")),
+                    rx.hstack(
+                        rx.dialog.close(rx.button("Отмена", type="button", variant="soft", color_scheme="gray")),
+                        rx.button("Завершить", type="submit", data_testid="finish-submit"),
+                        justify="end", width="100%", spacing="2",
+                    ),
+                    spacing="3", width="100%",
+                ),
+                on_submit=CardState.submit_finish, reset_on_submit=False,
+            ),
+            max_width="540px",
+        ),
+        open=CardState.finish_open, on_open_change=CardState.set_finish_open,
+    )
+
+
+def _new_deal_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Новая сделка"),
+            rx.form(
+                rx.vstack(
+                    rx.input(name="title", placeholder="Название сделки", width="100%", data_testid="new-deal-title"),
+                    _pipeline_select(),
+                    rx.select.root(
+                        rx.select.trigger(width="100%", placeholder="Образовательная программа"),
+                        rx.select.content(rx.foreach(CardState.program_options,
+                                                     lambda o: rx.select.item(o.label, value=o.value))),
+                        name="program", size="2",
+                    ),
+                    rx.input(name="amount", placeholder="Сумма, ₽ (по умолчанию — цена программы)", width="100%"),
+                    rx.hstack(rx.dialog.close(rx.button("Отмена", type="button", variant="soft", color_scheme="gray")),
+                              rx.button("Создать", type="submit", data_testid="new-deal-submit"),
+                              justify="end", width="100%", spacing="2"),
+                    spacing="3", width="100%",
+                ),
+                on_submit=CardState.create_deal, reset_on_submit=False,
+            ),
+            max_width="480px",
+        ),
+        open=CardState.new_deal_open, on_open_change=CardState.set_new_deal_open,
+    )
+
+
+def _actions() -> rx.Component:
+    return rx.hstack(
+        rx.cond(
+            ((CardState.card_entity == "lead") | (CardState.card_entity == "deal")) & CardState.card_editable
+            & ~CardState.is_closed,
+            rx.button(rx.icon("flag", size=14),
+                      rx.cond(CardState.card_entity == "lead", "Завершить обработку", "Завершить"),
+                      size="2", on_click=CardState.open_finish, data_testid="finish-open"),
+        ),
+        rx.cond(CardState.can_reopen,
+                rx.button(rx.icon("rotate-ccw", size=14), "Вернуть в работу", size="2", variant="soft",
+                          on_click=CardState.reopen, data_testid="reopen")),
+        rx.cond((CardState.card_entity == "contact") | (CardState.card_entity == "company"),
+                rx.button(rx.icon("plus", size=14), "Создать сделку", size="2",
+                          on_click=CardState.set_new_deal_open(True), data_testid="new-deal-open")),
+        spacing="2",
+    )
+
+
 def _body() -> rx.Component:
     return rx.vstack(
         rx.hstack(
@@ -85,11 +449,31 @@ def _body() -> rx.Component:
                               align="center"),
                     href="/" + CardState.card_section, size="2", color=theme.TEXT_MUTED),
             rx.heading(CardState.card_title, size="5", data_testid="card-heading"),
-            spacing="4", align="center",
+            rx.cond(CardState.is_closed,
+                    rx.badge(rx.cond(CardState.card_semantic == "success", "Успешно", "Закрыто"),
+                             color_scheme=rx.cond(CardState.card_semantic == "success", "green", "red"))),
+            rx.spacer(),
+            _actions(),
+            spacing="4", align="center", width="100%",
         ),
         rx.cond(CardState.stages.length() > 0,
                 rx.hstack(rx.foreach(CardState.stages, _stage), spacing="1", width="100%",
                           data_testid="stage-bar")),
+        rx.cond(
+            CardState.is_repeat,
+            rx.callout(
+                rx.hstack(
+                    rx.text(rx.cond(CardState.card_entity == "lead", "Повторный лид", "Повторная сделка"),
+                            rx.cond(CardState.repeat_contact != "", ": клиент уже есть в базе — " , ""),
+                            rx.text.strong(CardState.repeat_contact)),
+                    rx.spacer(),
+                    rx.cond(CardState.card_editable,
+                            rx.link("отвязать", size="1", cursor="pointer", on_click=CardState.unlink_repeat)),
+                    width="100%", align="center",
+                ),
+                icon="repeat", color_scheme="orange", size="1", width="100%", data_testid="repeat-banner",
+            ),
+        ),
         rx.hstack(
             rx.vstack(
                 rx.foreach(CardState.blocks, _block),
@@ -99,34 +483,43 @@ def _body() -> rx.Component:
                         rx.text("Связи", weight="bold", size="2", padding_bottom="8px"),
                         rx.vstack(rx.foreach(CardState.card_links, _link), spacing="2", align="start"),
                         background="white", border=f"1px solid {theme.BORDER}", border_radius="10px",
-                        padding="14px 16px", width="100%",
+                        padding="14px 16px", width="100%", data_testid="links",
                     ),
                 ),
                 width="40%", min_width="340px", spacing="3",
             ),
             rx.vstack(
-                rx.hstack(
-                    rx.text("Лента", weight="bold", size="3"),
-                    rx.spacer(),
-                    rx.select.root(
-                        rx.select.trigger(),
-                        rx.select.content(*[rx.select.item(label, value=v) for v, label in KIND_OPTIONS]),
-                        value=rx.cond(CardState.kind_filter == "", "all", CardState.kind_filter),
-                        on_change=CardState.set_kind_filter, size="1",
+                rx.cond(CardState.card_editable, _composer()),
+                rx.vstack(
+                    rx.hstack(
+                        rx.text("Лента", weight="bold", size="3"),
+                        rx.spacer(),
+                        rx.select.root(
+                            rx.select.trigger(),
+                            rx.select.content(*[rx.select.item(label, value=v) for v, label in KIND_OPTIONS]),
+                            value=rx.cond(CardState.kind_filter == "", "all", CardState.kind_filter),
+                            on_change=CardState.set_kind_filter, size="1",
+                        ),
+                        width="100%", align="center",
                     ),
-                    width="100%", align="center",
+                    rx.foreach(CardState.planned_items, _planned),
+                    rx.box(rx.foreach(CardState.events, _event), width="100%", data_testid="timeline"),
+                    rx.cond(CardState.events_more,
+                            rx.button("Показать ещё", variant="ghost", size="1", on_click=CardState.more_events)),
+                    rx.cond(CardState.events.length() == 0,
+                            rx.text("История пуста", size="2", color=theme.TEXT_MUTED)),
+                    width="100%", spacing="3", background="white", border=f"1px solid {theme.BORDER}",
+                    border_radius="10px", padding="14px 16px", align="start",
                 ),
-                rx.foreach(CardState.planned_items, _planned),
-                rx.box(rx.foreach(CardState.events, _event), width="100%", data_testid="timeline"),
-                rx.cond(CardState.events_more,
-                        rx.button("Показать ещё", variant="ghost", size="1", on_click=CardState.more_events)),
-                rx.cond(CardState.events.length() == 0,
-                        rx.text("История пуста", size="2", color=theme.TEXT_MUTED)),
-                flex="1", min_width="0", spacing="3", background="white", border=f"1px solid {theme.BORDER}",
-                border_radius="10px", padding="14px 16px", align="start",
+                flex="1", min_width="0", spacing="3",
             ),
             spacing="4", align="start", width="100%",
         ),
+        missing_fields_dialog(CardState),
+        _finish_dialog(),
+        _new_deal_dialog(),
+        _done_dialog(),
+        _resched_dialog(),
         spacing="4", width="100%", align="start",
     )
 

@@ -44,6 +44,51 @@ BLOCKS = {
 }
 
 
+# Editable fields per block (the card's inline edit); custom fields are added per pipeline.
+EDIT_BLOCKS = {
+    "lead": {"О лиде": ["title", "source", "amount", "responsible_id", "comment"],
+             "Контакт": ["last_name", "first_name", "middle_name", "company_title", "position"],
+             "Интересы": ["program_id", "education_level", "interest_area"]},
+    "deal": {"О сделке": ["title", "amount", "probability", "responsible_id", "source", "close_date", "comment"],
+             "Интересы": ["program_id"],
+             "Оплата": ["first_payment_amount"]},
+    "contact": {"О контакте": ["position", "birthday", "source", "responsible_id", "comment"]},
+    "company": {"О компании": ["title", "inn", "industry", "address", "responsible_id", "comment"]},
+}
+
+
+def _raw(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "Да" if value else "Нет"
+    if hasattr(value, "isoformat"):
+        return value.isoformat()[:10]
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    text = str(value)
+    return text[:-3] if text.endswith(".00") else text
+
+
+def edit_fields(session: Session, actor: Actor, entity: str, item_id: int, block: str) -> list[dict]:
+    """The fields of one block in edit mode, with their current raw values."""
+    item = get_item(session, entity, item_id)
+    access.require(session, actor, entity, "edit", item)
+    fmap = field_map(session, entity, getattr(item, "pipeline_id", None))
+    keys = list(EDIT_BLOCKS.get(entity, {}).get(block, []))
+    if block == "Дополнительно":
+        keys = [k for k in fmap if k.startswith("custom.")]
+    out = []
+    for key in keys:
+        fd = fmap.get(key)
+        if fd is None:
+            continue
+        value = (item.custom or {}).get(key.split(".", 1)[1]) if key.startswith("custom.") else getattr(item, key, None)
+        out.append({"key": key, "label": fd.label, "kind": fd.kind, "options": list(fd.options),
+                    "value": _raw(value)})
+    return out
+
+
 def open_card(session: Session, actor: Actor, entity: str, item_id: int, now: datetime | None = None) -> dict:
     """Everything the card shows except the timeline. Raises NotFound / AccessDenied."""
     now = now or utcnow()
@@ -70,8 +115,19 @@ def open_card(session: Session, actor: Actor, entity: str, item_id: int, now: da
                            "current": st.id == item.stage_id})
     audit.record(session, actor, "view", entity, item.id)
     title = getattr(item, "title", None) or getattr(item, "full_name", "")
+    repeat_contact = ""
+    if getattr(item, "is_repeat", False) and getattr(item, "contact_id", None):
+        c = session.get(Contact, item.contact_id)
+        repeat_contact = c.full_name if c else ""
+    editable = access.allowed(session, actor, entity, "edit", item)
     return {"id": item.id, "title": title, "stages": stages, "blocks": blocks,
-            "links": links(session, actor, entity, item), "version": item.version}
+            "links": links(session, actor, entity, item), "version": item.version,
+            "semantic": getattr(item, "semantic", ""), "is_repeat": bool(getattr(item, "is_repeat", False)),
+            "repeat_contact": repeat_contact, "contact_id": getattr(item, "contact_id", None) or 0,
+            "editable": editable, "edit_blocks": [b for b in EDIT_BLOCKS.get(entity, {})]
+            + (["Дополнительно"] if any(k.startswith("custom.") for k in fmap) else []),
+            "pipeline_id": getattr(item, "pipeline_id", None) or 0,
+            "responsible_id": item.responsible_id or 0}
 
 
 def links(session: Session, actor: Actor, entity: str, item) -> list[dict]:
