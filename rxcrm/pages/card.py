@@ -329,22 +329,7 @@ def _lead_finish() -> rx.Component:
                 rx.input(name="deal_title", placeholder="Название сделки (по умолчанию — как у лида)", width="100%"),
                 rx.cond(mode == "deal_contact",
                         rx.input(name="company_title", placeholder="Компания (необязательно)", width="100%")),
-                rx.cond(
-                    mode == "existing",
-                    rx.vstack(
-                        rx.hstack(
-                            rx.input(value=CardState.search_q, on_change=CardState.set_search_q,
-                                     placeholder="ФИО, телефон или e-mail", flex="1", data_testid="contact-search"),
-                            rx.button("Найти", type="button", variant="soft", on_click=CardState.search_contacts),
-                            width="100%",
-                        ),
-                        rx.vstack(rx.foreach(CardState.found, _found), spacing="0", width="100%",
-                                  max_height="180px", overflow_y="auto"),
-                        rx.cond(CardState.picked_contact != "",
-                                rx.text("Выбран: ", rx.text.strong(CardState.picked_contact), size="2")),
-                        width="100%", spacing="2",
-                    ),
-                ),
+                rx.cond(mode == "existing", _contact_search()),
                 spacing="2", width="100%",
             ),
         ),
@@ -423,6 +408,35 @@ def _new_deal_dialog() -> rx.Component:
     )
 
 
+def _contact_search() -> rx.Component:
+    return rx.vstack(
+        rx.hstack(
+            rx.input(value=CardState.search_q, on_change=CardState.set_search_q,
+                     placeholder="ФИО, телефон или e-mail", flex="1", data_testid="contact-search"),
+            rx.button("Найти", type="button", variant="soft", on_click=CardState.search_contacts),
+            width="100%",
+        ),
+        rx.vstack(rx.foreach(CardState.found, _found), spacing="0", width="100%", max_height="180px",
+                  overflow_y="auto"),
+        rx.cond(CardState.picked_contact != "", rx.text("Выбран: ", rx.text.strong(CardState.picked_contact), size="2")),
+        width="100%", spacing="2",
+    )
+
+
+def _link_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Привязать контакт"),
+            _contact_search(),
+            rx.hstack(rx.dialog.close(rx.button("Отмена", variant="soft", color_scheme="gray")),
+                      rx.button("Привязать", on_click=CardState.link_picked), justify="end", width="100%",
+                      spacing="2", padding_top="12px"),
+            max_width="480px",
+        ),
+        open=CardState.link_open, on_open_change=CardState.set_link_open,
+    )
+
+
 def _actions() -> rx.Component:
     return rx.hstack(
         rx.cond(
@@ -478,9 +492,19 @@ def _body() -> rx.Component:
             rx.vstack(
                 rx.foreach(CardState.blocks, _block),
                 rx.cond(
-                    CardState.card_links.length() > 0,
+                    (CardState.card_links.length() > 0) | (CardState.card_editable & (CardState.card_contact_id == 0)
+                                                           & ((CardState.card_entity == "lead")
+                                                              | (CardState.card_entity == "deal"))),
                     rx.box(
-                        rx.text("Связи", weight="bold", size="2", padding_bottom="8px"),
+                        rx.hstack(
+                            rx.text("Связи", weight="bold", size="2"),
+                            rx.spacer(),
+                            rx.cond(CardState.card_editable & (CardState.card_contact_id == 0)
+                                    & ((CardState.card_entity == "lead") | (CardState.card_entity == "deal")),
+                                    rx.link("Привязать контакт", size="1", cursor="pointer",
+                                            on_click=CardState.set_link_open(True))),
+                            width="100%", padding_bottom="8px",
+                        ),
                         rx.vstack(rx.foreach(CardState.card_links, _link), spacing="2", align="start"),
                         background="white", border=f"1px solid {theme.BORDER}", border_radius="10px",
                         padding="14px 16px", width="100%", data_testid="links",
@@ -520,6 +544,7 @@ def _body() -> rx.Component:
         _new_deal_dialog(),
         _done_dialog(),
         _resched_dialog(),
+        _link_dialog(),
         spacing="4", width="100%", align="start",
     )
 

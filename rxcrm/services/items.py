@@ -146,8 +146,10 @@ def update_fields(session: Session, actor: Actor, entity: str, item_id: int, val
     access.require(session, actor, entity, "edit", item)
     if expected_version is not None and item.version != expected_version:
         who = session.get(User, item.updated_by_id) if item.updated_by_id else None
-        raise ServiceError(f"Карточку изменил {who.full_name if who else 'другой пользователь'} — "
-                           "обновите страницу", code="conflict")
+        from .fmt import dt_short
+        raise ServiceError(f"Карточку изменил {who.full_name if who else 'другой пользователь'} "
+                           f"({dt_short(item.updated_at)}) — обновите страницу, чтобы не затереть изменения",
+                           code="conflict")
     changes = apply_values(session, actor, entity, item, values)
     if changes:
         _touch(item, actor)

@@ -144,6 +144,8 @@ class CardState(AppState):
 
     # create a deal from a contact/company card
     new_deal_open: bool = False
+    # link a contact by hand
+    link_open: bool = False
 
     @rx.event
     def load_card(self):
@@ -528,3 +530,23 @@ class CardState(AppState):
             return rx.toast.error(exc.message)
         self.new_deal_open = False
         return rx.redirect(f"/deals/{new_id}")
+
+    # ---- link a contact by hand ----------------------------------------------------------
+    @rx.event
+    def set_link_open(self, value: bool):
+        self.link_open = value
+        if value:
+            self.found, self.search_q, self.picked_contact_id, self.picked_contact = [], "", 0, ""
+
+    @rx.event
+    def link_picked(self):
+        if not self.picked_contact_id:
+            return rx.toast.error("Выберите контакт из списка")
+        actor = self.actor()
+        try:
+            with session_scope() as s:
+                create.link_contact(s, actor, self.card_entity, self.card_id, self.picked_contact_id)
+        except ServiceError as exc:
+            return rx.toast.error(exc.message)
+        self.link_open = False
+        return self._after_change("Контакт привязан")
