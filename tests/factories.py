@@ -89,3 +89,12 @@ def lead(s: Session, title: str, responsible: User, stage_code: str = "NEW", las
     for e in emails:
         s.add(Communication(**comm_row("lead", ld.id, "email", e)))
     return ld
+
+
+def make_state(cls):
+    """A state instance inside a real root state tree (what Reflex builds per client), so
+    computed vars of sibling/child states can be marked dirty as in the app."""
+    import reflex as rx
+
+    root = rx.State()
+    return root.get_substate(cls.get_full_name().split("."))

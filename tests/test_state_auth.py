@@ -9,6 +9,8 @@ from rxcrm.models import User
 from rxcrm.services import auth
 from rxcrm.services.bootstrap import ensure_defaults
 
+from .factories import make_state
+
 
 @pytest.fixture(scope="module")
 def app_db():
@@ -36,7 +38,7 @@ def _states():
 
 def test_wrong_password_shows_a_clear_message(app_db):
     _, LoginState = _states()
-    st = LoginState()
+    st = make_state(LoginState)
     assert st.submit({"login": "manager1", "password": "nope"}) is None
     assert st.error == "Неверный логин или пароль"
     assert st.session_token == "" and st.user_id == 0
@@ -44,7 +46,7 @@ def test_wrong_password_shows_a_clear_message(app_db):
 
 def test_english_error_when_ui_is_english(app_db):
     _, LoginState = _states()
-    st = LoginState()
+    st = make_state(LoginState)
     st.lang = "en"
     st.submit({"login": "manager1", "password": "nope"})
     assert st.error == "Wrong login or password"
@@ -52,7 +54,7 @@ def test_english_error_when_ui_is_english(app_db):
 
 def test_login_sets_the_session_cookie_and_redirects(app_db):
     _, LoginState = _states()
-    st = LoginState()
+    st = make_state(LoginState)
     spec = st.submit({"login": "manager1", "password": "demo"})
     assert st.error == "" and st.user_name == "Петров Иван"
     assert len(st.session_token) > 30
@@ -61,7 +63,7 @@ def test_login_sets_the_session_cookie_and_redirects(app_db):
 
 def test_no_session_redirects_to_login(app_db):
     AppState, _ = _states()
-    st = AppState()
+    st = make_state(AppState)
     spec = st.check_login()
     assert _redirect_path(spec).startswith("/login")
     assert st.is_authenticated is False
@@ -71,11 +73,11 @@ def test_live_session_passes_and_forged_one_does_not(app_db):
     AppState, _ = _states()
     with session_scope() as s:
         token, _ = auth.login(s, "manager1", "demo")
-    st = AppState()
+    st = make_state(AppState)
     st.session_token = token
     assert st.check_login() is None
     assert st.user_login == "manager1" and st.is_authenticated
-    st2 = AppState()
+    st2 = make_state(AppState)
     st2.session_token = token + "x"
     assert _redirect_path(st2.check_login()).startswith("/login")
     assert st2.session_token == ""
@@ -85,7 +87,7 @@ def test_language_switch_changes_labels_and_is_remembered(app_db):
     AppState, _ = _states()
     with session_scope() as s:
         token, user = auth.login(s, "manager1", "demo")
-    st = AppState()
+    st = make_state(AppState)
     st.session_token = token
     st.check_login()
     assert st.t["nav.deals"] == "Сделки"
@@ -103,7 +105,7 @@ def test_logout_ends_the_session(app_db):
     AppState, _ = _states()
     with session_scope() as s:
         token, _ = auth.login(s, "manager1", "demo")
-    st = AppState()
+    st = make_state(AppState)
     st.session_token = token
     st.check_login()
     assert _redirect_path(st.logout()) == "/login"

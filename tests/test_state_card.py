@@ -39,7 +39,7 @@ def world():
 
 def _card(token, section, item_id):
     from rxcrm.state.card import CardState
-    st = CardState()
+    st = f.make_state(CardState)
     st.session_token = token
     st.check_login()
     st.router  # noqa: B018 (router exists)

@@ -36,7 +36,7 @@ def app_world():
 
 def _state(token):
     from rxcrm.state.work import WorkState
-    st = WorkState()
+    st = f.make_state(WorkState)
     st.session_token = token
     st.check_login()
     return st

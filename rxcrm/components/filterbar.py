@@ -262,7 +262,7 @@ def toolbar() -> rx.Component:
     )
 
 
-def missing_input(f: MissingField, testid: str = "missing-input") -> rx.Component:
+def missing_input(f: MissingField) -> rx.Component:
     """One required field in a dialog: select for enums, date/number/text input otherwise."""
     return rx.vstack(
         rx.text(f.label, size="2", weight="medium"),
@@ -272,7 +272,7 @@ def missing_input(f: MissingField, testid: str = "missing-input") -> rx.Componen
             rx.input(name=f.key, default_value=f.value, width="100%",
                      type=rx.cond(f.kind == "date", "date", "text"),
                      placeholder=rx.cond((f.kind == "money") | (f.kind == "number"), "0", ""),
-                     data_testid=testid),
+                     data_testid="missing-input"),
         ),
         rx.cond(f.error != "", rx.text(f.error, size="1", color=theme.DANGER)),
         spacing="1", width="100%", align="start",

@@ -1,9 +1,12 @@
-"""The app shell: left navigation with counters, top bar (search, bell, user menu)."""
+"""The app shell: left navigation with counters, top bar (search, bell, user menu).
+
+The counters and the bell come from AppState (`refresh_badges`: every page load, every
+minute through `badges_timer`, and after changes that other states report)."""
 from __future__ import annotations
 
 import reflex as rx
 
-from rxcrm.state.app import AppState
+from rxcrm.state.app import AppState, NotificationRow
 
 from . import theme
 
@@ -121,6 +124,34 @@ def _user_menu() -> rx.Component:
     )
 
 
+NOTE_ICON = {"reminder": ("alarm-clock", "#d97706"), "assigned": ("user-plus", theme.ACCENT),
+             "automation": ("zap", "#7c3aed")}
+
+
+def _note_icon(kind) -> rx.Component:
+    return rx.match(
+        kind,
+        *[(k, rx.icon(icon, size=15, color=color)) for k, (icon, color) in NOTE_ICON.items()],
+        rx.icon("bell", size=15, color=theme.TEXT_MUTED),
+    )
+
+
+def _note_row(n: NotificationRow) -> rx.Component:
+    return rx.hstack(
+        rx.box(_note_icon(n.kind), padding_top="2px", line_height="0"),
+        rx.vstack(
+            rx.text(n.text, size="2", color="#1f2933"),
+            rx.text(n.at, size="1", color=theme.TEXT_MUTED),
+            spacing="0", flex="1", min_width="0",
+        ),
+        rx.cond(n.href != "", rx.icon("chevron-right", size=14, color="#b5bfcb", flex_shrink="0")),
+        spacing="2", align="start", width="100%", padding="8px", border_radius="6px", cursor="pointer",
+        _hover={"background": "#f1f4f7"},
+        on_click=AppState.open_notification(n.id, n.href),
+        data_testid="bell-item",
+    )
+
+
 def _bell() -> rx.Component:
     return rx.popover.root(
         rx.popover.trigger(
@@ -139,11 +170,46 @@ def _bell() -> rx.Component:
             ),
         ),
         rx.popover.content(
-            rx.text(AppState.t["top.notifications"], weight="bold", size="3"),
-            rx.text(AppState.t["top.no_notifications"], size="2", color=theme.TEXT_MUTED, padding_top="8px"),
-            width="320px",
+            rx.hstack(
+                rx.text(AppState.t["top.notifications"], weight="bold", size="3"),
+                rx.spacer(),
+                rx.cond(AppState.unread_count > 0,
+                        rx.link(AppState.t["top.mark_all_read"], size="1", cursor="pointer",
+                                on_click=AppState.mark_all_read, data_testid="bell-read-all")),
+                width="100%", align="center", padding_bottom="4px",
+                border_bottom=f"1px solid {theme.BORDER}",
+            ),
+            rx.cond(
+                AppState.notifications.length() > 0,
+                rx.vstack(
+                    rx.foreach(AppState.notifications, _note_row),
+                    spacing="0", width="100%", padding_top="6px", max_height="420px", overflow_y="auto",
+                ),
+                rx.hstack(
+                    rx.icon("bell-off", size=16, color="#b5bfcb"),
+                    rx.text(AppState.t["top.no_notifications"], size="2", color=theme.TEXT_MUTED),
+                    spacing="2", align="center", padding_top="12px", padding_bottom="4px",
+                    data_testid="bell-empty",
+                ),
+            ),
+            rx.cond(
+                AppState.unread_count > AppState.notifications.length(),
+                rx.text(AppState.t["top.more_notifications"] + " "
+                        + (AppState.unread_count - AppState.notifications.length()).to_string(),
+                        size="1", color=theme.TEXT_MUTED, padding_top="6px"),
+            ),
+            width="380px",
+            align="end",
+            data_testid="bell-popover",
         ),
+        open=AppState.bell_open,
+        on_open_change=AppState.set_bell_open,
     )
+
+
+def badges_timer() -> rx.Component:
+    """Refreshes the counters and the bell every minute while a page is open (hidden)."""
+    return rx.moment(interval=60000, on_change=AppState.poll_badges, display="none")
 
 
 def topbar(title: rx.Var | str) -> rx.Component:
@@ -165,6 +231,7 @@ def topbar(title: rx.Var | str) -> rx.Component:
         ),
         _bell(),
         _user_menu(),
+        badges_timer(),
         align="center",
         spacing="4",
         height=theme.TOPBAR_H,

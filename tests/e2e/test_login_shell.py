@@ -32,7 +32,7 @@ def test_wrong_password_is_refused_with_a_message(page):
 
 def test_manager_logs_in_sees_russian_nav_switches_to_english_and_back(page):
     login(page, "manager1")
-    expect(page.get_by_test_id("nav-item").first).to_have_text("Лиды")
+    expect(page.get_by_test_id("nav-item").first).to_have_text(re.compile("^Лиды"))
     assert [re.sub(r"\d+$", "", t).strip() for t in nav_labels(page)] == NAV_RU
     # every nav item opens a page without a crash
     for route, title in [("/deals", "Сделки"), ("/contacts", "Контакты"), ("/companies", "Компании"),
