@@ -11,10 +11,12 @@ from rxcrm.db import migrate, session_scope
 from rxcrm.pages.login import login_page
 from rxcrm.pages.activities import activities_page
 from rxcrm.pages.card import card_page
+from rxcrm.pages.settings import settings_page
 from rxcrm.pages.sections import SECTIONS, index_page, section_page
 from rxcrm.pages.work import ROUTES as WORK_ROUTES, work_page
 from rxcrm.state.activities import ActivitiesState
 from rxcrm.state.card import CardState
+from rxcrm.state.settings import SettingsState
 from rxcrm.state.work import WorkState
 from rxcrm.services.bootstrap import ensure_defaults
 from rxcrm.state.app import AppState, LoginState
@@ -41,8 +43,10 @@ for _route in WORK_ROUTES:
     app.add_page(work_page(_route), route=_route, title="rxcrm", on_load=[AppState.check_login, WorkState.on_load])
 app.add_page(activities_page, route="/activities", title="rxcrm",
              on_load=[AppState.check_login, ActivitiesState.on_load])
+app.add_page(settings_page, route="/settings", title="rxcrm",
+             on_load=[AppState.check_login, SettingsState.on_load])
 for _route in SECTIONS:
-    if _route not in WORK_ROUTES and _route != "/activities":
+    if _route not in WORK_ROUTES and _route not in ("/activities", "/settings"):
         app.add_page(section_page(_route), route=_route, title="rxcrm", on_load=AppState.check_login)
 for _route, _param in [("/leads", "lead_id"), ("/deals", "deal_id"), ("/contacts", "contact_id"),
                        ("/companies", "company_id")]:

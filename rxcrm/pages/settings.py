@@ -1,0 +1,189 @@
+"""/settings — Сотрудники, Отделы, Права доступа (admins), Корзина (admins and heads)."""
+from __future__ import annotations
+
+import reflex as rx
+
+from rxcrm.components import theme
+from rxcrm.components.shell import layout
+from rxcrm.state.settings import BinRow, DeptRow, MatrixCell, MatrixRow, SettingsState, UserRow
+
+
+def _th(*labels: str) -> rx.Component:
+    return rx.table.header(rx.table.row(*[rx.table.column_header_cell(lab, font_size="12px", color="#4a5563")
+                                          for lab in labels]))
+
+
+def _user_row(u: UserRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.text(u.full_name, weight="medium", size="2"), rx.text(u.login, size="1", color=theme.TEXT_MUTED)),
+        rx.table.cell(u.role_label),
+        rx.table.cell(u.department),
+        rx.table.cell(rx.cond(u.is_active, rx.badge("активен", color_scheme="green", variant="soft"),
+                              rx.badge("отключён", color_scheme="gray", variant="soft"))),
+        rx.table.cell(u.last_login),
+        rx.table.cell(rx.hstack(
+            rx.cond(~u.is_self,
+                    rx.button(rx.cond(u.is_active, "Отключить", "Включить"), size="1", variant="soft",
+                              color_scheme=rx.cond(u.is_active, "red", "green"),
+                              on_click=SettingsState.toggle_active(u.id, u.is_active), data_testid="user-toggle")),
+            rx.button("Пароль", size="1", variant="soft", on_click=SettingsState.open_password(u.id, u.full_name)),
+            rx.button("Передать дела", size="1", variant="ghost", on_click=SettingsState.open_reassign(u.id, u.full_name)),
+            spacing="2")),
+        data_testid="user-row",
+    )
+
+
+def _opt_select(name: str, options, placeholder: str) -> rx.Component:
+    return rx.select.root(
+        rx.select.trigger(placeholder=placeholder, width="100%"),
+        rx.select.content(rx.foreach(options, lambda o: rx.select.item(o.label, value=o.value))),
+        name=name, size="2",
+    )
+
+
+def _dialog(open_var, on_open, title: str, body: rx.Component, on_submit, submit: str) -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title(title),
+            rx.form(
+                rx.vstack(body,
+                          rx.hstack(rx.dialog.close(rx.button("Отмена", type="button", variant="soft", color_scheme="gray")),
+                                    rx.button(submit, type="submit"), justify="end", width="100%", spacing="2"),
+                          spacing="3", width="100%"),
+                on_submit=on_submit, reset_on_submit=False,
+            ),
+            max_width="460px",
+        ),
+        open=open_var, on_open_change=on_open,
+    )
+
+
+def _users_tab() -> rx.Component:
+    return rx.vstack(
+        rx.hstack(rx.spacer(), rx.button(rx.icon("user-plus", size=14), "Добавить сотрудника", size="2",
+                                         on_click=SettingsState.set_user_dialog(True)), width="100%"),
+        rx.table.root(_th("Сотрудник", "Роль", "Отдел", "Статус", "Последний вход", ""),
+                      rx.table.body(rx.foreach(SettingsState.users, _user_row)), variant="surface", size="1",
+                      width="100%"),
+        _dialog(SettingsState.user_dialog, SettingsState.set_user_dialog, "Новый сотрудник", rx.vstack(
+            rx.input(name="full_name", placeholder="ФИО", width="100%"),
+            rx.input(name="login", placeholder="Логин (латиница)", width="100%"),
+            rx.input(name="email", placeholder="E-mail", width="100%"),
+            rx.input(name="password", type="password", placeholder="Пароль (не короче 8 символов)", width="100%"),
+            _opt_select("role", SettingsState.role_options, "Роль"),
+            _opt_select("department", SettingsState.dept_options, "Отдел"),
+            spacing="2", width="100%"), SettingsState.create_user, "Добавить"),
+        _dialog(SettingsState.password_dialog, SettingsState.set_password_dialog,
+                "Новый пароль", rx.vstack(rx.text(SettingsState.target_user_name, size="2"),
+                                          rx.input(name="password", type="password", placeholder="Новый пароль",
+                                                   width="100%"), width="100%"),
+                SettingsState.reset_password, "Сохранить"),
+        _dialog(SettingsState.reassign_dialog, SettingsState.set_reassign_dialog, "Передать элементы",
+                rx.vstack(rx.text("От: ", rx.text.strong(SettingsState.target_user_name), size="2"),
+                          _opt_select("to", SettingsState.user_options, "Кому"),
+                          rx.checkbox("Только в работе", name="only_open", default_checked=True),
+                          width="100%", spacing="2"),
+                SettingsState.reassign, "Передать"),
+        width="100%", spacing="3",
+    )
+
+
+def _dept_row(d: DeptRow) -> rx.Component:
+    return rx.table.row(rx.table.cell(rx.text(d.name, weight="medium")), rx.table.cell(d.head),
+                        rx.table.cell(d.users))
+
+
+def _depts_tab() -> rx.Component:
+    return rx.vstack(
+        rx.form(rx.hstack(rx.input(name="name", placeholder="Название отдела", width="320px"),
+                          rx.button("Добавить отдел", type="submit", size="2"), spacing="2"),
+                on_submit=SettingsState.create_department, reset_on_submit=True),
+        rx.table.root(_th("Отдел", "Руководитель", "Сотрудников"),
+                      rx.table.body(rx.foreach(SettingsState.depts, _dept_row)), variant="surface", size="1",
+                      width="100%"),
+        width="100%", spacing="3",
+    )
+
+
+def _cell(c: MatrixCell) -> rx.Component:
+    return rx.table.cell(
+        rx.select.root(
+            rx.select.trigger(variant="ghost"),
+            rx.select.content(rx.foreach(SettingsState.level_options,
+                                         lambda o: rx.select.item(o.label, value=o.value))),
+            value=c.level, on_change=lambda v: SettingsState.set_level(c.role, c.entity, c.action, v), size="1",
+        ),
+    )
+
+
+def _matrix_row(r: MatrixRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.text(r.role_label, weight="medium", size="2")),
+        rx.table.cell(r.entity_label),
+        rx.foreach(r.cells, _cell),
+        data_testid="matrix-row",
+    )
+
+
+def _matrix_tab() -> rx.Component:
+    return rx.vstack(
+        rx.hstack(
+            rx.text("Уровни: нет доступа · свои · отдела · все. Проверяются на сервере для каждого запроса.",
+                    size="2", color=theme.TEXT_MUTED),
+            rx.spacer(),
+            rx.button("По умолчанию", variant="soft", size="2", on_click=SettingsState.reset_matrix),
+            width="100%", align="center",
+        ),
+        rx.table.root(
+            rx.table.header(rx.table.row(
+                rx.table.column_header_cell("Роль"), rx.table.column_header_cell("Раздел"),
+                rx.foreach(SettingsState.action_labels, lambda a: rx.table.column_header_cell(a, font_size="12px")))),
+            rx.table.body(rx.foreach(SettingsState.matrix, _matrix_row)),
+            variant="surface", size="1", width="100%",
+        ),
+        width="100%", spacing="3",
+    )
+
+
+def _bin_row(b: BinRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(b.entity_label), rx.table.cell(rx.text(b.title, weight="medium")),
+        rx.table.cell(b.department), rx.table.cell(b.deleted_at), rx.table.cell(b.deleted_by),
+        rx.table.cell(rx.button("Восстановить", size="1", variant="soft",
+                                on_click=SettingsState.restore(b.entity, b.id), data_testid="restore")),
+    )
+
+
+def _bin_tab() -> rx.Component:
+    return rx.vstack(
+        rx.text("Удалено элементов: ", rx.text.strong(SettingsState.bin_total), size="2"),
+        rx.table.root(_th("Раздел", "Название", "Отдел", "Удалено", "Кем", ""),
+                      rx.table.body(rx.foreach(SettingsState.bin_rows, _bin_row)), variant="surface", size="1",
+                      width="100%"),
+        width="100%", spacing="3",
+    )
+
+
+def settings_page() -> rx.Component:
+    return layout(
+        "/settings",
+        SettingsState.t["page.settings.title"],
+        rx.cond(
+            SettingsState.settings_error != "",
+            rx.callout(SettingsState.settings_error, icon="shield-alert", color_scheme="amber",
+                       data_testid="settings-denied"),
+            rx.tabs.root(
+                rx.tabs.list(
+                    rx.cond(SettingsState.is_admin, rx.tabs.trigger("Сотрудники", value="users")),
+                    rx.cond(SettingsState.is_admin, rx.tabs.trigger("Отделы", value="depts")),
+                    rx.cond(SettingsState.is_admin, rx.tabs.trigger("Права доступа", value="matrix")),
+                    rx.tabs.trigger("Корзина", value="bin"),
+                ),
+                rx.tabs.content(rx.box(_users_tab(), padding_top="14px"), value="users"),
+                rx.tabs.content(rx.box(_depts_tab(), padding_top="14px"), value="depts"),
+                rx.tabs.content(rx.box(_matrix_tab(), padding_top="14px"), value="matrix"),
+                rx.tabs.content(rx.box(_bin_tab(), padding_top="14px"), value="bin"),
+                value=SettingsState.settings_tab, on_change=SettingsState.set_settings_tab, width="100%",
+            ),
+        ),
+    )

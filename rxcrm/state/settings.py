@@ -1,0 +1,216 @@
+"""State of /settings: users, departments, the access matrix (admins) and the recycle bin
+(admins; heads for their department)."""
+from __future__ import annotations
+
+import dataclasses
+
+import reflex as rx
+
+from rxcrm.db import session_scope
+from rxcrm.services import admin, recycle
+from rxcrm.services.errors import ServiceError
+
+from .app import AppState
+from .work import Option
+
+
+@dataclasses.dataclass
+class UserRow:
+    id: int = 0
+    login: str = ""
+    full_name: str = ""
+    role_label: str = ""
+    department: str = ""
+    is_active: bool = True
+    is_self: bool = False
+    last_login: str = ""
+
+
+@dataclasses.dataclass
+class DeptRow:
+    id: int = 0
+    name: str = ""
+    head: str = ""
+    users: int = 0
+
+
+@dataclasses.dataclass
+class MatrixCell:
+    role: str = ""
+    entity: str = ""
+    action: str = ""
+    level: str = ""
+
+
+@dataclasses.dataclass
+class MatrixRow:
+    role: str = ""
+    role_label: str = ""
+    entity: str = ""
+    entity_label: str = ""
+    cells: list[MatrixCell] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class BinRow:
+    entity: str = ""
+    entity_label: str = ""
+    id: int = 0
+    title: str = ""
+    deleted_at: str = ""
+    deleted_by: str = ""
+    department: str = ""
+
+
+class SettingsState(AppState):
+    settings_tab: str = "users"
+    users: list[UserRow] = []
+    depts: list[DeptRow] = []
+    dept_options: list[Option] = []
+    role_options: list[Option] = []
+    user_options: list[Option] = []
+    matrix: list[MatrixRow] = []
+    action_labels: list[str] = []
+    level_options: list[Option] = []
+    bin_rows: list[BinRow] = []
+    bin_total: int = 0
+    settings_error: str = ""
+    user_dialog: bool = False
+    password_dialog: bool = False
+    reassign_dialog: bool = False
+    target_user_id: int = 0
+    target_user_name: str = ""
+
+    @rx.var
+    def is_admin(self) -> bool:
+        return self.user_role == "admin"
+
+    @rx.event
+    def on_load(self):
+        actor = self.actor()
+        if actor is None:
+            return
+        self.settings_error = ""
+        if actor.role not in ("admin", "head"):
+            self.settings_error = "Настройки доступны администратору (корзина — также руководителю отдела)"
+            return
+        if actor.role != "admin":
+            self.settings_tab = "bin"
+        self._load()
+
+    def _load(self) -> None:
+        actor = self.actor()
+        with session_scope() as s:
+            if actor.role == "admin":
+                self.users = [UserRow(u["id"], u["login"], u["full_name"], u["role_label"], u["department"],
+                                      u["is_active"], u["is_self"], u["last_login"])
+                              for u in admin.list_users(s, actor)]
+                depts = admin.list_departments(s, actor)
+                self.depts = [DeptRow(d["id"], d["name"], d["head"], d["users"]) for d in depts]
+                self.dept_options = [Option(str(d["id"]), d["name"]) for d in depts]
+                labels = admin.matrix_labels()
+                self.role_options = [Option(c, lab) for c, lab in labels["roles"]]
+                self.level_options = [Option(c, lab) for c, lab in labels["levels"]]
+                self.action_labels = [lab for _, lab in labels["actions"]]
+                self.user_options = [Option(str(u.id), u.full_name) for u in self.users if u.is_active]
+                m = admin.permission_matrix(s, actor)
+                self.matrix = [MatrixRow(r, rl, e, el, [MatrixCell(r, e, a, m[r][e][a]) for a, _ in labels["actions"]])
+                               for r, rl in labels["roles"] for e, el in labels["entities"]]
+            rows, total = recycle.deleted_items(s, actor, limit=100)
+            self.bin_rows = [BinRow(r["entity"], r["entity_label"], r["id"], r["title"], r["deleted_at"],
+                                    r["deleted_by"], r["department"]) for r in rows]
+            self.bin_total = total
+
+    def _do(self, fn, ok: str):
+        actor = self.actor()
+        try:
+            with session_scope() as s:
+                fn(s, actor)
+        except ServiceError as exc:
+            return rx.toast.error(exc.message)
+        self._load()
+        return rx.toast.success(ok)
+
+    @rx.event
+    def set_settings_tab(self, tab: str | list[str]):
+        if isinstance(tab, str):
+            self.settings_tab = tab
+
+    # users
+    @rx.event
+    def set_user_dialog(self, value: bool):
+        self.user_dialog = value
+
+    @rx.event
+    def create_user(self, form: dict):
+        dept = form.get("department") or ""
+        result = self._do(lambda s, a: admin.create_user(
+            s, a, login=form.get("login", ""), full_name=form.get("full_name", ""), password=form.get("password", ""),
+            role=form.get("role") or "manager", department_id=int(dept) if dept.isdigit() else None,
+            email=form.get("email", "")), "Сотрудник добавлен")
+        if self.users and any(u.login == (form.get("login") or "").strip().lower() for u in self.users):
+            self.user_dialog = False
+        return result
+
+    @rx.event
+    def toggle_active(self, user_id: int, active: bool):
+        if active:
+            return self._do(lambda s, a: admin.deactivate_user(s, a, user_id), "Сотрудник отключён, сеансы завершены")
+        return self._do(lambda s, a: admin.activate_user(s, a, user_id), "Сотрудник включён")
+
+    @rx.event
+    def open_password(self, user_id: int, name: str):
+        self.target_user_id, self.target_user_name, self.password_dialog = user_id, name, True
+
+    @rx.event
+    def set_password_dialog(self, value: bool):
+        self.password_dialog = value
+
+    @rx.event
+    def reset_password(self, form: dict):
+        res = self._do(lambda s, a: admin.reset_password(s, a, self.target_user_id, form.get("password", "")),
+                       "Пароль изменён, сеансы сотрудника завершены")
+        self.password_dialog = False
+        return res
+
+    @rx.event
+    def open_reassign(self, user_id: int, name: str):
+        self.target_user_id, self.target_user_name, self.reassign_dialog = user_id, name, True
+
+    @rx.event
+    def set_reassign_dialog(self, value: bool):
+        self.reassign_dialog = value
+
+    @rx.event
+    def reassign(self, form: dict):
+        to = form.get("to") or ""
+        if not to.isdigit():
+            return rx.toast.error("Выберите, кому передать")
+        actor = self.actor()
+        try:
+            with session_scope() as s:
+                counts = admin.reassign_items(s, actor, self.target_user_id, int(to),
+                                              only_open=bool(form.get("only_open")))
+        except ServiceError as exc:
+            return rx.toast.error(exc.message)
+        self.reassign_dialog = False
+        return rx.toast.success("Передано: " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
+
+    # departments
+    @rx.event
+    def create_department(self, form: dict):
+        return self._do(lambda s, a: admin.create_department(s, a, form.get("name", "")), "Отдел добавлен")
+
+    # matrix
+    @rx.event
+    def set_level(self, role: str, entity: str, action: str, level: str):
+        return self._do(lambda s, a: admin.set_permission(s, a, role, entity, action, level), "Права сохранены")
+
+    @rx.event
+    def reset_matrix(self):
+        return self._do(lambda s, a: admin.reset_permissions_to_defaults(s, a), "Права по умолчанию восстановлены")
+
+    # recycle bin
+    @rx.event
+    def restore(self, entity: str, item_id: int):
+        return self._do(lambda s, a: recycle.restore(s, a, entity, item_id), "Восстановлено вместе с историей")
