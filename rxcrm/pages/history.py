@@ -1,0 +1,75 @@
+"""/history — История: who did what to which item, when and from where."""
+from __future__ import annotations
+
+import reflex as rx
+
+from rxcrm.components import theme
+from rxcrm.components.shell import layout
+from rxcrm.state.history import HistoryRow, HistoryState
+
+
+def _row(r: HistoryRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.text(r.at, size="2", white_space="nowrap")),
+        rx.table.cell(rx.text(r.user, size="2")),
+        rx.table.cell(rx.badge(r.action_label, variant="soft", color_scheme="gray")),
+        rx.table.cell(rx.text(r.entity_label, size="1", color=theme.TEXT_MUTED),
+                      rx.cond(r.href != "", rx.link(r.title, href=r.href, size="2", color="#1f5fa8"),
+                              rx.text(r.title, size="2"))),
+        rx.table.cell(rx.text(r.details, size="2", color="#2d3a48")),
+        rx.table.cell(rx.text(r.source_label, size="1", color=theme.TEXT_MUTED)),
+        data_testid="history-row",
+    )
+
+
+def _sel(key: str, value, options, width: str = "190px") -> rx.Component:
+    return rx.select.root(
+        rx.select.trigger(width=width),
+        rx.select.content(rx.foreach(options, lambda o: rx.select.item(o.label, value=o.value))),
+        value=value, on_change=lambda v: HistoryState.set_filter(key, v), size="2",
+    )
+
+
+def history_page() -> rx.Component:
+    return layout(
+        "/history",
+        HistoryState.t["page.history.title"],
+        rx.cond(
+            HistoryState.h_error != "",
+            rx.callout(HistoryState.h_error, icon="shield-alert", color_scheme="amber", data_testid="history-denied"),
+            rx.vstack(
+                rx.hstack(
+                    _sel("user", HistoryState.h_user, HistoryState.h_user_options, "240px"),
+                    _sel("entity", HistoryState.h_entity, HistoryState.h_entity_options),
+                    _sel("action", HistoryState.h_action, HistoryState.h_action_options),
+                    rx.text("с", size="2"),
+                    rx.input(type="date", value=HistoryState.h_from, size="2",
+                             on_change=lambda v: HistoryState.set_filter("from", v)),
+                    rx.text("по", size="2"),
+                    rx.input(type="date", value=HistoryState.h_to, size="2",
+                             on_change=lambda v: HistoryState.set_filter("to", v)),
+                    spacing="2", align="center", flex_wrap="wrap", width="100%",
+                ),
+                rx.table.root(
+                    rx.table.header(rx.table.row(*[rx.table.column_header_cell(h, font_size="12px", color="#4a5563")
+                                                   for h in ("Дата", "Сотрудник", "Действие", "Элемент",
+                                                             "Подробности", "Источник")])),
+                    rx.table.body(rx.foreach(HistoryState.h_rows, _row)),
+                    variant="surface", size="1", width="100%",
+                ),
+                rx.hstack(
+                    rx.text("Всего: ", rx.text.strong(HistoryState.h_total), size="2", data_testid="history-total"),
+                    rx.spacer(),
+                    rx.icon_button(rx.icon("chevron-left", size=16), variant="soft", size="1",
+                                   disabled=HistoryState.h_page <= 1,
+                                   on_click=HistoryState.set_h_page(HistoryState.h_page - 1)),
+                    rx.text(HistoryState.h_page.to_string() + " из " + HistoryState.h_pages.to_string(), size="2"),
+                    rx.icon_button(rx.icon("chevron-right", size=16), variant="soft", size="1",
+                                   disabled=HistoryState.h_page >= HistoryState.h_pages,
+                                   on_click=HistoryState.set_h_page(HistoryState.h_page + 1)),
+                    width="100%", align="center", spacing="3",
+                ),
+                spacing="3", width="100%",
+            ),
+        ),
+    )
