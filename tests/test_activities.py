@@ -545,3 +545,24 @@ def test_nav_counters_is_one_statement(w):
     statements = [x for x in statements if x.strip().upper() != "BEGIN"]
     assert len(statements) == 1
     assert "count" in statements[0].lower() and "case" in statements[0].lower()
+
+
+def test_bucket_counts_match_the_bucket_totals(w):
+    db, a, ids = w
+    m1 = a["manager1"]
+    with session_scope(db) as s:
+        plan(s, m1, "deal", ids["d1"], subject="скоро", start_at=NOW + timedelta(hours=1))
+        plan(s, m1, "deal", ids["d1"], subject="завтра", start_at=NOW + timedelta(days=1))
+        plan(s, m1, "lead", ids["l1"], subject="задача", kind="task", duration_min=30,
+             start_at=NOW + timedelta(days=2))
+        done = plan(s, m1, "contact", ids["c1"], subject="письмо", kind="email", start_at=NOW + timedelta(hours=2))
+        acts.complete_activity(s, m1, done.id, "", now=NOW)
+        plan(s, a["manager2"], "deal", ids["d2"], subject="чужое", start_at=NOW + timedelta(hours=1))
+    later = NOW + timedelta(hours=3)  # «скоро» is overdue by then
+    with session_scope(db) as s:
+        for kw in ({}, {"kind": "call"}, {"entity": "lead"}, {"kind": "email", "entity": "contact"}):
+            counts = acts.bucket_counts(s, m1, now=later, **kw)
+            assert counts == {b: acts.my_activities(s, m1, b, now=later, **kw)[1] for b in acts.BUCKETS}, kw
+        assert acts.bucket_counts(s, m1, now=later) == {"overdue": 1, "today": 0, "upcoming": 2, "done": 1}
+        with pytest.raises(ValidationFailed):
+            acts.bucket_counts(s, m1, kind="visit", now=later)

@@ -72,7 +72,7 @@ def _world(login: str, *, overdue: bool = True, extra_upcoming: int = 0) -> dict
 
 def _state(token):
     from rxcrm.state.activities import ActivitiesState
-    st = ActivitiesState()
+    st = f.make_state(ActivitiesState)
     st.session_token = token
     st.check_login()
     assert st.user_id

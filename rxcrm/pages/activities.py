@@ -239,7 +239,7 @@ def complete_dialog() -> rx.Component:
                     spacing="2", padding_top="12px", width="100%",
                 ),
                 on_submit=S.submit_complete,
-                reset_on_submit=True,
+                reset_on_submit=False,  # a refused result stays typed; the dialog unmounts on close
             ),
             max_width="480px",
         ),
