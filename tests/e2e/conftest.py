@@ -100,5 +100,5 @@ def login(page: Page, user: str, password: str = "demo") -> None:
     page.get_by_test_id("login-input").fill(user)
     page.get_by_test_id("password-input").fill(password)
     page.get_by_test_id("login-submit").click()
-    page.wait_for_url("**/leads**")
+    page.wait_for_url("**/leads**", timeout=30000)
     expect(page.get_by_test_id("sidebar")).to_be_visible()
