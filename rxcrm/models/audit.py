@@ -13,6 +13,9 @@ class AuditRecord(SQLModel, table=True):
     __table_args__ = (
         Index("ix_audit_entity", "entity_type", "entity_id"),
         Index("ix_audit_user_time", "user_id", "created_at"),
+        # Login rate limit (failed logins of the last minutes) and /history by action and date.
+        Index("ix_audit_action_time", "action", "created_at"),
+        Index("ix_audit_action_client_time", "action", "client", "created_at"),
         TABLE_ARGS_EXTEND,
     )
     id: int | None = Field(default=None, primary_key=True)

@@ -9,10 +9,13 @@ from .context import Actor
 
 
 def record(session: Session, actor: Actor | None, action: str, entity_type: str = "",
-           entity_id: int | None = None, details: dict | None = None) -> None:
+           entity_id: int | None = None, details: dict | None = None, *,
+           client: str | None = None) -> None:
+    """`client` overrides the actor's (a failed login has no actor but a client address)."""
     session.add(AuditRecord(
         user_id=actor.user_id if actor else None,
         action=action, entity_type=entity_type, entity_id=entity_id,
         source=actor.source if actor else "system",
-        details=details or {}, client=actor.client if actor else "",
+        details=details or {},
+        client=(client if client is not None else (actor.client if actor else ""))[:200],
     ))

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
-from rxcrm.models import User, UserSession, utcnow
+from rxcrm.models import AuditRecord, User, UserSession, utcnow
 
 from . import audit
 from .context import Actor
@@ -23,6 +24,14 @@ _DUMMY_HASH = _hasher.hash(secrets.token_hex(8))
 
 BAD_CREDENTIALS = "Неверный логин или пароль"
 INACTIVE = "Учётная запись отключена. Обратитесь к администратору"
+RATE_LIMITED = "Слишком много неудачных попыток. Попробуйте через 15 минут"
+
+# Login rate limit: failed attempts (audit "login_failed") within RATE_WINDOW, per account
+# (the login as typed) and per client (its address). Refusals for the limit itself are
+# recorded but not counted, so the lock ends RATE_WINDOW after the last real failure.
+RATE_WINDOW = timedelta(minutes=15)
+MAX_FAILED_PER_LOGIN = 5
+MAX_FAILED_PER_CLIENT = 20
 
 
 def hash_password(password: str) -> str:
@@ -49,17 +58,44 @@ def _refuse(session: Session, user: User | None, login_name: str, client: str, r
             message: str) -> None:
     """Record the failed attempt (committed: it must outlive the refusal) and refuse."""
     audit.record(session, None, "login_failed", "user", user.id if user else None,
-                 {"login": login_name, "reason": reason, "client": client})
+                 {"login": login_name, "reason": reason, "client": client}, client=client)
     session.commit()
     raise AuthError(message, code=reason)
 
 
-def login(session: Session, login_name: str, password: str, client: str = "") -> tuple[str, User]:
-    """Check the password and open a session. Returns (token for the browser, user)."""
-    login_name = (login_name or "").strip().lower()
+def failed_attempts(session: Session, login_name: str, client: str = "",
+                    now: datetime | None = None) -> tuple[int, int]:
+    """(failed logins for this account, failed logins from this client) within RATE_WINDOW.
+
+    Both are range scans of the (action, created_at) / (action, client, created_at)
+    indexes; attempts refused by the limit itself are not counted."""
+    since = (now or utcnow()) - RATE_WINDOW
+    reason = AuditRecord.details["reason"].as_string()
+    base = [AuditRecord.action == "login_failed", AuditRecord.created_at >= since,
+            or_(reason.is_(None), reason != "rate_limited")]
+    per_login = session.execute(select(func.count()).select_from(AuditRecord).where(
+        *base, AuditRecord.details["login"].as_string() == login_name)).scalar_one()
+    per_client = 0
+    if client:
+        per_client = session.execute(select(func.count()).select_from(AuditRecord).where(
+            *base, AuditRecord.client == client[:200])).scalar_one()
+    return int(per_login), int(per_client)
+
+
+def login(session: Session, login_name: str, password: str, client: str = "",
+          now: datetime | None = None) -> tuple[str, User]:
+    """Check the password and open a session. Returns (token for the browser, user).
+
+    Refused without checking the password when the account had MAX_FAILED_PER_LOGIN or the
+    client MAX_FAILED_PER_CLIENT failed attempts within RATE_WINDOW (code "rate_limited")."""
+    login_name = (login_name or "").strip().lower()[:100]
+    client = (client or "").strip()[:200]
     if not login_name or not password:
         raise AuthError("Введите логин и пароль", code="empty")
     user = session.exec(select(User).where(User.login == login_name)).first()
+    per_login, per_client = failed_attempts(session, login_name, client, now)
+    if per_login >= MAX_FAILED_PER_LOGIN or per_client >= MAX_FAILED_PER_CLIENT:
+        _refuse(session, user, login_name, client, "rate_limited", RATE_LIMITED)
     ok = verify_password(user.password_hash if user else _DUMMY_HASH, password)
     if not user or not ok:
         _refuse(session, user, login_name, client, "bad_password" if user else "unknown_login",

@@ -131,17 +131,18 @@ def open_card(session: Session, actor: Actor, entity: str, item_id: int, now: da
 
 
 def links(session: Session, actor: Actor, entity: str, item) -> list[dict]:
-    """Связи: the contact, the company, other leads and deals of the same contact (visible ones)."""
+    """Связи: the contact, the company, other leads and deals of the same contact — only
+    those the actor may view (nothing of another department leaks through a shared contact)."""
     out = []
     contact_id = item.id if entity == "contact" else getattr(item, "contact_id", None)
     company_id = item.id if entity == "company" else getattr(item, "company_id", None)
     if contact_id and entity != "contact":
         c = session.get(Contact, contact_id)
-        if c and c.deleted_at is None:
+        if c and c.deleted_at is None and access.allowed(session, actor, "contact", "view", c):
             out.append({"kind": "Контакт", "title": c.full_name, "href": f"/contacts/{c.id}"})
     if company_id and entity != "company":
         c = session.get(Company, company_id)
-        if c and c.deleted_at is None:
+        if c and c.deleted_at is None and access.allowed(session, actor, "company", "view", c):
             out.append({"kind": "Компания", "title": c.title, "href": f"/companies/{c.id}"})
     for model, ent, kind, path in ((Lead, "lead", "Лид", "leads"), (Deal, "deal", "Сделка", "deals")):
         conds = [model.deleted_at.is_(None), access.scope(session, actor, model, ent)]

@@ -1,0 +1,205 @@
+"""/history: who sees which records, filters, pagination, row texts — on SQLite and
+PostgreSQL."""
+from __future__ import annotations
+
+import tempfile
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event, update
+from sqlmodel import select
+
+from rxcrm.db import get_engine, session_scope
+from rxcrm.models import AuditRecord, User
+from rxcrm.services import admin, auth, cards, create, export, history, items
+from rxcrm.services.context import Actor
+from rxcrm.services.errors import AccessDenied, AuthError, ValidationFailed
+
+from . import factories as f
+
+NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def world(db):
+    with session_scope(db) as s:
+        m1 = f.user(s, "dpo1", full_name="Петров Иван")
+        head = f.user(s, "dpohead", role="head", full_name="Волков Олег")
+        adm = f.user(s, "adm1", dept_code="admissions", full_name="Орлова Мария")
+        ahead = f.user(s, "admhead", role="head", dept_code="admissions", full_name="Смирнова Ольга")
+        boss = f.user(s, "admin", role="admin", dept_code=None, full_name="Админов Админ")
+        director = f.user(s, "director", role="director", dept_code=None, full_name="Директоров Денис")
+        dpo_deal = f.deal(s, "Python — Иванов", m1, amount=10000)
+        adm_deal = f.deal(s, "Магистратура — Орлова", adm, pipe_code="masters", stage_code="REGISTRATION")
+        ids = dict(dpo_deal=dpo_deal.id, adm_deal=adm_deal.id, registration=f.stage(s, "dpo", "REGISTRATION").id,
+                   dpo_pipe=f.pipeline(s, "dpo").id)
+        ids.update({u.login: u.id for u in (m1, head, adm, ahead, boss, director)})
+        A = {u.login: auth.actor_for(u) for u in (m1, head, adm, ahead, boss, director)}
+    with session_scope(db) as s:
+        items.move_stage(s, A["dpo1"], "deal", ids["dpo_deal"], ids["registration"])
+        items.update_fields(s, A["dpo1"], "deal", ids["dpo_deal"], {"amount": "25500"})
+        cards.open_card(s, A["dpo1"], "deal", ids["dpo_deal"])
+        cards.open_card(s, A["adm1"], "deal", ids["adm_deal"])
+        items.update_fields(s, A["adm1"], "deal", ids["adm_deal"], {"responsible_id": str(ids["admhead"])})
+        export.export_xlsx(s, A["dpo1"], "deal", {"title": "Python"}, ["id", "title"],
+                           dest=Path(tempfile.mkdtemp()) / "x.xlsx")
+        # An intake (integration) creates a lead with no user.
+        create.create_lead(s, Actor.system("intake"), title="С сайта", last_name="Кузнецов",
+                           phones=["+7 900 123-45-67"], responsible_id=ids["dpo1"])
+    with session_scope(db) as s:
+        auth.login(s, "dpo1", "demo", client="10.0.0.1")
+    with pytest.raises(AuthError), session_scope(db) as s:
+        auth.login(s, "adm1", "wrong", client="10.0.0.2")
+    return db, ids, A
+
+
+def test_managers_are_refused(world):
+    db, ids, A = world
+    with session_scope(db) as s:
+        for login in ("dpo1", "adm1"):
+            with pytest.raises(AccessDenied) as err:
+                history.history_page(s, A[login])
+            assert err.value.message == "История доступна руководителям, директору и администратору"
+        assert not history.can_view(A["dpo1"]) and history.can_view(A["dpohead"])
+
+
+@pytest.mark.parametrize("login", ["admin", "director"])
+def test_admins_and_directors_see_everything(world, login):
+    db, ids, A = world
+    with session_scope(db) as s:
+        rows, total = history.history_page(s, A[login], limit=200)
+        everything = len(s.exec(select(AuditRecord.id)).all())
+    assert total == everything == len(rows)
+    assert {"Петров Иван", "Орлова Мария", "Интеграция"} <= {r["user"] for r in rows}
+
+
+def test_heads_see_their_department(world):
+    db, ids, A = world
+    with session_scope(db) as s:
+        rows, total = history.history_page(s, A["dpohead"], limit=200)
+        assert total == len(rows)
+        assert {r["user"] for r in rows} == {"Петров Иван", "Интеграция"}
+        assert ids["adm_deal"] not in {r["entity_id"] for r in rows if r["entity_type"] == "deal"}
+        # The intake's lead belongs to ДПО (its responsible is there): visible to the ДПО head.
+        assert any(r["action"] == "create" and r["entity_type"] == "lead" for r in rows)
+        arows, _ = history.history_page(s, A["admhead"], limit=200)
+        # The admissions head sees the admissions manager's records and her failed login…
+        assert {r["user"] for r in arows} == {"Орлова Мария", "логин «adm1»"}
+        assert {r["action"] for r in arows} == {"view", "update", "login_failed"}
+        # …and nothing of ДПО.
+        assert all(r["entity_id"] != ids["dpo_deal"] for r in arows)
+        opts = history.history_filters_options(s, A["dpohead"])
+        assert {n for _, n in opts["users"]} == {"Петров Иван", "Волков Олег"}
+        assert len(history.history_filters_options(s, A["director"])["users"]) == 6
+        assert ("view", "Просмотр") in opts["actions"] and ("deal", "Сделка") in opts["entities"]
+
+
+def test_row_texts(world):
+    db, ids, A = world
+    with session_scope(db) as s:
+        rows, _ = history.history_page(s, A["admin"], limit=200, now=NOW)
+    by = {}
+    for r in rows:
+        by.setdefault(r["action"], []).append(r)
+    move = by["move"][0]
+    assert move["action_label"] == "Смена стадии" and move["details"] == "Интерес → Регистрация"
+    assert move["entity_label"] == "Сделка" and move["title"] == "Python — Иванов"
+    assert move["href"] == f"/deals/{ids['dpo_deal']}" and move["source_label"] == "Интерфейс"
+    upd = [r for r in by["update"] if r["entity_id"] == ids["dpo_deal"]][0]
+    assert upd["details"].replace("\u00a0", " ") == "Сумма: 10 000 → 25 500"
+    resp = [r for r in by["update"] if r["entity_id"] == ids["adm_deal"]][0]
+    assert resp["details"] == "Ответственный: Орлова Мария → Смирнова Ольга"
+    exp = by["export"][0]
+    assert exp["action_label"] == "Экспорт" and exp["details"].startswith("строк: 1")
+    assert exp["details"] == "строк: 1 · фильтр: Сделка: Python" and exp["href"] == ""
+    intake = by["create"][0]
+    assert intake["user"] == "Интеграция" and intake["source_label"] == "Интеграция"
+    assert intake["entity_label"] == "Лид" and intake["href"].startswith("/leads/")
+    assert by["view"][0]["action_label"] == "Просмотр"
+    login = by["login"][0]
+    assert login["entity_label"] == "Сотрудник" and login["href"] == "" and "10.0.0.1" in login["details"]
+    failed = by["login_failed"][0]
+    assert failed["action_label"] == "Неудачный вход" and "неверный пароль" in failed["details"]
+    assert "10.0.0.2" in failed["details"] and failed["title"] == "Орлова Мария"
+
+
+def test_filters_and_pagination(world):
+    db, ids, A = world
+    with session_scope(db) as s:
+        a = A["admin"]
+        rows, total = history.history_page(s, a, user_id=ids["dpo1"])
+        assert total == len(rows) and {r["user"] for r in rows} == {"Петров Иван"}
+        rows, total = history.history_page(s, a, entity_type="deal", action="view")
+        assert total == 2 and all(r["action"] == "view" for r in rows)
+        rows, total = history.history_page(s, a, action=["move", "update"])
+        assert total == 3
+        rows, total = history.history_page(s, a, entity_type="deal", entity_id=ids["dpo_deal"])
+        assert {r["action"] for r in rows} == {"move", "update", "view"}
+        all_rows, total = history.history_page(s, a, limit=200)
+        pages = [history.history_page(s, a, offset=o, limit=3)[0] for o in range(0, total, 3)]
+        assert [r["id"] for p in pages for r in p] == [r["id"] for r in all_rows]  # newest first, no gaps
+        assert all_rows == sorted(all_rows, key=lambda r: -r["id"])
+        with pytest.raises(ValidationFailed):
+            history.history_page(s, a, date_from="вчера")
+        with pytest.raises(ValidationFailed):
+            history.history_page(s, a, date_from="2026-11-20", date_to="2026-11-19")
+    # Dates are Moscow days: move the view records to 2026-11-19 23:30 Moscow (20:30 UTC).
+    with session_scope(db) as s:
+        s.execute(update(AuditRecord).where(AuditRecord.action == "view")
+                  .values(created_at=datetime(2026, 11, 19, 20, 30, tzinfo=UTC)))
+    with session_scope(db) as s:
+        a = A["admin"]
+        rows, total = history.history_page(s, a, date_from=date(2026, 11, 19), date_to="2026-11-19")
+        assert total == 2 and {r["action"] for r in rows} == {"view"}
+        assert history.history_page(s, a, date_from="2026-11-20", date_to="2026-11-20")[1] == 0
+        assert history.history_page(s, a, date_to="2026-11-18")[1] == 0
+
+
+def test_titles_are_batched_and_hidden_when_not_viewable(world):
+    """A page of many rows costs a fixed number of queries; a head who may not view an
+    item sees only its number (no title, no link)."""
+    db, ids, A = world
+    with session_scope(db) as s:
+        m1 = s.get(User, ids["dpo1"])
+        for i in range(50):
+            d = f.deal(s, f"Сделка {i}", m1)
+            cards.open_card(s, A["dpo1"], "deal", d.id)
+    engine = get_engine(db)
+    seen = []
+    listener = lambda *a, **k: seen.append(1)  # noqa: E731
+    with session_scope(db) as s:
+        s.connection()
+        event.listen(engine, "before_cursor_execute", listener)
+        try:
+            rows, _ = history.history_page(s, A["admin"], limit=50)
+        finally:
+            event.remove(engine, "before_cursor_execute", listener)
+    assert len(rows) == 50 and len(seen) <= 12
+    # A ДПО manager opened an admissions deal that later became visible to her? No — simulate
+    # a record by a ДПО user about an admissions item: the ДПО head sees the record, not the title.
+    with session_scope(db) as s:
+        s.add(AuditRecord(user_id=ids["dpo1"], action="view", entity_type="deal", entity_id=ids["adm_deal"],
+                          source="ui"))
+    with session_scope(db) as s:
+        rows, _ = history.history_page(s, A["dpohead"], entity_id=ids["adm_deal"], entity_type="deal")
+        assert len(rows) == 1 and rows[0]["title"] == f"№{ids['adm_deal']}" and rows[0]["href"] == ""
+
+
+def test_admin_actions_are_in_history(world):
+    db, ids, A = world
+    with session_scope(db) as s:
+        a = A["admin"]
+        admin.set_permission(s, a, "manager", "deal", "export", "own")
+        admin.deactivate_user(s, a, ids["adm1"])
+        admin.reassign_items(s, a, ids["adm1"], ids["admhead"])
+    with session_scope(db) as s:
+        rows, _ = history.history_page(s, A["admin"], user_id=ids["admin"])
+        by = {r["action"]: r for r in rows}
+        assert by["permission_set"]["details"] == "Менеджер · Сделки · Экспорт: Своего отдела → Свои"
+        assert by["user_deactivate"]["title"] == "Орлова Мария"
+        assert by["reassign"]["details"].startswith("→ Смирнова Ольга")
+        # The admissions head sees what was done to her department's user.
+        arows, _ = history.history_page(s, A["admhead"], action="user_deactivate")
+        assert len(arows) == 1
+        assert history.history_page(s, A["dpohead"], action="user_deactivate")[1] == 0
