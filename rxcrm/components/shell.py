@@ -214,7 +214,8 @@ def badges_timer() -> rx.Component:
 
 def topbar(title: rx.Var | str) -> rx.Component:
     return rx.hstack(
-        rx.heading(title, size="5", weight="bold", color="#1f2933", data_testid="page-title"),
+        rx.heading(title, size="5", weight="bold", color="#1f2933", data_testid="page-title",
+                   white_space="nowrap"),
         rx.spacer(),
         rx.form(
             rx.input(
