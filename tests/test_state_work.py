@@ -127,3 +127,19 @@ def test_list_selection_and_bulk_move(app_world):
         moved = [d for d in s.exec(select(Deal).where(Deal.source == "Звонок")).all()]
     assert all(d.stage_id in (stages["REGISTRATION"], stages["CONTRACT"]) for d in moved)
     assert st.selected == [] and not st.all_matching
+
+
+def test_create_dialog_makes_a_lead_and_refuses_an_empty_one(app_world):
+    token, ids, stages = app_world
+    from rxcrm.models import Lead
+    st = _state(token)
+    st.page, st.entity = "leads", "lead"
+    st.set_create_open(True)
+    st.create_item({"last_name": "", "first_name": "", "phone": "", "email": ""})
+    assert st.create_open and st.create_error  # nothing to identify the person: refused, dialog stays
+    spec = st.create_item({"last_name": "Новикова", "first_name": "Ирина", "phone": "8 (912) 345-67-89",
+                           "email": "", "source": "Звонок"})
+    assert not st.create_open and "/leads/" in str(spec)
+    with session_scope() as s:
+        lead = s.exec(select(Lead).where(Lead.last_name == "Новикова")).one()
+        assert lead.source == "Звонок" and lead.responsible_id is not None

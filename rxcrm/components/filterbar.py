@@ -221,8 +221,71 @@ def search_box() -> rx.Component:
     )
 
 
+def _create_dialog() -> rx.Component:
+    person = rx.vstack(
+        rx.hstack(rx.input(name="last_name", placeholder="Фамилия", width="100%", data_testid="create-last"),
+                  rx.input(name="first_name", placeholder="Имя", width="100%"), width="100%"),
+        rx.cond(WorkState.entity != "deal", rx.input(name="middle_name", placeholder="Отчество", width="100%")),
+        rx.hstack(rx.input(name="phone", placeholder="Телефон", width="100%", data_testid="create-phone"),
+                  rx.input(name="email", placeholder="E-mail", width="100%"), width="100%"),
+        spacing="2", width="100%",
+    )
+    program = rx.select.root(
+        rx.select.trigger(placeholder="Образовательная программа", width="100%"),
+        rx.select.content(rx.foreach(WorkState.program_options, lambda o: rx.select.item(o.label, value=o.value))),
+        name="program", size="2",
+    )
+    source = rx.select.root(
+        rx.select.trigger(placeholder="Источник: Вручную", width="100%"),
+        rx.select.content(rx.foreach(WorkState.source_options, lambda o: rx.select.item(o.label, value=o.value))),
+        name="source", size="2",
+    )
+    body = rx.match(
+        WorkState.entity,
+        ("lead", rx.vstack(rx.input(name="title", placeholder="Название лида (необязательно)", width="100%"),
+                           person, program, source, spacing="2", width="100%")),
+        ("deal", rx.vstack(rx.input(name="title", placeholder="Название сделки", width="100%",
+                                    data_testid="create-title"),
+                           program, rx.input(name="amount", placeholder="Сумма, ₽ (по умолчанию — цена программы)",
+                                             width="100%"),
+                           rx.text("Клиент (необязательно) — будет создан контакт:", size="1",
+                                   color=theme.TEXT_MUTED),
+                           person, source, spacing="2", width="100%")),
+        ("contact", person),
+        rx.vstack(rx.input(name="title", placeholder="Название компании", width="100%", data_testid="create-title"),
+                  rx.input(name="inn", placeholder="ИНН", width="100%"),
+                  rx.hstack(rx.input(name="phone", placeholder="Телефон", width="100%"),
+                            rx.input(name="email", placeholder="E-mail", width="100%"), width="100%"),
+                  spacing="2", width="100%"),
+    )
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title(rx.match(WorkState.entity, ("lead", "Новый лид"), ("deal", "Новая сделка"),
+                                     ("contact", "Новый контакт"), "Новая компания")),
+            rx.form(
+                rx.vstack(
+                    body,
+                    rx.cond(WorkState.create_error != "",
+                            rx.callout(WorkState.create_error, icon="triangle-alert", color_scheme="red", size="1",
+                                       data_testid="create-error")),
+                    rx.hstack(rx.dialog.close(rx.button("Отмена", type="button", variant="soft", color_scheme="gray")),
+                              rx.button("Создать", type="submit", data_testid="create-submit"),
+                              justify="end", width="100%", spacing="2"),
+                    spacing="3", width="100%",
+                ),
+                on_submit=WorkState.create_item, reset_on_submit=False,
+            ),
+            max_width="520px",
+        ),
+        open=WorkState.create_open, on_open_change=WorkState.set_create_open,
+    )
+
+
 def toolbar() -> rx.Component:
     return rx.hstack(
+        rx.button(rx.icon("plus", size=15), "Создать", size="2", on_click=WorkState.set_create_open(True),
+                  data_testid="create-open"),
+        _create_dialog(),
         rx.cond(
             WorkState.has_board,
             rx.segmented_control.root(

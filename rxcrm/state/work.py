@@ -147,6 +147,10 @@ class WorkState(AppState):
     chooser_options: list[Option] = []
     chooser_selected: list[str] = []
 
+    # "+ Создать"
+    create_open: bool = False
+    create_error: str = ""
+
     # bulk / export
     confirm_delete_open: bool = False
     export_running: bool = False
@@ -746,6 +750,55 @@ class WorkState(AppState):
             views.reset_columns(s, actor, self.page)
         self.chooser_open = False
         return self._reload()
+
+    # ---- create -----------------------------------------------------------------------
+    @rx.event
+    def set_create_open(self, value: bool):
+        self.create_open, self.create_error = value, ""
+
+    @rx.event
+    def create_item(self, form: dict):
+        """"+ Создать": a new lead / deal / contact / company through the create service
+        (validation, repeat detection, first stage, timeline, audit), then its card."""
+        from rxcrm.services import create
+
+        actor = self.actor()
+        if actor is None:
+            return
+        phones = [form.get("phone", "")] if (form.get("phone") or "").strip() else []
+        emails = [form.get("email", "")] if (form.get("email") or "").strip() else []
+        program = form.get("program") or ""
+        try:
+            with session_scope() as s:
+                if self.entity == "lead":
+                    item = create.create_lead(s, actor, title=form.get("title", ""), last_name=form.get("last_name", ""),
+                                              first_name=form.get("first_name", ""),
+                                              middle_name=form.get("middle_name", ""), phones=phones, emails=emails,
+                                              source=form.get("source") or "Вручную",
+                                              program_id=int(program) if program.isdigit() else None)
+                elif self.entity == "deal":
+                    contact_id = None
+                    if form.get("last_name") or form.get("first_name"):
+                        contact_id = create.create_contact(s, actor, last_name=form.get("last_name", ""),
+                                                           first_name=form.get("first_name", ""),
+                                                           phones=phones, emails=emails).id
+                    item = create.create_deal(s, actor, pipeline_id=self.pipeline_id, title=form.get("title", ""),
+                                              contact_id=contact_id, source=form.get("source") or "Вручную",
+                                              program_id=int(program) if program.isdigit() else None,
+                                              amount=form.get("amount") or None)
+                elif self.entity == "contact":
+                    item = create.create_contact(s, actor, last_name=form.get("last_name", ""),
+                                                 first_name=form.get("first_name", ""),
+                                                 middle_name=form.get("middle_name", ""), phones=phones, emails=emails)
+                else:
+                    item = create.create_company(s, actor, title=form.get("title", ""), phones=phones, emails=emails,
+                                                 inn=form.get("inn", ""))
+                new_id = item.id
+        except ServiceError as exc:
+            self.create_error = exc.message
+            return
+        self.create_open = False
+        return rx.redirect(f"/{self.page}/{new_id}")
 
     # ---- export -----------------------------------------------------------------------
     @rx.event(background=True)
