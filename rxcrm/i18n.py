@@ -219,6 +219,8 @@ MESSAGES_EN = {
     "Введите логин и пароль": "Enter your login and password",
     "Учётная запись отключена. Обратитесь к администратору": "The account is disabled. Contact your administrator",
     "Нет доступа": "Access denied",
+    "Слишком много неудачных попыток. Попробуйте через 15 минут":
+        "Too many failed attempts. Try again in 15 minutes",
 }
 
 

@@ -5,10 +5,14 @@ department) the service allows or refuses exactly as rules/defaults.PERMISSIONS 
 The expected answer is derived from the declaration, never from the code under test."""
 from __future__ import annotations
 
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
 import pytest
 
 from rxcrm.db import session_scope
-from rxcrm.models import Deal
+from rxcrm.models import Company, Deal, User, utcnow
 from rxcrm.rules.defaults import ENTITIES, PERMISSIONS
 from rxcrm.services import activities, admin, auth, cards, conversion, create, export, items, listing
 from rxcrm.services.errors import AccessDenied
@@ -41,7 +45,6 @@ def world(db):
 
 
 def _actor(s, uid):
-    from rxcrm.models import User
     return auth.actor_for(s.get(User, uid))
 
 
@@ -50,7 +53,6 @@ def _owner(ids: dict, role: str, ownership: str) -> int:
 
 
 def _deal(s, owner_id: int, title: str) -> int:
-    from rxcrm.models import User
     owner = s.get(User, owner_id)
     pipe = "dpo" if owner.department_id == f.dept(s, "dpo").id else "masters"
     stage = "INTEREST" if pipe == "dpo" else "REGISTRATION"
@@ -73,14 +75,11 @@ def attempt(db, ids, role: str, action: str, ownership: str) -> bool:
             elif action == "delete":
                 items.delete_item(s, actor, "deal", deal_id)
             elif action == "export":
-                import tempfile
-                from pathlib import Path
                 dest = Path(tempfile.mkdtemp()) / "x.xlsx"
                 rows = export.export_xlsx(s, actor, "deal", {"title": title}, ["id", "title"], dest=dest)
                 assert rows in (0, 1)
                 return rows == 1
             elif action == "add":
-                from rxcrm.models import User
                 owner_user = s.get(User, owner)
                 pipe = f.pipeline(s, "dpo" if owner_user.department_id == f.dept(s, "dpo").id else "masters")
                 create.create_deal(s, actor, pipeline_id=pipe.id, title=title, responsible_id=owner)
@@ -126,13 +125,12 @@ def test_manager_on_other_entities(world, entity):
     with session_scope(db) as s:
         made = {}
         for own in OWNERSHIP:
-            owner = s.get(__import__("rxcrm.models", fromlist=["User"]).User, _owner(ids, "manager", own))
+            owner = s.get(User, _owner(ids, "manager", own))
             if entity == "lead":
                 made[own] = f.lead(s, f"Лид {own}", owner).id
             elif entity == "contact":
                 made[own] = f.contact(s, "Контактов", own, responsible=owner).id
             else:
-                from rxcrm.models import Company
                 c = Company(title=f"ООО {own}", responsible_id=owner.id, department_id=owner.department_id)
                 s.add(c)
                 s.flush()
@@ -190,7 +188,6 @@ def test_director_cannot_write_anything(world):
     """Director: all view + export, no add/edit/delete — every write service refuses."""
     db, ids = world
     with session_scope(db) as s:
-        from rxcrm.models import User
         m = s.get(User, ids["manager"])
         contact = f.contact(s, "Иванов", "Пётр", phones=["+7 900 000-00-01"], responsible=m)
         deal_id = f.deal(s, "Сделка менеджера", m, contact_=contact).id
@@ -200,9 +197,6 @@ def test_director_cannot_write_anything(world):
         next_stage = f.stage(s, "dpo", "REGISTRATION").id
         lead_stage = f.stage(s, "leads", "ACQUAINTANCE").id
         dpo = f.pipeline(s, "dpo").id
-    from datetime import timedelta
-
-    from rxcrm.models import utcnow
     ops = {
         "move deal": lambda s, a: items.move_stage(s, a, "deal", deal_id, next_stage),
         "move lead": lambda s, a: items.move_stage(s, a, "lead", lead_id, lead_stage),

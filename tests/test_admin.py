@@ -2,6 +2,8 @@
 and PostgreSQL."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import func
 from sqlmodel import select
@@ -221,8 +223,7 @@ def test_reassign_items_writes_timeline_and_audit_per_item(world):
         contact = f.contact(s, "Клиентова", "Ирина", responsible=m2).id
         other = f.deal(s, "Сделка Петрова", s.get(User, ids["manager1"])).id
         act = activities.plan_activity(s, actor(s, ids["manager2"]), "deal", open_deals[0], kind="call",
-                                       subject="Позвонить", start_at=utcnow().replace(microsecond=0)
-                                       + __import__("datetime").timedelta(hours=2), duration_min=15).id
+                                       subject="Позвонить", start_at=utcnow() + timedelta(hours=2), duration_min=15).id
         s.get(Deal, open_deals[0])  # loaded in the session: must not stay stale
         admin.deactivate_user(s, actor(s, ids["admin"]), ids["manager2"])
     with session_scope(db) as s:

@@ -64,7 +64,9 @@ def test_bin_lists_by_role(world):
         page3, _ = recycle.deleted_items(s, A["admin"], offset=4, limit=2)
         seen = [(r["entity"], r["id"]) for r in page1 + page2 + page3]
         assert len(seen) == len(set(seen)) == total == 5
+        assert recycle.can_view(A["admin"]) and recycle.can_view(A["dpohead"])
         for login in ("dpo1", "adm1", "director"):
+            assert not recycle.can_view(A[login])
             with pytest.raises(AccessDenied):
                 recycle.deleted_items(s, A[login])
         with pytest.raises(ValidationFailed):

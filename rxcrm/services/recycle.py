@@ -22,6 +22,11 @@ PATH = {"lead": "leads", "deal": "deals", "contact": "contacts", "company": "com
 DENIED = "Корзина доступна руководителям отделов и администратору"
 
 
+def can_view(actor: Actor | None) -> bool:
+    """Whether the bin is for this actor at all (admins; heads with a department)."""
+    return actor is not None and (actor.role == "admin" or (actor.role == "head" and actor.department_id is not None))
+
+
 def _dept_scope(actor: Actor) -> int | None:
     """None = everything (admin); a department id (head); AccessDenied for other roles."""
     if actor.role == "admin":
@@ -101,4 +106,4 @@ def restore_many(session: Session, actor: Actor, entity: str, ids: list[int]) ->
     return items._bulk(session, ids, lambda i: restore(session, actor, entity, i))
 
 
-__all__ = ["DENIED", "deleted_items", "restore", "restore_many"]
+__all__ = ["DENIED", "can_view", "deleted_items", "restore", "restore_many"]

@@ -116,6 +116,9 @@ class SettingsState(AppState):
                 m = admin.permission_matrix(s, actor)
                 self.matrix = [MatrixRow(r, rl, e, el, [MatrixCell(r, e, a, m[r][e][a]) for a, _ in labels["actions"]])
                                for r, rl in labels["roles"] for e, el in labels["entities"]]
+            if not recycle.can_view(actor):
+                self.bin_rows, self.bin_total = [], 0
+                return
             rows, total = recycle.deleted_items(s, actor, limit=100)
             self.bin_rows = [BinRow(r["entity"], r["entity_label"], r["id"], r["title"], r["deleted_at"],
                                     r["deleted_by"], r["department"]) for r in rows]
