@@ -2,9 +2,16 @@
 wired in with `rx.App(api_transformer=Starlette(routes=routes))`.
 
 `GET /api/export/{token}` hands a finished Excel export to the user who made it. Files come
-only from the private export store (services.export), never from Reflex's public upload dir."""
+only from the private export store (services.export), never from Reflex's public upload dir.
+
+`POST /api/intake/{integration}` (marketplace | landing | education) takes integration
+events: `Authorization: Bearer <token>`, a JSON object body (services.intake): 401 without a
+valid token, 404 for an unknown integration, 400/413/415/422 {"error", "field"} for a bad
+body, 200 with the answer (idempotent by event_id), 202/422 when processing failed (stored)."""
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 from urllib.parse import quote
 
@@ -14,7 +21,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from rxcrm.db import session_scope
-from rxcrm.services import auth, export
+from rxcrm.services import auth, export, intake
 
 SESSION_COOKIE = "rxcrm_session"  # the cookie AppState keeps the session token in
 
@@ -69,8 +76,62 @@ async def download_export(request: Request) -> Response:
     })
 
 
+INTAKE_MAX_BYTES = 256 * 1024
+log = logging.getLogger(__name__)
+
+
+def _intake_error(status: int, message: str, field: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "field": field}, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _check_token(integration: str, bearer: str) -> bool:
+    with session_scope() as s:
+        return intake.check_token(s, integration, bearer)
+
+
+def _accept(integration: str, body) -> tuple[int, dict]:
+    try:
+        with session_scope() as s:
+            return intake.accept(s, integration, body)
+    except intake.IntakeError as exc:
+        return exc.status, exc.answer()
+
+
+async def intake_endpoint(request: Request) -> Response:
+    integration = request.path_params["integration"]
+    if integration not in intake.INTEGRATIONS:
+        return _intake_error(404, f"Неизвестная интеграция «{integration}»", "integration")
+    scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not bearer.strip() or \
+            not await run_in_threadpool(_check_token, integration, bearer.strip()):
+        return JSONResponse({"error": "Нужен действующий токен интеграции (Authorization: Bearer …)",
+                             "field": "Authorization"}, status_code=401,
+                            headers={"WWW-Authenticate": "Bearer", "Cache-Control": "no-store"})
+    raw = await request.body()
+    if len(raw) > INTAKE_MAX_BYTES:
+        return _intake_error(413, f"Тело запроса больше {INTAKE_MAX_BYTES // 1024} КБ")
+    ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if ctype and ctype != "application/json" and not ctype.endswith("+json"):
+        return _intake_error(415, "Ожидается Content-Type: application/json")
+    try:
+        body = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        return _intake_error(400, f"Неверный JSON: {str(exc)[:200]}")
+    try:
+        status, answer = await run_in_threadpool(_accept, integration, body)
+    except Exception:  # noqa: BLE001  (the event, if valid, is stored; a replay can finish it)
+        log.exception("intake %s failed", integration)
+        return _intake_error(503, "Сервис временно недоступен, повторите запрос позже")
+    return JSONResponse(answer, status_code=status, headers={"Cache-Control": "no-store"})
+
+
 routes = [
     Route("/api/export/{token}", download_export, methods=["GET"], name="download_export"),
+    Route("/api/intake/{integration}", intake_endpoint, methods=["POST"], name="intake"),
 ]
 
-__all__ = ["SESSION_COOKIE", "content_disposition", "download_export", "routes"]
+__all__ = ["SESSION_COOKIE", "content_disposition", "download_export", "intake_endpoint", "routes"]

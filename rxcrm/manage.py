@@ -8,6 +8,7 @@ from sqlmodel import select
 from rxcrm.db import db_url, migrate, optimize, session_scope
 from rxcrm.models import User
 from rxcrm.services.bootstrap import ensure_defaults
+from rxcrm.services.intake import DEMO_TOKEN, has_demo_token
 
 DEMO_LOGINS = ("admin", "head", "manager1", "manager2", "director", "admissions1")
 
@@ -23,12 +24,15 @@ def cmd_migrate() -> None:
 def cmd_accounts() -> None:
     with session_scope() as s:
         users = {u.login: u for u in s.exec(select(User).where(User.login.in_(DEMO_LOGINS))).all()}
+        demo_token = has_demo_token(s)
     if not users:
         return
     print("\nДемо-учётные записи (пароль у всех: demo):")
     for login in DEMO_LOGINS:
         if login in users:
             print(f"  {login:<12} {users[login].full_name} ({users[login].role})")
+    if demo_token:
+        print(f"Токен интеграций: {DEMO_TOKEN}")
     print()
 
 

@@ -740,9 +740,18 @@ def seed_demo(url: str | None = None, leads: int = 2000, deals: int = 1000, seed
                     f"SELECT setval(pg_get_serial_sequence('\"{name}\"', 'id'), "
                     f"(SELECT MAX(id) FROM \"{name}\"))")
     optimize(url)  # fresh planner statistics for the board/list queries
+    _demo_intake_tokens(url)
     if verbose:
         print(f"  готово за {time.perf_counter() - started:.1f} с", file=sys.stderr)
     return counts
+
+
+def _demo_intake_tokens(url: str) -> None:
+    """The integrations' demo token (demo-intake-token), for the demo database only."""
+    from rxcrm.db import session_scope
+    from rxcrm.services.intake import ensure_demo_tokens
+    with session_scope(url) as s:
+        ensure_demo_tokens(s)
 
 
 class _Seeder:

@@ -79,7 +79,7 @@ def test_heads_see_their_department(world):
     with session_scope(db) as s:
         rows, total = history.history_page(s, A["dpohead"], limit=200)
         assert total == len(rows)
-        assert {r["user"] for r in rows} == {"Петров Иван", "Интеграция"}
+        assert {r["user"] for r in rows} == {"Петров Иван", "Интеграция", "Правило"}  # on-enter rule
         assert ids["adm_deal"] not in {r["entity_id"] for r in rows if r["entity_type"] == "deal"}
         # The intake's lead belongs to ДПО (its responsible is there): visible to the ДПО head.
         assert any(r["action"] == "create" and r["entity_type"] == "lead" for r in rows)
@@ -135,7 +135,7 @@ def test_filters_and_pagination(world):
         rows, total = history.history_page(s, a, action=["move", "update"])
         assert total == 3
         rows, total = history.history_page(s, a, entity_type="deal", entity_id=ids["dpo_deal"])
-        assert {r["action"] for r in rows} == {"move", "update", "view"}
+        assert {r["action"] for r in rows} == {"move", "update", "view", "activity_planned"}  # + on-enter rule
         all_rows, total = history.history_page(s, a, limit=200)
         pages = [history.history_page(s, a, offset=o, limit=3)[0] for o in range(0, total, 3)]
         assert [r["id"] for p in pages for r in p] == [r["id"] for r in all_rows]  # newest first, no gaps

@@ -86,7 +86,7 @@ def test_restore_brings_the_item_back_with_its_timeline(world):
     with session_scope(db) as s:
         before = [e.kind for e in s.exec(select(TimelineEvent).where(
             TimelineEvent.entity_type == "deal", TimelineEvent.entity_id == ids["deal"]).order_by(TimelineEvent.id))]
-        assert before == ["stage_changed", "deleted"]
+        assert before == ["stage_changed", "activity_planned", "deleted"]  # the call is planned by a rule
         recycle.restore(s, A["dpohead"], "deal", ids["deal"])
     with session_scope(db) as s:
         d = s.get(Deal, ids["deal"])
@@ -95,7 +95,7 @@ def test_restore_brings_the_item_back_with_its_timeline(world):
         card = cards.open_card(s, A["dpo1"], "deal", ids["deal"])
         assert next(st for st in card["stages"] if st["current"])["name"] == "Регистрация"
         tl, _ = cards.timeline(s, A["dpo1"], "deal", ids["deal"])
-        assert [e["kind"] for e in tl] == ["restored", "deleted", "stage_changed"]
+        assert [e["kind"] for e in tl] == ["restored", "deleted", "activity_planned", "stage_changed"]
         assert tl[0]["label"] == "Восстановление" and tl[0]["who"] == "Волков Олег"
         rec = s.exec(select(AuditRecord).where(AuditRecord.action == "restore")).one()
         assert (rec.entity_type, rec.entity_id, rec.details["title"]) == ("deal", ids["deal"], "Python — Иванов")

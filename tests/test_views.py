@@ -57,9 +57,9 @@ def test_builtins_exist_once_after_defaults_run_twice(world):
         ensure_defaults(s)
     with session_scope(db) as s:
         rows = s.exec(select(FilterPreset).where(FilterPreset.is_builtin.is_(True))).all()
-        assert sorted(p.code for p in rows) == ["dpo_managers", "my_deals", "my_leads"]
+        assert sorted(p.code for p in rows) == ["dpo_managers", "my_deals", "my_leads", "queue"]
         assert all(p.is_shared and p.owner_id is None for p in rows)
-    assert names(db, u["manager1"], "leads") == ["Мои лиды в работе"]
+    assert names(db, u["manager1"], "leads") == ["Мои лиды в работе", "Очередь"]
     assert names(db, u["manager1"], "deals") == ["Мои сделки в работе", "Менеджеры ДПО"]
     assert names(db, u["manager1"], "contacts") == []
 
@@ -88,7 +88,7 @@ def test_personal_presets_are_private_shared_ones_visible_to_all(world):
     assert names(db, u["manager2"], "deals") == [
         "Мои сделки в работе", "Менеджеры ДПО", "Отдел: все открытые", "Чужое"]
     assert names(db, u["admin"], "deals") == ["Мои сделки в работе", "Менеджеры ДПО", "Отдел: все открытые"]
-    assert names(db, u["manager1"], "leads") == ["Мои лиды в работе", "Лиды с лендинга"]
+    assert names(db, u["manager1"], "leads") == ["Мои лиды в работе", "Очередь", "Лиды с лендинга"]
 
 
 def test_same_name_updates_instead_of_duplicating(world):

@@ -5,6 +5,7 @@ from .activity import Activity, Comment, Notification, StageHistory, TimelineEve
 from .audit import AuditRecord
 from .base import COMPANY, CONTACT, DEAL, ENTITY_KINDS, LEAD, utcnow
 from .crm import Communication, Company, Contact, Deal, DealProduct, Lead, Product
+from .integration import IntakeEvent, IntegrationToken
 from .org import Department, Role, RolePermission, User, UserSession
 from .pipeline import CustomField, Pipeline, Stage
 from .views import ColumnSet, FilterPreset, UserPageSetting
@@ -14,7 +15,8 @@ metadata = SQLModel.metadata
 __all__ = [
     "Activity", "AuditRecord", "COMPANY", "CONTACT", "ColumnSet", "Comment", "Communication",
     "Company", "Contact", "CustomField", "DEAL", "Deal", "DealProduct", "Department",
-    "ENTITY_KINDS", "FilterPreset", "LEAD", "Lead", "Notification", "Pipeline", "Product",
+    "ENTITY_KINDS", "FilterPreset", "IntakeEvent", "IntegrationToken", "LEAD", "Lead", "Notification",
+    "Pipeline", "Product",
     "Role", "RolePermission", "Stage", "StageHistory", "TimelineEvent", "User",
     "UserPageSetting", "UserSession", "metadata", "utcnow",
 ]

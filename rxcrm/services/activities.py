@@ -458,3 +458,8 @@ __all__ = ["BUCKETS", "DEFAULT_ADAPTER", "KIND_LABEL", "MailAdapter", "Recording
            "add_comment", "bucket_counts", "complete_activity", "end_of_today", "href", "my_activities", "nav_counters",
            "plan_activity", "refresh_next_activity", "reschedule_activity", "send_email", "titles",
            "valid_email"]
+
+# The activity discipline of rules/automation.py (seed 001) is on wherever activities are planned.
+from . import rules_engine as _rules_engine  # noqa: E402
+
+_rules_engine.register_validators()

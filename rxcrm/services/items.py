@@ -159,6 +159,7 @@ def update_fields(session: Session, actor: Actor, entity: str, item_id: int, val
         if "responsible_id" in changes:
             from . import notifications
             notifications.on_assigned(session, actor, entity, item, changes["responsible_id"][0])
+        rules_engine.after_fields_changed(session, actor, entity, item, changes)
     return changes
 
 
@@ -191,6 +192,7 @@ def move_stage(session: Session, actor: Actor, entity: str, item_id: int, stage_
     if new.semantic != "process" and not allow_final:
         raise ValidationFailed(f"«{new.name}» — завершающая стадия: используйте «Завершить»",
                                code="final_stage")
+    changes = {}
     if values:
         changes = apply_values(session, actor, entity, item, values)
         if changes:
@@ -206,6 +208,7 @@ def move_stage(session: Session, actor: Actor, entity: str, item_id: int, stage_
     if new.id == old.id:
         _touch(item, actor)
         session.add(item)
+        rules_engine.after_fields_changed(session, actor, entity, item, changes)
         return MoveResult(item.id, old.name, new.name, False)
     now = utcnow()
     item.stage_id, item.semantic, item.stage_changed_at = new.id, new.semantic, now
@@ -220,6 +223,8 @@ def move_stage(session: Session, actor: Actor, entity: str, item_id: int, stage_
               {"from_stage_id": old.id, "to_stage_id": new.id, "from": old.name, "to": new.name})
     audit.record(session, actor, "move", entity, item.id, {"from": old.name, "to": new.name})
     rules_engine.after_stage_change(session, actor, entity, item, old, new)
+    # Field triggers of the dialog's values run after the person's own move (it wins).
+    rules_engine.after_fields_changed(session, actor, entity, item, changes)
     return MoveResult(item.id, old.name, new.name, True)
 
 

@@ -41,6 +41,9 @@ def count(session: Session, actor: Actor, entity: str, filters: dict, now: datet
 
 
 def _order(model, entity: str, fmap: dict[str, FieldDef], sort: str, desc: bool):
+    if sort == "queue":  # the work queue of /leads (services/queue.py); fixed order
+        from . import queue
+        return queue.order_expression(model, entity)
     fd = fmap.get(sort)
     if fd is None or not fd.sortable:
         raise ValidationFailed(f"Нельзя сортировать по полю «{sort}»")

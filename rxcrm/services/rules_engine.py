@@ -1,17 +1,31 @@
 """The one engine that applies the declarations in rxcrm/rules/ to items.
 
-Today: required fields per stage and the after-move hook. Automation rules (field-
-triggered moves, on-enter actions, intake mappings) plug into `after_change` hooks."""
+- required fields per stage (rules/stage_requirements.py): `missing_fields`;
+- field-triggered moves (rules/automation.py FIELD_TRIGGERS): `after_fields_changed`,
+  called by items.update_fields and items.move_stage(values=…) (and `set_values`);
+- on-enter actions (ON_ENTER): a hook in `AFTER_STAGE_CHANGE`, run by every
+  items.move_stage; `apply_on_enter` for other entries;
+- activity discipline (ACTIVITY_DISCIPLINE): `activity_discipline`, put into
+  activities.VALIDATORS by `register_validators` (called when activities is imported).
+"""
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from rxcrm.models import Pipeline, Stage
+from rxcrm.models import Pipeline, Stage, TimelineEvent, User, utcnow
+from rxcrm.rules.automation import ACTIVITY_DISCIPLINE, FIELD_TRIGGERS, MAX_DEPTH, ON_ENTER
 from rxcrm.rules.stage_requirements import REQUIRED_FIELDS
+from rxcrm.settings import TZ
 
+from .context import Actor
+from .errors import ServiceError, ValidationFailed
 from .fields import FieldDef, field_map
+
+log = logging.getLogger(__name__)
 
 def _notify_automation(session: Session, actor, entity: str, item, old: Stage, new: Stage) -> None:
     from . import notifications  # late import: notifications imports items which imports us
@@ -50,3 +64,224 @@ def missing_fields(session: Session, entity: str, item, stage: Stage) -> list[Fi
 def after_stage_change(session: Session, actor, entity: str, item, old: Stage, new: Stage) -> None:
     for hook in AFTER_STAGE_CHANGE:
         hook(session, actor, entity, item, old, new)
+
+
+# ---- automation (rules/automation.py) -------------------------------------------------
+# Rule kinds: field-triggered moves (after_fields_changed), on-enter actions (a hook in
+# AFTER_STAGE_CHANGE) and the activity discipline (a validator in activities.VALIDATORS).
+# Every change is made by an Actor(source="rule", login=<rule name>), so the timeline
+# event (`rule` column), the audit record (source "rule") and the bell name the rule.
+
+_DEPTH_KEY = "rxcrm_rules_depth"
+
+
+def rule_actor(name: str, cause=None) -> Actor:
+    return Actor(user_id=None, login=name, full_name=f"Правило «{name}»", role="admin", department_id=None,
+                 source="rule", client=getattr(cause, "client", "") or "")
+
+
+def _pipeline_code(session: Session, item) -> str:
+    pid = getattr(item, "pipeline_id", None)
+    pipe = session.get(Pipeline, pid) if pid else None
+    return pipe.code if pipe else ""
+
+
+def _stage_by_code(session: Session, pipeline_id: int, code: str) -> Stage | None:
+    return session.exec(select(Stage).where(Stage.pipeline_id == pipeline_id, Stage.code == code)).first()
+
+
+class _nested:
+    """Depth of rule applications in this session (the loop guard)."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def __enter__(self) -> bool:
+        depth = self.session.info.get(_DEPTH_KEY, 0)
+        self.session.info[_DEPTH_KEY] = depth + 1
+        if depth >= MAX_DEPTH:
+            log.warning("automation: rules nested deeper than %s levels; stopped", MAX_DEPTH)
+            return False
+        return True
+
+    def __exit__(self, *exc) -> None:
+        self.session.info[_DEPTH_KEY] -= 1
+
+
+def _report(session: Session, entity: str, item, rule: str, text: str) -> None:
+    """A timeline line for an automatic action that is not a field/stage/activity change
+    (a notification sent, an action skipped)."""
+    session.add(TimelineEvent(entity_type=entity, entity_id=item.id, kind="automation", user_id=None,
+                              rule=rule, data={"text": text}))
+
+
+def _run(session: Session, entity: str, item, rule: str, fn) -> bool:
+    """Run one rule action in a savepoint: a refusal undoes only that action and is
+    written to the timeline; the change that fired the rule stands."""
+    try:
+        with session.begin_nested():
+            fn()
+        return True
+    except ServiceError as exc:
+        _report(session, entity, item, rule, f"Не выполнено: {exc.message}")
+        return False
+
+
+def after_fields_changed(session: Session, actor, entity: str, item, changes: dict) -> None:
+    """Apply FIELD_TRIGGERS after fields of `item` changed; `changes` is {key: (old, new)}
+    as returned by items.apply_values. Called by items.update_fields / move_stage(values=)."""
+    if not changes or entity not in ("lead", "deal") or getattr(item, "semantic", "process") != "process":
+        return
+    code = _pipeline_code(session, item)
+    rules = [r for r in FIELD_TRIGGERS if r["pipeline"] == code and r["field"] in changes
+             and changes[r["field"]][1] == r["equals"]]
+    if not rules:
+        return
+    from . import items  # late import: items imports us
+    with _nested(session) as ok:
+        if not ok:
+            return
+        for rule in rules:
+            stage = session.get(Stage, item.stage_id)
+            allowed_from = rule.get("from_stage")
+            if isinstance(allowed_from, str):
+                allowed_from = [allowed_from]
+            if allowed_from is not None and stage.code not in allowed_from:
+                continue
+            target = _stage_by_code(session, item.pipeline_id, rule["to_stage"])
+            if target is None or target.id == stage.id:
+                continue
+            ra = rule_actor(rule["name"], actor)
+            _run(session, entity, item, rule["name"],
+                 lambda t=target, ra=ra: items.move_stage(session, ra, entity, item.id, t.id))
+            break  # one move per change; the new stage's own rules run from there
+
+
+def _activity_start(session: Session, item, in_hours: float, now: datetime) -> datetime:
+    from . import workdays
+    start = workdays.next_working_hour(now + timedelta(hours=in_hours))
+    limit = latest_activity_date(item, now)
+    if start.astimezone(TZ).date() > limit:  # keep within the discipline: the limit day, working hours
+        start = max(datetime.combine(limit, workdays.WORK_START, tzinfo=TZ), workdays.next_working_hour(now))
+        if start.astimezone(TZ).date() > limit:
+            start = now + timedelta(minutes=1)
+    return start
+
+
+def _on_enter_action(session: Session, ra: Actor, entity: str, item, action: dict, now: datetime) -> None:
+    kind = action["type"]
+    if kind == "activity":
+        from . import activities
+        act_kind = action.get("kind", "call")
+        duration = action.get("duration_min") or {"call": 15, "meeting": 60}.get(act_kind, 30)
+        activities.plan_activity(session, ra, entity, item.id, kind=act_kind, subject=action["subject"],
+                                 start_at=_activity_start(session, item, action.get("in_hours", 24), now),
+                                 duration_min=duration, responsible_id=item.responsible_id, now=now)
+    elif kind == "set":
+        set_values(session, ra, entity, item, {action["field"]: action["value"]})
+    elif kind == "notify":
+        from . import notifications
+        title = getattr(item, "title", "") or f"№{item.id}"
+        text = action.get("text", "").replace("{title}", title) or f"Правило «{ra.login}»: «{title}»"
+        users = _recipients(session, item, action.get("to", "responsible"))
+        if not users:
+            raise ServiceError("некому отправить уведомление", code="no_recipient")
+        for u in users:
+            notifications.notify(session, u.id, notifications.AUTOMATION, text, entity, item.id, now)
+        _report(session, entity, item, ra.login, "Уведомление: " + ", ".join(u.full_name for u in users))
+    else:
+        raise ServiceError(f"неизвестное действие правила: {kind}")
+
+
+def _recipients(session: Session, item, to: str) -> list[User]:
+    if to == "responsible":
+        u = session.get(User, item.responsible_id) if item.responsible_id else None
+        return [u] if u is not None and u.is_active else []
+    if to == "department_head":
+        if item.department_id is None:
+            return []
+        return list(session.exec(select(User).where(User.department_id == item.department_id,
+                                                    User.role == "head", User.is_active.is_(True))
+                                 .order_by(User.id)).all())
+    raise ServiceError(f"неизвестный получатель: {to}")
+
+
+def set_values(session: Session, actor: Actor, entity: str, item, values: dict) -> dict:
+    """Set fields like an edit (validation, timeline old → new, audit), without the access
+    check and version bump of a person's edit; fires field triggers in turn."""
+    from . import audit, items
+    changes = items.apply_values(session, actor, entity, item, values)
+    if changes:
+        items._touch(item, actor)
+        session.add(item)
+        audit.record(session, actor, "update", entity, item.id,
+                     {"changes": {k: {"old": o, "new": n} for k, (o, n) in changes.items()}})
+        after_fields_changed(session, actor, entity, item, changes)
+    return changes
+
+
+def apply_on_enter(session: Session, actor, entity: str, item, stage: Stage, now: datetime | None = None) -> None:
+    """Run the ON_ENTER rules of `stage` for an item that just entered it."""
+    code = _pipeline_code(session, item)
+    rules = [r for r in ON_ENTER if r["pipeline"] == code and r["stage"] == stage.code]
+    if not rules:
+        return
+    now = now or utcnow()
+    with _nested(session) as ok:
+        if not ok:
+            return
+        for rule in rules:
+            ra = rule_actor(rule["name"], actor)
+            for action in rule.get("actions", []):
+                if item.stage_id != stage.id:  # an earlier action moved it on
+                    return
+                _run(session, entity, item, rule["name"],
+                     lambda a=action, ra=ra: _on_enter_action(session, ra, entity, item, a, now))
+
+
+def _on_enter_hook(session: Session, actor, entity: str, item, old: Stage, new: Stage) -> None:
+    """On-enter rules run on moves between working stages; not on closing, nor on a
+    reopen (a head returning a closed item to work is not a new entry)."""
+    if new.semantic == "process" and old.semantic == "process":
+        apply_on_enter(session, actor, entity, item, new)
+
+
+AFTER_STAGE_CHANGE.append(_on_enter_hook)
+
+
+# ---- activity discipline --------------------------------------------------------------
+
+def latest_activity_date(item, now: datetime | None = None) -> date:
+    """The last Moscow day an activity of `item` may be planned for: N working days after
+    the last contact (or the creation); at least the first working day from today."""
+    from . import workdays
+    base = getattr(item, "last_contact_at", None) or getattr(item, "created_at", None) or now or utcnow()
+    if base.utcoffset() is None:
+        base = base.replace(tzinfo=UTC)
+    n = int(ACTIVITY_DISCIPLINE.get("max_working_days_after_last_contact", 5))
+    limit = workdays.add_working_days(base.astimezone(TZ).date(), n)
+    today = workdays.add_working_days((now or utcnow()).astimezone(TZ).date(), 0)
+    return max(limit, today)
+
+
+def activity_discipline(session: Session, item, start_at: datetime) -> None:
+    """activities.VALIDATORS entry: refuse an activity later than the discipline allows
+    (leads and deals in work only)."""
+    if not hasattr(item, "last_contact_at") or getattr(item, "semantic", "process") != "process":
+        return
+    from . import workdays
+    limit = latest_activity_date(item)
+    if start_at.astimezone(TZ).date() > limit:
+        n = int(ACTIVITY_DISCIPLINE.get("max_working_days_after_last_contact", 5))
+        raise ValidationFailed(f"Дело можно запланировать не позже {workdays.date_long(limit)} "
+                               f"({n} рабочих дней после последнего контакта)",
+                               fields={"start_at": f"Не позже {workdays.date_long(limit)}"},
+                               code="activity_discipline")
+
+
+def register_validators() -> None:
+    """Put the activity discipline into activities.VALIDATORS (once). Called when this
+    module is imported — activities imports items, which imports us, so it is always on."""
+    from . import activities
+    if activity_discipline not in activities.VALIDATORS:
+        activities.VALIDATORS.append(activity_discipline)

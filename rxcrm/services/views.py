@@ -42,6 +42,8 @@ SHARE_ROLES = (ROLE_HEAD, ROLE_ADMIN)
 # code, page, name, filters, sort
 BUILTIN_PRESETS = (
     ("my_leads", "leads", "Мои лиды в работе", {"responsible_id": [ME], "semantic": ["process"]}, 10),
+    # «Очередь» (services/queue.py): the UI lists it with sort="queue" (preset.code == "queue").
+    ("queue", "leads", "Очередь", {"responsible_id": [ME], "semantic": ["process"]}, 15),
     ("my_deals", "deals", "Мои сделки в работе", {"responsible_id": [ME], "semantic": ["process"]}, 10),
     ("dpo_managers", "deals", "Менеджеры ДПО", {"responsible_id": [f"{DEPT_PREFIX}dpo"], "semantic": ["process"]},
      20),

@@ -1,0 +1,886 @@
+"""Integration intake (SPEC §4.5–4.7, §4.10–4.11): the marketplace, the landing forms and
+the education system (УС ДПО) push JSON events; `rxcrm/api.py` serves
+``POST /api/intake/{integration}`` and calls `accept`.
+
+Guarantees:
+- a per-integration secret (``Authorization: Bearer …``); only ``sha256(integration:token)``
+  is stored, so the same demo token can serve all three integrations;
+- `validate` checks the body and raises `IntakeError(status, field, message)` naming the
+  field path (``client.phone``); nothing is stored for an invalid body;
+- every valid event is stored raw (`IntakeEvent`, its own committed transaction) before
+  processing, so a failure loses nothing and `replay` can run it again;
+- idempotent by (integration, event_id): a processed event answers its stored answer again
+  and changes nothing; a failed one is processed again when re-sent;
+- processing runs in a savepoint of the caller's session: all or nothing;
+- items are created through services.create (repeat detection) and moved through
+  items.move_stage; new items are assigned by services.assignment and the responsible is
+  notified; every timeline event written carries ``rule`` = "<Интеграция>: <event>";
+- a stage whose required fields the event cannot fill: the item lands on the furthest
+  stage it may enter and a timeline event says what is missing."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import secrets
+from contextlib import contextmanager
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import event as sa_event
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from rxcrm.models import (
+    Communication, Contact, Deal, IntakeEvent, IntegrationToken, Lead, Product, Stage, TimelineEvent, utcnow,
+)
+from rxcrm.models.integration import FAILED, INTEGRATIONS, PROCESSED, RECEIVED
+
+from . import assignment, audit, catalogs, conversion, create, items
+from .context import Actor
+from .errors import AccessDenied, NotFound, ServiceError, ValidationFailed
+from .phones import normalize_email, normalize_phone
+
+log = logging.getLogger(__name__)
+
+DEMO_TOKEN = "demo-intake-token"
+LABEL = {"marketplace": "Маркетплейс", "landing": "Лендинг", "education": "УС ДПО"}
+SOURCE = {"marketplace": "Маркетплейс", "landing": "Лендинг", "education": "Вручную"}
+DEAL_PIPELINE = "dpo"
+
+MARKETPLACE_EVENTS = ("favorite_added", "compare_added", "favorite_removed", "compare_removed", "cart_added")
+MARKETPLACE_ACTION = {"favorite_added": "Добавлено в избранное", "compare_added": "Добавлено в сравнение"}
+LANDING_FORMS = ("question", "application")
+# education event → stage code of the ДПО pipeline
+EDUCATION_STAGES = {"application_submitted": "REGISTRATION", "contract_created": "CONTRACT",
+                    "invoice_issued": "PREPAYMENT", "payment_received": "ENROLMENT",
+                    "enrolment_order": "STUDY"}
+
+MAX_DEPTH = 16
+MAX_MONEY = Decimal("999999999999")
+MAX_ID = 2**31 - 1
+EMAIL_RE = create.EMAIL_RE
+
+
+class IntakeError(Exception):
+    """A refused intake request: HTTP status, the field path (or None) and a message."""
+
+    def __init__(self, status: int, field: str | None, message: str):
+        super().__init__(message)
+        self.status, self.field, self.message = status, field, message
+
+    def answer(self) -> dict:
+        return {"error": self.message, "field": self.field}
+
+
+# ---- validation -----------------------------------------------------------------------
+
+def _bad(field: str | None, message: str, status: int = 422) -> IntakeError:
+    return IntakeError(status, field, message)
+
+
+def _check_tree(value, path: str = "", depth: int = 0) -> None:
+    """Anything the database's JSON cannot store is refused up front, naming where it is."""
+    if depth > MAX_DEPTH:
+        raise _bad(path or None, "Слишком глубокая вложенность")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise _bad(path or None, "Ключи должны быть строками")
+            _check_str(k, f"{path}.{k}" if path else k)
+            _check_tree(v, f"{path}.{k}" if path else k, depth + 1)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_tree(v, f"{path}[{i}]", depth + 1)
+    elif isinstance(value, str):
+        _check_str(value, path)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise _bad(path or None, "Число вне допустимого диапазона")
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**18:
+        raise _bad(path or None, "Число вне допустимого диапазона")
+
+
+def _check_str(value: str, path: str) -> None:
+    if "\x00" in value:
+        raise _bad(path or None, "Недопустимый символ в строке")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _bad(path or None, "Недопустимый символ в строке") from None
+
+
+def _obj(body: dict, key: str, path: str, required: bool = True) -> dict | None:
+    value = body.get(key)
+    if value is None:
+        if required:
+            raise _bad(path, "Обязательное поле")
+        return None
+    if not isinstance(value, dict):
+        raise _bad(path, "Ожидается объект")
+    return value
+
+
+def _str(body: dict, key: str, path: str, *, required: bool = False, max_len: int = 255) -> str:
+    value = body.get(key)
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise _bad(path, "Ожидается строка")
+    value = value.strip()
+    if required and not value:
+        raise _bad(path, "Обязательное поле")
+    if len(value) > max_len:
+        raise _bad(path, f"Не длиннее {max_len} символов")
+    return value
+
+
+def _choice(body: dict, key: str, path: str, options) -> str:
+    value = _str(body, key, path, required=True, max_len=64)
+    if value not in options:
+        raise _bad(path, f"Неизвестное значение «{value}»: ожидается одно из {', '.join(options)}")
+    return value
+
+
+def _money(body: dict, key: str, path: str) -> float | None:
+    value = body.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise _bad(path, "Ожидается число")
+    try:
+        num = Decimal(str(value).strip().replace(" ", "").replace(",", "."))
+    except ArithmeticError:
+        raise _bad(path, "Ожидается число") from None
+    if not num.is_finite() or num < 0 or num > MAX_MONEY:
+        raise _bad(path, "Число от 0 до 999 999 999 999")
+    return float(num.quantize(Decimal("0.01")))
+
+
+def _date(body: dict, key: str, path: str) -> str | None:
+    value = body.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise _bad(path, "Ожидается дата ГГГГ-ММ-ДД")
+    try:
+        return date.fromisoformat(value.strip()[:10]).isoformat()
+    except ValueError:
+        raise _bad(path, "Ожидается дата ГГГГ-ММ-ДД") from None
+
+
+def _datetime(body: dict, key: str, path: str) -> str | None:
+    value = body.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise _bad(path, "Ожидается дата и время ISO 8601")
+    try:
+        return datetime.fromisoformat(value.strip()).isoformat()
+    except ValueError:
+        raise _bad(path, "Ожидается дата и время ISO 8601") from None
+
+
+def _event_id(body: dict) -> str:
+    value = body.get("event_id")
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if value is None or value == "":
+        raise _bad("event_id", "Обязательное поле")
+    if not isinstance(value, str):
+        raise _bad("event_id", "Ожидается строка")
+    value = value.strip()
+    if not value or len(value) > 200:
+        raise _bad("event_id", "От 1 до 200 символов")
+    return value
+
+
+def _phone(body: dict, key: str, path: str, required: bool = False) -> str:
+    value = _str(body, key, path, required=required, max_len=40)
+    if value:
+        try:
+            create.clean_phones([value])
+        except ValidationFailed:
+            raise _bad(path, "Неверный телефон: нужен номер полностью, не меньше 10 цифр") from None
+    return value
+
+
+def _email(body: dict, key: str, path: str, required: bool = False) -> str:
+    value = _str(body, key, path, required=required, max_len=254)
+    if value and not EMAIL_RE.match(value):
+        raise _bad(path, "Неверный e-mail")
+    return value
+
+
+def _utm(body: dict) -> dict:
+    raw = _obj(body, "utm", "utm", required=False) or {}
+    out = {}
+    for key in raw:
+        short = key if key.startswith("utm_") else f"utm_{key}"
+        if short in create.UTM_KEYS:
+            out[short] = _str(raw, key, f"utm.{key}")
+    return out
+
+
+def _person(client: dict, *, required_names: bool) -> dict:
+    return {"last_name": _str(client, "last_name", "client.last_name", required=required_names, max_len=100),
+            "first_name": _str(client, "first_name", "client.first_name", required=required_names, max_len=100),
+            "middle_name": _str(client, "middle_name", "client.middle_name", max_len=100)}
+
+
+def _program(body: dict, required: bool) -> dict | None:
+    prog = _obj(body, "program", "program", required=required)
+    if prog is None:
+        return None
+    return {"title": _str(prog, "title", "program.title", required=True),
+            "code": _str(prog, "code", "program.code", max_len=64),
+            "price": _money(prog, "price", "program.price"),
+            "start_date": _date(prog, "start_date", "program.start_date")}
+
+
+def _validate_marketplace(body: dict) -> dict:
+    data = {"event": _choice(body, "event", "event", MARKETPLACE_EVENTS),
+            "occurred_at": _datetime(body, "occurred_at", "occurred_at")}
+    client = _obj(body, "client", "client")
+    data["client"] = {**_person(client, required_names=False),
+                      "phone": _phone(client, "phone", "client.phone"),
+                      "email": _email(client, "email", "client.email")}
+    if not data["client"]["phone"] and not data["client"]["email"]:
+        raise _bad("client.phone", "Укажите телефон или e-mail клиента")
+    data["program"] = _program(body, required=True)
+    data["utm"] = _utm(body)
+    return data
+
+
+def _split_name(full: str) -> tuple[str, str, str]:
+    parts = full.split()
+    return (parts[0] if parts else "", parts[1] if len(parts) > 1 else "", " ".join(parts[2:]))
+
+
+def _validate_landing(body: dict) -> dict:
+    form = _choice(body, "form", "form", LANDING_FORMS)
+    client = _obj(body, "client", "client")
+    data = {"event": form, "occurred_at": _datetime(body, "occurred_at", "occurred_at"), "utm": _utm(body)}
+    if form == "question":
+        data["client"] = {**_person(client, required_names=True),
+                          "phone": _phone(client, "phone", "client.phone", required=True), "email": ""}
+        data["question"] = _str(body, "question", "question", max_len=4000)
+        data["program"] = _program(body, required=False)
+    else:
+        full = _str(client, "full_name", "client.full_name", required=True, max_len=300)
+        last, first, middle = _split_name(full)
+        data["client"] = {"last_name": last, "first_name": first, "middle_name": middle, "full_name": full,
+                          "phone": _phone(client, "phone", "client.phone", required=True),
+                          "email": _email(client, "email", "client.email", required=True),
+                          "position": _str(client, "position", "client.position"),
+                          "workplace": _str(client, "workplace", "client.workplace")}
+        if body.get("consent") is not True:
+            raise _bad("consent", "Нужно согласие на обработку персональных данных (consent: true)")
+        data["program"] = _program(body, required=False)
+    return data
+
+
+def _validate_education(body: dict) -> dict:
+    data = {"event": _choice(body, "event", "event", tuple(EDUCATION_STAGES)),
+            "occurred_at": _datetime(body, "occurred_at", "occurred_at")}
+    deal_id = body.get("deal_id")
+    if deal_id is not None:
+        if isinstance(deal_id, str) and deal_id.strip().isdigit():
+            deal_id = int(deal_id.strip())
+        if isinstance(deal_id, bool) or not isinstance(deal_id, int) or not 0 < deal_id <= MAX_ID:
+            raise _bad("deal_id", "Ожидается номер сделки (целое число)")
+    data["deal_id"] = deal_id
+    client = _obj(body, "client", "client", required=deal_id is None)
+    if client is not None:
+        data["client"] = {**_person(client, required_names=False),
+                          "phone": _phone(client, "phone", "client.phone"),
+                          "email": _email(client, "email", "client.email")}
+        if deal_id is None and not data["client"]["phone"] and not data["client"]["email"]:
+            raise _bad("client.phone", "Укажите номер сделки (deal_id) или телефон/e-mail клиента")
+    else:
+        data["client"] = None
+    data["program"] = _program(body, required=deal_id is None)
+    data["contract_number"] = _str(body, "contract_number", "contract_number", max_len=100)
+    data["first_payment_amount"] = _money(body, "first_payment_amount", "first_payment_amount")
+    data["amount"] = _money(body, "amount", "amount")
+    return data
+
+
+VALIDATORS = {"marketplace": _validate_marketplace, "landing": _validate_landing,
+              "education": _validate_education}
+
+
+def validate(integration: str, body) -> dict:
+    """The normalised event (with "event_id" and "event"), or IntakeError naming the field."""
+    if integration not in INTEGRATIONS:
+        raise IntakeError(404, "integration", f"Неизвестная интеграция «{integration}»")
+    if not isinstance(body, dict):
+        raise _bad(None, "Тело запроса должно быть JSON-объектом", 400)
+    _check_tree(body)
+    data = {"event_id": _event_id(body)}
+    data.update(VALIDATORS[integration](body))
+    return data
+
+
+# ---- tokens ---------------------------------------------------------------------------
+
+def _hash(integration: str, token: str) -> str:
+    return hashlib.sha256(f"{integration}:{token}".encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _require_admin(actor: Actor) -> None:
+    if actor.role != "admin":
+        raise AccessDenied("Токены интеграций настраивает администратор")
+
+
+def create_token(session: Session, actor: Actor, integration: str, name: str = "") -> str:
+    """A new secret token for the integration; the plain value is shown once (returned)."""
+    _require_admin(actor)
+    if integration not in INTEGRATIONS:
+        raise ValidationFailed("Неизвестная интеграция", fields={"integration": "Неизвестная интеграция"})
+    plain = "rxi_" + secrets.token_urlsafe(32)
+    tok = IntegrationToken(integration=integration, name=(name or "").strip()[:200] or LABEL[integration],
+                           token_hash=_hash(integration, plain))
+    session.add(tok)
+    session.flush()
+    audit.record(session, actor, "token_create", "", None,
+                 {"integration": integration, "token_id": tok.id, "name": tok.name})
+    return plain
+
+
+def revoke_token(session: Session, actor: Actor, token_id: int) -> None:
+    _require_admin(actor)
+    tok = session.get(IntegrationToken, token_id)
+    if tok is None:
+        raise NotFound("Токен не найден")
+    if tok.revoked_at is None:
+        tok.revoked_at = utcnow()
+        session.add(tok)
+        audit.record(session, actor, "token_revoke", "", None,
+                     {"integration": tok.integration, "token_id": tok.id, "name": tok.name})
+
+
+def list_tokens(session: Session, actor: Actor) -> list[dict]:
+    _require_admin(actor)
+    rows = session.execute(select(IntegrationToken).order_by(IntegrationToken.integration,
+                                                             IntegrationToken.id)).scalars()
+    return [{"id": t.id, "integration": t.integration, "label": LABEL.get(t.integration, t.integration),
+             "name": t.name, "created_at": t.created_at, "revoked_at": t.revoked_at} for t in rows]
+
+
+def check_token(session: Session, integration: str, bearer: str | None) -> bool:
+    if integration not in INTEGRATIONS or not bearer or len(bearer) > 500:
+        return False
+    found = session.execute(select(IntegrationToken.id).where(
+        IntegrationToken.token_hash == _hash(integration, bearer), IntegrationToken.integration == integration,
+        IntegrationToken.revoked_at.is_(None))).first()
+    return found is not None
+
+
+def ensure_demo_tokens(session: Session) -> None:
+    """The demo token `demo-intake-token` for every integration (demo seeder only)."""
+    for integration in INTEGRATIONS:
+        h = _hash(integration, DEMO_TOKEN)
+        if session.execute(select(IntegrationToken.id).where(IntegrationToken.token_hash == h)).first() is None:
+            session.add(IntegrationToken(integration=integration, name="Демо", token_hash=h))
+    session.flush()
+
+
+def has_demo_token(session: Session) -> bool:
+    """Whether the demo token is active (then `manage accounts` prints it)."""
+    return check_token(session, INTEGRATIONS[0], DEMO_TOKEN)
+
+
+# ---- accept / replay ------------------------------------------------------------------
+
+def intake_actor(integration: str) -> Actor:
+    return Actor(user_id=None, login=f"intake:{integration}", full_name=LABEL.get(integration, integration),
+                 role="admin", department_id=None, source="intake")
+
+
+def rule_name(integration: str, event: str) -> str:
+    return f"{LABEL.get(integration, integration)}: {event}"
+
+
+@contextmanager
+def _rule_on_timeline(session: Session, rule: str):
+    """Every timeline event written meanwhile names the rule (unless it names one)."""
+    def before_flush(sess, _ctx, _instances):
+        for obj in sess.new:
+            if isinstance(obj, TimelineEvent) and not obj.rule:
+                obj.rule = rule
+    sa_event.listen(session, "before_flush", before_flush)
+    try:
+        yield
+        session.flush()
+    finally:
+        sa_event.remove(session, "before_flush", before_flush)
+
+
+def _store_raw(session: Session, integration: str, event_id: str, event_type: str, body: dict) -> tuple[int, str]:
+    """Store the raw event in its own committed transaction; (id, status)."""
+    bind = session.get_bind()
+    for _ in range(2):
+        with Session(bind, expire_on_commit=False) as raw:
+            ev = raw.execute(select(IntakeEvent).where(IntakeEvent.integration == integration,
+                                                       IntakeEvent.event_id == event_id)).scalars().first()
+            if ev is not None:
+                if ev.status != PROCESSED:  # re-sent after a failure: keep what came this time
+                    ev.payload, ev.event_type = body, event_type
+                    raw.add(ev)
+                    raw.commit()
+                return ev.id, ev.status
+            ev = IntakeEvent(integration=integration, event_id=event_id, event_type=event_type, payload=body,
+                             status=RECEIVED)
+            raw.add(ev)
+            try:
+                raw.commit()
+            except IntegrityError:  # the same event arrived concurrently
+                raw.rollback()
+                continue
+            return ev.id, ev.status
+    raise ServiceError("Не удалось сохранить событие")
+
+
+def accept(session: Session, integration: str, body) -> tuple[int, dict]:
+    """Validate, store raw, process (idempotent by event id). Returns (HTTP status, answer).
+
+    Validation errors raise IntakeError (nothing stored); processing failures are stored on
+    the event (status "failed") and answered, never raised."""
+    data = validate(integration, body)
+    ev_id, status = _store_raw(session, integration, data["event_id"], data["event"], body)
+    return _process(session, ev_id, data)
+
+
+def _process(session: Session, ev_id: int, data: dict | None) -> tuple[int, dict]:
+    ev = session.get(IntakeEvent, ev_id, with_for_update=True, populate_existing=True)
+    if ev.status == PROCESSED:
+        return 200, dict(ev.result or {})
+    ev.attempts = (ev.attempts or 0) + 1
+    integration = ev.integration
+    actor = intake_actor(integration)
+    try:
+        if data is None:
+            data = validate(integration, ev.payload)
+        with conversion.atomic(session), _rule_on_timeline(session, rule_name(integration, data["event"])):
+            answer = HANDLERS[integration](session, actor, data)
+    except IntakeError as exc:
+        return _failed(session, ev, exc.message, exc.status, exc.field)
+    except ServiceError as exc:
+        field = next(iter(getattr(exc, "fields", None) or {}), None)
+        return _failed(session, ev, exc.message, 422, field)
+    except Exception as exc:  # noqa: BLE001  (stored for replay; the sender gets a plain answer)
+        log.exception("intake %s event %s failed", integration, ev.event_id)
+        return _failed(session, ev, f"{type(exc).__name__}: {exc}"[:2000], 202, None)
+    answer = {"event_id": ev.event_id, "status": PROCESSED, **answer}
+    ev.status, ev.result, ev.error, ev.processed_at = PROCESSED, answer, "", utcnow()
+    session.add(ev)
+    return 200, answer
+
+
+def _failed(session: Session, ev: IntakeEvent, message: str, status: int, field: str | None) -> tuple[int, dict]:
+    ev.status, ev.error, ev.processed_at = FAILED, message, utcnow()
+    ev.result = {}
+    session.add(ev)
+    answer = {"event_id": ev.event_id, "status": FAILED, "intake_event_id": ev.id, "error": message,
+              "field": field}
+    return status, answer
+
+
+def replay(session: Session, actor: Actor, intake_event_id: int) -> tuple[int, dict]:
+    """Process a stored (failed or never processed) event again — admins only."""
+    _require_admin(actor)
+    ev = session.get(IntakeEvent, intake_event_id)
+    if ev is None:
+        raise NotFound("Событие не найдено")
+    if ev.status == PROCESSED:
+        raise ValidationFailed("Событие уже обработано", code="already_processed")
+    audit.record(session, actor, "intake_replay", "", None,
+                 {"intake_event_id": ev.id, "integration": ev.integration, "event_id": ev.event_id})
+    return _process(session, ev.id, None)
+
+
+def events(session: Session, actor: Actor, status: str | None = None, limit: int = 50) -> list[IntakeEvent]:
+    """The latest stored events (for the settings page), newest first."""
+    _require_admin(actor)
+    stmt = select(IntakeEvent).order_by(IntakeEvent.id.desc()).limit(max(1, min(limit, 500)))
+    if status:
+        stmt = stmt.where(IntakeEvent.status == status)
+    return list(session.execute(stmt).scalars())
+
+
+# ---- shared processing helpers -------------------------------------------------------
+
+def _stage(session: Session, pipe_code: str, stage_code: str) -> Stage:
+    pipe = next((p for p in catalogs.pipelines(session, "lead") + catalogs.pipelines(session, "deal")
+                 if p.code == pipe_code), None)
+    if pipe is None:
+        raise ServiceError(f"Воронка «{pipe_code}» не настроена")
+    st = next((s for s in catalogs.stages(session, pipe.id) if s.code == stage_code), None)
+    if st is None:
+        raise ServiceError(f"В воронке «{pipe.name}» нет стадии {stage_code}")
+    return st
+
+
+def _lead_stage(session: Session, code: str) -> Stage:
+    pipe = catalogs.default_pipeline(session, "lead")
+    if pipe is None:
+        raise ServiceError("Воронка лидов не настроена")
+    st = next((s for s in catalogs.stages(session, pipe.id) if s.code == code), None)
+    if st is None:
+        raise ServiceError(f"В воронке лидов нет стадии {code}")
+    return st
+
+
+def find_program(session: Session, prog: dict) -> Product:
+    """By code, else by title (case-insensitive); a program not known yet is created."""
+    found = None
+    if prog.get("code"):
+        found = session.execute(select(Product).where(Product.code == prog["code"])
+                                .order_by(Product.id)).scalars().first()
+    if found is None:
+        found = session.execute(select(Product).where(func.lower(Product.title) == prog["title"].lower())
+                                .order_by(Product.id)).scalars().first()
+    if found is not None:
+        return found
+    found = Product(title=prog["title"], code=prog.get("code") or "",
+                    price=Decimal(str(prog["price"])) if prog.get("price") is not None else Decimal(0),
+                    start_date=date.fromisoformat(prog["start_date"]) if prog.get("start_date") else None)
+    session.add(found)
+    session.flush()
+    return found
+
+
+def _norms(client: dict | None) -> tuple[list[str], list[str]]:
+    if not client:
+        return [], []
+    phones = [normalize_phone(client["phone"])] if client.get("phone") else []
+    emails = [normalize_email(client["email"])] if client.get("email") else []
+    return phones, emails
+
+
+def _ids_by_comms(session: Session, entity: str, client: dict | None) -> list[int]:
+    phones, emails = _norms(client)
+    conds = []
+    if phones:
+        conds.append((Communication.kind == "phone") & Communication.norm.in_(phones))
+    if emails:
+        conds.append((Communication.kind == "email") & Communication.norm.in_(emails))
+    if not conds:
+        return []
+    return list(session.execute(select(Communication.entity_id).where(
+        Communication.entity_type == entity, or_(*conds)).distinct()).scalars())
+
+
+def _client_contact(session: Session, actor: Actor, client: dict, source: str, responsible_id,
+                    position: str = "", comment: str = "") -> Contact:
+    """The existing contact with the client's phone/email, else a new one."""
+    phones = [client["phone"]] if client.get("phone") else []
+    emails = [client["email"]] if client.get("email") else []
+    hit = create.find_contact(session, phones, emails)
+    if hit is not None:
+        return hit[0]
+    last, first = client.get("last_name", ""), client.get("first_name", "")
+    if not last and not first:
+        first = client.get("middle_name") or (phones[0] if phones else emails[0])
+    return create.create_contact(session, actor, last_name=last, first_name=first,
+                                 middle_name=client.get("middle_name", ""), phones=phones, emails=emails,
+                                 source=source, responsible_id=responsible_id, position=position,
+                                 comment=comment)
+
+
+def _name(client: dict | None) -> str:
+    if not client:
+        return ""
+    return " ".join(p for p in (client.get("last_name"), client.get("first_name"), client.get("middle_name"))
+                    if p) or client.get("phone") or client.get("email") or ""
+
+
+def _note(session: Session, actor: Actor, entity: str, item_id: int, text: str, **extra) -> None:
+    items._timeline(session, actor, entity, item_id, "intake", {"text": text, **extra})
+
+
+def _lead_repeat_by_leads(session: Session, lead: Lead, client: dict) -> None:
+    """Besides the contact match of create.detect_repeat: an earlier live lead with the same
+    phone/email also makes the new lead a repeat one (the client wrote to us before)."""
+    if lead.is_repeat:
+        return
+    ids = [i for i in _ids_by_comms(session, "lead", client) if i != lead.id]
+    if not ids:
+        return
+    earlier = session.execute(select(Lead).where(Lead.id.in_(ids), Lead.deleted_at.is_(None), Lead.id < lead.id)
+                              .order_by(Lead.id)).scalars().first()
+    if earlier is None:
+        return
+    lead.is_repeat = True
+    if lead.contact_id is None and earlier.contact_id:
+        lead.contact_id = earlier.contact_id
+    session.add(lead)
+    session.add(TimelineEvent(entity_type="lead", entity_id=lead.id, kind="repeat_detected", user_id=None,
+                              data={"text": f"Повторный лид: клиент уже обращался (лид №{earlier.id})",
+                                    "lead_id": earlier.id, "by": "lead"}))
+
+
+def _new_lead(session: Session, actor: Actor, integration: str, data: dict, *, program: Product | None,
+              stage_code: str | None, title: str, amount=None, marketplace_action: str = "",
+              comment: str = "") -> Lead:
+    client = data["client"]
+    resp, how = assignment.pick(session, integration, amount)
+    lead = create.create_lead(
+        session, actor, title=title, last_name=client.get("last_name", ""), first_name=client.get("first_name", ""),
+        middle_name=client.get("middle_name", ""), phones=[client["phone"]] if client.get("phone") else [],
+        emails=[client["email"]] if client.get("email") else [], source=SOURCE[integration],
+        program_id=program.id if program else None, amount=amount, comment=comment, utm=data.get("utm"),
+        marketplace_action=marketplace_action, responsible_id=resp, stage_code=stage_code)
+    _lead_repeat_by_leads(session, lead, client)
+    if lead.responsible_id:
+        assignment.record(session, actor, integration, "lead", lead, how)
+    return lead
+
+
+def _new_deal(session: Session, actor: Actor, integration: str, data: dict, *, program: Product | None,
+              stage_code: str, title: str, contact: Contact, price=None, lead: Lead | None = None,
+              responsible_id: int | None = None, comment: str = "") -> Deal:
+    how = "ответственный лида"
+    amount = price if price is not None else (float(program.price) if program and program.price else None)
+    if responsible_id is None:
+        responsible_id, how = assignment.pick(session, integration, amount)
+    products = None
+    if program is not None:
+        products = [{"product_id": program.id, "title": program.title,
+                     "price": price if price is not None else program.price, "quantity": 1}]
+    deal = create.create_deal(
+        session, actor, pipeline_id=_stage(session, DEAL_PIPELINE, stage_code).pipeline_id, title=title,
+        contact_id=contact.id, program_id=program.id if program else None, source=SOURCE[integration],
+        utm=data.get("utm"), responsible_id=responsible_id,
+        stage_id=_stage(session, DEAL_PIPELINE, stage_code).id, lead_id=lead.id if lead else None,
+        comment=comment, products=products)
+    if deal.responsible_id:
+        assignment.record(session, actor, integration, "deal", deal, how)
+    return deal
+
+
+def _answer(lead: Lead | None = None, deal: Deal | None = None, stage: str = "", duplicate: bool = False,
+            **extra) -> dict:
+    item = deal or lead
+    return {"lead_id": lead.id if lead else None, "deal_id": deal.id if deal else None, "stage": stage,
+            "duplicate": duplicate, "repeat": bool(item.is_repeat) if item is not None else False,
+            "responsible_id": item.responsible_id if item is not None else None, **extra}
+
+
+def _stage_name(session: Session, item) -> str:
+    st = session.get(Stage, item.stage_id)
+    return st.name if st else ""
+
+
+# ---- marketplace ----------------------------------------------------------------------
+
+def _marketplace_lead(session: Session, client: dict, program: Product) -> Lead | None:
+    """The client's latest marketplace lead for this program (by phone or email)."""
+    ids = _ids_by_comms(session, "lead", client)
+    if not ids:
+        return None
+    return session.execute(select(Lead).where(
+        Lead.id.in_(ids), Lead.program_id == program.id, Lead.source == SOURCE["marketplace"],
+        Lead.deleted_at.is_(None)).order_by(Lead.id.desc())).scalars().first()
+
+
+def _marketplace(session: Session, actor: Actor, data: dict) -> dict:
+    event, client = data["event"], data["client"]
+    program = find_program(session, data["program"])
+    price = data["program"].get("price")
+    if price is None and program.price:
+        price = float(program.price)
+    lead = _marketplace_lead(session, client, program)
+    if event in ("favorite_added", "compare_added"):
+        return _mp_added(session, actor, data, program, price, lead)
+    if event in ("favorite_removed", "compare_removed"):
+        return _mp_removed(session, actor, lead, event)
+    return _mp_cart(session, actor, data, program, price, lead)
+
+
+def _mp_added(session, actor, data, program, price, lead) -> dict:
+    action = MARKETPLACE_ACTION[data["event"]]
+    program_stage = _lead_stage(session, "PROGRAM")
+    if lead is not None and lead.stage_id == _lead_stage(session, "DUPLICATE").id:
+        items.move_stage(session, actor, "lead", lead.id, program_stage.id)
+        lead.close_reason = ""
+        if lead.marketplace_action != action:
+            _set_action(session, actor, lead, action)
+        session.add(lead)
+        _note(session, actor, "lead", lead.id, f"Программа снова на Маркетплейсе: {action.lower()}")
+        return _answer(lead, stage=program_stage.name, duplicate=True, changed=True)
+    if lead is not None and lead.semantic == "process":
+        if lead.marketplace_action != action:
+            _set_action(session, actor, lead, action)
+        return _answer(lead, stage=_stage_name(session, lead), duplicate=True, changed=False)
+    name = _name(data["client"])
+    lead = _new_lead(session, actor, "marketplace", data, program=program, stage_code="PROGRAM",
+                     title=f"{program.title} — {name}" if name else program.title, amount=price,
+                     marketplace_action=action)
+    return _answer(lead, stage=program_stage.name, duplicate=False, changed=True)
+
+
+def _set_action(session: Session, actor: Actor, lead: Lead, action: str) -> None:
+    old = lead.marketplace_action
+    lead.marketplace_action = action
+    items._touch(lead, actor)
+    session.add(lead)
+    items._timeline(session, actor, "lead", lead.id, "field_changed",
+                    {"field": "marketplace_action", "label": "Действие на Маркетплейсе", "old": old, "new": action})
+
+
+def _mp_removed(session, actor, lead, event) -> dict:
+    dup = _lead_stage(session, "DUPLICATE")
+    if lead is None:
+        return _answer(None, stage="", duplicate=False, changed=False, note="Лид по этому клиенту и программе не найден")
+    if lead.semantic != "process":
+        return _answer(lead, stage=_stage_name(session, lead), duplicate=True, changed=False)
+    items.move_stage(session, actor, "lead", lead.id, dup.id, allow_final=True)
+    what = "избранного" if event == "favorite_removed" else "сравнения"
+    lead.close_reason = f"Программа удалена из {what} на Маркетплейсе"
+    session.add(lead)
+    return _answer(lead, stage=dup.name, duplicate=True, changed=True)
+
+
+def _mp_cart(session, actor, data, program, price, lead) -> dict:
+    client = data["client"]
+    converted = _lead_stage(session, "CONVERTED")
+    responsible = lead.responsible_id if lead is not None and lead.responsible_id else None
+    contact = (session.get(Contact, lead.contact_id) if lead is not None and lead.contact_id else None)
+    if contact is None or contact.deleted_at is not None:
+        contact = _client_contact(session, actor, client, SOURCE["marketplace"], responsible)
+    # Already in a cart: an open deal of this contact for this program.
+    open_deal = session.execute(select(Deal).where(
+        Deal.contact_id == contact.id, Deal.program_id == program.id, Deal.semantic == "process",
+        Deal.deleted_at.is_(None)).order_by(Deal.id.desc())).scalars().first()
+    if open_deal is not None:
+        return _answer(lead, open_deal, stage=_stage_name(session, open_deal), duplicate=True, changed=False)
+    name = _name(client) or contact.full_name
+    deal = _new_deal(session, actor, "marketplace", data, program=program, stage_code="INTEREST",
+                     title=f"{program.title} — {name}", contact=contact, price=price, lead=lead,
+                     responsible_id=responsible)
+    if lead is not None:
+        if lead.semantic == "process" or lead.stage_id != converted.id:
+            items.move_stage(session, actor, "lead", lead.id, converted.id, allow_final=True)
+        lead.deal_id, lead.contact_id = deal.id, lead.contact_id or contact.id
+        session.add(lead)
+        items._timeline(session, actor, "lead", lead.id, "converted",
+                        {"text": f"Программа в корзине: создана сделка №{deal.id}", "deal_id": deal.id,
+                         "contact_id": contact.id})
+    return _answer(lead, deal, stage=_stage_name(session, deal), duplicate=False, changed=True,
+                   lead_stage=converted.name if lead is not None else None, contact_id=contact.id)
+
+
+# ---- landing --------------------------------------------------------------------------
+
+def _landing(session: Session, actor: Actor, data: dict) -> dict:
+    client = data["client"]
+    program = find_program(session, data["program"]) if data.get("program") else None
+    if data["event"] == "question":
+        lead = _new_lead(session, actor, "landing", data, program=program, stage_code=None,
+                         title=f"Вопрос с лендинга — {_name(client)}", comment=data.get("question", ""))
+        if data.get("question"):
+            _note(session, actor, "lead", lead.id, f"Вопрос: {data['question']}")
+        return _answer(lead, stage=_stage_name(session, lead), duplicate=False)
+    extra = "; ".join(p for p in (f"Должность: {client['position']}" if client.get("position") else "",
+                                  f"Место работы: {client['workplace']}" if client.get("workplace") else "") if p)
+    contact = _client_contact(session, actor, client, SOURCE["landing"], None, position=client.get("position", ""),
+                              comment=extra)
+    title = f"{program.title} — {contact.full_name}" if program else f"Заявка с лендинга — {contact.full_name}"
+    deal = _new_deal(session, actor, "landing", data, program=program, stage_code="REGISTRATION", title=title,
+                     contact=contact, comment=extra)
+    if contact.responsible_id is None and deal.responsible_id:
+        contact.responsible_id, contact.department_id = deal.responsible_id, deal.department_id
+        session.add(contact)
+    return _answer(None, deal, stage=_stage_name(session, deal), duplicate=False, contact_id=contact.id)
+
+
+# ---- education ------------------------------------------------------------------------
+
+def _education_deal(session: Session, data: dict, program: Product | None) -> Deal | None:
+    if data.get("deal_id"):
+        deal = session.get(Deal, data["deal_id"])
+        if deal is None or deal.deleted_at is not None:
+            raise IntakeError(422, "deal_id", f"Сделка №{data['deal_id']} не найдена")
+        return deal
+    contact_ids = _ids_by_comms(session, "contact", data.get("client"))
+    if not contact_ids or program is None:
+        return None
+    pipe_id = _stage(session, DEAL_PIPELINE, "INTEREST").pipeline_id
+    stmt = select(Deal).where(Deal.contact_id.in_(contact_ids), Deal.program_id == program.id,
+                              Deal.pipeline_id == pipe_id, Deal.deleted_at.is_(None))
+    return (session.execute(stmt.where(Deal.semantic == "process").order_by(Deal.id.desc())).scalars().first()
+            or session.execute(stmt.order_by(Deal.id.desc())).scalars().first())
+
+
+def _education(session: Session, actor: Actor, data: dict) -> dict:
+    program = find_program(session, data["program"]) if data.get("program") else None
+    deal = _education_deal(session, data, program)
+    created = False
+    if deal is None:
+        client = data["client"]
+        contact = _client_contact(session, actor, client, SOURCE["education"], None)
+        deal = _new_deal(session, actor, "education", data, program=program, stage_code="REGISTRATION",
+                         title=f"{program.title} — {contact.full_name}" if program else contact.full_name,
+                         contact=contact, price=data.get("amount"))
+        created = True
+    if deal.semantic != "process":
+        _note(session, actor, "deal", deal.id, f"Событие «{data['event']}» пропущено: сделка уже закрыта")
+        return _answer(None, deal, stage=_stage_name(session, deal), duplicate=not created, changed=False,
+                       created=created, missing=[])
+    values = {}
+    if data.get("contract_number"):
+        values[f"custom.{DEAL_PIPELINE}_contract_number"] = data["contract_number"]
+    if data.get("first_payment_amount") is not None:
+        values["first_payment_amount"] = data["first_payment_amount"]
+    if data.get("amount") is not None and not created:
+        values["amount"] = data["amount"]
+    if values:
+        items.update_fields(session, actor, "deal", deal.id, values)
+    target = _stage(session, DEAL_PIPELINE, EDUCATION_STAGES[data["event"]])
+    reached, missing = _advance(session, actor, deal, target, data["event"])
+    session.refresh(deal)
+    return _answer(None, deal, stage=_stage_name(session, deal), duplicate=False, changed=reached is not None,
+                   created=created, target_stage=target.name, missing=missing)
+
+
+def _advance(session: Session, actor: Actor, item, target: Stage, event: str) -> tuple[Stage | None, list[str]]:
+    """Move the deal forward to `target`, or — when the target's required fields are not
+    filled — to the furthest stage before it that it may enter, with a timeline note saying
+    what is missing. Never moves backwards. (reached stage or None, missing labels)."""
+    stages = [s for s in catalogs.stages(session, item.pipeline_id) if s.semantic == "process"]
+    current = session.get(Stage, item.stage_id)
+    order = {s.id: i for i, s in enumerate(stages)}
+    if target.id not in order or current.id not in order:
+        return None, []
+    if order[current.id] >= order[target.id]:
+        if order[current.id] > order[target.id]:
+            _note(session, actor, "deal", item.id,
+                  f"Событие «{event}»: сделка уже на стадии «{current.name}», дальше «{target.name}» — не перемещена")
+        return None, []
+    missing_labels: list[str] = []
+    for st in reversed(stages[order[current.id] + 1: order[target.id] + 1]):
+        try:
+            with conversion.atomic(session):
+                items.move_stage(session, actor, "deal", item.id, st.id)
+        except items.MissingFields as exc:
+            if st.id == target.id:
+                missing_labels = [m["label"] for m in exc.details.get("missing", [])]
+            continue
+        if st.id != target.id:
+            _note(session, actor, "deal", item.id,
+                  f"Событие «{event}»: стадия «{target.name}» требует полей: {', '.join(missing_labels)}. "
+                  f"Сделка переведена на «{st.name}» — заполните поля, чтобы продолжить",
+                  target_stage=target.name, missing=missing_labels)
+        return st, missing_labels
+    _note(session, actor, "deal", item.id,
+          f"Событие «{event}»: стадия «{target.name}» требует полей: {', '.join(missing_labels)}. "
+          f"Сделка осталась на «{current.name}»", target_stage=target.name, missing=missing_labels)
+    return None, missing_labels
+
+
+HANDLERS = {"marketplace": _marketplace, "landing": _landing, "education": _education}
+
+__all__ = ["DEMO_TOKEN", "HANDLERS", "IntakeError", "accept", "check_token", "create_token", "ensure_demo_tokens",
+           "events", "find_program", "has_demo_token", "list_tokens", "replay", "revoke_token", "validate"]
