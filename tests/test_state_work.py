@@ -143,3 +143,19 @@ def test_create_dialog_makes_a_lead_and_refuses_an_empty_one(app_world):
     with session_scope() as s:
         lead = s.exec(select(Lead).where(Lead.last_name == "Новикова")).one()
         assert lead.source == "Звонок" and lead.responsible_id is not None
+
+
+def test_queue_preset_switches_the_leads_list_to_queue_order(app_world):
+    token, ids, stages = app_world
+    st = _state(token)
+    st.page, st.entity, st.pipeline_id = "leads", "lead", 0
+    from rxcrm.services import catalogs
+    with session_scope() as s:
+        st.pipeline_id = catalogs.default_pipeline(s, "lead").id
+        st._load_presets(s, st.actor())
+    queue = next(p for p in st.presets if p.name == "Очередь")
+    st.apply_preset(queue.id)
+    assert st.sort == "queue" and st.view == "list" and st.error == ""
+    other = next(p for p in st.presets if p.name == "Мои лиды в работе")
+    st.apply_preset(other.id)
+    assert st.sort == "created_at"

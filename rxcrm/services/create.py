@@ -220,6 +220,9 @@ def _enter_first_stage(session: Session, actor: Actor, entity: str, item, stage:
     items._timeline(session, actor, entity, item.id, "created",
                     {"text": f"{CREATED_TEXT[entity]} на стадии «{stage.name}»", "stage_id": stage.id, "stage": stage.name,
                      "pipeline_id": item.pipeline_id, "source": getattr(item, "source", ""), **extra})
+    session.flush()
+    from . import rules_engine
+    rules_engine.apply_on_enter(session, actor, entity, item, stage)  # on-enter rules of the first stage
 
 
 def _linked(session: Session, actor: Actor, entity: str, item_id, check: bool):

@@ -588,6 +588,10 @@ class WorkState(AppState):
             if preset is None:
                 return rx.toast.error("Представление не найдено")
             self._filters = views.preset_filters(preset, actor)
+            if preset.code == "queue":  # «Очередь»: the work-priority order of seed 001 §2.1.6
+                self.sort, self.view = "queue", "list"
+            elif self.sort == "queue":
+                self.sort, self.desc = "created_at", True
         self.q = self._filters.get("q", "")
         self.active_preset_id, self.page_no, self.filter_open = preset_id, 1, False
         return self._reload()
