@@ -5,7 +5,8 @@ import reflex as rx
 
 from rxcrm.components import theme
 from rxcrm.components.shell import layout
-from rxcrm.state.settings import BinRow, DeptRow, MatrixCell, MatrixRow, SettingsState, UserRow
+from rxcrm.state.settings import (BinRow, DeptRow, EventRow, MatrixCell, MatrixRow, RuleRow, SettingsState,
+                                  TokenRow, UserRow)
 
 
 def _th(*labels: str) -> rx.Component:
@@ -164,6 +165,70 @@ def _bin_tab() -> rx.Component:
     )
 
 
+def _token_row(t: TokenRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(t.label), rx.table.cell(t.name), rx.table.cell(t.created_at),
+        rx.table.cell(rx.cond(t.active, rx.badge("действует", color_scheme="green", variant="soft"),
+                              rx.badge("отозван", color_scheme="gray", variant="soft"))),
+        rx.table.cell(rx.cond(t.active, rx.button("Отозвать", size="1", variant="soft", color_scheme="red",
+                                                  on_click=SettingsState.revoke_token(t.id)))),
+    )
+
+
+def _event_row(e: EventRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(e.received_at), rx.table.cell(e.integration), rx.table.cell(e.event_type),
+        rx.table.cell(e.event_id),
+        rx.table.cell(rx.badge(e.status, color_scheme=rx.match(e.status, ("processed", "green"), ("failed", "red"),
+                                                               "gray"), variant="soft")),
+        rx.table.cell(rx.text(e.error, size="1", color=theme.DANGER)),
+        rx.table.cell(rx.cond(e.status != "processed",
+                              rx.button("Повторить", size="1", variant="soft", on_click=SettingsState.replay(e.id)))),
+    )
+
+
+def _integrations_tab() -> rx.Component:
+    return rx.vstack(
+        rx.text("Интеграции присылают события на POST /api/intake/marketplace | landing | education "
+                "с заголовком Authorization: Bearer <токен>.", size="2", color=theme.TEXT_MUTED),
+        rx.form(rx.hstack(
+            rx.select.root(rx.select.trigger(width="200px"),
+                           rx.select.content(rx.foreach(SettingsState.integration_options,
+                                                        lambda o: rx.select.item(o.label, value=o.value))),
+                           name="integration", default_value="marketplace", size="2"),
+            rx.input(name="name", placeholder="Название (например, сайт программ)", width="300px"),
+            rx.button("Выпустить токен", type="submit", size="2"), spacing="2"),
+            on_submit=SettingsState.create_token, reset_on_submit=True),
+        rx.cond(SettingsState.new_token != "",
+                rx.callout(rx.text("Новый токен (показывается один раз): ", rx.code(SettingsState.new_token)),
+                           icon="key", color_scheme="green", size="1")),
+        rx.table.root(_th("Интеграция", "Название", "Выпущен", "Статус", ""),
+                      rx.table.body(rx.foreach(SettingsState.tokens, _token_row)), variant="surface", size="1",
+                      width="100%"),
+        rx.text("Последние события", weight="bold", size="3", padding_top="8px"),
+        rx.table.root(_th("Получено", "Интеграция", "Событие", "ID события", "Статус", "Ошибка", ""),
+                      rx.table.body(rx.foreach(SettingsState.intake_events, _event_row)), variant="surface",
+                      size="1", width="100%"),
+        width="100%", spacing="3",
+    )
+
+
+def _rule_row(r: RuleRow) -> rx.Component:
+    return rx.table.row(rx.table.cell(rx.badge(r.kind, variant="soft")), rx.table.cell(rx.text(r.name, weight="medium")),
+                        rx.table.cell(r.text))
+
+
+def _rules_tab() -> rx.Component:
+    return rx.vstack(
+        rx.text("Правила — это объявления в rxcrm/rules/; один движок применяет их при любом изменении "
+                "(интерфейс, массовые действия, интеграции).", size="2", color=theme.TEXT_MUTED),
+        rx.table.root(_th("Вид", "Правило", "Что делает"),
+                      rx.table.body(rx.foreach(SettingsState.rules, _rule_row)), variant="surface", size="1",
+                      width="100%"),
+        width="100%", spacing="3",
+    )
+
+
 def settings_page() -> rx.Component:
     return layout(
         "/settings",
@@ -177,8 +242,12 @@ def settings_page() -> rx.Component:
                     rx.cond(SettingsState.is_admin, rx.tabs.trigger("Сотрудники", value="users")),
                     rx.cond(SettingsState.is_admin, rx.tabs.trigger("Отделы", value="depts")),
                     rx.cond(SettingsState.is_admin, rx.tabs.trigger("Права доступа", value="matrix")),
+                    rx.cond(SettingsState.is_admin, rx.tabs.trigger("Интеграции", value="integrations")),
+                    rx.cond(SettingsState.is_admin, rx.tabs.trigger("Правила", value="rules")),
                     rx.tabs.trigger("Корзина", value="bin"),
                 ),
+                rx.tabs.content(rx.box(_integrations_tab(), padding_top="14px"), value="integrations"),
+                rx.tabs.content(rx.box(_rules_tab(), padding_top="14px"), value="rules"),
                 rx.tabs.content(rx.box(_users_tab(), padding_top="14px"), value="users"),
                 rx.tabs.content(rx.box(_depts_tab(), padding_top="14px"), value="depts"),
                 rx.tabs.content(rx.box(_matrix_tab(), padding_top="14px"), value="matrix"),

@@ -7,7 +7,8 @@ import dataclasses
 import reflex as rx
 
 from rxcrm.db import session_scope
-from rxcrm.services import admin, recycle
+from rxcrm.rules import automation, stage_requirements
+from rxcrm.services import admin, fmt, intake, recycle
 from rxcrm.services.errors import ServiceError
 
 from .app import AppState
@@ -62,6 +63,33 @@ class BinRow:
     department: str = ""
 
 
+@dataclasses.dataclass
+class TokenRow:
+    id: int = 0
+    label: str = ""
+    name: str = ""
+    created_at: str = ""
+    active: bool = True
+
+
+@dataclasses.dataclass
+class EventRow:
+    id: int = 0
+    integration: str = ""
+    event_id: str = ""
+    event_type: str = ""
+    received_at: str = ""
+    status: str = ""
+    error: str = ""
+
+
+@dataclasses.dataclass
+class RuleRow:
+    kind: str = ""
+    name: str = ""
+    text: str = ""
+
+
 class SettingsState(AppState):
     settings_tab: str = "users"
     users: list[UserRow] = []
@@ -75,6 +103,12 @@ class SettingsState(AppState):
     bin_rows: list[BinRow] = []
     bin_total: int = 0
     settings_error: str = ""
+    tokens: list[TokenRow] = []
+    intake_events: list[EventRow] = []
+    new_token: str = ""
+    integration_options: list[Option] = [Option("marketplace", "Маркетплейс"), Option("landing", "Лендинг"),
+                                         Option("education", "УС ДПО")]
+    rules: list[RuleRow] = []
     user_dialog: bool = False
     password_dialog: bool = False
     reassign_dialog: bool = False
@@ -113,6 +147,12 @@ class SettingsState(AppState):
                 self.level_options = [Option(c, lab) for c, lab in labels["levels"]]
                 self.action_labels = [lab for _, lab in labels["actions"]]
                 self.user_options = [Option(str(u.id), u.full_name) for u in self.users if u.is_active]
+                self.tokens = [TokenRow(t["id"], t["label"], t["name"] or "—", fmt.dt_short(t["created_at"]),
+                                        t["revoked_at"] is None) for t in intake.list_tokens(s, actor)]
+                self.intake_events = [EventRow(e.id, e.integration, e.event_id, e.event_type,
+                                               fmt.dt_short(e.received_at), e.status, (e.error or "")[:200])
+                                      for e in intake.events(s, actor, limit=30)]
+                self.rules = _rules()
                 m = admin.permission_matrix(s, actor)
                 self.matrix = [MatrixRow(r, rl, e, el, [MatrixCell(r, e, a, m[r][e][a]) for a, _ in labels["actions"]])
                                for r, rl in labels["roles"] for e, el in labels["entities"]]
@@ -213,7 +253,42 @@ class SettingsState(AppState):
     def reset_matrix(self):
         return self._do(lambda s, a: admin.reset_permissions_to_defaults(s, a), "Права по умолчанию восстановлены")
 
+    # integrations
+    @rx.event
+    def create_token(self, form: dict):
+        actor = self.actor()
+        try:
+            with session_scope() as s:
+                self.new_token = intake.create_token(s, actor, form.get("integration") or "marketplace",
+                                                     form.get("name", ""))
+        except ServiceError as exc:
+            return rx.toast.error(exc.message)
+        self._load()
+
+    @rx.event
+    def revoke_token(self, token_id: int):
+        return self._do(lambda s, a: intake.revoke_token(s, a, token_id), "Токен отозван")
+
+    @rx.event
+    def replay(self, event_id: int):
+        return self._do(lambda s, a: intake.replay(s, a, event_id), "Событие обработано повторно")
+
     # recycle bin
     @rx.event
     def restore(self, entity: str, item_id: int):
         return self._do(lambda s, a: recycle.restore(s, a, entity, item_id), "Восстановлено вместе с историей")
+
+
+def _rules() -> list[RuleRow]:
+    """The declarations in rxcrm/rules/, in words a supervisor reads (read-only view)."""
+    out = [RuleRow("Обязательные поля", f"{pipe} · {stage}", ", ".join(keys))
+           for (pipe, stage), keys in stage_requirements.REQUIRED_FIELDS.items()]
+    out += [RuleRow("Перевод по полю", r["name"], f"{r['field']} = {r['equals']}: {r['from_stage']} → {r['to_stage']}")
+            for r in automation.FIELD_TRIGGERS]
+    out += [RuleRow("При входе на стадию", r["name"],
+                    "; ".join(a.get("subject") or a.get("type", "") for a in r.get("actions", [])))
+            for r in automation.ON_ENTER]
+    d = automation.ACTIVITY_DISCIPLINE
+    out.append(RuleRow("Дисциплина дел", "Срок следующего дела",
+                       f"не позже {d.get('max_working_days_after_last_contact', 5)} рабочих дней после последнего контакта"))
+    return out

@@ -1,0 +1,58 @@
+"""State handler tests for /settings: admin sees everything, a manager is refused,
+tokens can be issued and revoked, rules are listed read-only."""
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+
+from rxcrm.db import migrate, session_scope
+from rxcrm.models import User
+from rxcrm.services import auth
+from rxcrm.services.bootstrap import ensure_defaults
+
+from . import factories as f
+
+
+@pytest.fixture(scope="module")
+def tokens():
+    migrate()
+    with session_scope() as s:
+        ensure_defaults(s)
+        if not s.exec(select(User).where(User.login == "sadmin")).first():
+            f.user(s, "sadmin", role="admin", dept_code=None, full_name="Админ Настроек")
+            f.user(s, "smanager", full_name="Менеджер Настроек")
+    import rxcrm.rxcrm  # noqa: F401
+    out = {}
+    with session_scope() as s:
+        for login in ("sadmin", "smanager"):
+            out[login], _ = auth.login(s, login, "demo")
+    return out
+
+
+def _state(token):
+    from rxcrm.state.settings import SettingsState
+    st = f.make_state(SettingsState)
+    st.session_token = token
+    st.check_login()
+    return st
+
+
+def test_admin_sees_users_matrix_rules_and_issues_a_token(tokens):
+    st = _state(tokens["sadmin"])
+    st.on_load()
+    assert st.settings_error == ""
+    assert any(u.login == "smanager" for u in st.users)
+    assert len(st.matrix) == 16 and all(len(r.cells) == 6 for r in st.matrix)
+    assert any(r.kind == "Перевод по полю" for r in st.rules)
+    st.create_token({"integration": "landing", "name": "Сайт"})
+    assert len(st.new_token) > 20
+    row = next(t for t in st.tokens if t.name == "Сайт")
+    assert row.active
+    st.revoke_token(row.id)
+    assert not next(t for t in st.tokens if t.id == row.id).active
+
+
+def test_manager_is_refused(tokens):
+    st = _state(tokens["smanager"])
+    st.on_load()
+    assert "администратору" in st.settings_error and st.users == []
