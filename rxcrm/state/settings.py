@@ -147,8 +147,8 @@ class SettingsState(AppState):
                 self.level_options = [Option(c, lab) for c, lab in labels["levels"]]
                 self.action_labels = [lab for _, lab in labels["actions"]]
                 self.user_options = [Option(str(u.id), u.full_name) for u in self.users if u.is_active]
-                self.tokens = [TokenRow(t["id"], t["label"], t["name"] or "—", fmt.dt_short(t["created_at"]),
-                                        t["revoked_at"] is None) for t in intake.list_tokens(s, actor)]
+                self.tokens = [TokenRow(tok["id"], tok["label"], tok["name"] or "—", fmt.dt_short(tok["created_at"]),
+                                        tok["revoked_at"] is None) for tok in intake.list_tokens(s, actor)]
                 self.intake_events = [EventRow(e.id, e.integration, e.event_id, e.event_type,
                                                fmt.dt_short(e.received_at), e.status, (e.error or "")[:200])
                                       for e in intake.events(s, actor, limit=30)]
