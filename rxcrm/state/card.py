@@ -65,14 +65,8 @@ class Planned:
     overdue: bool = False
 
 
-@dataclasses.dataclass
-class EditField:
-    key: str = ""
-    label: str = ""
-    kind: str = "text"
-    options: list[str] = dataclasses.field(default_factory=list)
-    value: str = ""
-    error: str = ""
+# A field being edited has the same shape as a field a stage asks for.
+EditField = MissingField
 
 
 @dataclasses.dataclass
