@@ -1,6 +1,7 @@
-"""Automation rules (rules/automation.py via services/rules_engine.py): field-triggered
-moves, on-enter actions, the loop guard, the activity discipline on the Russian
-production calendar, and the leads work queue — on SQLite and PostgreSQL."""
+"""Automation rules (automation_rule rows, written from rules/automation.py; applied by
+services/rules_engine.py): field-triggered moves, on-enter actions, the loop guard, the
+activity discipline on the Russian production calendar, and the leads work queue — on
+SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
@@ -11,8 +12,8 @@ import pytest
 from sqlmodel import select
 
 from rxcrm.db import session_scope
-from rxcrm.models import (Activity, AuditRecord, Deal, Lead, Notification, Stage, StageHistory, TimelineEvent, User,
-                          utcnow)
+from rxcrm.models import (Activity, AuditRecord, AutomationRule, Deal, Lead, Notification, Stage, StageHistory,
+                          TimelineEvent, User, utcnow)
 from rxcrm.services import activities as acts
 from rxcrm.services import items, listing, queue, rules_engine, views, workdays
 from rxcrm.services.auth import actor_for
@@ -154,21 +155,25 @@ def test_entering_prepayment_notifies_the_department_head(w):
         assert not s.exec(select(Notification).where(Notification.user_id == ids["m1"])).all()
 
 
-def test_loop_guard_stops_cyclic_rules(w, monkeypatch):
+def test_loop_guard_stops_cyclic_rules(w):
     """Two triggers and two on-enter rules that would bounce a deal forever."""
     db, a, ids = w
-    monkeypatch.setattr(rules_engine, "FIELD_TRIGGERS", [
-        {"name": "A", "pipeline": "dpo", "field": "custom.dpo_docs_received", "equals": "Да",
-         "from_stage": "INTEREST", "to_stage": "REGISTRATION"},
-        {"name": "B", "pipeline": "dpo", "field": "custom.dpo_docs_received", "equals": "Нет",
-         "from_stage": "REGISTRATION", "to_stage": "INTEREST"},
-    ])
-    monkeypatch.setattr(rules_engine, "ON_ENTER", [
-        {"name": "C", "pipeline": "dpo", "stage": "REGISTRATION",
-         "actions": [{"type": "set", "field": "custom.dpo_docs_received", "value": "Нет"}]},
-        {"name": "D", "pipeline": "dpo", "stage": "INTEREST",
-         "actions": [{"type": "set", "field": "custom.dpo_docs_received", "value": "Да"}]},
-    ])
+    with session_scope(db) as s:  # replace the dpo automation rows with a cycle
+        for r in s.exec(select(AutomationRule).where(AutomationRule.pipeline_code == "dpo",
+                                                     AutomationRule.kind.in_(("trigger", "on_enter")))).all():
+            r.is_active = False
+            s.add(r)
+        s.add(AutomationRule(kind="trigger", name="A", pipeline_code="dpo", stage_code="INTEREST",
+                             config={"field": "custom.dpo_docs_received", "equals": "Да",
+                                     "to_stage": "REGISTRATION"}))
+        s.add(AutomationRule(kind="trigger", name="B", pipeline_code="dpo", stage_code="REGISTRATION",
+                             config={"field": "custom.dpo_docs_received", "equals": "Нет", "to_stage": "INTEREST"}))
+        s.add(AutomationRule(kind="on_enter", name="C", pipeline_code="dpo", stage_code="REGISTRATION",
+                             config={"actions": [{"type": "set", "field": "custom.dpo_docs_received",
+                                                  "value": "Нет"}]}))
+        s.add(AutomationRule(kind="on_enter", name="D", pipeline_code="dpo", stage_code="INTEREST",
+                             config={"actions": [{"type": "set", "field": "custom.dpo_docs_received",
+                                                  "value": "Да"}]}))
     with session_scope(db) as s:
         items.update_fields(s, a["manager1"], "deal", ids["d1"], {"custom.dpo_docs_received": "Да"})
         assert s.info.get("rxcrm_rules_depth", 0) == 0

@@ -1,5 +1,5 @@
 """State handler tests for /settings: admin sees everything, a manager is refused,
-tokens can be issued and revoked, rules are listed read-only."""
+tokens can be issued and revoked, rules are listed and switched/added/deleted by admins."""
 from __future__ import annotations
 
 import pytest
@@ -56,3 +56,36 @@ def test_manager_is_refused(tokens):
     st = _state(tokens["smanager"])
     st.on_load()
     assert "администратору" in st.settings_error and st.users == []
+
+
+def test_admin_switches_adds_and_deletes_rules(tokens):
+    st = _state(tokens["sadmin"])
+    st.on_load()
+    docs = next(r for r in st.rules if r.name == "Документы получены → Регистрация")
+    assert docs.id > 0 and docs.active
+    assert any(o.value == "dpo:REGISTRATION" for o in st.stage_options)
+    st.set_rule_active(docs.id, False)
+    assert not next(r for r in st.rules if r.id == docs.id).active
+    st.set_rule_active(docs.id, True)
+    assert next(r for r in st.rules if r.id == docs.id).active
+    n = len(st.rules)
+    st.add_required_rule({"stage": "dpo:REGISTRATION", "fields": "custom.nope"})
+    assert len(st.rules) == n
+    st.add_required_rule({"stage": "dpo:REGISTRATION", "fields": "custom.dpo_contract_paid"})
+    new = next(r for r in st.rules if r.kind == "Обязательные поля" and r.text == "custom.dpo_contract_paid")
+    st.add_trigger_rule({"name": "Оплачен → Предоплата", "from_stage": "dpo:CONTRACT",
+                         "field": "custom.dpo_contract_paid", "equals": "Да", "to_stage": "dpo:PREPAYMENT"})
+    trig = next(r for r in st.rules if r.name == "Оплачен → Предоплата")
+    st.delete_rule(new.id)
+    st.delete_rule(trig.id)
+    assert len(st.rules) == n
+
+
+def test_manager_cannot_switch_rules(tokens):
+    st = _state(tokens["sadmin"])
+    st.on_load()
+    rid = next(r.id for r in st.rules if r.id > 0)
+    mgr = _state(tokens["smanager"])
+    mgr.set_rule_active(rid, False)
+    st.on_load()
+    assert next(r for r in st.rules if r.id == rid).active

@@ -7,13 +7,13 @@ from .base import COMPANY, CONTACT, DEAL, ENTITY_KINDS, LEAD, utcnow
 from .crm import Communication, Company, Contact, Deal, DealProduct, Lead, Product
 from .integration import IntakeEvent, IntegrationToken
 from .org import Department, Role, RolePermission, User, UserSession
-from .pipeline import CustomField, Pipeline, Stage
+from .pipeline import AutomationRule, CustomField, Pipeline, Stage
 from .views import ColumnSet, FilterPreset, UserPageSetting
 
 metadata = SQLModel.metadata
 
 __all__ = [
-    "Activity", "AuditRecord", "COMPANY", "CONTACT", "ColumnSet", "Comment", "Communication",
+    "Activity", "AuditRecord", "AutomationRule", "COMPANY", "CONTACT", "ColumnSet", "Comment", "Communication",
     "Company", "Contact", "CustomField", "DEAL", "Deal", "DealProduct", "Department",
     "ENTITY_KINDS", "FilterPreset", "IntakeEvent", "IntegrationToken", "LEAD", "Lead", "Notification",
     "Pipeline", "Product",

@@ -1,9 +1,11 @@
 """Pipelines (Воронки), stages (Стадии) and custom fields: configuration as data."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
-from .base import TABLE_ARGS_EXTEND, json_field
+from .base import TABLE_ARGS_EXTEND, json_field, utcnow
 
 PROCESS, SUCCESS, FAILURE = "process", "success", "failure"
 SEMANTICS = (PROCESS, SUCCESS, FAILURE)
@@ -48,3 +50,27 @@ class CustomField(SQLModel, table=True):
     options: list = json_field(list)
     sort: int = 100
     block: str = ""  # card block it shows in (e.g. "Оплата")
+
+
+RULE_KINDS = ("required", "trigger", "on_enter")
+
+
+class AutomationRule(SQLModel, table=True):
+    """An editable rule (issue 6), applied by services/rules_engine.py. Written once from
+    the declarations in rxcrm/rules/ by services/bootstrap.py; afterwards the DB is the truth.
+
+    kind "required": `stage_code` is the stage, config {"fields": [field keys]};
+    kind "trigger": `stage_code` is the stage the item must be in ("" = any),
+        config {"field": key, "equals": value, "to_stage": code};
+    kind "on_enter": `stage_code` is the stage entered, config {"actions": [...]}."""
+    __tablename__ = "automation_rule"
+    __table_args__ = TABLE_ARGS_EXTEND
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(index=True)  # required | trigger | on_enter
+    name: str = ""
+    pipeline_code: str = Field(index=True)
+    stage_code: str = ""
+    config: dict = json_field(dict)
+    is_active: bool = True
+    sort: int = 100
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -214,17 +214,47 @@ def _integrations_tab() -> rx.Component:
 
 
 def _rule_row(r: RuleRow) -> rx.Component:
-    return rx.table.row(rx.table.cell(rx.badge(r.kind, variant="soft")), rx.table.cell(rx.text(r.name, weight="medium")),
-                        rx.table.cell(r.text))
+    return rx.table.row(
+        rx.table.cell(rx.badge(r.kind, variant="soft")),
+        rx.table.cell(rx.text(r.name, weight="medium", color=rx.cond(r.active, "inherit", theme.TEXT_MUTED))),
+        rx.table.cell(rx.text(r.text, color=rx.cond(r.active, "inherit", theme.TEXT_MUTED))),
+        rx.table.cell(rx.cond(r.id > 0, rx.switch(checked=r.active, size="1", data_testid="rule-toggle",
+                                                  on_change=lambda v: SettingsState.set_rule_active(r.id, v)))),
+        rx.table.cell(rx.cond(r.id > 0, rx.button("Удалить", size="1", variant="soft", color_scheme="red",
+                                                  on_click=SettingsState.delete_rule(r.id),
+                                                  data_testid="rule-delete"))),
+        data_testid="rule-row",
+    )
+
+
+def _stage_select(name: str, placeholder: str, width: str = "260px") -> rx.Component:
+    return rx.box(_opt_select(name, SettingsState.stage_options, placeholder), width=width)
 
 
 def _rules_tab() -> rx.Component:
     return rx.vstack(
-        rx.text("Правила — это объявления в rxcrm/rules/; один движок применяет их при любом изменении "
-                "(интерфейс, массовые действия, интеграции).", size="2", color=theme.TEXT_MUTED),
-        rx.table.root(_th("Вид", "Правило", "Что делает"),
+        rx.text("Правила хранятся в базе (первоначально — из объявлений rxcrm/rules/); один движок применяет "
+                "включённые правила при любом изменении (интерфейс, массовые действия, интеграции).",
+                size="2", color=theme.TEXT_MUTED),
+        rx.table.root(_th("Вид", "Правило", "Что делает", "Вкл.", ""),
                       rx.table.body(rx.foreach(SettingsState.rules, _rule_row)), variant="surface", size="1",
                       width="100%"),
+        rx.text("Обязательные поля стадии", weight="bold", size="3", padding_top="8px"),
+        rx.form(rx.hstack(
+            _stage_select("stage", "Стадия"),
+            rx.input(name="fields", placeholder="Поля через запятую: amount, custom.dpo_contract_number",
+                     width="380px"),
+            rx.button("Добавить", type="submit", size="2"), spacing="2", align="center", wrap="wrap"),
+            on_submit=SettingsState.add_required_rule, reset_on_submit=True),
+        rx.text("Перевод по полю", weight="bold", size="3", padding_top="8px"),
+        rx.form(rx.hstack(
+            rx.input(name="name", placeholder="Название правила", width="240px"),
+            _stage_select("from_stage", "Из стадии", "220px"),
+            rx.input(name="field", placeholder="Поле (custom.…)", width="180px"),
+            rx.input(name="equals", placeholder="Значение (Да)", width="120px"),
+            _stage_select("to_stage", "В стадию", "220px"),
+            rx.button("Добавить", type="submit", size="2"), spacing="2", align="center", wrap="wrap"),
+            on_submit=SettingsState.add_trigger_rule, reset_on_submit=True),
         width="100%", spacing="3",
     )
 

@@ -1,6 +1,9 @@
 """Automation rules per pipeline (SPEC §4.4, §4.8; seed 000 §2.5, seed 001 §2.1).
 
-Plain data, applied by `rxcrm/services/rules_engine.py`. Every change a rule makes is
+Plain data: FIELD_TRIGGERS and ON_ENTER are the shipped defaults, written once into the
+`automation_rule` table (kinds "trigger" / "on_enter") by `services/bootstrap.py`;
+afterwards the table is the truth (admins edit it on /settings → Правила) and
+`rxcrm/services/rules_engine.py` applies its active rows. Every change a rule makes is
 written to the item's timeline with the rule's `name` (the card shows «Правило «…»»),
 so a name must be unique and readable by a supervisor. Codes are pipeline/stage codes
 from `rules/defaults.py`; field keys are those of the field catalog

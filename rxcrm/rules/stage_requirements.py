@@ -5,6 +5,10 @@ move is refused and the UI asks for exactly these fields. Keys are field keys of
 entity's field catalog (services/fields.py); custom fields are "custom.<code>".
 
     (pipeline code, stage code): [field keys]
+
+These are the shipped defaults: services/bootstrap.py writes them once into the
+`automation_rule` table (kind "required"); afterwards the table is the truth (admins edit
+it on /settings → Правила) and rules_engine reads the active rows.
 """
 from __future__ import annotations
 

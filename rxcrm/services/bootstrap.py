@@ -1,13 +1,14 @@
-"""First-start configuration: writes rules/defaults.py into an empty database.
+"""First-start configuration: writes rules/defaults.py into an empty database, and the
+rule declarations (rules/stage_requirements.py, rules/automation.py) into `automation_rule`.
 
 Idempotent: rows that exist (matched by code) are left alone, so an admin's edits
-survive restarts."""
+survive restarts; rules of a kind are written only while the table has none of that kind."""
 from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from rxcrm.models import CustomField, Department, Pipeline, Role, RolePermission, Stage
-from rxcrm.rules import defaults
+from rxcrm.models import AutomationRule, CustomField, Department, Pipeline, Role, RolePermission, Stage
+from rxcrm.rules import automation, defaults, stage_requirements
 
 from .views import ensure_builtin_presets
 
@@ -53,4 +54,36 @@ def ensure_defaults(session: Session) -> None:
                                     label=label, label_en=label_en, field_type=ftype,
                                     options=list(options), sort=(i + 1) * 10, block=block))
     session.flush()
+    ensure_default_rules(session)
     ensure_builtin_presets(session)
+
+
+def default_rules() -> list[AutomationRule]:
+    """The shipped declarations as rows (not added to a session). A trigger with several
+    "from" stages becomes one row per stage (same name); None ("any stage") is ""."""
+    out = [AutomationRule(kind="required", name="", pipeline_code=pipe, stage_code=stage,
+                          config={"fields": list(keys)})
+           for (pipe, stage), keys in stage_requirements.REQUIRED_FIELDS.items()]
+    for r in automation.FIELD_TRIGGERS:
+        froms = r.get("from_stage")
+        froms = [froms] if isinstance(froms, str) else list(froms) if froms else [""]
+        out += [AutomationRule(kind="trigger", name=r["name"], pipeline_code=r["pipeline"], stage_code=code,
+                               config={"field": r["field"], "equals": r["equals"], "to_stage": r["to_stage"]})
+                for code in froms]
+    out += [AutomationRule(kind="on_enter", name=r["name"], pipeline_code=r["pipeline"], stage_code=r["stage"],
+                           config={"actions": list(r.get("actions", []))})
+            for r in automation.ON_ENTER]
+    for i, rule in enumerate(out):
+        rule.sort = (i + 1) * 10
+    return out
+
+
+def ensure_default_rules(session: Session) -> None:
+    """Write the declarations of each rule kind once — only while the table has no rule of
+    that kind (an admin who deleted a rule does not get it back on restart, unless every
+    rule of the kind is gone)."""
+    have = set(session.exec(select(AutomationRule.kind).distinct()).all())
+    for rule in default_rules():
+        if rule.kind not in have:
+            session.add(rule)
+    session.flush()

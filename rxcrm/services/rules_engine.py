@@ -1,9 +1,13 @@
-"""The one engine that applies the declarations in rxcrm/rules/ to items.
+"""The one engine that applies the rules to items.
 
-- required fields per stage (rules/stage_requirements.py): `missing_fields`;
-- field-triggered moves (rules/automation.py FIELD_TRIGGERS): `after_fields_changed`,
+The first three kinds live in the `automation_rule` table (written once from the
+declarations in rxcrm/rules/ by services/bootstrap.py, edited by admins on /settings
+through services/rules_admin.py); only ACTIVE rows apply, read per call:
+
+- required fields per stage (kind "required"): `missing_fields`;
+- field-triggered moves (kind "trigger"): `after_fields_changed`,
   called by items.update_fields and items.move_stage(values=…) (and `set_values`);
-- on-enter actions (ON_ENTER): a hook in `AFTER_STAGE_CHANGE`, run by every
+- on-enter actions (kind "on_enter"): a hook in `AFTER_STAGE_CHANGE`, run by every
   items.move_stage; `apply_on_enter` for other entries;
 - activity discipline (ACTIVITY_DISCIPLINE): `activity_discipline`, put into
   activities.VALIDATORS by `register_validators` (called when activities is imported).
@@ -16,9 +20,8 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlmodel import Session, select
 
-from rxcrm.models import Pipeline, Stage, TimelineEvent, User, utcnow
-from rxcrm.rules.automation import ACTIVITY_DISCIPLINE, FIELD_TRIGGERS, MAX_DEPTH, ON_ENTER
-from rxcrm.rules.stage_requirements import REQUIRED_FIELDS
+from rxcrm.models import AutomationRule, Pipeline, Stage, TimelineEvent, User, utcnow
+from rxcrm.rules.automation import ACTIVITY_DISCIPLINE, MAX_DEPTH
 from rxcrm.settings import TZ
 
 from .context import Actor
@@ -43,9 +46,22 @@ def value_of(item, key: str):
     return getattr(item, key, None)
 
 
+def active_rules(session: Session, kind: str, pipeline_code: str, stage_code: str | None = None
+                 ) -> list[AutomationRule]:
+    """Active rows of one kind for a pipeline (and a stage), in their order."""
+    stmt = select(AutomationRule).where(AutomationRule.kind == kind, AutomationRule.is_active.is_(True),
+                                        AutomationRule.pipeline_code == pipeline_code)
+    if stage_code is not None:
+        stmt = stmt.where(AutomationRule.stage_code == stage_code)
+    return list(session.exec(stmt.order_by(AutomationRule.sort, AutomationRule.id)).all())
+
+
 def required_for(session: Session, entity: str, stage: Stage) -> list[FieldDef]:
     pipe = session.get(Pipeline, stage.pipeline_id)
-    keys = REQUIRED_FIELDS.get((pipe.code, stage.code), []) if pipe else []
+    keys: list[str] = []
+    if pipe is not None:
+        for rule in active_rules(session, "required", pipe.code, stage.code):
+            keys += [k for k in (rule.config or {}).get("fields", []) if k not in keys]
     fmap = field_map(session, entity, stage.pipeline_id)
     return [fmap[k] for k in keys if k in fmap]
 
@@ -66,7 +82,7 @@ def after_stage_change(session: Session, actor, entity: str, item, old: Stage, n
         hook(session, actor, entity, item, old, new)
 
 
-# ---- automation (rules/automation.py) -------------------------------------------------
+# ---- automation (kinds trigger / on_enter) -------------------------------------------------
 # Rule kinds: field-triggered moves (after_fields_changed), on-enter actions (a hook in
 # AFTER_STAGE_CHANGE) and the activity discipline (a validator in activities.VALIDATORS).
 # Every change is made by an Actor(source="rule", login=<rule name>), so the timeline
@@ -128,13 +144,13 @@ def _run(session: Session, entity: str, item, rule: str, fn) -> bool:
 
 
 def after_fields_changed(session: Session, actor, entity: str, item, changes: dict) -> None:
-    """Apply FIELD_TRIGGERS after fields of `item` changed; `changes` is {key: (old, new)}
+    """Apply the active trigger rules after fields of `item` changed; `changes` is {key: (old, new)}
     as returned by items.apply_values. Called by items.update_fields / move_stage(values=)."""
     if not changes or entity not in ("lead", "deal") or getattr(item, "semantic", "process") != "process":
         return
     code = _pipeline_code(session, item)
-    rules = [r for r in FIELD_TRIGGERS if r["pipeline"] == code and r["field"] in changes
-             and changes[r["field"]][1] == r["equals"]]
+    rules = [r for r in active_rules(session, "trigger", code)
+             if (r.config or {}).get("field") in changes and changes[r.config["field"]][1] == r.config.get("equals")]
     if not rules:
         return
     from . import items  # late import: items imports us
@@ -143,16 +159,13 @@ def after_fields_changed(session: Session, actor, entity: str, item, changes: di
             return
         for rule in rules:
             stage = session.get(Stage, item.stage_id)
-            allowed_from = rule.get("from_stage")
-            if isinstance(allowed_from, str):
-                allowed_from = [allowed_from]
-            if allowed_from is not None and stage.code not in allowed_from:
+            if rule.stage_code and stage.code != rule.stage_code:  # "" = from any stage
                 continue
-            target = _stage_by_code(session, item.pipeline_id, rule["to_stage"])
+            target = _stage_by_code(session, item.pipeline_id, rule.config.get("to_stage") or "")
             if target is None or target.id == stage.id:
                 continue
-            ra = rule_actor(rule["name"], actor)
-            _run(session, entity, item, rule["name"],
+            ra = rule_actor(rule.name, actor)
+            _run(session, entity, item, rule.name,
                  lambda t=target, ra=ra: items.move_stage(session, ra, entity, item.id, t.id))
             break  # one move per change; the new stage's own rules run from there
 
@@ -221,9 +234,9 @@ def set_values(session: Session, actor: Actor, entity: str, item, values: dict) 
 
 
 def apply_on_enter(session: Session, actor, entity: str, item, stage: Stage, now: datetime | None = None) -> None:
-    """Run the ON_ENTER rules of `stage` for an item that just entered it."""
+    """Run the active on-enter rules of `stage` for an item that just entered it."""
     code = _pipeline_code(session, item)
-    rules = [r for r in ON_ENTER if r["pipeline"] == code and r["stage"] == stage.code]
+    rules = active_rules(session, "on_enter", code, stage.code)
     if not rules:
         return
     now = now or utcnow()
@@ -231,11 +244,11 @@ def apply_on_enter(session: Session, actor, entity: str, item, stage: Stage, now
         if not ok:
             return
         for rule in rules:
-            ra = rule_actor(rule["name"], actor)
-            for action in rule.get("actions", []):
+            ra = rule_actor(rule.name, actor)
+            for action in (rule.config or {}).get("actions", []):
                 if item.stage_id != stage.id:  # an earlier action moved it on
                     return
-                _run(session, entity, item, rule["name"],
+                _run(session, entity, item, rule.name,
                      lambda a=action, ra=ra: _on_enter_action(session, ra, entity, item, a, now))
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 
 import reflex as rx
+from sqlmodel import select
 
 from rxcrm.db import session_scope
-from rxcrm.rules import automation, stage_requirements
-from rxcrm.services import admin, fmt, intake, recycle
+from rxcrm.models import Pipeline, Stage
+from rxcrm.rules import automation
+from rxcrm.services import admin, fmt, intake, recycle, rules_admin
 from rxcrm.services.errors import ServiceError
 
 from .app import AppState
@@ -88,6 +90,8 @@ class RuleRow:
     kind: str = ""
     name: str = ""
     text: str = ""
+    id: int = 0  # 0 = not an automation_rule row (the activity discipline): not editable here
+    active: bool = True
 
 
 class SettingsState(AppState):
@@ -109,6 +113,7 @@ class SettingsState(AppState):
     integration_options: list[Option] = [Option("marketplace", "Маркетплейс"), Option("landing", "Лендинг"),
                                          Option("education", "УС ДПО")]
     rules: list[RuleRow] = []
+    stage_options: list[Option] = []  # "pipeline:STAGE" — every stage of every pipeline
     user_dialog: bool = False
     password_dialog: bool = False
     reassign_dialog: bool = False
@@ -152,7 +157,8 @@ class SettingsState(AppState):
                 self.intake_events = [EventRow(e.id, e.integration, e.event_id, e.event_type,
                                                fmt.dt_short(e.received_at), e.status, (e.error or "")[:200])
                                       for e in intake.events(s, actor, limit=30)]
-                self.rules = _rules()
+                self.rules = _rules(s)
+                self.stage_options = _stage_options(s)
                 m = admin.permission_matrix(s, actor)
                 self.matrix = [MatrixRow(r, rl, e, el, [MatrixCell(r, e, a, m[r][e][a]) for a, _ in labels["actions"]])
                                for r, rl in labels["roles"] for e, el in labels["entities"]]
@@ -273,22 +279,56 @@ class SettingsState(AppState):
     def replay(self, event_id: int):
         return self._do(lambda s, a: intake.replay(s, a, event_id), "Событие обработано повторно")
 
+    # rules
+    @rx.event
+    def set_rule_active(self, rule_id: int, active: bool):
+        return self._do(lambda s, a: rules_admin.set_active(s, a, rule_id, bool(active)),
+                        "Правило включено" if active else "Правило отключено")
+
+    @rx.event
+    def delete_rule(self, rule_id: int):
+        return self._do(lambda s, a: rules_admin.delete_rule(s, a, rule_id), "Правило удалено")
+
+    @rx.event
+    def add_required_rule(self, form: dict):
+        pipe, _, stage = (form.get("stage") or "").partition(":")
+        if not stage:
+            return rx.toast.error("Выберите стадию")
+        return self._do(lambda s, a: rules_admin.save_required(s, a, None, pipe, stage, form.get("fields", "")),
+                        "Правило добавлено")
+
+    @rx.event
+    def add_trigger_rule(self, form: dict):
+        pipe, _, src = (form.get("from_stage") or "").partition(":")
+        to_pipe, _, dst = (form.get("to_stage") or "").partition(":")
+        if not src or not dst:
+            return rx.toast.error("Выберите стадии")
+        if to_pipe != pipe:
+            return rx.toast.error("Стадии должны быть из одной воронки")
+        return self._do(lambda s, a: rules_admin.save_trigger(
+            s, a, None, form.get("name", ""), pipe, src, (form.get("field") or "").strip(), form.get("equals", ""),
+            dst), "Правило добавлено")
+
     # recycle bin
     @rx.event
     def restore(self, entity: str, item_id: int):
         return self._do(lambda s, a: recycle.restore(s, a, entity, item_id), "Восстановлено вместе с историей")
 
 
-def _rules() -> list[RuleRow]:
-    """The declarations in rxcrm/rules/, in words a supervisor reads (read-only view)."""
-    out = [RuleRow("Обязательные поля", f"{pipe} · {stage}", ", ".join(keys))
-           for (pipe, stage), keys in stage_requirements.REQUIRED_FIELDS.items()]
-    out += [RuleRow("Перевод по полю", r["name"], f"{r['field']} = {r['equals']}: {r['from_stage']} → {r['to_stage']}")
-            for r in automation.FIELD_TRIGGERS]
-    out += [RuleRow("При входе на стадию", r["name"],
-                    "; ".join(a.get("subject") or a.get("type", "") for a in r.get("actions", [])))
-            for r in automation.ON_ENTER]
+def _rules(s) -> list[RuleRow]:
+    """The rules (automation_rule rows, then the activity discipline of rules/automation.py)
+    in words a supervisor reads."""
+    out = [RuleRow(r["kind_label"], r["name"], r["text"], r["id"], r["is_active"])
+           for r in rules_admin.list_rules(s)]
     d = automation.ACTIVITY_DISCIPLINE
     out.append(RuleRow("Дисциплина дел", "Срок следующего дела",
                        f"не позже {d.get('max_working_days_after_last_contact', 5)} рабочих дней после последнего контакта"))
     return out
+
+
+def _stage_options(s) -> list[Option]:
+    pipes = {p.id: p for p in s.exec(select(Pipeline).order_by(Pipeline.sort, Pipeline.id)).all()}
+    stages = sorted((st for st in s.exec(select(Stage)).all() if st.pipeline_id in pipes),
+                    key=lambda st: (pipes[st.pipeline_id].sort, st.pipeline_id, st.sort, st.id))
+    return [Option(f"{pipes[st.pipeline_id].code}:{st.code}", f"{pipes[st.pipeline_id].name} · {st.name}")
+            for st in stages]

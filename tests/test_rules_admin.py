@@ -1,0 +1,171 @@
+"""Editable rules (issue 6, services/rules_admin.py): the declarations are written into
+automation_rule once, admins switch, add and delete rules, the engine applies only the
+active rows — on SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+
+from rxcrm.db import session_scope
+from rxcrm.models import AuditRecord, AutomationRule, Deal, Stage
+from rxcrm.rules import automation, stage_requirements
+from rxcrm.services import items, rules_admin
+from rxcrm.services.auth import actor_for
+from rxcrm.services.bootstrap import ensure_defaults
+from rxcrm.services.errors import AccessDenied, NotFound, ValidationFailed
+
+from . import factories as f
+
+DOCS_RULE = "Документы получены → Регистрация"
+
+
+@pytest.fixture
+def w(db):
+    with session_scope(db) as s:
+        m1 = f.user(s, "manager1", full_name="Петров Иван")
+        adm = f.user(s, "admin1", role="admin", dept_code=None, full_name="Админов Админ")
+        d1 = f.deal(s, "Python — Иванов", m1)
+        ids = dict(m1=m1.id, d1=d1.id)
+        a = {u.login: actor_for(u) for u in (m1, adm)}
+    return db, a, ids
+
+
+def stage_code(s, deal_id: int) -> str:
+    return s.get(Stage, s.get(Deal, deal_id).stage_id).code
+
+
+def rule_id(s, name: str) -> int:
+    return s.exec(select(AutomationRule).where(AutomationRule.name == name)).one().id
+
+
+def test_declarations_written_once_per_kind(w):
+    db, a, _ = w
+    with session_scope(db) as s:
+        rows = s.exec(select(AutomationRule)).all()
+        by_kind = {k: [r for r in rows if r.kind == k] for k in ("required", "trigger", "on_enter")}
+        assert len(by_kind["required"]) == len(stage_requirements.REQUIRED_FIELDS)
+        assert {r.name for r in by_kind["trigger"]} == {r["name"] for r in automation.FIELD_TRIGGERS}
+        assert {r.name for r in by_kind["on_enter"]} == {r["name"] for r in automation.ON_ENTER}
+        assert all(r.is_active for r in rows)
+        rules_admin.delete_rule(s, a["admin1"], rule_id(s, DOCS_RULE))
+        ensure_defaults(s)  # a restart: the triggers that are left stay as they are
+        assert len(s.exec(select(AutomationRule)).all()) == len(rows) - 1
+    with session_scope(db) as s:
+        listed = rules_admin.list_rules(s)
+        assert [r["kind"] for r in listed][:1] == ["required"] and len(listed) == len(rows) - 1
+        contract = next(r for r in listed if r["kind"] == "required" and r["stage_code"] == "CONTRACT")
+        assert contract["name"].endswith(" · Договор") and contract["text"] == "custom.dpo_contract_number"
+
+
+def test_disabling_the_docs_received_trigger_stops_the_move(w):
+    db, a, ids = w
+    with session_scope(db) as s:
+        assert rules_admin.set_active(s, a["admin1"], rule_id(s, DOCS_RULE), False) is True
+        assert rules_admin.set_active(s, a["admin1"], rule_id(s, DOCS_RULE), False) is False
+    with session_scope(db) as s:
+        items.update_fields(s, a["manager1"], "deal", ids["d1"], {"custom.dpo_docs_received": "Да"})
+    with session_scope(db) as s:
+        assert stage_code(s, ids["d1"]) == "INTEREST"
+        rec = s.exec(select(AuditRecord).where(AuditRecord.action == "rule_update")).all()
+        assert len(rec) == 1 and rec[0].entity_type == "rule" and rec[0].details["op"] == "deactivate"
+        assert not next(r for r in rules_admin.list_rules(s) if r["name"] == DOCS_RULE)["is_active"]
+        # switched back on, the same change moves it
+        rules_admin.set_active(s, a["admin1"], rule_id(s, DOCS_RULE), True)
+        items.update_fields(s, a["manager1"], "deal", ids["d1"], {"custom.dpo_docs_received": "Нет"})
+        items.update_fields(s, a["manager1"], "deal", ids["d1"], {"custom.dpo_docs_received": "Да"})
+        assert stage_code(s, ids["d1"]) == "REGISTRATION"
+
+
+def test_a_new_trigger_rule_moves_the_item(w):
+    db, a, ids = w
+    with session_scope(db) as s:
+        rules_admin.set_active(s, a["admin1"], rule_id(s, DOCS_RULE), False)
+        rule = rules_admin.save_trigger(s, a["admin1"], None, "  Документы → Договор ", "dpo", "INTEREST",
+                                        "custom.dpo_docs_received", "Да", "CONTRACT")
+        assert (rule.name, rule.stage_code, rule.config) == (
+            "Документы → Договор", "INTEREST",
+            {"field": "custom.dpo_docs_received", "equals": "Да", "to_stage": "CONTRACT"})
+    with session_scope(db) as s:
+        items.update_fields(s, a["manager1"], "deal", ids["d1"], {"custom.dpo_contract_number": "Д-1",
+                                                                   "custom.dpo_docs_received": "Да"})
+    with session_scope(db) as s:
+        assert stage_code(s, ids["d1"]) == "CONTRACT"
+
+
+def test_adding_a_required_field_refuses_the_move_naming_it(w):
+    db, a, ids = w
+    with session_scope(db) as s:
+        rule = rules_admin.save_required(s, a["admin1"], None, "dpo", "REGISTRATION",
+                                         "custom.dpo_contract_number, custom.dpo_contract_paid")
+        assert rule.config == {"fields": ["custom.dpo_contract_number", "custom.dpo_contract_paid"]}
+        reg = f.stage(s, "dpo", "REGISTRATION").id
+    with session_scope(db) as s:
+        with pytest.raises(ValidationFailed) as exc:
+            items.move_stage(s, a["manager1"], "deal", ids["d1"], reg)
+        assert "Номер договора" in exc.value.message and "Договор оплачен" in exc.value.message
+    with session_scope(db) as s:
+        assert stage_code(s, ids["d1"]) == "INTEREST"
+        # narrowed to one field, then switched off: the move goes through
+        rules_admin.save_required(s, a["admin1"], rule.id, "dpo", "REGISTRATION", ["custom.dpo_contract_paid"])
+        with pytest.raises(ValidationFailed) as exc:
+            items.move_stage(s, a["manager1"], "deal", ids["d1"], reg)
+        assert "Договор оплачен" in exc.value.message and "Номер договора" not in exc.value.message
+    with session_scope(db) as s:
+        rules_admin.set_active(s, a["admin1"], rule.id, False)
+        items.move_stage(s, a["manager1"], "deal", ids["d1"], reg)
+        assert stage_code(s, ids["d1"]) == "REGISTRATION"
+        ops = [r.details["op"] for r in s.exec(select(AuditRecord).where(AuditRecord.action == "rule_update")
+                                                 .order_by(AuditRecord.id)).all()]
+        assert ops == ["create", "update", "deactivate"]
+
+
+def test_non_admin_is_refused(w):
+    db, a, _ = w
+    with session_scope(db) as s:
+        rid = rule_id(s, DOCS_RULE)
+        for call in (lambda: rules_admin.set_active(s, a["manager1"], rid, False),
+                     lambda: rules_admin.delete_rule(s, a["manager1"], rid),
+                     lambda: rules_admin.save_required(s, a["manager1"], None, "dpo", "CONTRACT", "amount"),
+                     lambda: rules_admin.save_trigger(s, a["manager1"], None, "X", "dpo", "INTEREST",
+                                                      "custom.dpo_docs_received", "Да", "CONTRACT"),
+                     lambda: rules_admin.set_active(s, None, rid, False)):
+            with pytest.raises(AccessDenied):
+                call()
+    with session_scope(db) as s:
+        assert s.get(AutomationRule, rid).is_active
+        assert not s.exec(select(AuditRecord).where(AuditRecord.action == "rule_update")).all()
+
+
+def test_bad_pipeline_stage_or_field_is_refused(w):
+    db, a, _ = w
+    adm = a["admin1"]
+    with session_scope(db) as s:
+        before = len(s.exec(select(AutomationRule)).all())
+        with pytest.raises(ValidationFailed, match="нет стадии «NOPE»"):
+            rules_admin.save_required(s, adm, None, "dpo", "NOPE", "amount")
+        with pytest.raises(ValidationFailed, match="Воронка «nope» не найдена"):
+            rules_admin.save_required(s, adm, None, "nope", "CONTRACT", "amount")
+        with pytest.raises(ValidationFailed, match="custom.nope"):
+            rules_admin.save_required(s, adm, None, "dpo", "CONTRACT", "amount, custom.nope")
+        with pytest.raises(ValidationFailed, match="custom.masters_exam_score"):  # another pipeline's field
+            rules_admin.save_required(s, adm, None, "dpo", "CONTRACT", "custom.masters_exam_score")
+        with pytest.raises(ValidationFailed, match="хотя бы одно поле"):
+            rules_admin.save_required(s, adm, None, "dpo", "CONTRACT", " , ")
+        with pytest.raises(ValidationFailed, match="нет стадии «EXAMS_PASSED»"):
+            rules_admin.save_trigger(s, adm, None, "X", "dpo", "INTEREST", "custom.dpo_docs_received", "Да",
+                                     "EXAMS_PASSED")
+        with pytest.raises(ValidationFailed, match="custom.nope"):
+            rules_admin.save_trigger(s, adm, None, "X", "dpo", "INTEREST", "custom.nope", "Да", "CONTRACT")
+        with pytest.raises(ValidationFailed, match="совпадает"):
+            rules_admin.save_trigger(s, adm, None, "X", "dpo", "INTEREST", "custom.dpo_docs_received", "Да",
+                                     "INTEREST")
+        with pytest.raises(ValidationFailed, match="Название"):
+            rules_admin.save_trigger(s, adm, None, " ", "dpo", "INTEREST", "custom.dpo_docs_received", "Да",
+                                     "CONTRACT")
+        required = s.exec(select(AutomationRule).where(AutomationRule.kind == "required")).first()
+        with pytest.raises(ValidationFailed, match="другого вида"):
+            rules_admin.save_trigger(s, adm, required.id, "X", "dpo", "INTEREST", "custom.dpo_docs_received",
+                                     "Да", "CONTRACT")
+        with pytest.raises(NotFound):
+            rules_admin.set_active(s, adm, 999999, False)
+        assert len(s.exec(select(AutomationRule)).all()) == before
