@@ -3,9 +3,11 @@ convert a lead into deal + contact and land on the new deal."""
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import datetime, timedelta
 
 from playwright.sync_api import expect
+
+from rxcrm.settings import TZ
 
 from .conftest import login
 
@@ -26,7 +28,7 @@ def test_open_deal_from_board_comment_and_plan_a_call(page):
     # a call for tomorrow
     page.get_by_test_id("tab-activity").click()
     page.get_by_test_id("activity-subject").fill("Перезвонить по рассрочке")
-    tomorrow = (date.today() + timedelta(days=1)).isoformat()
+    tomorrow = (datetime.now(TZ).date() + timedelta(days=1)).isoformat()  # the app's day is Moscow's
     page.get_by_test_id("activity-date").fill(tomorrow)
     page.get_by_test_id("activity-time").fill("11:30")
     page.get_by_test_id("activity-save").click()
