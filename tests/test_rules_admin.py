@@ -54,7 +54,7 @@ def test_declarations_written_once_per_kind(w):
         listed = rules_admin.list_rules(s)
         assert [r["kind"] for r in listed][:1] == ["required"] and len(listed) == len(rows) - 1
         contract = next(r for r in listed if r["kind"] == "required" and r["stage_code"] == "CONTRACT")
-        assert contract["name"].endswith(" · Договор") and contract["text"] == "custom.dpo_contract_number"
+        assert contract["name"].endswith(" · Договор") and contract["text"] == "Заполнить: «Номер договора»"
 
 
 def test_disabling_the_docs_received_trigger_stops_the_move(w):

@@ -72,7 +72,7 @@ def test_admin_switches_adds_and_deletes_rules(tokens):
     st.add_required_rule({"stage": "dpo:REGISTRATION", "fields": "custom.nope"})
     assert len(st.rules) == n
     st.add_required_rule({"stage": "dpo:REGISTRATION", "fields": "custom.dpo_contract_paid"})
-    new = next(r for r in st.rules if r.kind == "Обязательные поля" and r.text == "custom.dpo_contract_paid")
+    new = next(r for r in st.rules if r.kind == "Обязательные поля" and r.text == "Заполнить: «Договор оплачен»")
     st.add_trigger_rule({"name": "Оплачен → Предоплата", "from_stage": "dpo:CONTRACT",
                          "field": "custom.dpo_contract_paid", "equals": "Да", "to_stage": "dpo:PREPAYMENT"})
     trig = next(r for r in st.rules if r.name == "Оплачен → Предоплата")

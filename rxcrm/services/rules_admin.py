@@ -84,19 +84,41 @@ def _next_sort(session: Session) -> int:
     return (rows or 0) + 10
 
 
-def describe(rule: AutomationRule, stages: dict | None = None) -> str:
-    """What a rule does, in words; `stages` {(pipeline code, stage code): name} names the stages."""
+_ACTION_WORDS = {"activity": "дело", "notify": "уведомление", "set": "заполнить поле"}
+
+
+def describe(rule: AutomationRule, stages: dict | None = None, labels: dict | None = None) -> str:
+    """What a rule does, in words; `stages` {(pipeline code, stage code): name} names the stages,
+    `labels` {field key: label} names the fields."""
     cfg = rule.config or {}
 
     def st(code):
         return (stages or {}).get((rule.pipeline_code, code), code)
 
+    def fl(key):
+        return f"«{(labels or {}).get(key, key)}»"
+
     if rule.kind == "required":
-        return ", ".join(cfg.get("fields", []))
+        return "Заполнить: " + ", ".join(fl(k) for k in cfg.get("fields", []))
     if rule.kind == "trigger":
         src = st(rule.stage_code) if rule.stage_code else "любая стадия"
-        return f"{cfg.get('field')} = {cfg.get('equals')}: {src} → {st(cfg.get('to_stage'))}"
-    return "; ".join(a.get("subject") or a.get("text") or a.get("type", "") for a in cfg.get("actions", []))
+        return f"Когда {fl(cfg.get('field'))} = «{cfg.get('equals')}»: {src} → {st(cfg.get('to_stage'))}"
+    parts = []
+    for a in cfg.get("actions", []):
+        kind = a.get("type", "")
+        if kind == "set":
+            parts.append(f"заполнить {fl(a.get('field'))} значением «{a.get('value')}»")
+        elif kind == "notify":
+            parts.append("уведомить руководителя отдела")
+        else:
+            parts.append(f"{_ACTION_WORDS.get(kind, kind)} «{a.get('subject', '')}»")
+    return "; ".join(parts)
+
+
+def _labels(session: Session, pipe) -> dict[str, str]:
+    from .fields import field_map
+    entity = pipe.entity if pipe else "deal"
+    return {k: f.label for k, f in field_map(session, entity, pipe.id if pipe else None).items()}
 
 
 def list_rules(session: Session) -> list[dict]:
@@ -117,7 +139,7 @@ def list_rules(session: Session) -> list[dict]:
         out.append({"id": r.id, "kind": r.kind, "kind_label": KIND_LABEL.get(r.kind, r.kind),
                     "name": r.name or f"{pname} · {sname}", "pipeline_code": r.pipeline_code,
                     "stage_code": r.stage_code, "pipeline": pname, "stage": sname,
-                    "text": describe(r, stages), "is_active": bool(r.is_active)})
+                    "text": describe(r, stages, _labels(session, pipe)), "is_active": bool(r.is_active)})
     return out
 
 
