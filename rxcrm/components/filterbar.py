@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from rxcrm.components.forms import option_select
 from rxcrm.state.work import Chip, MissingField, Option, PresetItem, WorkState
 
 from . import theme
@@ -230,16 +231,8 @@ def _create_dialog() -> rx.Component:
                   rx.input(name="email", placeholder="E-mail", width="100%"), width="100%"),
         spacing="2", width="100%",
     )
-    program = rx.select.root(
-        rx.select.trigger(placeholder="Образовательная программа", width="100%"),
-        rx.select.content(rx.foreach(WorkState.program_options, lambda o: rx.select.item(o.label, value=o.value))),
-        name="program", size="2",
-    )
-    source = rx.select.root(
-        rx.select.trigger(placeholder="Источник: Вручную", width="100%"),
-        rx.select.content(rx.foreach(WorkState.source_options, lambda o: rx.select.item(o.label, value=o.value))),
-        name="source", size="2",
-    )
+    program = option_select(WorkState.program_options, "Образовательная программа", name="program")
+    source = option_select(WorkState.source_options, "Источник: Вручную", name="source")
     body = rx.match(
         WorkState.entity,
         ("lead", rx.vstack(rx.input(name="title", placeholder="Название лида (необязательно)", width="100%"),

@@ -5,6 +5,7 @@ import reflex as rx
 
 from rxcrm.components import theme
 from rxcrm.components.filterbar import missing_fields_dialog, missing_input
+from rxcrm.components.forms import form_dialog, option_select
 from rxcrm.components.shell import layout
 from rxcrm.state.card import Block, CardState, EditField, Event, Found, LinkRow, Planned, StageChip
 
@@ -34,11 +35,7 @@ def _stage(st: StageChip) -> rx.Component:
 
 def _edit_input(f: EditField) -> rx.Component:
     def sel(options):
-        return rx.select.root(
-            rx.select.trigger(width="100%", placeholder="—"),
-            rx.select.content(rx.foreach(options, lambda o: rx.select.item(o.label, value=o.value))),
-            name=f.key, default_value=f.value, size="2",
-        )
+        return option_select(options, "—", name=f.key, default_value=f.value)
     return rx.vstack(
         rx.text(f.label, size="1", color=theme.TEXT_MUTED),
         rx.match(
@@ -130,44 +127,22 @@ def _planned(p: Planned) -> rx.Component:
 
 
 def _done_dialog() -> rx.Component:
-    return rx.dialog.root(
-        rx.dialog.content(
-            rx.dialog.title("Дело выполнено"),
-            rx.form(
-                rx.vstack(
-                    rx.text_area(name="result", placeholder="Результат: о чём договорились", width="100%",
-                                 rows="3", data_testid="done-result"),
-                    rx.hstack(rx.dialog.close(rx.button("Отмена", type="button", variant="soft", color_scheme="gray")),
-                              rx.button("Готово", type="submit", data_testid="done-submit"),
-                              justify="end", width="100%", spacing="2"),
-                    spacing="3",
-                ),
-                on_submit=CardState.complete, reset_on_submit=True,
-            ),
-            max_width="420px",
-        ),
-        open=CardState.done_open, on_open_change=CardState.set_done_open,
+    return form_dialog(
+        "Дело выполнено",
+        rx.text_area(name="result", placeholder="Результат: о чём договорились", width="100%", rows="3",
+                     data_testid="done-result"),
+        on_submit=CardState.complete, open_var=CardState.done_open, on_open_change=CardState.set_done_open,
+        submit="Готово", submit_testid="done-submit", reset=True, max_width="420px",
     )
 
 
 def _resched_dialog() -> rx.Component:
-    return rx.dialog.root(
-        rx.dialog.content(
-            rx.dialog.title("Перенести дело"),
-            rx.form(
-                rx.vstack(
-                    rx.hstack(rx.input(name="date", type="date", width="100%"),
-                              rx.input(name="time", type="time", default_value="10:00", width="140px"),
-                              width="100%"),
-                    rx.hstack(rx.dialog.close(rx.button("Отмена", type="button", variant="soft", color_scheme="gray")),
-                              rx.button("Перенести", type="submit"), justify="end", width="100%", spacing="2"),
-                    spacing="3",
-                ),
-                on_submit=CardState.reschedule, reset_on_submit=True,
-            ),
-            max_width="420px",
-        ),
-        open=CardState.resched_open, on_open_change=CardState.set_resched_open,
+    return form_dialog(
+        "Перенести дело",
+        rx.hstack(rx.input(name="date", type="date", width="100%"),
+                  rx.input(name="time", type="time", default_value="10:00", width="140px"), width="100%"),
+        on_submit=CardState.reschedule, open_var=CardState.resched_open, on_open_change=CardState.set_resched_open,
+        submit="Перенести", reset=True, max_width="420px",
     )
 
 
@@ -291,12 +266,7 @@ def _found(f: Found) -> rx.Component:
 def _pipeline_select() -> rx.Component:
     return rx.vstack(
         rx.text("Воронка сделки", size="1", color=theme.TEXT_MUTED),
-        rx.select.root(
-            rx.select.trigger(width="100%", placeholder="Воронка отдела лида"),
-            rx.select.content(rx.foreach(CardState.pipeline_options,
-                                         lambda o: rx.select.item(o.label, value=o.value))),
-            name="pipeline", size="2",
-        ),
+        option_select(CardState.pipeline_options, "Воронка отдела лида", name="pipeline"),
         spacing="1", width="100%", align="start",
     )
 
@@ -381,30 +351,18 @@ def _finish_dialog() -> rx.Component:
 
 
 def _new_deal_dialog() -> rx.Component:
-    return rx.dialog.root(
-        rx.dialog.content(
-            rx.dialog.title("Новая сделка"),
-            rx.form(
-                rx.vstack(
-                    rx.input(name="title", placeholder="Название сделки", width="100%", data_testid="new-deal-title"),
-                    _pipeline_select(),
-                    rx.select.root(
-                        rx.select.trigger(width="100%", placeholder="Образовательная программа"),
-                        rx.select.content(rx.foreach(CardState.program_options,
-                                                     lambda o: rx.select.item(o.label, value=o.value))),
-                        name="program", size="2",
-                    ),
-                    rx.input(name="amount", placeholder="Сумма, ₽ (по умолчанию — цена программы)", width="100%"),
-                    rx.hstack(rx.dialog.close(rx.button("Отмена", type="button", variant="soft", color_scheme="gray")),
-                              rx.button("Создать", type="submit", data_testid="new-deal-submit"),
-                              justify="end", width="100%", spacing="2"),
-                    spacing="3", width="100%",
-                ),
-                on_submit=CardState.create_deal, reset_on_submit=False,
-            ),
-            max_width="480px",
+    return form_dialog(
+        "Новая сделка",
+        rx.vstack(
+            rx.input(name="title", placeholder="Название сделки", width="100%", data_testid="new-deal-title"),
+            _pipeline_select(),
+            option_select(CardState.program_options, "Образовательная программа", name="program"),
+            rx.input(name="amount", placeholder="Сумма, ₽ (по умолчанию — цена программы)", width="100%"),
+            spacing="3", width="100%",
         ),
-        open=CardState.new_deal_open, on_open_change=CardState.set_new_deal_open,
+        on_submit=CardState.create_deal, open_var=CardState.new_deal_open,
+        on_open_change=CardState.set_new_deal_open, submit="Создать", submit_testid="new-deal-submit",
+        max_width="480px",
     )
 
 

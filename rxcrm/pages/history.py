@@ -4,6 +4,7 @@ from __future__ import annotations
 import reflex as rx
 
 from rxcrm.components import theme
+from rxcrm.components.forms import option_select
 from rxcrm.components.shell import layout
 from rxcrm.state.history import HistoryRow, HistoryState
 
@@ -23,11 +24,7 @@ def _row(r: HistoryRow) -> rx.Component:
 
 
 def _sel(key: str, value, options, width: str = "190px") -> rx.Component:
-    return rx.select.root(
-        rx.select.trigger(width=width),
-        rx.select.content(rx.foreach(options, lambda o: rx.select.item(o.label, value=o.value))),
-        value=value, on_change=lambda v: HistoryState.set_filter(key, v), size="2",
-    )
+    return option_select(options, width=width, value=value, on_change=lambda v: HistoryState.set_filter(key, v))
 
 
 def history_page() -> rx.Component:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import reflex as rx
 
 from rxcrm.components import theme
+from rxcrm.components.forms import form_dialog, option_select
 from rxcrm.components.shell import layout
 from rxcrm.state.settings import (BinRow, DeptRow, EventRow, MatrixCell, MatrixRow, RuleRow, SettingsState,
                                   TokenRow, UserRow)
@@ -35,28 +36,11 @@ def _user_row(u: UserRow) -> rx.Component:
 
 
 def _opt_select(name: str, options, placeholder: str) -> rx.Component:
-    return rx.select.root(
-        rx.select.trigger(placeholder=placeholder, width="100%"),
-        rx.select.content(rx.foreach(options, lambda o: rx.select.item(o.label, value=o.value))),
-        name=name, size="2",
-    )
+    return option_select(options, placeholder, name=name)
 
 
 def _dialog(open_var, on_open, title: str, body: rx.Component, on_submit, submit: str) -> rx.Component:
-    return rx.dialog.root(
-        rx.dialog.content(
-            rx.dialog.title(title),
-            rx.form(
-                rx.vstack(body,
-                          rx.hstack(rx.dialog.close(rx.button("Отмена", type="button", variant="soft", color_scheme="gray")),
-                                    rx.button(submit, type="submit"), justify="end", width="100%", spacing="2"),
-                          spacing="3", width="100%"),
-                on_submit=on_submit, reset_on_submit=False,
-            ),
-            max_width="460px",
-        ),
-        open=open_var, on_open_change=on_open,
-    )
+    return form_dialog(title, body, on_submit=on_submit, open_var=open_var, on_open_change=on_open, submit=submit)
 
 
 def _users_tab() -> rx.Component:
