@@ -546,11 +546,12 @@ class _Gen:
                                  "data": {"title": title, "source": source,
                                           "stage_id": first_stage.id}})
         prev: _St | None = None
+        prev_t: datetime | None = None
         for stage, t in entries:
             user = creator_id if prev is None else resp_id
             w.add("stage_history", {"id": w.new_id("stage_history"), "entity_type": entity,
                                     "entity_id": eid, "pipeline_id": flow.id, "stage_id": stage.id,
-                                    "from_stage_id": prev.id if prev else None,
+                                    "from_stage_id": prev.id if prev else None, "prev_at": prev_t,
                                     "semantic": stage.semantic, "created_at": t, "user_id": user,
                                     "responsible_id": resp_id, "department_id": dept_id})
             if prev is not None:
@@ -559,7 +560,7 @@ class _Gen:
                     "kind": "stage_changed", "created_at": t, "user_id": resp_id, "rule": "",
                     "data": {"from_stage_id": prev.id, "to_stage_id": stage.id,
                              "from": prev.name, "to": stage.name}})
-            prev = stage
+            prev, prev_t = stage, t
 
     # ---- activities and comments
 

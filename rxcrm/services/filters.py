@@ -8,7 +8,11 @@ Shape (every key optional):
      "amount": {"from": 10000, "to": 50000},        number ranges
      "activity": "overdue" | "today" | "none",      state of the next planned activity
      "is_repeat": true, "title": "python",          bool / text contains
-     "custom.dpo_docs_received": ["Да"]}            custom fields, by their type
+     "custom.dpo_docs_received": ["Да"],            custom fields, by their type
+     "department_id": [1],                           the item's department
+     "reached_stage": [7], "reached_at": {"from": "2026-11-01", "to": "2026-11-30"}}
+                                                    analytics click-through: items that reached
+                                                    stage 7 (or a later one, or won) in the period
 `encode`/`decode` turn it into URL query parameters and back (so a link can be shared)."""
 from __future__ import annotations
 
@@ -19,7 +23,9 @@ from urllib.parse import urlencode
 
 from sqlalchemy import Float, String, and_, cast, false, func, or_, select
 
-from rxcrm.models import Communication
+from sqlalchemy.orm import aliased
+
+from rxcrm.models import Communication, Stage, StageHistory
 from rxcrm.settings import TZ
 
 from .errors import ValidationFailed
@@ -29,7 +35,8 @@ from .phones import normalize_email, phone_search_key, prefix_range
 ACTIVITY_STATES = ("overdue", "today", "none")
 LIST_KINDS = {"stage", "user", "program", "pipeline", "enum", "contact", "company"}
 RANGE_KINDS = {"date", "datetime", "money", "number", "int"}
-RESERVED = {"q", "activity", "semantic"}
+RESERVED = {"q", "activity", "semantic", "department_id", "reached_stage", "reached_at"}
+INT_LIST_KEYS = ("department_id", "reached_stage")
 
 
 def day_bounds(d: date) -> tuple[datetime, datetime]:
@@ -101,6 +108,66 @@ def text_condition(model, entity: str, q: str):
     return or_(*conds) if conds else false()
 
 
+def period_bounds(value: dict, name: str) -> tuple[datetime | None, datetime | None]:
+    """{"from": day, "to": day} (Moscow days, inclusive) → [start, end) as aware datetimes."""
+    if not isinstance(value, dict):
+        raise ValidationFailed(f"Фильтр «{name}» ждёт диапазон «от — до»", fields={name: "range"})
+    lo, hi = value.get("from"), value.get("to")
+    return (day_bounds(_parse_date(lo, name))[0] if lo else None,
+            day_bounds(_parse_date(hi, name))[1] if hi else None)
+
+
+def reached_expr():
+    """(k, st, condition): which stage-history entries (stage `st`) count as "reached stage k":
+    for a process stage, entering k, any later process stage (by sort) or a success stage;
+    for a success/failure stage, entering exactly it. Join k to the pipeline yourself."""
+    k, st = aliased(Stage), aliased(Stage)
+    reached = or_(and_(k.semantic == "process",
+                       or_(st.semantic == "success", and_(st.semantic == "process", st.sort >= k.sort))),
+                  and_(k.semantic != "process", st.id == k.id))
+    return k, st, reached
+
+
+def reached_condition(model, entity: str, stage_ids: list[int], period: dict | None):
+    """Items with a stage-history entry in `period` that reached one of `stage_ids`
+    (see reached_expr); the analytics funnel counts exactly these."""
+    k, st, reached = reached_expr()
+    lo, hi = period_bounds(period or {}, "Период")
+    sub = (select(StageHistory.entity_id)
+           .join(st, st.id == StageHistory.stage_id)
+           .join(k, and_(k.id.in_(stage_ids), k.pipeline_id == StageHistory.pipeline_id))
+           .where(StageHistory.entity_type == entity, reached))
+    if lo is not None:
+        sub = sub.where(StageHistory.created_at >= lo)
+    if hi is not None:
+        sub = sub.where(StageHistory.created_at < hi)
+    return model.id.in_(sub)
+
+
+def describe_reserved(session, key: str, value, filters: dict) -> str:
+    """A chip text for department_id / reached_stage (with its reached_at period)."""
+    from rxcrm.models import Department
+    from . import fmt
+    ids = _int_list(value, key)
+    if key == "department_id":
+        names = [d.name for d in (session.get(Department, i) for i in ids) if d]
+        return "Отдел: " + (", ".join(names) or "—")
+    names = [st.name for st in (session.get(Stage, i) for i in ids) if st]
+    text = "Дошли до стадии «" + "», «".join(names or ["—"]) + "»"
+    period = filters.get("reached_at") or {}
+    lo, hi = period.get("from"), period.get("to")
+    if lo and hi:
+        text += f" с {fmt.date_short(_parse_date(lo, 'с'))} по {fmt.date_short(_parse_date(hi, 'по'))}"
+    return text
+
+
+def _int_list(value, name: str) -> list[int]:
+    try:
+        return [int(v) for v in (value if isinstance(value, list) else [value])]
+    except (TypeError, ValueError):
+        raise ValidationFailed(f"Неверное значение фильтра «{name}»", fields={name: "ids"}) from None
+
+
 def _column(model, fd: FieldDef):
     if fd.key.startswith("custom."):
         return model.custom[fd.key.split(".", 1)[1]]
@@ -120,6 +187,19 @@ def conditions(model, entity: str, filters: dict, fmap: dict[str, FieldDef], now
             continue
         if key == "semantic":
             out.append(model.semantic.in_(value if isinstance(value, list) else [value]))
+            continue
+        if key == "department_id":
+            out.append(model.department_id.in_(_int_list(value, "Отдел")))
+            continue
+        if key == "reached_stage":
+            if not hasattr(model, "stage_id"):
+                raise ValidationFailed("Фильтр «Дошли до стадии» есть только у лидов и сделок",
+                                       fields={key: "unknown"})
+            out.append(reached_condition(model, entity, _int_list(value, "Дошли до стадии"),
+                                         filters.get("reached_at")))
+            continue
+        if key == "reached_at":
+            period_bounds(value, "Период")  # validated here, applied with reached_stage
             continue
         if key in ("activity", "next_activity_at"):
             if value not in ACTIVITY_STATES:
@@ -231,6 +311,13 @@ def decode(params: dict[str, str], fmap: dict[str, FieldDef]) -> dict:
             continue
         if key == "semantic":
             out[key] = [v for v in raw.split(",") if v]
+            continue
+        if key in INT_LIST_KEYS:
+            out[key] = [int(v) for v in raw.split(",") if v.strip().isdigit()]
+            continue
+        if key == "reached_at":
+            lo, _, hi = raw.partition("..")
+            out[key] = {"from": lo or None, "to": hi or None}
             continue
         fd = fmap.get(key)
         if fd is None or not fd.filterable or raw == "":

@@ -40,7 +40,7 @@ ACTION_LABEL = {
     "permission_set": "Изменение прав", "permissions_reset": "Сброс прав к исходным",
 }
 ENTITY_LABEL = {"lead": "Лид", "deal": "Сделка", "contact": "Контакт", "company": "Компания",
-                "user": "Сотрудник", "department": "Отдел", "permission": "Права доступа"}
+                "user": "Сотрудник", "department": "Отдел", "permission": "Права доступа", "analytics": "Аналитика"}
 SOURCE_LABEL = {"ui": "Интерфейс", "intake": "Интеграция", "rule": "Правило", "system": "Система"}
 WHO_BY_SOURCE = {"intake": "Интеграция", "rule": "Правило", "system": "Система", "ui": "Система"}
 PATH = {"lead": "leads", "deal": "deals", "contact": "contacts", "company": "companies"}
@@ -304,6 +304,9 @@ def _details(r: AuditRecord, d: dict, look: _Lookups, now: datetime) -> str:
     if a == "close":
         text = str(d.get("stage") or ("Успешно" if d.get("won") else ""))
         return text + (f": {d['reason']}" if d.get("reason") else "")
+    if a == "export" and r.entity_type == "analytics":
+        per = d.get("period") if isinstance(d.get("period"), dict) else {}
+        return f"отчёт за {per.get('from', '')} — {per.get('to', '')}"
     if a in ("export", "import"):
         text = f"строк: {_num(d.get('rows', 0))}"
         filters = d.get("filters") if isinstance(d.get("filters"), dict) else {}

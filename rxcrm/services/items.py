@@ -211,12 +211,13 @@ def move_stage(session: Session, actor: Actor, entity: str, item_id: int, stage_
         rules_engine.after_fields_changed(session, actor, entity, item, changes)
         return MoveResult(item.id, old.name, new.name, False)
     now = utcnow()
+    entered_old_at = item.stage_changed_at
     item.stage_id, item.semantic, item.stage_changed_at = new.id, new.semantic, now
     item.closed_at = now if new.semantic != "process" else None
     _touch(item, actor)
     session.add(item)
     session.add(StageHistory(entity_type=entity, entity_id=item.id, pipeline_id=item.pipeline_id,
-                             stage_id=new.id, from_stage_id=old.id, semantic=new.semantic,
+                             stage_id=new.id, from_stage_id=old.id, prev_at=entered_old_at, semantic=new.semantic,
                              created_at=now, user_id=actor.user_id, responsible_id=item.responsible_id,
                              department_id=item.department_id))
     _timeline(session, actor, entity, item.id, "stage_changed",

@@ -313,3 +313,9 @@ def pipelines(session: Session, entity: str) -> list[Pipeline]:
 
 __all__ = ["ListPage", "board_summary", "cards", "column_cards", "count", "display", "list_page",
            "matching_ids", "ordered_ids", "pipelines", "query_items", "resolve", "stages_of"]
+
+
+def scoped(session: Session, actor: Actor, entity: str, filters: dict, now: datetime,
+           pipeline_id: int | None = None, action: str = "view"):
+    """(model, field map, conditions) of `entity` as the lists see it (analytics reuses it)."""
+    return _scoped(session, actor, entity, filters, now, pipeline_id, action)

@@ -31,7 +31,8 @@ from .errors import AccessDenied, NotFound, ValidationFailed
 from .fields import DEFAULT_COLUMNS, all_fields, field_map
 
 PAGES: dict[str, str] = {"leads": "lead", "deals": "deal", "contacts": "contact", "companies": "company"}
-RESERVED_FILTER_KEYS = frozenset({"q", "activity", "semantic", "pipeline_id"})
+RESERVED_FILTER_KEYS = frozenset({"q", "activity", "semantic", "pipeline_id", "department_id", "reached_stage",
+                                  "reached_at"})
 NAME_MAX = 80
 ME = "@me"
 DEPT_PREFIX = "@dept:"

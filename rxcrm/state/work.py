@@ -275,6 +275,10 @@ class WorkState(AppState):
             if key == "activity":
                 out.append(Chip(key, f"Дела: {ACTIVITY_LABELS.get(value, value)}"))
                 continue
+            if key in ("reached_stage", "reached_at", "department_id"):
+                if key != "reached_at":
+                    out.append(Chip(key, flt.describe_reserved(s, key, value, self._filters)))
+                continue
             fd = fmap.get(key)
             label = fd.title(self.lang) if fd else key
             if isinstance(value, list):
@@ -558,6 +562,8 @@ class WorkState(AppState):
     def remove_chip(self, key: str):
         f = dict(self._filters)
         f.pop(key, None)
+        if key == "reached_stage":
+            f.pop("reached_at", None)
         if key == "q":
             self.q = ""
         self._filters = f
