@@ -10,12 +10,14 @@ from rxcrm.tasks import reminders_task
 from rxcrm.db import migrate, session_scope
 from rxcrm.pages.login import login_page
 from rxcrm.pages.activities import activities_page
+from rxcrm.pages.analytics import analytics_page
 from rxcrm.pages.card import card_page
 from rxcrm.pages.history import history_page
 from rxcrm.pages.settings import settings_page
 from rxcrm.pages.sections import SECTIONS, index_page, section_page
 from rxcrm.pages.work import ROUTES as WORK_ROUTES, work_page
 from rxcrm.state.activities import ActivitiesState
+from rxcrm.state.analytics import AnalyticsState
 from rxcrm.state.card import CardState
 from rxcrm.state.history import HistoryState
 from rxcrm.state.settings import SettingsState
@@ -49,8 +51,10 @@ app.add_page(settings_page, route="/settings", title="rxcrm",
              on_load=[AppState.check_login, SettingsState.on_load])
 app.add_page(history_page, route="/history", title="rxcrm",
              on_load=[AppState.check_login, HistoryState.on_load])
+app.add_page(analytics_page, route="/analytics", title="rxcrm",
+             on_load=[AppState.check_login, AnalyticsState.on_load])
 for _route in SECTIONS:
-    if _route not in WORK_ROUTES and _route not in ("/activities", "/settings", "/history"):
+    if _route not in WORK_ROUTES and _route not in ("/activities", "/settings", "/history", "/analytics"):
         app.add_page(section_page(_route), route=_route, title="rxcrm", on_load=AppState.check_login)
 for _route, _param in [("/leads", "lead_id"), ("/deals", "deal_id"), ("/contacts", "contact_id"),
                        ("/companies", "company_id")]:

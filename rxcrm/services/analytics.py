@@ -587,8 +587,9 @@ class Dashboard:
 
     @property
     def is_empty(self) -> bool:
+        """Nothing happened in the period (the managers' "now" figures may still exist)."""
         return not any([self.lead_funnel and self.lead_funnel.entered, self.deal_funnel and self.deal_funnel.entered,
-                        self.dynamics is not None and int(self.dynamics.values.sum()) > 0, self.managers])
+                        self.dynamics is not None and int(self.dynamics.values.sum()) > 0])
 
 
 def dashboard(session: Session, actor: Actor, params: Params | dict | None = None,

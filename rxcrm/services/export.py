@@ -45,7 +45,8 @@ CHUNK = 2000
 EXPORT_TTL = timedelta(hours=1)
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
-ENTITY_PLURAL = {"lead": "Лиды", "deal": "Сделки", "contact": "Контакты", "company": "Компании"}
+ENTITY_PLURAL = {"lead": "Лиды", "deal": "Сделки", "contact": "Контакты", "company": "Компании",
+                 "analytics": "Аналитика"}
 ENTITY_PLURAL_EN = {"lead": "Leads", "deal": "Deals", "contact": "Contacts", "company": "Companies"}
 
 FMT_MONEY = '#,##0 "₽"'

@@ -20,6 +20,24 @@ def money(value: Decimal | float | int | None, currency: str = "RUB") -> str:
     return f"{text}{NBSP_THIN}{sign}"
 
 
+THIN = "\u202f"  # narrow no-break space: thousands on the analytics page
+
+
+def amount(value: Decimal | float | int | None) -> str:
+    """`1 234 567 ₽` with thin spaces between thousands (charts and analytics tables)."""
+    return "" if value is None else f"{count(round(Decimal(value)))}{NBSP_THIN}₽"
+
+
+def count(value: int | float | Decimal | None) -> str:
+    """`12 345` with thin spaces between thousands."""
+    return "" if value is None else format_decimal(value, format="#,##0", locale="ru_RU").replace("\u00a0", THIN)
+
+
+def percent(value: float | None) -> str:
+    """`12,5 %` (Russian decimal comma); empty for no value."""
+    return "" if value is None else format_decimal(value, format="0.#", locale="ru_RU") + "\u00a0%"
+
+
 def number(value) -> str:
     return "" if value is None else format_decimal(value, locale="ru_RU")
 

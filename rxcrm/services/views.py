@@ -61,6 +61,14 @@ def entity_of(page: str) -> str:
         raise ValidationFailed(f"Неизвестная страница: {page}", fields={"page": "unknown"}) from None
 
 
+ANALYTICS_PAGE = "analytics"  # dashboard views: the filter of services/analytics.Params
+
+
+def _check_page(page: str) -> None:
+    if page != ANALYTICS_PAGE:
+        entity_of(page)
+
+
 def _name_key(name: str) -> str:
     return " ".join(name.split()).casefold().replace("ё", "е")
 
@@ -100,7 +108,7 @@ def ensure_builtin_presets(session: Session) -> None:
 
 def list_presets(session: Session, actor: Actor, page: str) -> list[FilterPreset]:
     """Built-ins and shared presets (by sort, then name), then the actor's personal ones (by name)."""
-    entity_of(page)
+    _check_page(page)
     cond = FilterPreset.is_builtin.is_(True) | FilterPreset.is_shared.is_(True)
     if actor.user_id is not None:
         cond = cond | (FilterPreset.owner_id == actor.user_id)
@@ -113,7 +121,13 @@ def list_presets(session: Session, actor: Actor, page: str) -> list[FilterPreset
 
 
 def validate_filters(session: Session, page: str, filters) -> dict:
-    """A preset's filter must be a JSON-able dict whose keys are filters of the page's entity."""
+    """A preset's filter must be a JSON-able dict whose keys are filters of the page's entity
+    (for the analytics page: the dashboard parameters)."""
+    if page == ANALYTICS_PAGE:
+        from .analytics import parse
+        if filters is not None and not isinstance(filters, dict):
+            raise ValidationFailed("Фильтр представления должен быть набором условий", fields={"filters": "type"})
+        return parse(filters).as_dict()
     entity = entity_of(page)
     if filters is None:
         filters = {}
@@ -136,7 +150,7 @@ def validate_filters(session: Session, page: str, filters) -> dict:
 def save_preset(session: Session, actor: Actor, page: str, name: str, filters: dict,
                 shared: bool = False) -> FilterPreset:
     """Save the actor's preset; the same name (same owner and page) updates it."""
-    entity_of(page)
+    _check_page(page)
     name = " ".join((name or "").split())
     if not name:
         raise ValidationFailed("Укажите название представления", fields={"name": "required"})
@@ -182,7 +196,7 @@ def _page_setting(session: Session, user_id: int, page: str) -> UserPageSetting 
 
 def set_default_preset(session: Session, actor: Actor, page: str, preset_id: int | None) -> None:
     """Pin a visible preset of this page as the actor's default; None unpins."""
-    entity_of(page)
+    _check_page(page)
     user_id = _require_user(actor)
     if preset_id is not None:
         preset = _get_preset(session, actor, preset_id)
@@ -200,7 +214,7 @@ def set_default_preset(session: Session, actor: Actor, page: str, preset_id: int
 
 def default_preset(session: Session, actor: Actor, page: str) -> FilterPreset | None:
     """The pinned preset if it is still visible, else the page's built-in default (or None)."""
-    entity_of(page)
+    _check_page(page)
     if actor.user_id is not None:
         row = _page_setting(session, actor.user_id, page)
         if row is not None and row.default_preset_id is not None:

@@ -1,0 +1,77 @@
+"""Plotly figures of the analytics page (plain Plotly, no Reflex): one look for all charts —
+Russian labels, stage colours, thin-space thousands, no grid clutter, no legend unless
+several series."""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from . import fmt
+
+FONT = dict(family="Inter, -apple-system, 'Segoe UI', Roboto, sans-serif", size=12, color="#333c48")
+GRID = "#eef1f4"
+SERIES = {"new_leads": ("Новые лиды", "#39a8ef"), "new_deals": ("Новые сделки", "#55d0e0"),
+          "won": ("Выиграно", "#7bd500"), "lost": ("Проиграно", "#ff5752")}
+# Plotly's mode bar: only "save as PNG" (no zoom/pan/lasso clutter), no Plotly logo.
+CONFIG = {"displaylogo": False, "modeBarButtons": [["toImage"]], "displayModeBar": "hover",
+          "toImageButtonOptions": {"filename": "rxcrm-analytics", "scale": 2}}
+
+
+def _layout(fig: go.Figure, height: int, **kw) -> go.Figure:
+    base = dict(height=height, margin=dict(l=8, r=16, t=8, b=8), font=FONT, paper_bgcolor="rgba(0,0,0,0)",
+                plot_bgcolor="rgba(0,0,0,0)", showlegend=False, separators=",\u202f", hoverlabel=dict(font=FONT))
+    fig.update_layout(**(base | kw))
+    return fig
+
+
+def funnel(names: list[str], counts: list[int], amounts: list[float], colors: list[str],
+           conv_prev: list[str], entity: str) -> go.Figure:
+    """Stages top to bottom; the bar text: count and amount; hover: conversion."""
+    amount_on = entity == "deal" or any(amounts)
+    text = [f"{fmt.count(n)}" + (f" · {fmt.amount(a)}" if amount_on else "") for n, a in zip(counts, amounts)]
+    hover = [f"<b>{name}</b><br>{fmt.count(n)} шт." + (f" · {fmt.amount(a)}" if amount_on else "")
+             + (f"<br>из предыдущей: {c}" if c else "") + "<br><i>Нажмите, чтобы открыть список</i>"
+             for name, n, a, c in zip(names, counts, amounts, conv_prev)]
+    fig = go.Figure(go.Funnel(
+        y=names, x=counts, text=text, textinfo="text", textposition="inside", insidetextanchor="middle",
+        hovertext=hover, hovertemplate="%{hovertext}<extra></extra>",
+        marker=dict(color=colors, line=dict(width=0)), connector=dict(fillcolor="#f1f4f7", line=dict(width=0)),
+        textfont=dict(color="#1f2d3d", size=12)))
+    return _layout(fig, 56 + 44 * len(names), yaxis=dict(automargin=True, tickfont=dict(size=12)),
+                   hovermode="closest")
+
+
+def stage_times(names: list[str], medians: list[float | None], p90s: list[float | None],
+                colors: list[str]) -> go.Figure:
+    """Horizontal bars: median days (stage colour) with the 90th percentile as a light bar."""
+    med = [m or 0 for m in medians]
+    p90 = [p or 0 for p in p90s]
+    fig = go.Figure()
+    fig.add_bar(y=names, x=p90, orientation="h", name="90-й перцентиль", marker=dict(color="#dfe6ed"),
+                hovertemplate="%{y}<br>90% переходов быстрее %{x:.1f} дн.<extra></extra>")
+    fig.add_bar(y=names, x=med, orientation="h", name="Медиана", marker=dict(color=colors), width=0.45,
+                text=[f"{m:.1f} дн." if m else "" for m in med], textposition="outside", cliponaxis=False,
+                hovertemplate="%{y}<br>медиана %{x:.1f} дн.<extra></extra>")
+    return _layout(fig, 56 + 40 * len(names), barmode="overlay", showlegend=True,
+                   legend=dict(orientation="h", y=-0.08, x=0),
+                   xaxis=dict(title=dict(text="дней на стадии"), gridcolor=GRID, zeroline=False),
+                   yaxis=dict(automargin=True, autorange="reversed"))
+
+
+def dynamics(labels: list[str], series: dict[str, list[int]]) -> go.Figure:
+    fig = go.Figure()
+    for key, values in series.items():
+        name, color = SERIES[key]
+        fig.add_bar(x=labels, y=values, name=name, marker=dict(color=color),
+                    hovertemplate=f"%{{x}}<br>{name}: %{{y}}<extra></extra>")
+    return _layout(fig, 300, barmode="group", bargap=0.25, showlegend=True,
+                   legend=dict(orientation="h", y=1.12, x=0),
+                   yaxis=dict(gridcolor=GRID, zeroline=False, rangemode="tozero"),
+                   xaxis=dict(tickangle=0, automargin=True))
+
+
+def lost_reasons(reasons: list[str], counts: list[int]) -> go.Figure:
+    fig = go.Figure(go.Bar(y=reasons, x=counts, orientation="h", marker=dict(color="#ff8f8c"),
+                           text=[fmt.count(n) for n in counts], textposition="outside", cliponaxis=False,
+                           hovertemplate="%{y}: %{x}<extra></extra>"))
+    return _layout(fig, 56 + 32 * max(1, len(reasons)), xaxis=dict(gridcolor=GRID, zeroline=False),
+                   yaxis=dict(automargin=True, autorange="reversed"))

@@ -1,0 +1,479 @@
+"""State of /analytics: the dashboard filter, the figures' data (aggregates only) and the
+saved dashboard views. Thin: services.analytics computes, services.charts draws."""
+from __future__ import annotations
+
+import dataclasses
+from urllib.parse import urlencode
+
+import plotly.graph_objects as go
+import reflex as rx
+
+from rxcrm.db import session_scope
+from rxcrm.services import analytics as an
+from rxcrm.services import charts, export, fmt, views
+from rxcrm.services.errors import ServiceError
+
+from .app import AppState
+from .work import Option, PresetItem
+
+PAGE = views.ANALYTICS_PAGE
+# URL parameter ↔ Params field
+URL_KEYS = {"period": "period", "from": "date_from", "to": "date_to", "pipeline": "pipeline_id",
+            "dept": "department_id", "user": "responsible_id", "source": "source", "program": "program_id"}
+
+
+@dataclasses.dataclass
+class Kpi:
+    label: str = ""
+    value: str = ""
+    note: str = ""
+    href: str = ""
+
+
+@dataclasses.dataclass
+class StageRow:
+    name: str = ""
+    color: str = ""
+    semantic: str = ""
+    count: int = 0
+    count_text: str = ""
+    amount: float = 0.0
+    amount_text: str = ""
+    conv_prev: str = ""
+    conv_first: str = ""
+    href: str = ""
+
+
+@dataclasses.dataclass
+class ConvRowView:
+    label: str = ""
+    created: int = 0
+    in_work: int = 0
+    won: int = 0
+    lost: int = 0
+    conversion: float = 0.0
+    conversion_text: str = ""
+    bar: str = "0%"  # sparkbar width
+    won_amount: float = 0.0
+    won_amount_text: str = ""
+    href: str = ""
+
+
+@dataclasses.dataclass
+class TimeRow:
+    name: str = ""
+    color: str = ""
+    stays: int = 0
+    median: float = 0.0
+    p90: float = 0.0
+    median_text: str = ""
+    p90_text: str = ""
+
+
+@dataclasses.dataclass
+class ManagerView:
+    name: str = ""
+    leads_in_work: int = 0
+    in_work: int = 0
+    overdue: int = 0
+    forgotten: int = 0
+    created: int = 0
+    conversion: float = 0.0
+    conversion_text: str = ""
+    won: int = 0
+    won_amount: float = 0.0
+    won_amount_text: str = ""
+    href: str = ""
+    overdue_href: str = ""
+    forgotten_href: str = ""
+
+
+def _opts(pairs, first: tuple[str, str] | None = None) -> list[Option]:
+    out = [Option(*first)] if first else []
+    return out + [Option(str(v), str(label)) for v, label in pairs]
+
+
+def _days(v: float | None) -> str:
+    return "" if v is None else fmt.percent(v).replace("\u00a0%", "") + " дн."
+
+
+def _stage_rows(f: an.Funnel | None, stages) -> list[StageRow]:
+    return [StageRow(s.name, s.color, s.semantic, s.count, fmt.count(s.count), float(s.amount), fmt.amount(s.amount),
+                     fmt.percent(s.conv_prev), fmt.percent(s.conv_first), s.href) for s in stages] if f else []
+
+
+def _conv_rows(rows: list[an.ConvRow]) -> list[ConvRowView]:
+    return [ConvRowView(r.label, r.created, r.in_work, r.won, r.lost, r.conversion or 0.0, fmt.percent(r.conversion),
+                        f"{min(100.0, r.conversion or 0.0):.0f}%", float(r.won_amount), fmt.amount(r.won_amount),
+                        r.href) for r in rows]
+
+
+class AnalyticsState(AppState):
+    # filter
+    an_period: str = "month"
+    an_from: str = ""
+    an_to: str = ""
+    an_pipeline: str = ""
+    an_department: str = "all"
+    an_user: str = "all"
+    an_source: str = "all"
+    an_program: str = "all"
+    an_period_options: list[Option] = [Option(k, v) for k, v in an.PERIODS]
+    an_pipeline_options: list[Option] = []
+    an_department_options: list[Option] = []
+    an_user_options: list[Option] = []
+    an_source_options: list[Option] = []
+    an_program_options: list[Option] = []
+    an_is_manager: bool = False
+    # views
+    an_presets: list[PresetItem] = []
+    an_preset_id: int = 0
+    an_preset_name: str = ""
+    an_can_share: bool = False
+    # data
+    an_error: str = ""
+    an_loaded: bool = False
+    an_empty: bool = False
+    an_subtitle: str = ""
+    an_kpis: list[Kpi] = []
+    lead_rows: list[StageRow] = []
+    lead_lost: list[StageRow] = []
+    lead_title: str = ""
+    lead_summary: str = ""
+    deal_rows: list[StageRow] = []
+    deal_lost: list[StageRow] = []
+    deal_title: str = ""
+    deal_summary: str = ""
+    conv_dim: str = "source"
+    conv_sort: str = "created"
+    conv_desc: bool = True
+    conv_data: dict[str, list[ConvRowView]] = {}
+    time_rows: list[TimeRow] = []
+    dyn_labels: list[str] = []
+    dyn_series: dict[str, list[int]] = {}
+    dyn_title: str = ""
+    lost_labels: list[str] = []
+    lost_counts: list[int] = []
+    mgr_rows: list[ManagerView] = []
+    mgr_sort: str = "won_amount"
+    mgr_desc: bool = True
+
+    # ---- computed ---------------------------------------------------------------------
+    @rx.var
+    def lead_fig(self) -> go.Figure:
+        return charts.funnel([r.name for r in self.lead_rows], [r.count for r in self.lead_rows],
+                             [r.amount for r in self.lead_rows], [r.color for r in self.lead_rows],
+                             [r.conv_prev for r in self.lead_rows], "lead")
+
+    @rx.var
+    def deal_fig(self) -> go.Figure:
+        return charts.funnel([r.name for r in self.deal_rows], [r.count for r in self.deal_rows],
+                             [r.amount for r in self.deal_rows], [r.color for r in self.deal_rows],
+                             [r.conv_prev for r in self.deal_rows], "deal")
+
+    @rx.var
+    def time_fig(self) -> go.Figure:
+        return charts.stage_times([r.name for r in self.time_rows], [r.median for r in self.time_rows],
+                                  [r.p90 for r in self.time_rows], [r.color for r in self.time_rows])
+
+    @rx.var
+    def dyn_fig(self) -> go.Figure:
+        return charts.dynamics(self.dyn_labels, self.dyn_series)
+
+    @rx.var
+    def lost_fig(self) -> go.Figure:
+        return charts.lost_reasons(self.lost_labels, self.lost_counts)
+
+    @rx.var
+    def lead_has_data(self) -> bool:
+        return bool(self.lead_rows) and self.lead_rows[0].count > 0
+
+    @rx.var
+    def deal_has_data(self) -> bool:
+        return bool(self.deal_rows) and self.deal_rows[0].count > 0
+
+    @rx.var
+    def time_has_data(self) -> bool:
+        return any(r.stays for r in self.time_rows)
+
+    @rx.var
+    def dyn_has_data(self) -> bool:
+        return any(any(v) for v in self.dyn_series.values())
+
+    @rx.var
+    def conv_rows(self) -> list[ConvRowView]:
+        rows = list(self.conv_data.get(self.conv_dim, []))
+        return sorted(rows, key=lambda r: getattr(r, self.conv_sort) if self.conv_sort != "label"
+                      else r.label.casefold(), reverse=self.conv_desc)
+
+    @rx.var
+    def conv_dim_label(self) -> str:
+        return an.DIMENSION_LABEL.get(self.conv_dim, "Источник лида" if self.conv_dim == "lead_source" else "")
+
+    @rx.var
+    def mgr_sorted(self) -> list[ManagerView]:
+        return sorted(self.mgr_rows, key=lambda r: getattr(r, self.mgr_sort) if self.mgr_sort != "name"
+                      else r.name.casefold(), reverse=self.mgr_desc)
+
+    @rx.var
+    def is_custom(self) -> bool:
+        return self.an_period == "custom"
+
+    # ---- loading ----------------------------------------------------------------------
+    def _params_raw(self) -> dict:
+        return {"period": self.an_period, "date_from": self.an_from if self.is_custom else "",
+                "date_to": self.an_to if self.is_custom else "", "pipeline_id": self.an_pipeline,
+                "department_id": self.an_department, "responsible_id": self.an_user,
+                "source": self.an_source, "program_id": self.an_program}
+
+    def _set_params(self, p: an.Params) -> None:
+        self.an_period = p.period
+        self.an_from, self.an_to = p.date_from, p.date_to
+        self.an_pipeline = str(p.pipeline_id or "")
+        self.an_department = str(p.department_id or "all")
+        self.an_user = str(p.responsible_id or "all")
+        self.an_source = p.source or "all"
+        self.an_program = str(p.program_id or "all")
+
+    @rx.event
+    def on_load(self):
+        actor = self.actor()
+        if actor is None:
+            return
+        self.an_error, self.an_is_manager = "", actor.role == "manager"
+        self.an_can_share = actor.role in views.SHARE_ROLES
+        query = self.router.url.query_parameters
+        raw = {field: query[key] for key, field in URL_KEYS.items() if query.get(key)}
+        with session_scope() as s:
+            opts = an.filter_options(s, actor)
+            self.an_pipeline_options = _opts(opts["pipelines"])
+            self.an_department_options = _opts(opts["departments"], ("all", "Все отделы"))
+            self.an_user_options = _opts(opts["users"], ("all", "Все менеджеры"))
+            self.an_source_options = _opts(opts["sources"], ("all", "Все источники"))
+            self.an_program_options = _opts(opts["programs"], ("all", "Все программы"))
+            self._load_presets(s, actor)
+            self.an_preset_id = 0
+            if not raw:
+                preset = views.default_preset(s, actor, PAGE)
+                if preset is not None:
+                    raw, self.an_preset_id = dict(preset.filters or {}), preset.id
+        try:
+            self._set_params(an.parse(raw))
+        except ServiceError as exc:
+            self._set_params(an.Params())
+            self.an_error = exc.message
+        return self._reload()
+
+    def _load_presets(self, s, actor) -> None:
+        default = views.default_preset(s, actor, PAGE)
+        self.an_presets = [PresetItem(p.id, p.name, p.is_shared, p.is_builtin, default is not None and default.id == p.id)
+                           for p in views.list_presets(s, actor, PAGE)]
+
+    def _reload(self):
+        actor = self.actor()
+        if actor is None:
+            return rx.redirect("/login")
+        try:
+            with session_scope() as s:
+                dash = an.dashboard(s, actor, an.parse(self._params_raw()))
+                self._show(s, dash)
+        except ServiceError as exc:
+            self.an_error = exc.message
+            return rx.toast.error(exc.message)
+        self.an_error, self.an_loaded = "", True
+        p = dash.ctx.params
+        self.an_pipeline = str(dash.ctx.deal_pipeline.id)
+        qs = urlencode({key: getattr(p, field) for key, field in URL_KEYS.items()
+                        if getattr(p, field) not in (None, "")} | {"pipeline": self.an_pipeline})
+        return rx.call_script(f"window.history.replaceState(null, '', '/analytics?{qs}')")
+
+    def _show(self, s, dash: an.Dashboard) -> None:
+        ctx = dash.ctx
+        self.an_subtitle = " · ".join(v for _, v in an.describe(s, ctx))
+        self.an_empty = dash.is_empty
+        lf, df = dash.lead_funnel, dash.deal_funnel
+        self.lead_rows = _stage_rows(lf, lf.stages if lf else [])
+        self.lead_lost = _stage_rows(lf, lf.lost if lf else [])
+        self.lead_title = f"Воронка лидов — {lf.pipeline_name}" if lf else "Воронка лидов"
+        self.lead_summary = (f"Конверсия в качественные: {fmt.percent(lf.conversion) or '—'}"
+                             if lf else "")
+        self.deal_rows = _stage_rows(df, df.stages if df else [])
+        self.deal_lost = _stage_rows(df, df.lost if df else [])
+        self.deal_title = f"Воронка сделок — {df.pipeline_name}" if df else "Воронка сделок"
+        self.deal_summary = f"Конверсия в успешные: {fmt.percent(df.conversion) or '—'}" if df else ""
+        self.conv_data = {dim: _conv_rows(rows) for dim, rows in dash.conversion.items()}
+        self.conv_data["lead_source"] = _conv_rows(dash.lead_sources)
+        self.time_rows = [TimeRow(t.name, t.color, t.stays, t.median_days or 0.0, t.p90_days or 0.0,
+                                  _days(t.median_days), _days(t.p90_days)) for t in dash.stage_times]
+        frame = dash.dynamics
+        self.dyn_labels = [an.bucket_label(b, ctx.grain) for b in frame.index]
+        self.dyn_series = {c: [int(v) for v in frame[c]] for c in frame.columns}
+        self.dyn_title = "По неделям" if ctx.grain == "week" else "По месяцам"
+        self.lost_labels = [r for r, _ in dash.lost_reasons[:10]]
+        self.lost_counts = [n for _, n in dash.lost_reasons[:10]]
+        self.mgr_rows = [ManagerView(m.name, m.leads_in_work, m.in_work, m.overdue, m.forgotten, m.created,
+                                     m.conversion or 0.0, fmt.percent(m.conversion), m.won, float(m.won_amount),
+                                     fmt.amount(m.won_amount), m.href, m.overdue_href, m.forgotten_href)
+                         for m in dash.managers]
+        new_leads = int(frame["new_leads"].sum())
+        new_deals = int(frame["new_deals"].sum())
+        overdue = sum(m.overdue for m in dash.managers)
+        forgotten = sum(m.forgotten for m in dash.managers)
+        self.an_kpis = [
+            Kpi("Новые лиды", fmt.count(new_leads), "созданы за период",
+                an.list_href(ctx, "lead", created_at=ctx.period) if ctx.lead_pipeline else ""),
+            Kpi("Новые сделки", fmt.count(new_deals), "созданы за период", an.list_href(ctx, "deal", created_at=ctx.period)),
+            Kpi("Выиграно", fmt.count(df.won if df else 0), fmt.amount(df.won_amount if df else 0),
+                df.stages[-1].href if df and df.stages and df.stages[-1].semantic == "success" else ""),
+            Kpi("Проиграно", fmt.count(df.lost_count if df else 0), "сделок за период",
+                df.lost[0].href if df and len(df.lost) == 1 else ""),
+            Kpi("Конверсия сделок", fmt.percent(df.conversion) or "—", "из «" + df.stages[0].name + "» в успешные"
+                if df and df.stages else ""),
+            Kpi("Просроченные дела", fmt.count(overdue), f"забытых сделок: {fmt.count(forgotten)}",
+                an.list_href(ctx, "deal", semantic=["process"], activity="overdue")),
+        ]
+
+    # ---- filter events ------------------------------------------------------------------
+    @rx.event
+    def set_period(self, value: str | list[str]):
+        value = value[0] if isinstance(value, list) else value
+        if value not in an.PERIOD_LABEL:
+            return
+        self.an_period, self.an_preset_id = value, 0
+        if value == "custom":
+            if not (self.an_from and self.an_to):
+                return  # wait for the dates
+        return self._reload()
+
+    @rx.event
+    def apply_dates(self, form: dict):
+        self.an_from, self.an_to = (form.get("date_from") or "").strip(), (form.get("date_to") or "").strip()
+        self.an_period, self.an_preset_id = "custom", 0
+        return self._reload()
+
+    @rx.event
+    def set_filter(self, key: str, value: str):
+        if key not in ("an_pipeline", "an_department", "an_user", "an_source", "an_program"):
+            return
+        setattr(self, key, value)
+        self.an_preset_id = 0
+        return self._reload()
+
+    @rx.event
+    def reset_filters(self):
+        self._set_params(an.Params())
+        self.an_preset_id = 0
+        return self._reload()
+
+    @rx.event
+    def set_conv_dim(self, value: str | list[str]):
+        value = value[0] if isinstance(value, list) else value
+        if value in an.DIMENSION_LABEL or value == "lead_source":
+            self.conv_dim = value
+
+    @rx.event
+    def sort_conv(self, key: str):
+        if self.conv_sort == key:
+            self.conv_desc = not self.conv_desc
+        else:
+            self.conv_sort, self.conv_desc = key, key != "label"
+
+    @rx.event
+    def sort_mgr(self, key: str):
+        if self.mgr_sort == key:
+            self.mgr_desc = not self.mgr_desc
+        else:
+            self.mgr_sort, self.mgr_desc = key, key != "name"
+
+    # ---- click-through ----------------------------------------------------------------------
+    def _point_href(self, rows: list[StageRow], points: list[dict]):
+        if not points:
+            return None
+        idx = points[0].get("pointNumber")
+        if idx is None:
+            idx = points[0].get("pointIndex")
+        if isinstance(idx, int) and 0 <= idx < len(rows) and rows[idx].href:
+            return rx.redirect(rows[idx].href)
+        return None
+
+    @rx.event
+    def lead_click(self, points: list[dict]):
+        return self._point_href(self.lead_rows, points)
+
+    @rx.event
+    def deal_click(self, points: list[dict]):
+        return self._point_href(self.deal_rows, points)
+
+    # ---- views (presets) ------------------------------------------------------------------------
+    @rx.event
+    def apply_preset(self, preset_id: int):
+        actor = self.actor()
+        with session_scope() as s:
+            preset = next((p for p in views.list_presets(s, actor, PAGE) if p.id == preset_id), None)
+            if preset is None:
+                return rx.toast.error("Представление не найдено")
+            raw = dict(preset.filters or {})
+        try:
+            self._set_params(an.parse(raw))
+        except ServiceError as exc:
+            return rx.toast.error(exc.message)
+        self.an_preset_id = preset_id
+        return self._reload()
+
+    @rx.event
+    def set_preset_name(self, value: str):
+        self.an_preset_name = value
+
+    @rx.event
+    def save_preset(self, form: dict):
+        actor = self.actor()
+        try:
+            with session_scope() as s:
+                raw = an.parse(self._params_raw()).as_dict()
+                preset = views.save_preset(s, actor, PAGE, form.get("name") or self.an_preset_name, raw,
+                                           shared=bool(form.get("shared")))
+                self.an_preset_id = preset.id
+                self._load_presets(s, actor)
+        except ServiceError as exc:
+            return rx.toast.error(exc.message)
+        self.an_preset_name = ""
+        return rx.toast.success("Вид сохранён")
+
+    @rx.event
+    def delete_preset(self, preset_id: int):
+        actor = self.actor()
+        try:
+            with session_scope() as s:
+                views.delete_preset(s, actor, preset_id)
+                self._load_presets(s, actor)
+        except ServiceError as exc:
+            return rx.toast.error(exc.message)
+        if self.an_preset_id == preset_id:
+            self.an_preset_id = 0
+
+    @rx.event
+    def pin_preset(self, preset_id: int):
+        actor = self.actor()
+        try:
+            with session_scope() as s:
+                current = views.default_preset(s, actor, PAGE)
+                unpin = current is not None and current.id == preset_id
+                views.set_default_preset(s, actor, PAGE, None if unpin else preset_id)
+                self._load_presets(s, actor)
+        except ServiceError as exc:
+            return rx.toast.error(exc.message)
+
+    # ---- Excel ------------------------------------------------------------------------------
+    @rx.event
+    def download(self):
+        actor = self.actor()
+        if actor is None:
+            return rx.redirect("/login")
+        try:
+            with session_scope() as s:
+                dash = an.dashboard(s, actor, an.parse(self._params_raw()))
+                token, path = export.new_export(actor.user_id, "analytics")
+                an.write_workbook(s, actor, dash, path)
+        except ServiceError as exc:
+            return rx.toast.error(exc.message)
+        return rx.redirect(f"/api/export/{token}", is_external=True)
