@@ -1,4 +1,5 @@
-"""Work-surface benchmark (issue: kanban, list, search, move, export at 100k).
+"""Work-surface benchmark (issue: kanban, list, search, move, export at 100k) and the
+analytics dashboard (issue 7: the whole page's queries, this month and this year).
 
     python bench/bench_surfaces.py [--sizes 1000,100000] [--repeat 15] [--keep DIR]
 
@@ -21,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import func, select, text  # noqa: E402
 
 from rxcrm.db import get_engine, session_scope  # noqa: E402
-from rxcrm.models import Communication, Deal, Lead, Stage, User  # noqa: E402
+from rxcrm.models import Communication, Deal, Lead, Stage, StageHistory, User  # noqa: E402
 from rxcrm.seed import seed_demo  # noqa: E402
-from rxcrm.services import catalogs, export, items, listing, views  # noqa: E402
+from rxcrm.services import analytics, catalogs, export, items, listing, views  # noqa: E402
 from rxcrm.services.auth import actor_for  # noqa: E402
 
 
@@ -124,6 +125,18 @@ def run(size: int, repeat: int, workdir: Path) -> None:
             dest.unlink()
 
     emit("export_xlsx", size, timed(do_export, max(2, repeat // 5)), rows=n_export)
+
+    # /analytics (issue 7): every query of the dashboard, as the page loads it (2 worker threads)
+    with session_scope(url) as s:
+        n_history = s.execute(select(func.count()).select_from(StageHistory)).scalar_one()
+        head = actor_for(s.execute(select(User).where(User.login == "head")).scalar_one())
+    for who, actor in (("director", admin), ("head", head)):
+        for period in ("month", "year"):
+            def dash(actor=actor, period=period):
+                with session_scope(url) as s:
+                    analytics.dashboard(s, actor, {"period": period})
+            emit(f"analytics_dashboard_{period}_{who}", size, timed(dash, max(3, repeat // 3)),
+                 stage_history_rows=n_history)
     get_engine(url).dispose()
 
 

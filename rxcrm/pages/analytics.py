@@ -298,15 +298,15 @@ def _managers() -> rx.Component:
                     rx.table.header(rx.table.row(
                         rx.table.column_header_cell("№", font_size="12px", color="#4a5563"),
                         head("Менеджер", "name", "left"), head("Лиды в работе", "leads_in_work"),
-                        head("Сделки в работе", "in_work"), head("Новые сделки", "created"),
+                        head("Сделки в работе", "in_work"), head("Новые", "created"),
                         head("Конверсия", "conversion"), head("Выиграно", "won"),
-                        head("Сумма выигранных", "won_amount"), head("Просроченные дела", "overdue"),
-                        head("Забытые сделки", "forgotten"))),
+                        head("Сумма", "won_amount"), head("Просрочено", "overdue"),
+                        head("Забытые", "forgotten"))),
                     rx.table.body(rx.foreach(S.mgr_sorted, _mgr_line)),
                     size="1", variant="ghost", width="100%"), overflow_x="auto", width="100%"),
                 _empty("Нет сделок у менеджеров")),
-        subtitle="В работе, просроченные и забытые (без запланированных дел) — сейчас; новые и выигранные — "
-                 "за период",
+        subtitle="Сделки в работе, просроченные дела и забытые сделки (без запланированных дел) — сейчас; "
+                 "новые сделки, конверсия новых, выигранные и их сумма — за период",
         testid="an-managers",
     )
 
@@ -315,7 +315,7 @@ def _dashboard() -> rx.Component:
     return rx.vstack(
         rx.cond(S.an_empty, rx.callout("За выбранный период данных нет. Выберите другой период или сбросьте фильтр.",
                                        icon="info", color_scheme="blue", width="100%", data_testid="an-empty")),
-        rx.grid(rx.foreach(S.an_kpis, _kpi), columns=rx.breakpoints(initial="2", md="3", xl="6"), spacing="3",
+        rx.grid(rx.foreach(S.an_kpis, _kpi), columns=rx.breakpoints(initial="2", md="3", lg="6"), spacing="3",
                 width="100%"),
         rx.grid(
             _funnel_card(S.lead_title, S.lead_rows, S.lead_lost, S.lead_summary, S.lead_fig, S.lead_has_data,

@@ -25,19 +25,23 @@ def _layout(fig: go.Figure, height: int, **kw) -> go.Figure:
 
 def funnel(names: list[str], counts: list[int], amounts: list[float], colors: list[str],
            conv_prev: list[str], entity: str) -> go.Figure:
-    """Stages top to bottom; the bar text: count and amount; hover: conversion."""
+    """Stages top to bottom; inside the bar: the count (short, readable even in a narrow bar);
+    under the stage name: the amount and the conversion from the previous stage."""
     amount_on = entity == "deal" or any(amounts)
-    text = [f"{fmt.count(n)}" + (f" · {fmt.amount(a)}" if amount_on else "") for n, a in zip(counts, amounts)]
+    second = [" · ".join(x for x in ((fmt.amount(a) if amount_on else ""), (f"{c} от пред." if c else "")) if x)
+              for a, c in zip(amounts, conv_prev)]
+    ticks = [f"{name}<br><span style='font-size:11px;color:#7a8795'>{sub}</span>" if sub else name
+             for name, sub in zip(names, second)]
     hover = [f"<b>{name}</b><br>{fmt.count(n)} шт." + (f" · {fmt.amount(a)}" if amount_on else "")
              + (f"<br>из предыдущей: {c}" if c else "") + "<br><i>Нажмите, чтобы открыть список</i>"
              for name, n, a, c in zip(names, counts, amounts, conv_prev)]
     fig = go.Figure(go.Funnel(
-        y=names, x=counts, text=text, textinfo="text", textposition="inside", insidetextanchor="middle",
-        hovertext=hover, hovertemplate="%{hovertext}<extra></extra>",
+        y=names, x=counts, text=[fmt.count(n) for n in counts], textinfo="text", textposition="inside",
+        insidetextanchor="middle", hovertext=hover, hovertemplate="%{hovertext}<extra></extra>",
         marker=dict(color=colors, line=dict(width=0)), connector=dict(fillcolor="#f1f4f7", line=dict(width=0)),
-        textfont=dict(color="#1f2d3d", size=12)))
-    return _layout(fig, 56 + 44 * len(names), yaxis=dict(automargin=True, tickfont=dict(size=12)),
-                   hovermode="closest")
+        textfont=dict(color="#1f2d3d", size=13)))
+    return _layout(fig, 56 + 50 * len(names), hovermode="closest",
+                   yaxis=dict(automargin=True, tickfont=dict(size=12), tickvals=names, ticktext=ticks))
 
 
 def stage_times(names: list[str], medians: list[float | None], p90s: list[float | None],
@@ -49,11 +53,12 @@ def stage_times(names: list[str], medians: list[float | None], p90s: list[float 
     fig.add_bar(y=names, x=p90, orientation="h", name="90-й перцентиль", marker=dict(color="#dfe6ed"),
                 hovertemplate="%{y}<br>90% переходов быстрее %{x:.1f} дн.<extra></extra>")
     fig.add_bar(y=names, x=med, orientation="h", name="Медиана", marker=dict(color=colors), width=0.45,
-                text=[f"{m:.1f} дн." if m else "" for m in med], textposition="outside", cliponaxis=False,
+                text=[f"{m:.1f} дн.".replace(".", ",", 1) if m else "" for m in med], textposition="outside", cliponaxis=False,
                 hovertemplate="%{y}<br>медиана %{x:.1f} дн.<extra></extra>")
-    return _layout(fig, 56 + 40 * len(names), barmode="overlay", showlegend=True,
-                   legend=dict(orientation="h", y=-0.08, x=0),
-                   xaxis=dict(title=dict(text="дней на стадии"), gridcolor=GRID, zeroline=False),
+    return _layout(fig, 80 + 40 * len(names), barmode="overlay", showlegend=True,
+                   legend=dict(orientation="h", y=1.02, x=0, yanchor="bottom", traceorder="reversed"),
+                   margin=dict(l=8, r=40, t=30, b=8),
+                   xaxis=dict(gridcolor=GRID, zeroline=False, ticksuffix=" дн."),
                    yaxis=dict(automargin=True, autorange="reversed"))
 
 

@@ -257,12 +257,16 @@ class AnalyticsState(AppState):
                 preset = views.default_preset(s, actor, PAGE)
                 if preset is not None:
                     raw, self.an_preset_id = dict(preset.filters or {}), preset.id
+        warning = ""
         try:
             self._set_params(an.parse(raw))
-        except ServiceError as exc:
+        except ServiceError as exc:  # a bad link: say so and show the default dashboard
             self._set_params(an.Params())
-            self.an_error = exc.message
-        return self._reload()
+            warning = f"{exc.message}. Показан вид по умолчанию."
+        event = self._reload()
+        if warning:
+            self.an_error = warning
+        return event
 
     def _load_presets(self, s, actor) -> None:
         default = views.default_preset(s, actor, PAGE)

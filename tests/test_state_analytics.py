@@ -1,0 +1,136 @@
+"""State handler tests for /analytics: on_load from the URL, the filter events, sorting, the
+funnel click → the filtered list, saved views, bad input keeps the page usable; the page builds."""
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+
+from rxcrm.db import migrate, session_scope
+from rxcrm.models import Deal, FilterPreset, User
+from rxcrm.services import auth, items
+from rxcrm.services.bootstrap import ensure_defaults
+
+from . import factories as f
+
+
+class _Router:
+    def __init__(self, query: dict):
+        self.url = type("U", (), {"query_parameters": query, "path": "/analytics"})()
+
+
+@pytest.fixture(scope="module")
+def app_db():
+    migrate()
+    with session_scope() as s:
+        ensure_defaults(s)
+    import rxcrm.rxcrm  # noqa: F401  (registers the pages and states)
+
+
+def _state(monkeypatch, query: dict | None = None, login: str = "anhead", role: str = "head"):
+    from rxcrm.state import analytics as mod
+    with session_scope() as s:
+        u = s.exec(select(User).where(User.login == login)).first() or f.user(s, login, role=role,
+                                                                               full_name="Аналитикова Анна")
+        m = s.exec(select(User).where(User.login == "anmgr")).first() or f.user(s, "anmgr", full_name="Петров Пётр")
+        if not s.exec(select(Deal).where(Deal.title == "Аналитика A")).first():
+            d = f.deal(s, "Аналитика A", m, amount=1000)
+            items.move_stage(s, auth.actor_for(m), "deal", d.id, f.stage(s, "dpo", "REGISTRATION").id)
+        token, _ = auth.login(s, login, "demo")
+    monkeypatch.setattr(mod.AnalyticsState, "router", property(lambda self: _Router(query or {})), raising=False)
+    st = f.make_state(mod.AnalyticsState)
+    st.session_token = token
+    st.check_login()
+    assert st.user_id
+    return st
+
+
+def test_on_load_shows_the_dashboard(app_db, monkeypatch):
+    st = _state(monkeypatch, {"period": "year"})
+    st.on_load()
+    assert st.an_error == "" and st.an_loaded
+    assert st.an_period == "year" and st.an_pipeline  # the head's department pipeline was chosen
+    assert [k.label for k in st.an_kpis][:3] == ["Новые лиды", "Новые сделки", "Выиграно"]
+    names = [r.name for r in st.deal_rows]
+    assert names[:2] == ["Интерес", "Регистрация"] and names[-1] == "Сделка успешна"
+    reg = st.deal_rows[1]
+    assert reg.count >= 1 and "reached_stage=" in reg.href
+    fig = st.deal_fig
+    assert fig.data[0].type == "funnel" and list(fig.data[0].y)[:2] == ["Интерес", "Регистрация"]
+    assert "₽" in fig.layout.yaxis.ticktext[0] and "\u202f" in fig.layout.yaxis.ticktext[0] or reg.amount < 1000
+    # a click on the «Регистрация» bar opens its list
+    ev = st.deal_click([{"pointNumber": 1, "curveNumber": 0}])
+    assert reg.href in str(ev)
+    assert st.deal_click([]) is None and st.deal_click([{"pointNumber": 99}]) is None
+
+
+def test_filters_sorting_and_bad_input(app_db, monkeypatch):
+    st = _state(monkeypatch, {"period": "quarter"})
+    st.on_load()
+    st.set_conv_dim("manager")
+    assert st.conv_dim == "manager" and st.conv_dim_label == "Менеджер"
+    st.set_conv_dim("nonsense")
+    assert st.conv_dim == "manager"
+    st.sort_conv("label")
+    labels = [r.label for r in st.conv_rows]
+    assert labels == sorted(labels, key=str.casefold)
+    st.sort_mgr("in_work")
+    values = [r.in_work for r in st.mgr_sorted]
+    assert values == sorted(values, reverse=True)
+    st.set_filter("an_source", "Звонок")
+    assert st.an_source == "Звонок" and "Звонок" in st.an_subtitle
+    st.set_filter("user_id", "1")  # not a filter: ignored
+    st.set_period("custom")  # waits for the dates, nothing reloaded yet
+    assert st.an_period == "custom"
+    st.apply_dates({"date_from": "2026-11-30", "date_to": "2026-11-01"})
+    assert st.an_error == "Конец периода раньше начала"
+    st.apply_dates({"date_from": "2026-11-01", "date_to": "2026-11-30"})
+    assert st.an_error == "" and st.an_subtitle.startswith("1 ноября 2026 — 30 ноября 2026")
+    st.reset_filters()
+    assert (st.an_period, st.an_source) == ("month", "all")
+
+
+def test_bad_url_does_not_break_the_page(app_db, monkeypatch):
+    st = _state(monkeypatch, {"period": "decade", "pipeline": "x"})
+    st.on_load()
+    assert st.an_error  # says what is wrong …
+    assert st.an_period == "month"  # … and shows the default dashboard
+
+
+def test_saved_views(app_db, monkeypatch):
+    st = _state(monkeypatch, {"period": "year"})
+    st.on_load()
+    st.set_filter("an_source", "Лендинг")
+    st.save_preset({"name": "Лендинг за год", "shared": True})
+    assert [p.name for p in st.an_presets] == ["Лендинг за год"] and st.an_preset_id
+    with session_scope() as s:
+        row = s.get(FilterPreset, st.an_preset_id)
+        assert row.page == "analytics" and row.filters["source"] == "Лендинг" and row.filters["period"] == "year"
+        assert row.is_shared
+    st.reset_filters()
+    st.apply_preset(st.an_presets[0].id)
+    assert (st.an_period, st.an_source) == ("year", "Лендинг")
+    st.save_preset({"name": "  "})  # no name: refused, nothing lost
+    assert len(st.an_presets) == 1
+    st.pin_preset(st.an_presets[0].id)
+    assert st.an_presets[0].is_default
+    fresh = _state(monkeypatch, {})
+    fresh.on_load()  # no URL filter: the pinned view opens
+    assert (fresh.an_period, fresh.an_source) == ("year", "Лендинг")
+    st.delete_preset(st.an_presets[0].id)
+    assert st.an_presets == [] and st.an_preset_id == 0
+
+
+def test_download_writes_a_private_export(app_db, monkeypatch):
+    from rxcrm.services import export
+    st = _state(monkeypatch, {"period": "year"})
+    st.on_load()
+    ev = st.download()
+    token = str(ev).split("/api/export/")[1].split("'")[0].split('"')[0].split(")")[0]
+    found = export.export_file(token, st.user_id)
+    assert found is not None and found[1].startswith("Аналитика_")
+    assert export.export_file(token, st.user_id + 1000) is None
+
+
+def test_page_builds(app_db):
+    from rxcrm.pages.analytics import analytics_page
+    assert analytics_page() is not None
