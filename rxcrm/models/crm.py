@@ -131,6 +131,9 @@ class Lead(_Tracked, _UTM, _Person, _Work, table=True):
         # Covering index: board sums/counters, list counts and text search read only this.
         Index("ix_lead_cover", "pipeline_id", "stage_id", "deleted_at", "department_id", "responsible_id",
               "amount", "next_activity_at", "search_text"),
+        # Covering index of the analytics scans by creation date (dynamics, conversion by …).
+        Index("ix_lead_created_cover", "created_at", "pipeline_id", "deleted_at", "department_id",
+              "responsible_id", "semantic", "source", "program_id", "utm_campaign", "amount"),
         TABLE_ARGS_EXTEND,
     )
     id: int | None = Field(default=None, primary_key=True)
@@ -150,6 +153,9 @@ class Deal(_Tracked, _UTM, _Work, table=True):
         # Covering index: board sums/counters, list counts and text search read only this.
         Index("ix_deal_cover", "pipeline_id", "stage_id", "deleted_at", "department_id", "responsible_id",
               "amount", "next_activity_at", "search_text"),
+        # Covering index of the analytics scans by creation date (dynamics, conversion by …).
+        Index("ix_deal_created_cover", "created_at", "pipeline_id", "deleted_at", "department_id",
+              "responsible_id", "semantic", "source", "program_id", "utm_campaign", "amount"),
         TABLE_ARGS_EXTEND,
     )
     id: int | None = Field(default=None, primary_key=True)
