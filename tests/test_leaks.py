@@ -164,3 +164,37 @@ def test_history_is_closed_to_managers_and_scoped_for_heads(world):
         assert history.history_page(s, a["dpohead"], entity_type="deal", entity_id=ids["a_deal"]) == ([], 0)
         users = dict(history.history_filters_options(s, a["dpohead"])["users"])
         assert "Орлова Мария" not in users.values()
+
+
+def test_analytics_exclude_other_departments(world):
+    """The admissions deal sitting in the ДПО pipeline (500 000 ₽) stays out of the ДПО head's
+    and the manager's dashboards, their click-through lists and their Excel."""
+    from io import BytesIO
+
+    from rxcrm.models import StageHistory
+    from rxcrm.services import analytics
+    db, ids, a = world
+    with session_scope(db) as s:
+        interest = f.stage(s, "dpo", "INTEREST")
+        for key in ("a_in_dpo", "own", "shared", "mate"):
+            s.add(StageHistory(entity_type="deal", entity_id=ids[key], pipeline_id=ids["dpo_pipe"],
+                               stage_id=interest.id, semantic="process", created_at=NOW))
+    params = {"period": "custom", "date_from": "2026-11-01", "date_to": "2026-11-30", "pipeline_id": ids["dpo_pipe"]}
+    with session_scope(db) as s:
+        admin = analytics.dashboard(s, a["admin"], params, now=NOW)
+        assert admin.deal_funnel.stages[0].count == 4  # the data is there
+        head = analytics.dashboard(s, a["dpohead"], params, now=NOW)
+        first = head.deal_funnel.stages[0]
+        assert (first.count, int(first.amount)) == (3, 75000)
+        assert "Орлова Мария" not in {m.name for m in head.managers}
+        assert sum(r.created for r in head.conversion["source"]) == 3
+        aimed = analytics.dashboard(s, a["dpohead"], params | {"department_id": f.dept(s, "admissions").id}, now=NOW)
+        assert aimed.deal_funnel.entered == 0 and aimed.managers == []
+        mine = analytics.dashboard(s, a["dpo1"], params, now=NOW)
+        assert mine.deal_funnel.stages[0].count == 2  # own + shared: a manager sees their own figures
+        wb = openpyxl.load_workbook(BytesIO(analytics.workbook(s, a["dpohead"], head)))
+        text = " ".join(str(c.value) for ws in wb.worksheets for row in ws.iter_rows() for c in row)
+        assert "500000" not in text and "545000" not in text and "Орлова" not in text
+        assert listing.count(s, a["dpohead"], "deal", {"reached_stage": [interest.id], "reached_at":
+                                                        {"from": "2026-11-01", "to": "2026-11-30"},
+                                                        "pipeline_id": [ids["dpo_pipe"]]}, NOW) == 3
