@@ -2,6 +2,8 @@
 funnel click → the filtered list, saved views, bad input keeps the page usable; the page builds."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlmodel import select
 
@@ -11,6 +13,10 @@ from rxcrm.services import auth, items
 from rxcrm.services.bootstrap import ensure_defaults
 
 from . import factories as f
+
+
+def run(coro):
+    return asyncio.run(coro)
 
 
 class _Router:
@@ -46,7 +52,7 @@ def _state(monkeypatch, query: dict | None = None, login: str = "anhead", role: 
 
 def test_on_load_shows_the_dashboard(app_db, monkeypatch):
     st = _state(monkeypatch, {"period": "year"})
-    st.on_load()
+    run(st.on_load())
     assert st.an_error == "" and st.an_loaded
     assert st.an_period == "year" and st.an_pipeline  # the head's department pipeline was chosen
     assert [k.label for k in st.an_kpis][:3] == ["Новые лиды", "Новые сделки", "Выиграно"]
@@ -65,7 +71,7 @@ def test_on_load_shows_the_dashboard(app_db, monkeypatch):
 
 def test_filters_sorting_and_bad_input(app_db, monkeypatch):
     st = _state(monkeypatch, {"period": "quarter"})
-    st.on_load()
+    run(st.on_load())
     st.set_conv_dim("manager")
     assert st.conv_dim == "manager" and st.conv_dim_label == "Менеджер"
     st.set_conv_dim("nonsense")
@@ -76,45 +82,45 @@ def test_filters_sorting_and_bad_input(app_db, monkeypatch):
     st.sort_mgr("in_work")
     values = [r.in_work for r in st.mgr_sorted]
     assert values == sorted(values, reverse=True)
-    st.set_filter("an_source", "Звонок")
+    run(st.set_filter("an_source", "Звонок"))
     assert st.an_source == "Звонок" and "Звонок" in st.an_subtitle
-    st.set_filter("user_id", "1")  # not a filter: ignored
-    st.set_period("custom")  # waits for the dates, nothing reloaded yet
+    run(st.set_filter("user_id", "1"))  # not a filter: ignored
+    run(st.set_period("custom"))  # waits for the dates, nothing reloaded yet
     assert st.an_period == "custom"
-    st.apply_dates({"date_from": "2026-11-30", "date_to": "2026-11-01"})
+    run(st.apply_dates({"date_from": "2026-11-30", "date_to": "2026-11-01"}))
     assert st.an_error == "Конец периода раньше начала"
-    st.apply_dates({"date_from": "2026-11-01", "date_to": "2026-11-30"})
+    run(st.apply_dates({"date_from": "2026-11-01", "date_to": "2026-11-30"}))
     assert st.an_error == "" and st.an_subtitle.startswith("1 ноября 2026 — 30 ноября 2026")
-    st.reset_filters()
+    run(st.reset_filters())
     assert (st.an_period, st.an_source) == ("month", "all")
 
 
 def test_bad_url_does_not_break_the_page(app_db, monkeypatch):
     st = _state(monkeypatch, {"period": "decade", "pipeline": "x"})
-    st.on_load()
+    run(st.on_load())
     assert st.an_error  # says what is wrong …
     assert st.an_period == "month"  # … and shows the default dashboard
 
 
 def test_saved_views(app_db, monkeypatch):
     st = _state(monkeypatch, {"period": "year"})
-    st.on_load()
-    st.set_filter("an_source", "Лендинг")
+    run(st.on_load())
+    run(st.set_filter("an_source", "Лендинг"))
     st.save_preset({"name": "Лендинг за год", "shared": True})
     assert [p.name for p in st.an_presets] == ["Лендинг за год"] and st.an_preset_id
     with session_scope() as s:
         row = s.get(FilterPreset, st.an_preset_id)
         assert row.page == "analytics" and row.filters["source"] == "Лендинг" and row.filters["period"] == "year"
         assert row.is_shared
-    st.reset_filters()
-    st.apply_preset(st.an_presets[0].id)
+    run(st.reset_filters())
+    run(st.apply_preset(st.an_presets[0].id))
     assert (st.an_period, st.an_source) == ("year", "Лендинг")
     st.save_preset({"name": "  "})  # no name: refused, nothing lost
     assert len(st.an_presets) == 1
     st.pin_preset(st.an_presets[0].id)
     assert st.an_presets[0].is_default
     fresh = _state(monkeypatch, {})
-    fresh.on_load()  # no URL filter: the pinned view opens
+    run(fresh.on_load())  # no URL filter: the pinned view opens
     assert (fresh.an_period, fresh.an_source) == ("year", "Лендинг")
     st.delete_preset(st.an_presets[0].id)
     assert st.an_presets == [] and st.an_preset_id == 0
@@ -123,8 +129,8 @@ def test_saved_views(app_db, monkeypatch):
 def test_download_writes_a_private_export(app_db, monkeypatch):
     from rxcrm.services import export
     st = _state(monkeypatch, {"period": "year"})
-    st.on_load()
-    ev = st.download()
+    run(st.on_load())
+    ev = run(st.download())
     token = str(ev).split("/api/export/")[1].split("'")[0].split('"')[0].split(")")[0]
     found = export.export_file(token, st.user_id)
     assert found is not None and found[1].startswith("Аналитика_")

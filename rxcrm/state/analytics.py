@@ -2,6 +2,7 @@
 saved dashboard views. Thin: services.analytics computes, services.charts draws."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from urllib.parse import urlencode
 
@@ -236,7 +237,7 @@ class AnalyticsState(AppState):
         self.an_program = str(p.program_id or "all")
 
     @rx.event
-    def on_load(self):
+    async def on_load(self):
         actor = self.actor()
         if actor is None:
             return
@@ -263,7 +264,7 @@ class AnalyticsState(AppState):
         except ServiceError as exc:  # a bad link: say so and show the default dashboard
             self._set_params(an.Params())
             warning = f"{exc.message}. Показан вид по умолчанию."
-        event = self._reload()
+        event = await self._reload()
         if warning:
             self.an_error = warning
         return event
@@ -273,17 +274,25 @@ class AnalyticsState(AppState):
         self.an_presets = [PresetItem(p.id, p.name, p.is_shared, p.is_builtin, default is not None and default.id == p.id)
                            for p in views.list_presets(s, actor, PAGE)]
 
-    def _reload(self):
+    async def _reload(self):
+        """Compute the dashboard on a worker thread (up to ~2 s at 100k: never on the event
+        loop, which serves every client) and show it."""
         actor = self.actor()
         if actor is None:
             return rx.redirect("/login")
-        try:
+        raw = self._params_raw()
+
+        def compute():
             with session_scope() as s:
-                dash = an.dashboard(s, actor, an.parse(self._params_raw()))
-                self._show(s, dash)
+                dash = an.dashboard(s, actor, an.parse(raw))
+                return dash, " · ".join(v for _, v in an.describe(s, dash.ctx))
+
+        try:
+            dash, subtitle = await asyncio.to_thread(compute)
         except ServiceError as exc:
             self.an_error = exc.message
             return rx.toast.error(exc.message)
+        self._show(dash, subtitle)
         self.an_error, self.an_loaded = "", True
         p = dash.ctx.params
         self.an_pipeline = str(dash.ctx.deal_pipeline.id)
@@ -291,9 +300,9 @@ class AnalyticsState(AppState):
                         if getattr(p, field) not in (None, "")} | {"pipeline": self.an_pipeline})
         return rx.call_script(f"window.history.replaceState(null, '', '/analytics?{qs}')")
 
-    def _show(self, s, dash: an.Dashboard) -> None:
+    def _show(self, dash: an.Dashboard, subtitle: str) -> None:
         ctx = dash.ctx
-        self.an_subtitle = " · ".join(v for _, v in an.describe(s, ctx))
+        self.an_subtitle = subtitle
         self.an_empty = dash.is_empty
         lf, df = dash.lead_funnel, dash.deal_funnel
         self.lead_rows = _stage_rows(lf, lf.stages if lf else [])
@@ -339,7 +348,7 @@ class AnalyticsState(AppState):
 
     # ---- filter events ------------------------------------------------------------------
     @rx.event
-    def set_period(self, value: str | list[str]):
+    async def set_period(self, value: str | list[str]):
         value = value[0] if isinstance(value, list) else value
         if value not in an.PERIOD_LABEL:
             return
@@ -347,27 +356,27 @@ class AnalyticsState(AppState):
         if value == "custom":
             if not (self.an_from and self.an_to):
                 return  # wait for the dates
-        return self._reload()
+        return await self._reload()
 
     @rx.event
-    def apply_dates(self, form: dict):
+    async def apply_dates(self, form: dict):
         self.an_from, self.an_to = (form.get("date_from") or "").strip(), (form.get("date_to") or "").strip()
         self.an_period, self.an_preset_id = "custom", 0
-        return self._reload()
+        return await self._reload()
 
     @rx.event
-    def set_filter(self, key: str, value: str):
+    async def set_filter(self, key: str, value: str):
         if key not in ("an_pipeline", "an_department", "an_user", "an_source", "an_program"):
             return
         setattr(self, key, value)
         self.an_preset_id = 0
-        return self._reload()
+        return await self._reload()
 
     @rx.event
-    def reset_filters(self):
+    async def reset_filters(self):
         self._set_params(an.Params())
         self.an_preset_id = 0
-        return self._reload()
+        return await self._reload()
 
     @rx.event
     def set_conv_dim(self, value: str | list[str]):
@@ -410,7 +419,7 @@ class AnalyticsState(AppState):
 
     # ---- views (presets) ------------------------------------------------------------------------
     @rx.event
-    def apply_preset(self, preset_id: int):
+    async def apply_preset(self, preset_id: int):
         actor = self.actor()
         with session_scope() as s:
             preset = next((p for p in views.list_presets(s, actor, PAGE) if p.id == preset_id), None)
@@ -422,7 +431,7 @@ class AnalyticsState(AppState):
         except ServiceError as exc:
             return rx.toast.error(exc.message)
         self.an_preset_id = preset_id
-        return self._reload()
+        return await self._reload()
 
     @rx.event
     def set_preset_name(self, value: str):
@@ -469,15 +478,21 @@ class AnalyticsState(AppState):
 
     # ---- Excel ------------------------------------------------------------------------------
     @rx.event
-    def download(self):
+    async def download(self):
         actor = self.actor()
         if actor is None:
             return rx.redirect("/login")
-        try:
+        raw = self._params_raw()
+
+        def build() -> str:
             with session_scope() as s:
-                dash = an.dashboard(s, actor, an.parse(self._params_raw()))
+                dash = an.dashboard(s, actor, an.parse(raw))
                 token, path = export.new_export(actor.user_id, "analytics")
                 an.write_workbook(s, actor, dash, path)
+                return token
+
+        try:
+            token = await asyncio.to_thread(build)
         except ServiceError as exc:
             return rx.toast.error(exc.message)
         return rx.redirect(f"/api/export/{token}", is_external=True)
