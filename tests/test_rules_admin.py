@@ -169,3 +169,58 @@ def test_bad_pipeline_stage_or_field_is_refused(w):
         with pytest.raises(NotFound):
             rules_admin.set_active(s, adm, 999999, False)
         assert len(s.exec(select(AutomationRule)).all()) == before
+
+
+def test_a_new_on_enter_rule_acts_on_entry(w):
+    """Admins create on-enter rules (plan an activity / set a field / notify); the engine runs them
+    on the next entry into the stage."""
+    from rxcrm.models import Activity, Notification
+    db, a, ids = w
+    with session_scope(db) as s:
+        r1 = rules_admin.save_on_enter(s, a["admin1"], None, " Регистрация: письмо ", "dpo", "REGISTRATION",
+                                       [{"type": "activity", "kind": "email", "subject": "Отправить программу",
+                                         "in_hours": "2"}])
+        assert (r1.kind, r1.name, r1.config["actions"]) == (
+            "on_enter", "Регистрация: письмо",
+            [{"type": "activity", "kind": "email", "subject": "Отправить программу", "in_hours": 2}])
+        rules_admin.save_on_enter(s, a["admin1"], None, "Регистрация: тип", "dpo", "REGISTRATION",
+                                  [{"type": "set", "field": "deal_type", "value": "Повторная продажа"}])
+        rules_admin.save_on_enter(s, a["admin1"], None, "Регистрация: сообщить", "dpo", "REGISTRATION",
+                                  [{"type": "notify", "to": "responsible", "text": "«{title}» на регистрации"}])
+        texts = {r["name"]: r["text"] for r in rules_admin.list_rules(s)}
+        assert texts["Регистрация: письмо"] == "дело «Отправить программу»"
+        assert texts["Регистрация: сообщить"] == "уведомить ответственного: ««{title}» на регистрации»"
+    with session_scope(db) as s:
+        items.move_stage(s, a["manager1"], "deal", ids["d1"], f.stage(s, "dpo", "REGISTRATION").id)
+    with session_scope(db) as s:
+        subjects = set(s.exec(select(Activity.subject).where(Activity.entity_id == ids["d1"])).all())
+        assert "Отправить программу" in subjects
+        assert s.get(Deal, ids["d1"]).deal_type == "Повторная продажа"
+        notes = s.exec(select(Notification.text).where(Notification.user_id == ids["m1"])).all()
+        assert "«Python — Иванов» на регистрации" in notes
+
+
+@pytest.mark.parametrize("stage,action,field", [
+    ("WON", {"type": "activity", "kind": "call", "subject": "x"}, "stage_code"),  # not a working stage
+    ("REGISTRATION", {"type": "activity", "kind": "fax", "subject": "x"}, "kind"),
+    ("REGISTRATION", {"type": "activity", "kind": "call", "subject": "  "}, "subject"),
+    ("REGISTRATION", {"type": "activity", "kind": "call", "subject": "x", "in_hours": "завтра"}, "in_hours"),
+    ("REGISTRATION", {"type": "activity", "kind": "call", "subject": "x", "duration_min": 90}, "duration_min"),
+    ("REGISTRATION", {"type": "set", "field": "nope", "value": "1"}, "fields"),
+    ("REGISTRATION", {"type": "set", "field": "created_at", "value": "2026-01-01"}, "field"),
+    ("REGISTRATION", {"type": "set", "field": "probability", "value": "много"}, "probability"),
+    ("REGISTRATION", {"type": "notify", "to": "everyone", "text": "x"}, "to"),
+    ("REGISTRATION", {"type": "notify", "to": "responsible", "text": ""}, "text"),
+    ("REGISTRATION", {"type": "explode"}, "action"),
+])
+def test_bad_on_enter_rule_is_refused_and_nothing_saved(w, stage, action, field):
+    db, a, _ = w
+    with session_scope(db) as s:
+        before = len(s.exec(select(AutomationRule)).all())
+        with pytest.raises(ValidationFailed) as exc:
+            rules_admin.save_on_enter(s, a["admin1"], None, "Плохое правило", "dpo", stage, [action])
+        assert field in (exc.value.fields or {}), exc.value.fields
+        assert len(s.exec(select(AutomationRule)).all()) == before
+        with pytest.raises(AccessDenied):
+            rules_admin.save_on_enter(s, a["manager1"], None, "Моё", "dpo", "REGISTRATION",
+                                      [{"type": "notify", "to": "responsible", "text": "x"}])

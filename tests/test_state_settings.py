@@ -76,8 +76,17 @@ def test_admin_switches_adds_and_deletes_rules(tokens):
     st.add_trigger_rule({"name": "Оплачен → Предоплата", "from_stage": "dpo:CONTRACT",
                          "field": "custom.dpo_contract_paid", "equals": "Да", "to_stage": "dpo:PREPAYMENT"})
     trig = next(r for r in st.rules if r.name == "Оплачен → Предоплата")
+    st.set_rule_action("notify")
+    st.add_on_enter_rule({"name": "Договор: сообщить", "stage": "dpo:CONTRACT", "to": "department_head",
+                          "text": "Сделка «{title}» на договоре", "subject": "ignored for notify"})
+    enter = next(r for r in st.rules if r.name == "Договор: сообщить")
+    assert enter.kind == "При входе на стадию" and "руководителя отдела" in enter.text
+    st.set_rule_action("activity")
+    st.add_on_enter_rule({"name": "Без темы", "stage": "dpo:CONTRACT", "kind": "call", "subject": ""})
+    assert not any(r.name == "Без темы" for r in st.rules)  # refused with a toast, nothing saved
     st.delete_rule(new.id)
     st.delete_rule(trig.id)
+    st.delete_rule(enter.id)
     assert len(st.rules) == n
 
 

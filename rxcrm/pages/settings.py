@@ -239,6 +239,28 @@ def _rules_tab() -> rx.Component:
             _stage_select("to_stage", "В стадию", "220px"),
             rx.button("Добавить", type="submit", size="2"), spacing="2", align="center", wrap="wrap"),
             on_submit=SettingsState.add_trigger_rule, reset_on_submit=True),
+        rx.text("При входе на стадию", weight="bold", size="3", padding_top="8px"),
+        rx.form(rx.hstack(
+            rx.input(name="name", placeholder="Название правила", width="240px"),
+            _stage_select("stage", "Стадия", "220px"),
+            rx.box(option_select(SettingsState.rule_action_options, "Действие", value=SettingsState.rule_action,
+                                 on_change=SettingsState.set_rule_action,
+                                 trigger_props={"data_testid": "rule-action"}), width="200px"),
+            rx.match(
+                SettingsState.rule_action,
+                ("set", rx.hstack(rx.input(name="field", placeholder="Поле (probability, custom.…)", width="200px"),
+                                  rx.input(name="value", placeholder="Значение", width="140px"), spacing="2")),
+                ("notify", rx.hstack(rx.box(_opt_select("to", SettingsState.recipient_options, "Кому"), width="200px"),
+                                     rx.input(name="text", placeholder="Текст ({title} — название)", width="280px"),
+                                     spacing="2")),
+                rx.hstack(rx.box(_opt_select("kind", SettingsState.activity_kind_options, "Вид дела"), width="140px"),
+                          rx.input(name="subject", placeholder="Тема дела", width="220px"),
+                          rx.input(name="in_hours", placeholder="Через, ч", width="90px", type="number"),
+                          spacing="2"),
+            ),
+            rx.button("Добавить", type="submit", size="2", data_testid="rule-on-enter-add"),
+            spacing="2", align="center", wrap="wrap"),
+            on_submit=SettingsState.add_on_enter_rule, reset_on_submit=True),
         width="100%", spacing="3",
     )
 

@@ -109,7 +109,7 @@ def describe(rule: AutomationRule, stages: dict | None = None, labels: dict | No
         if kind == "set":
             parts.append(f"заполнить {fl(a.get('field'))} значением «{a.get('value')}»")
         elif kind == "notify":
-            parts.append("уведомить руководителя отдела")
+            parts.append(f"уведомить {RECIPIENTS.get(a.get('to'), 'руководителя отдела')}: «{a.get('text', '')}»")
         else:
             parts.append(f"{_ACTION_WORDS.get(kind, kind)} «{a.get('subject', '')}»")
     return "; ".join(parts)
@@ -223,6 +223,88 @@ def save_trigger(session: Session, actor: Actor, rule_id: int | None, name: str,
     return _save(session, actor, rule, op, before)
 
 
+ACTION_TYPES = {"activity": "Запланировать дело", "set": "Заполнить поле", "notify": "Уведомить"}
+RECIPIENTS = {"responsible": "ответственного", "department_head": "руководителя отдела"}
+MAX_TEXT = 300
+MAX_IN_HOURS = 30 * 24
+
+
+def _int_in(value, lo: int, hi: int, field: str, label: str) -> int:
+    try:
+        n = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise ValidationFailed(f"{label}: целое число от {lo} до {hi}", fields={field: "Число"}) from None
+    if not lo <= n <= hi:
+        raise ValidationFailed(f"{label}: от {lo} до {hi}", fields={field: f"от {lo} до {hi}"})
+    return n
+
+
+def on_enter_action(session: Session, pipe: Pipeline, action_type: str, *, kind: str = "call", subject: str = "",
+                    in_hours=24, duration_min=None, field: str = "", value=None, to: str = "responsible",
+                    text: str = "") -> dict:
+    """One validated action of an on-enter rule (the shapes of rules/automation.py ON_ENTER)."""
+    from rxcrm.models.activity import ACTIVITY_KINDS, MAX_DURATION_MIN
+    if action_type == "activity":
+        if kind not in ACTIVITY_KINDS:
+            raise ValidationFailed(f"Неизвестный вид дела: {kind}", fields={"kind": "Вид дела"})
+        subject = " ".join((subject or "").split())
+        if not subject or len(subject) > MAX_TEXT:
+            raise ValidationFailed(f"Тема дела: от 1 до {MAX_TEXT} символов", fields={"subject": "Обязательное поле"})
+        action = {"type": "activity", "kind": kind, "subject": subject,
+                  "in_hours": _int_in(in_hours, 0, MAX_IN_HOURS, "in_hours", "Через сколько часов")}
+        if duration_min not in (None, ""):
+            limit = MAX_DURATION_MIN.get(kind, 7 * 24 * 60)
+            action["duration_min"] = _int_in(duration_min, 1, limit, "duration_min", "Длительность, мин")
+        return action
+    if action_type == "set":
+        key = _field_keys(session, pipe, [field])
+        if len(key) != 1:
+            raise ValidationFailed("Укажите одно поле", fields={"field": "Одно поле"})
+        from .items import EDITABLE_KINDS, parse_value
+        fd = field_map(session, pipe.entity, pipe.id)[key[0]]
+        if (fd.column is None and not fd.key.startswith("custom.")) or fd.kind not in EDITABLE_KINDS:
+            raise ValidationFailed(f"Поле «{fd.label}» нельзя заполнять правилом", fields={"field": "Не редактируется"})
+        val = _equals(value, fd.kind)
+        if val in (None, ""):
+            raise ValidationFailed("Укажите значение поля", fields={"value": "Обязательное поле"})
+        parse_value(fd, val)  # the value must be valid for the field (a wrong one raises here, not on a move)
+        return {"type": "set", "field": key[0], "value": val}
+    if action_type == "notify":
+        if to not in RECIPIENTS:
+            raise ValidationFailed(f"Неизвестный получатель: {to}", fields={"to": "Получатель"})
+        text = " ".join((text or "").split())
+        if not text or len(text) > MAX_TEXT:
+            raise ValidationFailed(f"Текст уведомления: от 1 до {MAX_TEXT} символов", fields={"text": "Обязательное поле"})
+        return {"type": "notify", "to": to, "text": text}
+    raise ValidationFailed(f"Неизвестное действие: {action_type}", fields={"action": "Действие"})
+
+
+def save_on_enter(session: Session, actor: Actor, rule_id: int | None, name: str, pipeline_code: str,
+                  stage_code: str, actions: list[dict]) -> AutomationRule:
+    """Create (rule_id None) or change an on-enter rule: when an item enters the (working)
+    stage, do `actions` (each checked by `on_enter_action`'s rules: pass them through it)."""
+    require_admin(actor)
+    name = " ".join((name or "").split())
+    if not name or len(name) > MAX_NAME:
+        raise ValidationFailed(f"Название правила: от 1 до {MAX_NAME} символов", fields={"name": "Обязательное поле"})
+    pipe = _pipeline(session, pipeline_code)
+    stage = _stage(session, pipe, stage_code)
+    if stage.semantic != "process":
+        raise ValidationFailed("Правило при входе работает только для стадий в работе",
+                               fields={"stage_code": "Стадия в работе"})
+    if not actions:
+        raise ValidationFailed("Добавьте хотя бы одно действие", fields={"action": "Обязательное поле"})
+    checked = [on_enter_action(session, pipe, a.get("type", ""), **{k: v for k, v in a.items() if k != "type"})
+               for a in actions]
+    if rule_id in (None, "", 0):
+        rule, before, op = AutomationRule(kind="on_enter", sort=_next_sort(session)), None, "create"
+    else:
+        rule = _existing(session, rule_id, "on_enter")
+        before, op = _snapshot(rule), "update"
+    rule.name, rule.pipeline_code, rule.stage_code, rule.config = name, pipe.code, stage.code, {"actions": checked}
+    return _save(session, actor, rule, op, before)
+
+
 def delete_rule(session: Session, actor: Actor, rule_id: int) -> None:
     require_admin(actor)
     rule = _rule(session, rule_id)
@@ -232,4 +314,5 @@ def delete_rule(session: Session, actor: Actor, rule_id: int) -> None:
     audit.record(session, actor, "rule_update", "rule", int(rule_id), {"op": "delete", "old": before, "new": None})
 
 
-__all__ = ["KIND_LABEL", "delete_rule", "describe", "list_rules", "save_required", "save_trigger", "set_active"]
+__all__ = ["ACTION_TYPES", "KIND_LABEL", "RECIPIENTS", "delete_rule", "describe", "list_rules", "on_enter_action",
+           "save_on_enter", "save_required", "save_trigger", "set_active"]

@@ -114,6 +114,11 @@ class SettingsState(AppState):
                                          Option("education", "УС ДПО")]
     rules: list[RuleRow] = []
     stage_options: list[Option] = []  # "pipeline:STAGE" — every stage of every pipeline
+    rule_action: str = "activity"  # the action of a new on-enter rule
+    rule_action_options: list[Option] = [Option(k, v) for k, v in rules_admin.ACTION_TYPES.items()]
+    activity_kind_options: list[Option] = [Option("call", "Звонок"), Option("meeting", "Встреча"),
+                                           Option("task", "Задача"), Option("email", "Письмо")]
+    recipient_options: list[Option] = [Option(k, v.capitalize()) for k, v in rules_admin.RECIPIENTS.items()]
     user_dialog: bool = False
     password_dialog: bool = False
     reassign_dialog: bool = False
@@ -308,6 +313,23 @@ class SettingsState(AppState):
         return self._do(lambda s, a: rules_admin.save_trigger(
             s, a, None, form.get("name", ""), pipe, src, (form.get("field") or "").strip(), form.get("equals", ""),
             dst), "Правило добавлено")
+
+    @rx.event
+    def set_rule_action(self, value: str):
+        if value in rules_admin.ACTION_TYPES:
+            self.rule_action = value
+
+    @rx.event
+    def add_on_enter_rule(self, form: dict):
+        pipe, _, stage = (form.get("stage") or "").partition(":")
+        if not stage:
+            return rx.toast.error("Выберите стадию")
+        kind = self.rule_action
+        fields = {"activity": ("kind", "subject", "in_hours", "duration_min"), "set": ("field", "value"),
+                  "notify": ("to", "text")}[kind]
+        action = {"type": kind, **{k: (form.get(k) or "").strip() for k in fields if (form.get(k) or "").strip()}}
+        return self._do(lambda s, a: rules_admin.save_on_enter(s, a, None, form.get("name", ""), pipe, stage,
+                                                               [action]), "Правило добавлено")
 
     # recycle bin
     @rx.event
