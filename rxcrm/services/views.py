@@ -212,6 +212,20 @@ def set_default_preset(session: Session, actor: Actor, page: str, preset_id: int
     session.flush()
 
 
+def toggle_default(session: Session, actor: Actor, page: str, preset_id: int) -> None:
+    """The pin of a preset list: pin `preset_id` as the page default; pinning the pinned one
+    again unpins it (a built-in default stays: it is the fallback anyway)."""
+    current = default_preset(session, actor, page)
+    unpin = current is not None and current.id == preset_id and not current.is_builtin
+    set_default_preset(session, actor, page, None if unpin else preset_id)
+
+
+def presets_with_default(session: Session, actor: Actor, page: str) -> list[tuple[FilterPreset, bool]]:
+    """`list_presets` with, for each, whether it is the actor's default of the page."""
+    default = default_preset(session, actor, page)
+    return [(p, default is not None and default.id == p.id) for p in list_presets(session, actor, page)]
+
+
 def default_preset(session: Session, actor: Actor, page: str) -> FilterPreset | None:
     """The pinned preset if it is still visible, else the page's built-in default (or None)."""
     _check_page(page)

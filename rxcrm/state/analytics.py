@@ -15,7 +15,7 @@ from rxcrm.services import charts, export, fmt, views
 from rxcrm.services.errors import ServiceError
 
 from .app import AppState
-from .work import Option, PresetItem
+from .work import Option, PresetItem, preset_items
 
 PAGE = views.ANALYTICS_PAGE
 # URL parameter ↔ Params field
@@ -270,9 +270,7 @@ class AnalyticsState(AppState):
         return event
 
     def _load_presets(self, s, actor) -> None:
-        default = views.default_preset(s, actor, PAGE)
-        self.an_presets = [PresetItem(p.id, p.name, p.is_shared, p.is_builtin, default is not None and default.id == p.id)
-                           for p in views.list_presets(s, actor, PAGE)]
+        self.an_presets = preset_items(s, actor, PAGE)
 
     async def _reload(self):
         """Compute the dashboard on a worker thread (up to ~2 s at 100k: never on the event
@@ -469,9 +467,7 @@ class AnalyticsState(AppState):
         actor = self.actor()
         try:
             with session_scope() as s:
-                current = views.default_preset(s, actor, PAGE)
-                unpin = current is not None and current.id == preset_id
-                views.set_default_preset(s, actor, PAGE, None if unpin else preset_id)
+                views.toggle_default(s, actor, PAGE, preset_id)
                 self._load_presets(s, actor)
         except ServiceError as exc:
             return rx.toast.error(exc.message)

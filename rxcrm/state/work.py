@@ -91,6 +91,12 @@ class PresetItem:
     is_default: bool = False
 
 
+def preset_items(s, actor, page: str) -> list[PresetItem]:
+    """The presets menu of a page (lists and /analytics alike)."""
+    return [PresetItem(p.id, p.name, p.is_shared, p.is_builtin, is_default)
+            for p, is_default in views.presets_with_default(s, actor, page)]
+
+
 def _opts(pairs) -> list[Option]:
     return [Option(str(v), str(label)) for v, label in pairs]
 
@@ -246,10 +252,7 @@ class WorkState(AppState):
         self._load_presets(s, actor)
 
     def _load_presets(self, s, actor) -> None:
-        default = views.default_preset(s, actor, self.page)
-        self.presets = [PresetItem(p.id, p.name, p.is_shared, p.is_builtin,
-                                   default is not None and default.id == p.id)
-                        for p in views.list_presets(s, actor, self.page)]
+        self.presets = preset_items(s, actor, self.page)
 
     def _effective_filters(self) -> dict:
         f = dict(self._filters)
@@ -636,9 +639,7 @@ class WorkState(AppState):
         actor = self.actor()
         try:
             with session_scope() as s:
-                current = views.default_preset(s, actor, self.page)
-                unpin = current is not None and current.id == preset_id and not current.is_builtin
-                views.set_default_preset(s, actor, self.page, None if unpin else preset_id)
+                views.toggle_default(s, actor, self.page, preset_id)
                 self._load_presets(s, actor)
         except ServiceError as exc:
             return rx.toast.error(exc.message)
