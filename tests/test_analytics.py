@@ -283,3 +283,14 @@ def test_deleted_items_stay_out(world):
         assert gone.deleted_at is not None
     dash = _dash(db, A["director"], pipeline_id=ids["dpo"])
     assert dash.deal_funnel.won == 1 and dash.deal_funnel.won_amount == Decimal(100)
+
+
+def test_chip_texts_of_the_click_through_filter(world):
+    db, ids, A = world
+    with session_scope(db) as s:
+        st = f.stage(s, "dpo", "CONTRACT")
+        f_ = {"reached_stage": [st.id], "reached_at": {"from": "2026-11-01", "to": "2026-11-30"}}
+        assert flt.describe_reserved(s, "reached_stage", [st.id], f_) == "Дошли до «Договор» · 01.11–30.11.2026"
+        f_["reached_at"] = {"from": "2025-12-01", "to": "2026-01-31"}
+        assert flt.describe_reserved(s, "reached_stage", [st.id], f_).endswith("01.12.2025–31.01.2026")
+        assert flt.describe_reserved(s, "department_id", [ids["dpo_dept"]], {}) == "Отдел: ДПО"

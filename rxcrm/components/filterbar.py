@@ -181,7 +181,7 @@ def _chip(chip: Chip) -> rx.Component:
         rx.icon("x", size=12, cursor="pointer", on_click=WorkState.remove_chip(chip.key),
                 data_testid="chip-remove"),
         variant="soft", color_scheme="blue", size="2", radius="full", data_testid="filter-chip",
-        white_space="nowrap",
+        white_space="nowrap", flex_shrink="0", title=chip.label,
     )
 
 

@@ -147,17 +147,17 @@ def reached_condition(model, entity: str, stage_ids: list[int], period: dict | N
 def describe_reserved(session, key: str, value, filters: dict) -> str:
     """A chip text for department_id / reached_stage (with its reached_at period)."""
     from rxcrm.models import Department
-    from . import fmt
     ids = _int_list(value, key)
     if key == "department_id":
         names = [d.name for d in (session.get(Department, i) for i in ids) if d]
         return "Отдел: " + (", ".join(names) or "—")
     names = [st.name for st in (session.get(Stage, i) for i in ids) if st]
-    text = "Дошли до стадии «" + "», «".join(names or ["—"]) + "»"
+    text = "Дошли до «" + "», «".join(names or ["—"]) + "»"
     period = filters.get("reached_at") or {}
     lo, hi = period.get("from"), period.get("to")
     if lo and hi:
-        text += f" с {fmt.date_short(_parse_date(lo, 'с'))} по {fmt.date_short(_parse_date(hi, 'по'))}"
+        d0, d1 = _parse_date(lo, "с"), _parse_date(hi, "по")
+        text += f" · {d0:%d.%m}{'' if d0.year == d1.year else f'.{d0.year}'}–{d1:%d.%m.%Y}"
     return text
 
 

@@ -32,7 +32,7 @@ def test_head_clicks_a_funnel_stage_and_gets_the_matching_deal_list(page):
     box = bars.nth(2).locator("path").bounding_box()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.wait_for_url(re.compile(r"/deals\?view=list.*reached_stage=\d+"), timeout=30000)
-    expect(page.get_by_test_id("filter-chip").filter(has_text="Дошли до стадии «Договор»")).to_be_visible()
+    expect(page.get_by_test_id("filter-chip").filter(has_text="Дошли до «Договор» · 01.01–31.12.")).to_be_visible()
     expect(page.get_by_test_id("list-total")).to_have_text(f"Всего: {funnel_number}")
 
 
