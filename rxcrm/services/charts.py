@@ -36,7 +36,9 @@ def funnel(names: list[str], counts: list[int], amounts: list[float], colors: li
              + (f"<br>из предыдущей: {c}" if c else "") + "<br><i>Нажмите, чтобы открыть список</i>"
              for name, n, a, c in zip(names, counts, amounts, conv_prev)]
     fig = go.Figure(go.Funnel(
-        y=names, x=counts, text=[fmt.count(n) for n in counts], textinfo="text", textposition="inside",
+        y=names, x=counts, text=[fmt.count(n) for n in counts], textinfo="text",
+        # a bar too narrow for its number shows it beside the bar instead of shrinking it
+        textposition=["inside" if n >= 0.1 * max(counts) else "outside" for n in counts] if counts else "inside",
         insidetextanchor="middle", hovertext=hover, hovertemplate="%{hovertext}<extra></extra>",
         marker=dict(color=colors, line=dict(width=0)), connector=dict(fillcolor="#f1f4f7", line=dict(width=0)),
         textfont=dict(color="#1f2d3d", size=13)))
