@@ -35,8 +35,8 @@ def app_db():
 def _state(monkeypatch, query: dict | None = None, login: str = "anhead", role: str = "head"):
     from rxcrm.state import analytics as mod
     with session_scope() as s:
-        u = s.exec(select(User).where(User.login == login)).first() or f.user(s, login, role=role,
-                                                                               full_name="Аналитикова Анна")
+        if s.exec(select(User).where(User.login == login)).first() is None:
+            f.user(s, login, role=role, full_name="Аналитикова Анна")
         m = s.exec(select(User).where(User.login == "anmgr")).first() or f.user(s, "anmgr", full_name="Петров Пётр")
         if not s.exec(select(Deal).where(Deal.title == "Аналитика A")).first():
             d = f.deal(s, "Аналитика A", m, amount=1000)

@@ -29,10 +29,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from babel.dates import format_date
 from sqlalchemy import and_, case, func, literal_column, select
 from sqlmodel import Session
 
-from rxcrm.models import Department, Pipeline, Product, Stage, StageHistory, User, utcnow
+from rxcrm.models import Department, Pipeline, Product, StageHistory, User, utcnow
 from rxcrm.models.org import ROLE_MANAGER
 from rxcrm.settings import TZ
 
@@ -153,6 +154,9 @@ class Ctx:
     def period(self) -> dict:
         return {"from": self.d0.isoformat(), "to": self.d1.isoformat()}
 
+    def pipeline(self, entity: str) -> Pipeline | None:
+        return self.lead_pipeline if entity == "lead" else self.deal_pipeline
+
 
 def resolve(session: Session, actor: Actor, p: Params, now: datetime | None = None) -> Ctx:
     now = now or utcnow()
@@ -192,14 +196,14 @@ def item_filters(ctx: Ctx, entity: str, **extra) -> dict:
 def list_href(ctx: Ctx, entity: str, **extra) -> str:
     """The /leads or /deals list (not the board) with the matching filter."""
     page = "leads" if entity == "lead" else "deals"
-    pipe = ctx.lead_pipeline if entity == "lead" else ctx.deal_pipeline
+    pipe = ctx.pipeline(entity)
     head = f"/{page}?view=list" + (f"&pipeline={pipe.id}" if entity == "deal" and pipe else "")
     qs = encode(item_filters(ctx, entity, **extra))
     return head + ("&" + qs if qs else "")
 
 
 def _conds(session: Session, actor: Actor, ctx: Ctx, entity: str, **extra):
-    pipe = ctx.lead_pipeline if entity == "lead" else ctx.deal_pipeline
+    pipe = ctx.pipeline(entity)
     f = item_filters(ctx, entity, **extra)
     if pipe is not None:
         f["pipeline_id"] = [pipe.id]
@@ -268,7 +272,7 @@ def _history(ctx: Ctx, entity: str, pipe_id: int, *cols):
 
 
 def funnel(session: Session, actor: Actor, ctx: Ctx, entity: str) -> Funnel | None:
-    pipe = ctx.lead_pipeline if entity == "lead" else ctx.deal_pipeline
+    pipe = ctx.pipeline(entity)
     if pipe is None:
         return None
     stages = catalogs.stages(session, pipe.id)
@@ -408,7 +412,7 @@ class StageTime:
 def time_in_stage(session: Session, actor: Actor, ctx: Ctx, entity: str = "deal") -> list[StageTime]:
     """Median and 90th percentile of the stays that ended in the period, per stage. SQL
     counts stays per (stage, whole hours); the percentiles are taken from that histogram."""
-    pipe = ctx.lead_pipeline if entity == "lead" else ctx.deal_pipeline
+    pipe = ctx.pipeline(entity)
     stages = [st for st in catalogs.stages(session, pipe.id) if st.semantic == "process"]
     model, conds = _conds(session, actor, ctx, entity)
     sh = StageHistory
@@ -443,7 +447,6 @@ def _bucket_start(d: date, grain: str) -> date:
 
 
 def bucket_label(d: date, grain: str) -> str:
-    from babel.dates import format_date
     if grain == "week":
         end = d + timedelta(days=6)
         if d.month == end.month:

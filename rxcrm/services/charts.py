@@ -55,7 +55,7 @@ def stage_times(names: list[str], medians: list[float | None], p90s: list[float 
     fig.add_bar(y=names, x=p90, orientation="h", name="90-й перцентиль", marker=dict(color="#dfe6ed"),
                 hovertemplate="%{y}<br>90% переходов быстрее %{x:.1f} дн.<extra></extra>")
     fig.add_bar(y=names, x=med, orientation="h", name="Медиана", marker=dict(color=colors), width=0.45,
-                text=[f"{m:.1f} дн.".replace(".", ",", 1) if m else "" for m in med], textposition="outside", cliponaxis=False,
+                text=[f"{fmt.number(m)} дн." if m else "" for m in med], textposition="outside", cliponaxis=False,
                 hovertemplate="%{y}<br>медиана %{x:.1f} дн.<extra></extra>")
     return _layout(fig, 80 + 40 * len(names), barmode="overlay", showlegend=True,
                    legend=dict(orientation="h", y=1.02, x=0, yanchor="bottom", traceorder="reversed"),

@@ -25,7 +25,7 @@ from sqlalchemy import Float, String, and_, cast, false, func, or_, select
 
 from sqlalchemy.orm import aliased
 
-from rxcrm.models import Communication, Stage, StageHistory
+from rxcrm.models import Communication, Department, Stage, StageHistory
 from rxcrm.settings import TZ
 
 from .errors import ValidationFailed
@@ -146,7 +146,6 @@ def reached_condition(model, entity: str, stage_ids: list[int], period: dict | N
 
 def describe_reserved(session, key: str, value, filters: dict) -> str:
     """A chip text for department_id / reached_stage (with its reached_at period)."""
-    from rxcrm.models import Department
     ids = _int_list(value, key)
     if key == "department_id":
         names = [d.name for d in (session.get(Department, i) for i in ids) if d]

@@ -95,7 +95,18 @@ def _opts(pairs, first: tuple[str, str] | None = None) -> list[Option]:
 
 
 def _days(v: float | None) -> str:
-    return "" if v is None else fmt.percent(v).replace("\u00a0%", "") + " дн."
+    return "" if v is None else f"{fmt.number(v)} дн."
+
+
+def _sorted(rows: list, key: str, desc: bool, text_key: str) -> list:
+    """A table's rows by a column: the text column alphabetically, the others by value."""
+    return sorted(rows, key=lambda r: getattr(r, key).casefold() if key == text_key else getattr(r, key),
+                  reverse=desc)
+
+
+def _next_sort(current: str, desc: bool, key: str, text_key: str) -> tuple[str, bool]:
+    """A click on a column header: the same column flips; a new one starts big-first (A–Я for text)."""
+    return (key, not desc) if current == key else (key, key != text_key)
 
 
 def _stage_rows(f: an.Funnel | None, stages) -> list[StageRow]:
@@ -203,9 +214,7 @@ class AnalyticsState(AppState):
 
     @rx.var
     def conv_rows(self) -> list[ConvRowView]:
-        rows = list(self.conv_data.get(self.conv_dim, []))
-        return sorted(rows, key=lambda r: getattr(r, self.conv_sort) if self.conv_sort != "label"
-                      else r.label.casefold(), reverse=self.conv_desc)
+        return _sorted(self.conv_data.get(self.conv_dim, []), self.conv_sort, self.conv_desc, "label")
 
     @rx.var
     def conv_dim_label(self) -> str:
@@ -213,8 +222,7 @@ class AnalyticsState(AppState):
 
     @rx.var
     def mgr_sorted(self) -> list[ManagerView]:
-        return sorted(self.mgr_rows, key=lambda r: getattr(r, self.mgr_sort) if self.mgr_sort != "name"
-                      else r.name.casefold(), reverse=self.mgr_desc)
+        return _sorted(self.mgr_rows, self.mgr_sort, self.mgr_desc, "name")
 
     @rx.var
     def is_custom(self) -> bool:
@@ -384,17 +392,11 @@ class AnalyticsState(AppState):
 
     @rx.event
     def sort_conv(self, key: str):
-        if self.conv_sort == key:
-            self.conv_desc = not self.conv_desc
-        else:
-            self.conv_sort, self.conv_desc = key, key != "label"
+        self.conv_sort, self.conv_desc = _next_sort(self.conv_sort, self.conv_desc, key, "label")
 
     @rx.event
     def sort_mgr(self, key: str):
-        if self.mgr_sort == key:
-            self.mgr_desc = not self.mgr_desc
-        else:
-            self.mgr_sort, self.mgr_desc = key, key != "name"
+        self.mgr_sort, self.mgr_desc = _next_sort(self.mgr_sort, self.mgr_desc, key, "name")
 
     # ---- click-through ----------------------------------------------------------------------
     def _point_href(self, rows: list[StageRow], points: list[dict]):
