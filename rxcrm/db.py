@@ -1,22 +1,54 @@
-"""Database engine and sessions for the service layer (plain SQLAlchemy/SQLModel).
+"""Database engine and units of work for the service layer (plain SQLAlchemy/SQLModel).
 
 The URL comes from REFLEX_DB_URL (the same variable Reflex reads), defaulting to an
-embedded SQLite file `rxcrm.db` in the working directory."""
+embedded SQLite file `rxcrm.db` in the working directory.
+
+Units of work — the one place that opens them:
+- `session_scope(write=True)` (the default) is a unit that may write. On SQLite it starts
+  with `BEGIN IMMEDIATE`: the write lock is taken up front (waiting up to `busy_timeout`,
+  then retried a bounded number of times), so a unit that reads first and writes later can
+  never fail with "database is locked" halfway. On PostgreSQL it is a plain transaction.
+- `session_scope(write=False)` is a read-only unit: a deferred `BEGIN` on SQLite (readers
+  never wait for writers in WAL mode); a flush with pending changes raises
+  `ReadOnlyUnitOfWork` — a read path cannot silently become a write path.
+- `transact(fn)` runs `fn(session)` in a unit of work and runs it again (bounded, with
+  backoff) when the database reports a transient conflict: SQLite busy, a PostgreSQL
+  deadlock or serialization failure, or a concurrent change of the same row caught by the
+  optimistic version check (`StaleDataError`). `fn` must not have effects outside the
+  database before it returns."""
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, create_engine
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DB_URL = "sqlite:///rxcrm.db"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
+BUSY_TIMEOUT_MS = 5000      # SQLite waits this long for the write lock …
+BEGIN_ATTEMPTS = 4          # … and BEGIN IMMEDIATE is tried this many times
+TRANSACT_ATTEMPTS = 5       # a whole unit of work is run at most this many times
+READONLY = "rxcrm_readonly"  # execution option / session.info key of read-only units
+
 _engines: dict[str, Engine] = {}
+T = TypeVar("T")
+
+
+class ReadOnlyUnitOfWork(RuntimeError):
+    """A read-only unit of work tried to write (a programming error, never a user's)."""
 
 
 def db_url() -> str:
@@ -29,7 +61,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cur.execute("PRAGMA cache_size=-65536")
     cur.execute("PRAGMA temp_store=MEMORY")
     cur.close()
@@ -38,16 +70,40 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
                                deterministic=True)
 
 
+def _is_busy(exc: BaseException) -> bool:
+    text = str(getattr(exc, "orig", exc)).lower()
+    return "database is locked" in text or "database is busy" in text or "database table is locked" in text
+
+
+def _sqlite_begin(conn) -> None:
+    """BEGIN for a read-only unit, BEGIN IMMEDIATE for one that may write (bounded retry)."""
+    if conn.get_execution_options().get(READONLY):
+        conn.exec_driver_sql("BEGIN")
+        return
+    for attempt in range(1, BEGIN_ATTEMPTS + 1):
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        except OperationalError as exc:
+            if not _is_busy(exc) or attempt == BEGIN_ATTEMPTS:
+                raise
+            log.warning("SQLite write lock busy for %d ms, attempt %d of %d", BUSY_TIMEOUT_MS, attempt,
+                        BEGIN_ATTEMPTS)
+            time.sleep(0.05 * attempt)
+
+
 def get_engine(url: str | None = None) -> Engine:
     url = url or db_url()
     engine = _engines.get(url)
     if engine is None:
         if url.startswith("sqlite"):
-            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+            engine = create_engine(url, connect_args={"check_same_thread": False,
+                                                      "timeout": BUSY_TIMEOUT_MS / 1000})
             event.listen(engine, "connect", _sqlite_pragmas)
             # pysqlite's own transaction handling breaks SAVEPOINTs (a savepoint opened before
-            # any write commits on release). Let SQLAlchemy issue BEGIN itself instead.
-            event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+            # any write commits on release), so SQLAlchemy issues BEGIN itself — IMMEDIATE
+            # unless the unit of work is read-only.
+            event.listen(engine, "begin", _sqlite_begin)
         else:
             engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
         _engines[url] = engine
@@ -64,16 +120,65 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=dispose_engines)
 
 
+def _refuse_writes(session, _ctx, _instances) -> None:
+    if session.new or session.dirty or session.deleted:
+        what = [type(o).__name__ for o in (*session.new, *session.dirty, *session.deleted)][:5]
+        raise ReadOnlyUnitOfWork(f"a read-only unit of work tried to write {what}")
+
+
+def open_session(bind: Engine | None = None, *, write: bool = True, url: str | None = None) -> Session:
+    """A new Session for one unit of work (the caller commits or rolls back and closes it).
+    Read-only sessions begin a deferred transaction at once and refuse to flush changes."""
+    session = Session(bind if bind is not None else get_engine(url), expire_on_commit=False)
+    if not write:
+        session.info[READONLY] = True
+        event.listen(session, "before_flush", _refuse_writes)
+        session.connection(execution_options={READONLY: True})
+    return session
+
+
 @contextmanager
-def session_scope(url: str | None = None) -> Iterator[Session]:
-    """A unit of work: commits on success, rolls back on any error."""
-    with Session(get_engine(url), expire_on_commit=False) as session:
+def session_scope(url: str | None = None, *, write: bool = True) -> Iterator[Session]:
+    """A unit of work: commits on success, rolls back on any error (see the module doc)."""
+    with open_session(url=url, write=write) as session:
         try:
             yield session
-            session.commit()
+            if write:
+                session.commit()
+            else:
+                session.rollback()
         except BaseException:
             session.rollback()
             raise
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure that running the unit of work again may cure (nothing was committed)."""
+    if isinstance(exc, StaleDataError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if _is_busy(exc):
+            return True
+        code = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
+        return code in ("40001", "40P01")  # serialization failure, deadlock detected
+    return False
+
+
+def transact(fn: Callable[[Session], T], url: str | None = None, *, write: bool = True,
+             attempts: int = TRANSACT_ATTEMPTS) -> T:
+    """Run `fn(session)` in a unit of work; again (bounded, with backoff) on a transient
+    database conflict. Other exceptions (a ServiceError, a bug) propagate at once."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with session_scope(url, write=write) as session:
+                return fn(session)
+        except Exception as exc:
+            if attempt == attempts or not is_transient(exc):
+                raise
+            log.info("unit of work retried after a transient conflict (%s), attempt %d",
+                     type(exc).__name__, attempt)
+            time.sleep(min(0.5, 0.02 * 2 ** attempt) * (0.5 + random.random()))
+    raise AssertionError("unreachable")
 
 
 def alembic_config(url: str | None = None):

@@ -33,6 +33,7 @@ from babel.dates import format_date
 from sqlalchemy import and_, case, func, literal_column, select
 from sqlmodel import Session
 
+from rxcrm.db import open_session
 from rxcrm.models import Department, Pipeline, Product, StageHistory, User, utcnow
 from rxcrm.models.org import ROLE_MANAGER
 from rxcrm.settings import TZ
@@ -617,7 +618,7 @@ def dashboard(session: Session, actor: Actor, params: Params | dict | None = Non
         bind = session.get_bind()
 
         def run(fn):
-            with Session(bind) as s:
+            with open_session(bind, write=False) as s:
                 return fn(s)
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
