@@ -7,6 +7,10 @@ config = rx.Config(
     db_url=os.environ.get("REFLEX_DB_URL", "sqlite:///rxcrm.db"),
     telemetry_enabled=False,
     show_built_with_reflex=False,
+    # Only the app's own origin talks to it (rxcrm/web.py checks Origin against Host); list
+    # any other front-end origin in RXCRM_ALLOWED_ORIGINS. Reflex's default "*" echoed any
+    # Origin with credentials.
+    cors_allowed_origins=[o.strip() for o in os.environ.get("RXCRM_ALLOWED_ORIGINS", "").split(",") if o.strip()],
     plugins=[
         rx.plugins.SitemapPlugin(),
         rx.plugins.RadixThemesPlugin(),

@@ -143,10 +143,9 @@ def session_scope(url: str | None = None, *, write: bool = True) -> Iterator[Ses
     with open_session(url=url, write=write) as session:
         try:
             yield session
-            if write:
-                session.commit()
-            else:
-                session.rollback()
+            # A read-only unit ends with COMMIT too (it wrote nothing): a rollback would
+            # expire the objects it loaded, which the caller may still read.
+            session.commit()
         except BaseException:
             session.rollback()
             raise

@@ -1,10 +1,18 @@
-"""The Reflex app: routes → pages. Startup migrates the database and writes defaults."""
+"""The Reflex app: routes → pages. Startup migrates the database and writes defaults.
+
+The HTTP edge (rxcrm/web.py) wraps everything the app serves: the session cookie is
+HttpOnly and reaches the app only as a hash, cross-site requests are refused, every
+response carries the security headers. Handlers that fail anyway end in
+state.base.backend_exception_handler (a Russian message), never Reflex's default."""
 from __future__ import annotations
+
+import os
 
 import reflex as rx
 from starlette.applications import Starlette
 
-from rxcrm import api
+from rxcrm import api, web
+from rxcrm.state.base import backend_exception_handler
 from rxcrm.tasks import reminders_task
 
 from rxcrm.db import migrate, session_scope
@@ -26,10 +34,23 @@ from rxcrm.services.bootstrap import ensure_defaults
 from rxcrm.state.app import AppState, LoginState
 
 
+def _private_state_dir() -> None:
+    """Reflex keeps per-user state on disk (.states/*.pkl, incl. the connection's headers)
+    when it runs without Redis: only the app's own user may read it."""
+    try:
+        from reflex.utils.prerequisites import get_states_dir
+        states = get_states_dir()
+        states.mkdir(parents=True, exist_ok=True)
+        os.chmod(states, 0o700)
+    except OSError:
+        pass
+
+
 def startup() -> None:
     migrate()
     with session_scope() as s:
         ensure_defaults(s)
+    _private_state_dir()
 
 
 startup()
@@ -38,7 +59,8 @@ app = rx.App(
     theme=rx.theme(appearance="light", accent_color="blue", gray_color="slate", radius="medium",
                    scaling="100%"),
     html_lang="ru",
-    api_transformer=Starlette(routes=api.routes),
+    api_transformer=[Starlette(routes=[*web.routes, *api.routes]), web.SecurityMiddleware],
+    backend_exception_handler=backend_exception_handler,
 )
 app.register_lifespan_task(reminders_task)
 app.add_page(login_page, route="/login", title="Вход — rxcrm", on_load=LoginState.on_load)

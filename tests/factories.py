@@ -98,3 +98,24 @@ def make_state(cls):
 
     root = rx.State()
     return root.get_substate(cls.get_full_name().split("."))
+
+
+def route(state, token: str | None = None, path: str = "/", ip: str = "127.0.0.1"):
+    """Give a state the router data of a browser on `path` whose session cookie is `token`
+    (as rxcrm/web.py passes it on: only its hash, in the x-rxcrm-session header).
+    token=None keeps the state's current session; "" means no session."""
+    from reflex.istate.data import RouterData
+
+    headers = {"origin": "http://localhost:3000", "host": "localhost:3000"}
+    key = auth.session_key(token) if token else \
+        (state.router.headers.raw_headers.get(auth.SESSION_HEADER, "") if token is None else "")
+    if key:
+        headers[auth.SESSION_HEADER] = key
+    state.router = RouterData.from_router_data({"headers": headers, "asPath": path, "pathname": path.split("?")[0],
+                                                "ip": ip})
+    return state
+
+
+def logged_in(cls, token: str | None, path: str = "/"):
+    """A state of class `cls` (in a real root state tree) for the browser holding `token`."""
+    return route(make_state(cls), token, path)

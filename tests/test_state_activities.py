@@ -72,8 +72,7 @@ def _world(login: str, *, overdue: bool = True, extra_upcoming: int = 0) -> dict
 
 def _state(token):
     from rxcrm.state.activities import ActivitiesState
-    st = f.make_state(ActivitiesState)
-    st.session_token = token
+    st = f.logged_in(ActivitiesState, token)
     st.check_login()
     assert st.user_id
     return st
@@ -121,16 +120,8 @@ def test_tab_and_filters_from_the_url(app_db, monkeypatch):
     w = _world("am3")
     from rxcrm.state import activities as mod
 
-    class _Url:
-        path = "/activities"
-        query_parameters = {"tab": "upcoming", "kind": "email", "item": "bogus"}
-
-    class _Router:
-        url = _Url()
-        session = type("S", (), {"client_ip": "127.0.0.1"})()
-
     st = _state(w["token"])
-    monkeypatch.setattr(mod.ActivitiesState, "router", property(lambda self: _Router()), raising=False)
+    f.route(st, w["token"], "/activities?tab=upcoming&kind=email&item=bogus")
     st.on_load()
     assert (st.tab, st.kind, st.item) == ("upcoming", "email", "all")  # an explicit tab wins over overdue
     assert _subjects(st) == ["Отправить договор"]

@@ -3,6 +3,7 @@ funnel click → the filtered list, saved views, bad input keeps the page usable
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import urlencode
 
 import pytest
 from sqlmodel import select
@@ -17,11 +18,6 @@ from . import factories as f
 
 def run(coro):
     return asyncio.run(coro)
-
-
-class _Router:
-    def __init__(self, query: dict):
-        self.url = type("U", (), {"query_parameters": query, "path": "/analytics"})()
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +38,7 @@ def _state(monkeypatch, query: dict | None = None, login: str = "anhead", role: 
             d = f.deal(s, "Аналитика A", m, amount=1000)
             items.move_stage(s, auth.actor_for(m), "deal", d.id, f.stage(s, "dpo", "REGISTRATION").id)
         token, _ = auth.login(s, login, "demo")
-    monkeypatch.setattr(mod.AnalyticsState, "router", property(lambda self: _Router(query or {})), raising=False)
-    st = f.make_state(mod.AnalyticsState)
-    st.session_token = token
+    st = f.logged_in(mod.AnalyticsState, token, "/analytics" + ("?" + urlencode(query) if query else ""))
     st.check_login()
     assert st.user_id
     return st

@@ -1,5 +1,9 @@
-"""State handler tests for login, the session check and the language switch."""
+"""State handler tests for the session check, /login's messages, the language switch and
+logout. The session token is an HttpOnly cookie the state never sees: a state knows the
+browser only by the hash rxcrm/web.py puts in `x-rxcrm-session` (tests: factories.route)."""
 from __future__ import annotations
+
+import pickle
 
 import pytest
 from sqlmodel import select
@@ -9,7 +13,7 @@ from rxcrm.models import User
 from rxcrm.services import auth
 from rxcrm.services.bootstrap import ensure_defaults
 
-from .factories import make_state
+from . import factories as f
 
 
 @pytest.fixture(scope="module")
@@ -36,59 +40,92 @@ def _states():
     return AppState, LoginState
 
 
-def test_wrong_password_shows_a_clear_message(app_db):
+def _token() -> str:
+    with session_scope() as s:
+        token, _ = auth.login(s, "manager1", "demo")
+    return token
+
+
+def test_login_page_explains_a_refusal_from_the_url(app_db):
     _, LoginState = _states()
-    st = make_state(LoginState)
-    assert st.submit({"login": "manager1", "password": "nope"}) is None
+    st = f.logged_in(LoginState, "", "/login?error=bad_password&login=manager1&next=/deals")
+    assert st.on_load() is None
     assert st.error == "Неверный логин или пароль"
-    assert st.session_token == "" and st.user_id == 0
+    assert st.login_value == "manager1" and st.next_path == "/deals"
 
 
-def test_english_error_when_ui_is_english(app_db):
+def test_login_page_in_english_and_rate_limit_wait(app_db):
     _, LoginState = _states()
-    st = make_state(LoginState)
+    st = f.logged_in(LoginState, "", "/login?error=bad_password")
     st.lang = "en"
-    st.submit({"login": "manager1", "password": "nope"})
+    st.on_load()
     assert st.error == "Wrong login or password"
+    st = f.logged_in(LoginState, "", "/login?error=rate_limited&wait=120")
+    st.on_load()
+    assert st.error.startswith("Слишком много неудачных попыток") and "2 минуты" in st.error
 
 
-def test_login_sets_the_session_cookie_and_redirects(app_db):
+def test_login_page_never_redirects_off_site(app_db):
     _, LoginState = _states()
-    st = make_state(LoginState)
-    spec = st.submit({"login": "manager1", "password": "demo"})
-    assert st.error == "" and st.user_name == "Петров Иван"
-    assert len(st.session_token) > 30
-    assert "/leads" in _redirect_path(spec)
+    for nxt in ("//evil.example/x", "https://evil.example", "/login?x=1"):
+        st = f.logged_in(LoginState, "", f"/login?next={nxt}")
+        st.on_load()
+        assert st.next_path == "/leads"
+
+
+def test_logged_in_person_on_login_page_goes_on(app_db):
+    _, LoginState = _states()
+    st = f.logged_in(LoginState, _token(), "/login?next=/deals")
+    assert _redirect_path(st.on_load()) == "/deals"
 
 
 def test_no_session_redirects_to_login(app_db):
     AppState, _ = _states()
-    st = make_state(AppState)
+    st = f.logged_in(AppState, "", "/deals")
     spec = st.check_login()
-    assert _redirect_path(spec).startswith("/login")
+    assert _redirect_path(spec) == "/login?next=/deals"
     assert st.is_authenticated is False
 
 
 def test_live_session_passes_and_forged_one_does_not(app_db):
     AppState, _ = _states()
-    with session_scope() as s:
-        token, _ = auth.login(s, "manager1", "demo")
-    st = make_state(AppState)
-    st.session_token = token
+    token = _token()
+    st = f.logged_in(AppState, token, "/deals")
     assert st.check_login() is None
     assert st.user_login == "manager1" and st.is_authenticated
-    st2 = make_state(AppState)
-    st2.session_token = token + "x"
-    assert _redirect_path(st2.check_login()).startswith("/login")
-    assert st2.session_token == ""
+    st2 = f.logged_in(AppState, token + "x", "/deals")
+    assert _redirect_path(st2.check_login()) == "/login?next=/deals&expired=1"
+    # the hash itself, presented as if it were the cookie, matches nothing
+    st3 = f.logged_in(AppState, auth.session_key(token), "/deals")
+    assert _redirect_path(st3.check_login()).startswith("/login")
+
+
+def test_state_keeps_no_usable_secret(app_db):
+    """What Reflex stores of a state (pickled to .states/ or Redis) holds only the hash."""
+    AppState, _ = _states()
+    token = _token()
+    st = f.logged_in(AppState, token, "/deals")
+    st.check_login()
+    blob = pickle.dumps(st.parent_state or st) + pickle.dumps(st)
+    assert token.encode() not in blob
+    assert not any("token" in name for name in type(st).base_vars)
+
+
+def test_revoked_session_sends_every_handler_to_login(app_db):
+    AppState, _ = _states()
+    token = _token()
+    st = f.logged_in(AppState, token, "/deals")
+    st.check_login()
+    with session_scope() as s:
+        auth.logout(s, token)
+    spec = st.mark_all_read()
+    assert _redirect_path(spec).startswith("/login")
 
 
 def test_language_switch_changes_labels_and_is_remembered(app_db):
     AppState, _ = _states()
-    with session_scope() as s:
-        token, user = auth.login(s, "manager1", "demo")
-    st = make_state(AppState)
-    st.session_token = token
+    token = _token()
+    st = f.logged_in(AppState, token)
     st.check_login()
     assert st.t["nav.deals"] == "Сделки"
     st.set_lang("en")
@@ -96,19 +133,18 @@ def test_language_switch_changes_labels_and_is_remembered(app_db):
     st.set_lang("xx")  # unknown language: ignored
     assert st.lang == "en"
     with session_scope() as s:
-        assert s.get(User, user.id).locale == "en"
+        assert s.exec(select(User).where(User.login == "manager1")).one().locale == "en"
     st.set_lang("ru")
     assert st.t["nav.deals"] == "Сделки"
 
 
-def test_logout_ends_the_session(app_db):
+def test_logout_ends_the_session_at_once(app_db):
     AppState, _ = _states()
-    with session_scope() as s:
-        token, _ = auth.login(s, "manager1", "demo")
-    st = make_state(AppState)
-    st.session_token = token
+    token = _token()
+    st = f.logged_in(AppState, token)
     st.check_login()
-    assert _redirect_path(st.logout()) == "/login"
-    assert st.session_token == "" and not st.is_authenticated
+    spec = st.logout()
+    assert "/api/session/logout" in str(spec)  # the browser posts the form that clears the cookie
+    assert not st.is_authenticated
     with session_scope() as s:
         assert auth.resolve(s, token) is None

@@ -39,8 +39,7 @@ def world():
 
 def _card(token, section, item_id):
     from rxcrm.state.card import CardState
-    st = f.make_state(CardState)
-    st.session_token = token
+    st = f.logged_in(CardState, token)
     st.check_login()
     st.router  # noqa: B018 (router exists)
     st.card_section = section
@@ -50,16 +49,7 @@ def _card(token, section, item_id):
 
 
 def _load(st, section, item_id, monkeypatch):
-    from rxcrm.state import card as card_mod
-
-    class _Url:
-        path = f"/{section}/{item_id}"
-
-    class _Router:
-        url = _Url()
-        session = type("S", (), {"client_ip": "127.0.0.1"})()
-
-    monkeypatch.setattr(card_mod.CardState, "router", property(lambda self: _Router()), raising=False)
+    f.route(st, None, f"/{section}/{item_id}")
     st.load_card()
 
 

@@ -31,8 +31,7 @@ def tokens():
 
 def _state(token):
     from rxcrm.state.settings import SettingsState
-    st = f.make_state(SettingsState)
-    st.session_token = token
+    st = f.logged_in(SettingsState, token)
     st.check_login()
     return st
 

@@ -36,8 +36,7 @@ def app_world():
 
 def _state(token):
     from rxcrm.state.work import WorkState
-    st = f.make_state(WorkState)
-    st.session_token = token
+    st = f.logged_in(WorkState, token)
     st.check_login()
     return st
 
@@ -152,7 +151,7 @@ def test_queue_preset_switches_the_leads_list_to_queue_order(app_world):
     from rxcrm.services import catalogs
     with session_scope() as s:
         st.pipeline_id = catalogs.default_pipeline(s, "lead").id
-        st._load_presets(s, st.actor())
+        st._load_presets(s, st._actor())
     queue = next(p for p in st.presets if p.name == "Очередь")
     st.apply_preset(queue.id)
     assert st.sort == "queue" and st.view == "list" and st.error == ""

@@ -6,6 +6,9 @@ import reflex as rx
 from rxcrm.components import theme
 from rxcrm.state.app import AppState, LoginState
 
+# Reflex forms always prevent the browser's own submit; form.submit() sends it natively.
+SUBMIT_NATIVELY = "document.getElementById('login-form').submit()"
+
 
 def login_page() -> rx.Component:
     return rx.center(
@@ -24,14 +27,17 @@ def login_page() -> rx.Component:
                 LoginState.info != "",
                 rx.callout(LoginState.info, icon="clock", color_scheme="amber", size="1", width="100%"),
             ),
-            rx.form(
+            # A native POST to /api/session (rxcrm/web.py): the HttpOnly session cookie can only
+            # be set by an HTTP response, and the password check runs on a worker thread there.
+            rx.el.form(
                 rx.vstack(
                     rx.text(LoginState.t["login.login"], size="2", weight="medium"),
-                    rx.input(name="login", auto_focus=True, size="3", width="100%",
-                             auto_complete="username", data_testid="login-input"),
+                    rx.input(name="login", default_value=LoginState.login_value, auto_focus=True, size="3",
+                             width="100%", auto_complete="username", data_testid="login-input"),
                     rx.text(LoginState.t["login.password"], size="2", weight="medium", padding_top="6px"),
                     rx.input(name="password", type="password", size="3", width="100%",
                              auto_complete="current-password", data_testid="password-input"),
+                    rx.el.input(type="hidden", name="next", value=LoginState.next_path),
                     rx.cond(
                         LoginState.error != "",
                         rx.callout(LoginState.error, icon="triangle-alert", color_scheme="red", size="1",
@@ -41,8 +47,10 @@ def login_page() -> rx.Component:
                               margin_top="8px", data_testid="login-submit"),
                     spacing="2", width="100%",
                 ),
-                on_submit=LoginState.submit,
-                reset_on_submit=False,
+                id="login-form",
+                action="/api/session",
+                method="post",
+                on_submit=rx.call_script(SUBMIT_NATIVELY),
                 width="100%",
             ),
             rx.hstack(

@@ -11,12 +11,12 @@ from urllib.parse import urlencode
 
 import reflex as rx
 
-from rxcrm.db import session_scope
 from rxcrm.models import utcnow
 from rxcrm.services import activities
 from rxcrm.services.errors import ServiceError
 
 from .app import AppState
+from .base import choice, event, field, to_bool, to_id
 
 TABS = activities.BUCKETS  # overdue, today, upcoming, done
 KINDS = ("call", "meeting", "task", "email")
@@ -81,18 +81,20 @@ class ActivitiesState(AppState):
         """Counts of all tabs + the first rows of the current tab (at least `keep` rows, so
         a list grown by «Показать ещё» keeps its length). `pick_tab`: choose the default tab
         from the counts first. False when logged out."""
-        actor = self.actor()
+        actor = self._actor()
         if actor is None:
             return False
         now = utcnow()
         limit = max(PAGE_SIZE, keep)
+
+        def read(s, a):
+            self.tab_counts = activities.bucket_counts(s, a, now=now, **self._args())
+            if pick_tab:
+                self.tab = "overdue" if self.tab_counts.get("overdue", 0) > 0 else "today"
+            return activities.my_activities(s, a, self.tab, now=now, offset=0, limit=limit, **self._args())
+
         try:
-            with session_scope() as s:
-                self.tab_counts = activities.bucket_counts(s, actor, now=now, **self._args())
-                if pick_tab:
-                    self.tab = "overdue" if self.tab_counts.get("overdue", 0) > 0 else "today"
-                rows, total = activities.my_activities(s, actor, self.tab, now=now, offset=0, limit=limit,
-                                                       **self._args())
+            rows, total = self._read(read, actor=actor)
         except ServiceError as exc:
             self.error, self.rows, self.total = exc.message, [], 0
             return True
@@ -111,7 +113,7 @@ class ActivitiesState(AppState):
     def _push_url(self):
         return rx.call_script(f"window.history.replaceState(null, '', '{self._url()}')")
 
-    @rx.event
+    @event
     def on_load(self):
         """?tab=overdue|today|upcoming|done (&kind=…&item=…); without a tab: «Просрочены»
         when there are overdue activities, otherwise «Сегодня»."""
@@ -128,42 +130,35 @@ class ActivitiesState(AppState):
         return self._push_url()
 
     # ---- tabs, filters, paging --------------------------------------------------------
-    @rx.event
+    @event
     def set_tab(self, tab: str | list[str]):
-        tab = tab[0] if isinstance(tab, list) and tab else tab
-        if tab not in TABS:
-            return
-        self.tab = tab
+        self.tab = choice(tab, TABS, "вкладка")
         self._reload()
         return self._push_url()
 
-    @rx.event
+    @event
     def set_kind(self, kind: str):
-        self.kind = kind if kind in KINDS else ALL
+        self.kind = kind if isinstance(kind, str) and kind in KINDS else ALL
         self._reload()
         return self._push_url()
 
-    @rx.event
+    @event
     def set_item(self, item: str):
-        self.item = item if item in ITEMS else ALL
+        self.item = item if isinstance(item, str) and item in ITEMS else ALL
         self._reload()
         return self._push_url()
 
-    @rx.event
+    @event
     def reset_filters(self):
         self.kind = self.item = ALL
         self._reload()
         return self._push_url()
 
-    @rx.event
+    @event
     def load_more(self):
-        actor = self.actor()
-        if actor is None:
-            return
         try:
-            with session_scope() as s:
-                rows, total = activities.my_activities(s, actor, self.tab, offset=len(self.rows), limit=PAGE_SIZE,
-                                                       **self._args())
+            rows, total = self._read(activities.my_activities, self.tab, offset=len(self.rows), limit=PAGE_SIZE,
+                                    **self._args())
         except ServiceError as exc:
             self.error = exc.message
             return
@@ -172,33 +167,32 @@ class ActivitiesState(AppState):
         self.total = total
 
     # ---- «Выполнить» ------------------------------------------------------------------
-    @rx.event
+    @event
     def open_complete(self, activity_id: int):
+        activity_id = to_id(activity_id, "дело")
         row = next((r for r in self.rows if r.id == activity_id), None)
         if row is None or row.done:
             return
         self.complete_id, self.complete_subject = row.id, row.subject
         self.complete_error, self.complete_open = "", True
 
-    @rx.event
+    @event
     def set_complete_open(self, value: bool):
-        self.complete_open = bool(value)
+        self.complete_open = to_bool(value)
         if not self.complete_open:
             self.complete_error = ""
 
-    @rx.event
+    @event
     def submit_complete(self, form: dict):
         """Mark the activity done with the typed result, then refresh the list, the tab
         counts, the navigation counters and the bell."""
-        actor = self.actor()
-        if actor is None:
-            return rx.redirect("/login")
+        actor = self._require_actor()
+        result = field(form or {}, "result", "результат")
         if not self.complete_id:
             self.complete_open = False
             return
         try:
-            with session_scope() as s:
-                activities.complete_activity(s, actor, self.complete_id, (form or {}).get("result", ""))
+            self._call(activities.complete_activity, self.complete_id, result, actor=actor)
         except ServiceError as exc:
             if exc.code == "already_done":  # done elsewhere meanwhile: just show the fresh list
                 self.complete_open = False

@@ -9,13 +9,16 @@ from urllib.parse import urlencode
 import plotly.graph_objects as go
 import reflex as rx
 
-from rxcrm.db import session_scope
+from rxcrm.db import transact
 from rxcrm.services import analytics as an
 from rxcrm.services import charts, export, fmt, views
 from rxcrm.services.errors import ServiceError
 
 from .app import AppState
+from .base import choice, event, field, to_bool, to_form, to_id, to_text
 from .work import Option, PresetItem, preset_items
+
+FILTER_VARS = ("an_pipeline", "an_department", "an_user", "an_source", "an_program")
 
 PAGE = views.ANALYTICS_PAGE
 # URL parameter ↔ Params field
@@ -244,28 +247,30 @@ class AnalyticsState(AppState):
         self.an_source = p.source or "all"
         self.an_program = str(p.program_id or "all")
 
-    @rx.event
+    @event
     async def on_load(self):
-        actor = self.actor()
-        if actor is None:
-            return
+        actor = self._require_actor()
         self.an_error, self.an_is_manager = "", actor.role == "manager"
         self.an_can_share = actor.role in views.SHARE_ROLES
         query = self.router.url.query_parameters
-        raw = {field: query[key] for key, field in URL_KEYS.items() if query.get(key)}
-        with session_scope() as s:
-            opts = an.filter_options(s, actor)
+        raw = {name: to_text(query[key], key, 100) for key, name in URL_KEYS.items() if query.get(key)}
+
+        def read(s, a):
+            nonlocal raw
+            opts = an.filter_options(s, a)
             self.an_pipeline_options = _opts(opts["pipelines"])
             self.an_department_options = _opts(opts["departments"], ("all", "Все отделы"))
             self.an_user_options = _opts(opts["users"], ("all", "Все менеджеры"))
             self.an_source_options = _opts(opts["sources"], ("all", "Все источники"))
             self.an_program_options = _opts(opts["programs"], ("all", "Все программы"))
-            self._load_presets(s, actor)
+            self._load_presets(s, a)
             self.an_preset_id = 0
             if not raw:
-                preset = views.default_preset(s, actor, PAGE)
+                preset = views.default_preset(s, a, PAGE)
                 if preset is not None:
                     raw, self.an_preset_id = dict(preset.filters or {}), preset.id
+
+        self._read(read, actor=actor)
         warning = ""
         try:
             self._set_params(an.parse(raw))
@@ -283,18 +288,15 @@ class AnalyticsState(AppState):
     async def _reload(self):
         """Compute the dashboard on a worker thread (up to ~2 s at 100k: never on the event
         loop, which serves every client) and show it."""
-        actor = self.actor()
-        if actor is None:
-            return rx.redirect("/login")
+        actor = self._require_actor()
         raw = self._params_raw()
 
-        def compute():
-            with session_scope() as s:
-                dash = an.dashboard(s, actor, an.parse(raw))
-                return dash, " · ".join(v for _, v in an.describe(s, dash.ctx))
+        def compute(s):
+            dash = an.dashboard(s, actor, an.parse(raw))
+            return dash, " · ".join(v for _, v in an.describe(s, dash.ctx))
 
         try:
-            dash, subtitle = await asyncio.to_thread(compute)
+            dash, subtitle = await asyncio.to_thread(transact, compute, write=False)
         except ServiceError as exc:
             self.an_error = exc.message
             return rx.toast.error(exc.message)
@@ -326,7 +328,7 @@ class AnalyticsState(AppState):
                                   _days(t.median_days), _days(t.p90_days)) for t in dash.stage_times]
         frame = dash.dynamics
         self.dyn_labels = [an.bucket_label(b, ctx.grain) for b in frame.index]
-        self.dyn_series = {c: [int(v) for v in frame[c]] for c in frame.columns}
+        self.dyn_series = {c: frame[c].astype(int).tolist() for c in frame.columns}
         self.dyn_title = "По неделям" if ctx.grain == "week" else "По месяцам"
         self.lost_labels = [r for r, _ in dash.lost_reasons[:10]]
         self.lost_counts = [n for _, n in dash.lost_reasons[:10]]
@@ -334,8 +336,8 @@ class AnalyticsState(AppState):
                                      m.conversion or 0.0, fmt.percent(m.conversion), m.won, float(m.won_amount),
                                      fmt.amount(m.won_amount), m.href, m.overdue_href, m.forgotten_href)
                          for m in dash.managers]
-        new_leads = int(frame["new_leads"].sum())
-        new_deals = int(frame["new_deals"].sum())
+        new_leads = frame["new_leads"].astype(int).sum().item()
+        new_deals = frame["new_deals"].astype(int).sum().item()
         overdue = sum(m.overdue for m in dash.managers)
         forgotten = sum(m.forgotten for m in dash.managers)
         self.an_kpis = [
@@ -353,54 +355,55 @@ class AnalyticsState(AppState):
         ]
 
     # ---- filter events ------------------------------------------------------------------
-    @rx.event
+    @event
     async def set_period(self, value: str | list[str]):
-        value = value[0] if isinstance(value, list) else value
-        if value not in an.PERIOD_LABEL:
-            return
+        value = choice(value, an.PERIOD_LABEL, "период")
         self.an_period, self.an_preset_id = value, 0
         if value == "custom":
             if not (self.an_from and self.an_to):
                 return  # wait for the dates
         return await self._reload()
 
-    @rx.event
+    @event
     async def apply_dates(self, form: dict):
-        self.an_from, self.an_to = (form.get("date_from") or "").strip(), (form.get("date_to") or "").strip()
+        form = to_form(form)
+        self.an_from = field(form, "date_from", "дата", 20).strip()
+        self.an_to = field(form, "date_to", "дата", 20).strip()
         self.an_period, self.an_preset_id = "custom", 0
         return await self._reload()
 
-    @rx.event
+    @event
     async def set_filter(self, key: str, value: str):
-        if key not in ("an_pipeline", "an_department", "an_user", "an_source", "an_program"):
-            return
-        setattr(self, key, value)
+        key = choice(key, FILTER_VARS, "фильтр")
+        setattr(self, key, to_text(value, "значение фильтра", 200))
         self.an_preset_id = 0
         return await self._reload()
 
-    @rx.event
+    @event
     async def reset_filters(self):
         self._set_params(an.Params())
         self.an_preset_id = 0
         return await self._reload()
 
-    @rx.event
+    @event
     def set_conv_dim(self, value: str | list[str]):
-        value = value[0] if isinstance(value, list) else value
-        if value in an.DIMENSION_LABEL or value == "lead_source":
-            self.conv_dim = value
+        self.conv_dim = choice(value, [*an.DIMENSION_LABEL, "lead_source"], "разрез")
 
-    @rx.event
+    @event
     def sort_conv(self, key: str):
+        key = choice(key, [f.name for f in dataclasses.fields(ConvRowView) if f.name not in ("href", "bar")],
+                     "колонка")
         self.conv_sort, self.conv_desc = _next_sort(self.conv_sort, self.conv_desc, key, "label")
 
-    @rx.event
+    @event
     def sort_mgr(self, key: str):
+        key = choice(key, [f.name for f in dataclasses.fields(ManagerView) if not f.name.endswith("href")],
+                     "колонка")
         self.mgr_sort, self.mgr_desc = _next_sort(self.mgr_sort, self.mgr_desc, key, "name")
 
     # ---- click-through ----------------------------------------------------------------------
     def _point_href(self, rows: list[StageRow], points: list[dict]):
-        if not points:
+        if not isinstance(points, list) or not points or not isinstance(points[0], dict):
             return None
         idx = points[0].get("pointNumber")
         if idx is None:
@@ -409,88 +412,82 @@ class AnalyticsState(AppState):
             return rx.redirect(rows[idx].href)
         return None
 
-    @rx.event
+    @event
     def lead_click(self, points: list[dict]):
         return self._point_href(self.lead_rows, points)
 
-    @rx.event
+    @event
     def deal_click(self, points: list[dict]):
         return self._point_href(self.deal_rows, points)
 
     # ---- views (presets) ------------------------------------------------------------------------
-    @rx.event
+    @event
     async def apply_preset(self, preset_id: int):
-        actor = self.actor()
-        with session_scope() as s:
-            preset = next((p for p in views.list_presets(s, actor, PAGE) if p.id == preset_id), None)
-            if preset is None:
-                return rx.toast.error("Представление не найдено")
-            raw = dict(preset.filters or {})
-        try:
-            self._set_params(an.parse(raw))
-        except ServiceError as exc:
-            return rx.toast.error(exc.message)
+        preset_id = to_id(preset_id, "вид")
+
+        def find(s, a):
+            preset = next((p for p in views.list_presets(s, a, PAGE) if p.id == preset_id), None)
+            return dict(preset.filters or {}) if preset is not None else None
+
+        raw = self._read(find)
+        if raw is None:
+            return rx.toast.error("Представление не найдено")
+        self._set_params(an.parse(raw))
         self.an_preset_id = preset_id
         return await self._reload()
 
-    @rx.event
+    @event
     def set_preset_name(self, value: str):
-        self.an_preset_name = value
+        self.an_preset_name = to_text(value, "название", 200)
 
-    @rx.event
+    @event
     def save_preset(self, form: dict):
-        actor = self.actor()
-        try:
-            with session_scope() as s:
-                raw = an.parse(self._params_raw()).as_dict()
-                preset = views.save_preset(s, actor, PAGE, form.get("name") or self.an_preset_name, raw,
-                                           shared=bool(form.get("shared")))
-                self.an_preset_id = preset.id
-                self._load_presets(s, actor)
-        except ServiceError as exc:
-            return rx.toast.error(exc.message)
+        form = to_form(form)
+        name = field(form, "name", "название", 200) or self.an_preset_name
+
+        def save(s, a):
+            raw = an.parse(self._params_raw()).as_dict()
+            preset = views.save_preset(s, a, PAGE, name, raw, shared=to_bool(form.get("shared")))
+            self.an_preset_id = preset.id
+            self._load_presets(s, a)
+
+        self._call(save)
         self.an_preset_name = ""
         return rx.toast.success("Вид сохранён")
 
-    @rx.event
+    @event
     def delete_preset(self, preset_id: int):
-        actor = self.actor()
-        try:
-            with session_scope() as s:
-                views.delete_preset(s, actor, preset_id)
-                self._load_presets(s, actor)
-        except ServiceError as exc:
-            return rx.toast.error(exc.message)
+        preset_id = to_id(preset_id, "вид")
+
+        def delete(s, a):
+            views.delete_preset(s, a, preset_id)
+            self._load_presets(s, a)
+
+        self._call(delete)
         if self.an_preset_id == preset_id:
             self.an_preset_id = 0
 
-    @rx.event
+    @event
     def pin_preset(self, preset_id: int):
-        actor = self.actor()
-        try:
-            with session_scope() as s:
-                views.toggle_default(s, actor, PAGE, preset_id)
-                self._load_presets(s, actor)
-        except ServiceError as exc:
-            return rx.toast.error(exc.message)
+        preset_id = to_id(preset_id, "вид")
+
+        def pin(s, a):
+            views.toggle_default(s, a, PAGE, preset_id)
+            self._load_presets(s, a)
+
+        self._call(pin)
 
     # ---- Excel ------------------------------------------------------------------------------
-    @rx.event
+    @event
     async def download(self):
-        actor = self.actor()
-        if actor is None:
-            return rx.redirect("/login")
+        actor = self._require_actor()
         raw = self._params_raw()
 
-        def build() -> str:
-            with session_scope() as s:
-                dash = an.dashboard(s, actor, an.parse(raw))
-                token, path = export.new_export(actor.user_id, "analytics")
-                an.write_workbook(s, actor, dash, path)
-                return token
+        def build(s) -> str:  # audited: a unit that writes
+            dash = an.dashboard(s, actor, an.parse(raw))
+            token, path = export.new_export(actor.user_id, "analytics")
+            an.write_workbook(s, actor, dash, path)
+            return token
 
-        try:
-            token = await asyncio.to_thread(build)
-        except ServiceError as exc:
-            return rx.toast.error(exc.message)
+        token = await asyncio.to_thread(transact, build)
         return rx.redirect(f"/api/export/{token}", is_external=True)

@@ -1,23 +1,39 @@
-"""The root app state: session (cookie), current user, language, UI text catalog,
-navigation counters and the bell (notifications)."""
+"""The root app state: session, current user, language, UI text catalog, navigation
+counters and the bell (notifications).
+
+The session token lives in an HttpOnly cookie the page cannot read; rxcrm/web.py hands
+the app only its hash (`x-rxcrm-session` on the websocket's request), so no state — nor
+Reflex's stored copies of it — holds a usable secret. `_actor()` resolves that hash on each
+event (a revoked session is refused at once); `_call()` is the one way handlers reach the
+services (state/base.py)."""
 from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import quote
 
 import reflex as rx
 
 from rxcrm import i18n
-from rxcrm.db import session_scope
-from rxcrm.services import activities, auth, notifications
+from rxcrm.db import transact
+from rxcrm.services import activities, auth, notifications, users
 from rxcrm.services.context import Actor
-from rxcrm.services.errors import AuthError
 
-SESSION_COOKIE = "rxcrm_session"
+from .base import NotLoggedIn, event, field, opt_id, to_id, to_text
+
 PUBLIC_ROUTES = ("/login",)
 BELL_LIMIT = 20  # unread notifications listed in the bell (the badge counts all of them)
 POLL_MIN_S = 20  # the shell's timer skips a refresh made less than this long ago
+T = TypeVar("T")
+
+# Why a login was refused (the code /api/session puts in /login?error=…) → the message.
+LOGIN_ERRORS = {"bad_password": auth.BAD_CREDENTIALS, "unknown_login": auth.BAD_CREDENTIALS,
+                "inactive": auth.INACTIVE, "empty": "Введите логин и пароль"}
+# The logout form: a POST to the route that revokes the session and clears the HttpOnly cookie.
+LOGOUT_SCRIPT = ("(() => { const f = document.createElement('form'); f.method = 'post'; "
+                 "f.action = '/api/session/logout'; document.body.appendChild(f); f.submit(); })()")
 
 
 @dataclasses.dataclass
@@ -33,8 +49,6 @@ class NotificationRow:
 class AppState(rx.State):
     """Every page state derives from this one."""
 
-    session_token: str = rx.Cookie("", name=SESSION_COOKIE, max_age=int(auth.SESSION_TTL.total_seconds()),
-                                   same_site="lax")
     lang: str = rx.Cookie(i18n.DEFAULT_LANG, name="rxcrm_lang", max_age=365 * 24 * 3600)
     user_id: int = 0
     user_login: str = ""
@@ -65,14 +79,40 @@ class AppState(rx.State):
     def role_label(self) -> str:
         return i18n.catalog(self.lang).get(f"role.{self.user_role}", self.user_role)
 
+    # ---- who is acting -------------------------------------------------------------------
     def _client(self) -> str:
         return self.router.session.client_ip or ""
 
-    def actor(self) -> Actor | None:
+    def _session_key(self) -> str:
+        """The hash of this browser's session cookie (set by rxcrm/web.py), or ""."""
+        return self.router.headers.raw_headers.get(auth.SESSION_HEADER, "")
+
+    def _resolve(self):
+        key = self._session_key()
+        if not key:
+            return None
+        return transact(lambda s: auth.resolve_key(s, key), write=False)
+
+    def _actor(self) -> Actor | None:
         """The acting user for service calls, re-checked against the session store."""
-        with session_scope() as s:
-            user = auth.resolve(s, self.session_token)
-            return auth.actor_for(user, client=self._client()) if user else None
+        user = self._resolve()
+        return auth.actor_for(user, client=self._client()) if user else None
+
+    def _require_actor(self) -> Actor:
+        actor = self._actor()
+        if actor is None:
+            raise NotLoggedIn()
+        return actor
+
+    def _call(self, fn: Callable[..., T], *args, write: bool = True, actor: Actor | None = None, **kwargs) -> T:
+        """`fn(session, actor, *args, **kwargs)` in one unit of work (re-run on a transient
+        database conflict), as the logged-in user; NotLoggedIn when there is none.
+        `write=False` for reads (on SQLite they never wait for writers)."""
+        actor = actor or self._require_actor()
+        return transact(lambda s: fn(s, actor, *args, **kwargs), write=write)
+
+    def _read(self, fn: Callable[..., T], *args, actor: Actor | None = None, **kwargs) -> T:
+        return self._call(fn, *args, write=False, actor=actor, **kwargs)
 
     def _set_user(self, user) -> None:
         self.user_id, self.user_login = user.id, user.login
@@ -81,40 +121,37 @@ class AppState(rx.State):
     def _clear_user(self) -> None:
         self.user_id, self.user_login, self.user_name, self.user_role = 0, "", "", ""
 
-    @rx.event
+    @event
     def check_login(self):
         """on_load of every protected page: no live session → /login; otherwise the
         navigation counters and the bell are refreshed (one cheap round per page load)."""
-        actor = None
-        with session_scope() as s:
-            user = auth.resolve(s, self.session_token)
-            if user is not None:
-                self._set_user(user)
-                actor = auth.actor_for(user, client=self._client())
+        user = self._resolve()
         self.auth_checked = True
-        if actor is not None:
-            self._badges(actor)
-        else:
-            had_session = bool(self.session_token)
-            self._clear_user()
-            self._clear_badges()
-            self.session_token = ""
-            path = self.router.url.path or "/"
-            target = "/login" + (f"?next={path}" if path not in ("/", *PUBLIC_ROUTES) else "")
-            if had_session:
-                target += ("&" if "?" in target else "?") + "expired=1"
-            return rx.redirect(target, replace=True)
+        if user is not None:
+            self._set_user(user)
+            self._badges(auth.actor_for(user, client=self._client()))
+            return
+        had_session = bool(self._session_key())
+        self._clear_user()
+        self._clear_badges()
+        path = self.router.url.path or "/"
+        target = "/login" + (f"?next={quote(path)}" if path not in ("/", *PUBLIC_ROUTES) else "")
+        if had_session:
+            target += ("&" if "?" in target else "?") + "expired=1"
+        return rx.redirect(target, replace=True)
 
     # ---- navigation counters and the bell ---------------------------------------------
     def _badges(self, actor: Actor | None = None) -> None:
         """Fill `counters`, `unread_count` and `notifications` for the logged-in user."""
-        actor = actor or self.actor()
+        actor = actor or self._actor()
         if actor is None:
             return
-        with session_scope() as s:
-            self.counters = activities.nav_counters(s, actor)
-            self.unread_count = notifications.unread_count(s, actor)
-            rows = notifications.unread(s, actor, limit=BELL_LIMIT)
+
+        def read(s, a):
+            return (activities.nav_counters(s, a), notifications.unread_count(s, a),
+                    notifications.unread(s, a, limit=BELL_LIMIT))
+
+        self.counters, self.unread_count, rows = self._read(read, actor=actor)
         self.notifications = [NotificationRow(n["id"], n["text"], n.get("href") or "", n["at"], n["kind"])
                               for n in rows]
         self._badges_at = time.time()
@@ -123,7 +160,7 @@ class AppState(rx.State):
         self.counters = {"leads": 0, "deals": 0, "activities": 0}
         self.unread_count, self.notifications, self.bell_open = 0, [], False
 
-    @rx.event
+    @event
     def refresh_badges(self):
         """Re-read the navigation counters and the bell.
 
@@ -135,107 +172,101 @@ class AppState(rx.State):
         if self.user_id:
             self._badges()
 
-    @rx.event
+    @event
     def poll_badges(self, _tick: str = ""):
         """The shell's timer (rx.moment, every 60 s and on mount): a refresh unless one was
         made in the last POLL_MIN_S seconds (check_login has just made one on page load)."""
         if self.user_id and time.time() - self._badges_at >= POLL_MIN_S:
             self._badges()
 
-    @rx.event
+    @event
     def set_bell_open(self, value: bool):
         """Opening the bell re-reads it, so the list is fresh."""
-        self.bell_open = bool(value)
+        self.bell_open = value is True
         if self.bell_open and self.user_id:
             self._badges()
 
-    @rx.event
+    @event
     def open_notification(self, notification_id: int, href: str):
         """A click on a notification: mark it read, close the bell, go to its item."""
-        actor = self.actor()
-        if actor is None:
-            return
-        with session_scope() as s:
-            notifications.mark_read(s, actor, [int(notification_id)])
+        nid, href = to_id(notification_id, "уведомление"), to_text(href, "ссылка", 500)
+        actor = self._require_actor()
+        self._call(notifications.mark_read, [nid], actor=actor)
         self._badges(actor)
         self.bell_open = False
-        if href and href.startswith("/") and not href.startswith("//"):
+        if href.startswith("/") and not href.startswith("//") and not href.startswith("/\\"):
             return rx.redirect(href)
 
-    @rx.event
+    @event
     def mark_all_read(self):
-        actor = self.actor()
-        if actor is None:
-            return
-        with session_scope() as s:
-            notifications.mark_read(s, actor, None)
+        actor = self._require_actor()
+        self._call(notifications.mark_read, None, actor=actor)
         self._badges(actor)
 
-    @rx.event
+    @event
     def go_home(self):
         if self.user_id:
             return rx.redirect("/leads", replace=True)
 
-    @rx.event
+    @event
     def global_search(self, form: dict):
-        q = (form.get("q") or "").strip()
+        q = field(form, "q", "поиск", 200).strip()
         return rx.redirect(f"/leads?q={quote(q)}" if q else "/leads")
 
-    @rx.event
+    @event
     def set_lang(self, lang: str):
-        if lang not in i18n.CATALOGS:
+        if not isinstance(lang, str) or lang not in i18n.CATALOGS:
             return
         self.lang = lang
         if self.user_id:
-            from rxcrm.services import users
-            with session_scope() as s:
-                users.set_locale(s, self.user_id, lang)
+            self._call(lambda s, a: users.set_locale(s, a.user_id, lang))
 
-    @rx.event
+    @event
     def logout(self):
-        if self.session_token:
-            with session_scope() as s:
-                auth.logout(s, self.session_token)
-        self.session_token = ""
+        """Revoke the session at once, then let the browser POST the logout form so the
+        server clears the HttpOnly cookie and shows /login."""
+        key = self._session_key()
+        if key:
+            transact(lambda s: auth.logout_key(s, key))
         self._clear_user()
         self._clear_badges()
-        return rx.redirect("/login", replace=True)
+        return rx.call_script(LOGOUT_SCRIPT)
 
 
 class LoginState(AppState):
+    """/login: the form posts to /api/session (rxcrm/web.py); this state shows why a
+    previous attempt was refused and sends a logged-in person on."""
     error: str = ""
     info: str = ""
-    submitting: bool = False
+    login_value: str = ""
+    next_path: str = ""
 
-    @rx.event
+    @event
     def on_load(self):
-        """Already logged in → go to the work page; otherwise show the form."""
-        self.error, self.submitting = "", False
+        """Already logged in → go on to `next`; otherwise show the form (with the reason
+        the last attempt was refused, from ?error=…)."""
         params = self.router.url.query_parameters
         self.info = self.t["login.expired"] if params.get("expired") else ""
-        with session_scope() as s:
-            user = auth.resolve(s, self.session_token)
-            if user is not None:
-                self._set_user(user)
-                return rx.redirect(self._next_path(), replace=True)
+        self.login_value = to_text(params.get("login", ""), "логин", 100)
+        self.next_path = self._next_path()
+        self.error = self._error_text(params.get("error", ""), params.get("wait", ""))
+        user = self._resolve()
+        if user is not None:
+            self._set_user(user)
+            return rx.redirect(self.next_path, replace=True)
+
+    def _error_text(self, code: str, wait: str) -> str:
+        if not code:
+            return ""
+        if code == "rate_limited":
+            seconds = opt_id(wait, "время ожидания") or 60
+            text = auth.rate_limited_message(seconds)
+        else:
+            text = LOGIN_ERRORS.get(code, auth.BAD_CREDENTIALS)
+        return i18n.message(text, self.lang)
 
     def _next_path(self) -> str:
         nxt = self.router.url.query_parameters.get("next", "") or "/leads"
         # Only local paths: never an open redirect.
-        return nxt if nxt.startswith("/") and not nxt.startswith("//") else "/leads"
-
-    @rx.event
-    def submit(self, form: dict):
-        self.error, self.info = "", ""
-        try:
-            with session_scope() as s:
-                token, user = auth.login(s, form.get("login", ""), form.get("password", ""),
-                                         client=self._client())
-                self._set_user(user)
-                if user.locale in i18n.CATALOGS and user.locale != self.lang:
-                    self.lang = user.locale
-        except AuthError as exc:
-            self.error = i18n.message(exc.message, self.lang)
-            return
-        self.session_token = token
-        return rx.redirect(self._next_path(), replace=True)
+        return nxt if isinstance(nxt, str) and nxt.startswith("/") and not nxt.startswith("//") \
+            and not nxt.startswith("/login") else "/leads"

@@ -6,13 +6,15 @@ from datetime import datetime
 
 import reflex as rx
 
-from rxcrm.db import session_scope
 from rxcrm.services import activities, cards, catalogs, conversion, create, items, listing
 from rxcrm.services.errors import AccessDenied, NotFound, ServiceError, ValidationFailed
 from rxcrm.settings import TZ
 
 from .app import AppState
+from .base import choice, event, field, id_or_none, opt_id, to_bool, to_form, to_id, to_int, to_text
 from .work import MissingField, Option
+
+FINISH_MODES = ("deal_contact", "deal", "existing", "JUNK", "DUPLICATE", "won", "lost")
 
 ENTITY = {"leads": "lead", "deals": "deal", "contacts": "contact", "companies": "company"}
 
@@ -141,26 +143,31 @@ class CardState(AppState):
     # link a contact by hand
     link_open: bool = False
 
-    @rx.event
+    @event
     def load_card(self):
-        actor = self.actor()
-        if actor is None:
-            return
+        actor = self._require_actor()
         parts = (self.router.url.path or "").strip("/").split("/")
         self.card_section = parts[0] if parts and parts[0] in ENTITY else "deals"
         self.card_entity = ENTITY[self.card_section]
         self.card_error, self.kind_filter, self.card_title = "", "", ""
         self.stages, self.blocks, self.card_links, self.events, self.planned_items = [], [], [], [], []
-        try:
-            self.card_id = int(parts[1])
-        except (IndexError, ValueError):
+        card_id = id_or_none(parts[1]) if len(parts) > 1 else None
+        if card_id is None:
             self.card_error = "Не найдено"
             return
+        self.card_id = card_id
+
+        def read(s, a):  # a unit that writes: opening a card is audited
+            data = cards.open_card(s, a, self.card_entity, self.card_id)
+            planned = cards.planned(s, a, self.card_entity, self.card_id)
+            events, more = cards.timeline(s, a, self.card_entity, self.card_id)
+            options = ([Option(str(i), n) for i, n in catalogs.assignable_users(s)],
+                       [Option(str(i), n) for i, n in catalogs.programs(s)],
+                       [Option(str(p.id), p.name) for p in catalogs.pipelines(s, "deal")])
+            return data, planned, events, more, options
+
         try:
-            with session_scope() as s:
-                data = cards.open_card(s, actor, self.card_entity, self.card_id)
-                planned = cards.planned(s, actor, self.card_entity, self.card_id)
-                events, more = cards.timeline(s, actor, self.card_entity, self.card_id)
+            data, planned, events, more, options = self._call(read, actor=actor)
         except (AccessDenied, NotFound) as exc:
             self.card_error = "Нет доступа" if isinstance(exc, AccessDenied) else exc.message
             return
@@ -170,10 +177,7 @@ class CardState(AppState):
         self.is_repeat, self.repeat_contact = data["is_repeat"], data["repeat_contact"]
         self.card_contact_id, self.edit_blocks = data["contact_id"], data["edit_blocks"]
         self.edit_block, self.edit_error, self.composer_error = "", "", ""
-        with session_scope() as s:
-            self.user_options = [Option(str(i), n) for i, n in catalogs.assignable_users(s)]
-            self.program_options = [Option(str(i), n) for i, n in catalogs.programs(s)]
-            self.pipeline_options = [Option(str(p.id), p.name) for p in catalogs.pipelines(s, "deal")]
+        self.user_options, self.program_options, self.pipeline_options = options
         current = next((i for i, st in enumerate(data["stages"]) if st["current"]), -1)
         self.stages = [StageChip(st["id"], st["name"], st["color"], st["semantic"], st["current"], i < current)
                        for i, st in enumerate(data["stages"])]
@@ -185,18 +189,17 @@ class CardState(AppState):
         self.events_more = more
 
     def _events(self, offset: int):
-        actor = self.actor()
-        with session_scope() as s:
-            return cards.timeline(s, actor, self.card_entity, self.card_id, offset=offset, kind=self.kind_filter)
+        return self._read(cards.timeline, self.card_entity, self.card_id, offset=offset, kind=self.kind_filter)
 
-    @rx.event
+    @event
     def more_events(self):
         events, more = self._events(len(self.events))
         self.events = self.events + [_event_row(e) for e in events]
         self.events_more = more
 
-    @rx.event
+    @event
     def set_kind_filter(self, kind: str):
+        kind = to_text(kind, "вид события", 50)
         self.kind_filter = "" if kind == "all" else kind
         events, more = self._events(0)
         self.events = [_event_row(e) for e in events]
@@ -220,8 +223,9 @@ class CardState(AppState):
         return out
 
     # ---- stage bar --------------------------------------------------------------------
-    @rx.event
+    @event
     def click_stage(self, stage_id: int):
+        stage_id = to_id(stage_id, "стадия")
         if not self.card_editable or self.is_closed:
             return
         st = next((x for x in self.stages if x.id == stage_id), None)
@@ -234,10 +238,9 @@ class CardState(AppState):
         return self._move(stage_id, None)
 
     def _move(self, stage_id: int, values: dict | None):
-        actor = self.actor()
         try:
-            with session_scope() as s:
-                items.move_stage(s, actor, self.card_entity, self.card_id, stage_id, values=values)
+            self._call(items.move_stage, self.card_entity, self.card_id, stage_id, values=values,
+                      expected_version=self.card_version)
         except items.MissingFields as exc:
             self.missing_message = exc.message
             self.missing_fields = [MissingField(m["key"], m["label"], m["kind"], list(m.get("options") or []),
@@ -259,42 +262,38 @@ class CardState(AppState):
         self.missing_open = False
         return self._after_change("Стадия изменена")
 
-    @rx.event
+    @event
     def submit_missing(self, form: dict):
+        form = to_form(form)
         if not self._pending:
             return
-        return self._move(self._pending["stage_id"], {f.key: form.get(f.key, "") for f in self.missing_fields})
+        return self._move(self._pending["stage_id"], {f.key: to_text(form.get(f.key), f.label)
+                                                      for f in self.missing_fields})
 
-    @rx.event
+    @event
     def close_missing(self):
         self.missing_open, self._pending = False, {}
 
     # ---- inline edit --------------------------------------------------------------------
-    @rx.event
+    @event
     def start_edit(self, block: str):
-        actor = self.actor()
-        try:
-            with session_scope() as s:
-                rows = cards.edit_fields(s, actor, self.card_entity, self.card_id, block)
-        except ServiceError as exc:
-            return rx.toast.error(exc.message)
+        block = to_text(block, "блок", 200)
+        rows = self._read(cards.edit_fields, self.card_entity, self.card_id, block)
         self.edit_fields = [EditField(r["key"], r["label"], r["kind"], r["options"], r["value"]) for r in rows]
         self.edit_block, self.edit_error = block, ""
 
-    @rx.event
+    @event
     def cancel_edit(self):
         self.edit_block, self.edit_error, self.edit_fields = "", "", []
 
-    @rx.event
+    @event
     def save_edit(self, form: dict):
-        actor = self.actor()
-        values = {f.key: form.get(f.key, "") for f in self.edit_fields}
+        form = to_form(form)
+        values = {f.key: to_text(form.get(f.key), f.label) for f in self.edit_fields}
         # keep what the manager typed, whatever happens
         self.edit_fields = [dataclasses.replace(f, value=str(values.get(f.key, "")), error="") for f in self.edit_fields]
         try:
-            with session_scope() as s:
-                items.update_fields(s, actor, self.card_entity, self.card_id, values,
-                                    expected_version=self.card_version)
+            self._call(items.update_fields, self.card_entity, self.card_id, values, expected_version=self.card_version)
         except ValidationFailed as exc:
             self.edit_error = exc.message
             self.edit_fields = [dataclasses.replace(f, error=exc.fields.get(f.key, "")) for f in self.edit_fields]
@@ -306,57 +305,52 @@ class CardState(AppState):
         return self._after_change("Сохранено")
 
     # ---- composer -------------------------------------------------------------------------
-    @rx.event
+    @event
     def set_composer_tab(self, tab: str | list[str]):
-        if isinstance(tab, str):
-            self.composer_tab, self.composer_error = tab, ""
+        self.composer_tab, self.composer_error = choice(tab, ("comment", "activity", "email"), "вкладка"), ""
 
-    @rx.event
+    @event
     def add_comment(self, form: dict):
-        actor = self.actor()
+        text = field(form, "text", "комментарий")
         try:
-            with session_scope() as s:
-                activities.add_comment(s, actor, self.card_entity, self.card_id, form.get("text", ""))
+            self._call(activities.add_comment, self.card_entity, self.card_id, text)
         except ServiceError as exc:
             self.composer_error = exc.message
             return
         self.composer_error = ""
         return self._after_change("Комментарий добавлен")
 
-    @rx.event
+    @event
     def plan_activity(self, form: dict):
-        actor = self.actor()
-        try:
-            start = datetime.fromisoformat(f"{form.get('date', '')}T{form.get('time', '') or '10:00'}").replace(tzinfo=TZ)
-        except ValueError:
+        form = to_form(form)
+        start = _local_start(form)
+        if start is None:
             self.composer_error = "Укажите дату и время начала"
             return
         try:
-            duration = int(form.get("duration") or 15)
-            remind = form.get("remind") or ""
-            with session_scope() as s:
-                activities.plan_activity(
-                    s, actor, self.card_entity, self.card_id, kind=form.get("kind") or "call",
-                    subject=form.get("subject", ""), start_at=start, duration_min=duration,
-                    description=form.get("description", ""),
-                    responsible_id=int(form["responsible"]) if (form.get("responsible") or "").isdigit() else None,
-                    remind_before_min=int(remind) if remind.isdigit() else None)
-        except ValueError:
+            duration = to_int(field(form, "duration", "длительность", 10) or "15", "длительность", 1, 24 * 60)
+        except ValidationFailed:
             self.composer_error = "Длительность — число минут"
             return
+        remind = field(form, "remind", "напоминание", 10)
+        try:
+            self._call(activities.plan_activity, self.card_entity, self.card_id,
+                      kind=field(form, "kind", "вид дела", 20) or "call", subject=field(form, "subject", "тема", 500),
+                      start_at=start, duration_min=duration, description=field(form, "description", "описание"),
+                      responsible_id=id_or_none(form.get("responsible")),
+                      remind_before_min=to_int(remind, "напоминание", 0, 7 * 24 * 60) if remind else None)
         except ServiceError as exc:
             self.composer_error = exc.message
             return
         self.composer_error = ""
         return self._after_change("Дело запланировано")
 
-    @rx.event
+    @event
     def send_email(self, form: dict):
-        actor = self.actor()
+        form = to_form(form)
         try:
-            with session_scope() as s:
-                activities.send_email(s, actor, self.card_entity, self.card_id, form.get("to", ""),
-                                      form.get("subject", ""), form.get("text", ""))
+            self._call(activities.send_email, self.card_entity, self.card_id, field(form, "to", "адрес", 500),
+                      field(form, "subject", "тема", 500), field(form, "text", "текст"))
         except ServiceError as exc:
             self.composer_error = exc.message
             return
@@ -364,49 +358,39 @@ class CardState(AppState):
         return self._after_change("Письмо записано в ленту")
 
     # ---- planned activities -------------------------------------------------------------
-    @rx.event
+    @event
     def open_done(self, activity_id: int):
-        self.done_id, self.done_open = activity_id, True
+        self.done_id, self.done_open = to_id(activity_id, "дело"), True
 
-    @rx.event
+    @event
     def set_done_open(self, value: bool):
-        self.done_open = value
+        self.done_open = to_bool(value)
 
-    @rx.event
+    @event
     def complete(self, form: dict):
-        actor = self.actor()
-        try:
-            with session_scope() as s:
-                activities.complete_activity(s, actor, self.done_id, form.get("result", ""))
-        except ServiceError as exc:
-            return rx.toast.error(exc.message)
+        self._call(activities.complete_activity, self.done_id, field(form, "result", "результат"))
         self.done_open = False
         return self._after_change("Дело выполнено")
 
-    @rx.event
+    @event
     def open_resched(self, activity_id: int):
-        self.resched_id, self.resched_open = activity_id, True
+        self.resched_id, self.resched_open = to_id(activity_id, "дело"), True
 
-    @rx.event
+    @event
     def set_resched_open(self, value: bool):
-        self.resched_open = value
+        self.resched_open = to_bool(value)
 
-    @rx.event
+    @event
     def reschedule(self, form: dict):
-        actor = self.actor()
-        try:
-            start = datetime.fromisoformat(f"{form.get('date', '')}T{form.get('time', '') or '10:00'}").replace(tzinfo=TZ)
-            with session_scope() as s:
-                activities.reschedule_activity(s, actor, self.resched_id, start)
-        except ValueError:
+        start = _local_start(to_form(form))
+        if start is None:
             return rx.toast.error("Укажите дату и время")
-        except ServiceError as exc:
-            return rx.toast.error(exc.message)
+        self._call(activities.reschedule_activity, self.resched_id, start)
         self.resched_open = False
         return self._after_change("Дело перенесено")
 
     # ---- finish: convert / junk / won / lost / reopen -----------------------------------
-    @rx.event
+    @event
     def open_finish(self):
         self.finish_error, self.finish_missing, self.found, self.search_q = "", [], [], ""
         self.picked_contact_id, self.picked_contact = 0, ""
@@ -416,60 +400,66 @@ class CardState(AppState):
             self.finish_mode = "deal_contact"
         self.finish_open = True
 
-    @rx.event
+    @event
     def set_finish_open(self, value: bool):
-        self.finish_open = value
+        self.finish_open = to_bool(value)
 
-    @rx.event
+    @event
     def set_finish_mode(self, mode: str):
-        self.finish_mode, self.finish_error = mode, ""
+        self.finish_mode, self.finish_error = choice(mode, FINISH_MODES, "вариант завершения"), ""
 
-    @rx.event
+    @event
     def set_search_q(self, value: str):
-        self.search_q = value
+        self.search_q = to_text(value, "поиск", 200)
 
-    @rx.event
+    @event
     def search_contacts(self):
-        actor = self.actor()
         q = self.search_q.strip()
         if len(q) < 2:
             self.found = []
             return
-        with session_scope() as s:
-            rows, _ = listing.query_items(s, actor, "contact", {"q": q}, sort="full_name", desc=False, limit=8)
-            vals = listing.resolve(s, "contact", rows, ["phone", "company_id"])
+
+        def find(s, a):
+            rows, _ = listing.query_items(s, a, "contact", {"q": q}, sort="full_name", desc=False, limit=8)
+            return rows, listing.resolve(s, "contact", rows, ["phone", "company_id"])
+
+        rows, vals = self._read(find)
         self.found = [Found(c.id, c.full_name, " · ".join(x for x in (v["phone"], v["company_id"] or "") if x))
                       for c, v in zip(rows, vals)]
 
-    @rx.event
+    @event
     def pick_contact(self, contact_id: int):
+        contact_id = to_id(contact_id, "контакт")
         hit = next((f for f in self.found if f.id == contact_id), None)
         if hit:
             self.picked_contact_id, self.picked_contact = hit.id, hit.title
 
-    @rx.event
+    @event
     def submit_finish(self, form: dict):
-        actor = self.actor()
-        extra = {f.key: form.get(f.key, "") for f in self.finish_missing}
+        form = to_form(form)
+        extra = {f.key: to_text(form.get(f.key), f.label) for f in self.finish_missing}
         mode = self.finish_mode
+        reason = field(form, "reason", "причина", 2000)
+        pipeline_id = opt_id(form.get("pipeline"), "воронка")
+        company_title = field(form, "company_title", "компания", 500) or None
+        deal_title = field(form, "deal_title", "название сделки", 500) or None
+
+        def finish(s, a):
+            if self.card_entity == "deal":
+                conversion.close_deal(s, a, self.card_id, won=mode == "won", reason=reason, values=extra or None)
+                return None
+            if mode in ("JUNK", "DUPLICATE"):
+                conversion.junk_lead(s, a, self.card_id, stage_code=mode, reason=reason)
+                return None
+            res = conversion.convert_lead(
+                s, a, self.card_id, mode=mode, pipeline_id=pipeline_id,
+                contact_id=self.picked_contact_id or None if mode == "existing" else None,
+                company_title=company_title if mode == "deal_contact" else None,
+                deal_title=deal_title, deal_values=extra or None)
+            return f"/deals/{res['deal_id']}"
+
         try:
-            with session_scope() as s:
-                if self.card_entity == "deal":
-                    conversion.close_deal(s, actor, self.card_id, won=mode == "won", reason=form.get("reason", ""),
-                                          values=extra or None)
-                    target = None
-                elif mode in ("JUNK", "DUPLICATE"):
-                    conversion.junk_lead(s, actor, self.card_id, stage_code=mode, reason=form.get("reason", ""))
-                    target = None
-                else:
-                    pipe = form.get("pipeline") or ""
-                    res = conversion.convert_lead(
-                        s, actor, self.card_id, mode=mode,
-                        pipeline_id=int(pipe) if pipe.isdigit() else None,
-                        contact_id=self.picked_contact_id or None if mode == "existing" else None,
-                        company_title=(form.get("company_title") or None) if mode == "deal_contact" else None,
-                        deal_title=form.get("deal_title") or None, deal_values=extra or None)
-                    target = f"/deals/{res['deal_id']}"
+            target = self._call(finish)
         except items.MissingFields as exc:
             self.finish_error = exc.message
             self.finish_missing = [MissingField(m["key"], m["label"], m["kind"], list(m.get("options") or []),
@@ -483,64 +473,53 @@ class CardState(AppState):
             return [rx.toast.success("Лид обработан: создана сделка"), rx.redirect(target)]
         return self._after_change("Готово")
 
-    @rx.event
+    @event
     def reopen(self):
-        actor = self.actor()
-        try:
-            with session_scope() as s:
-                conversion.reopen(s, actor, self.card_entity, self.card_id)
-        except ServiceError as exc:
-            return rx.toast.error(exc.message)
+        self._call(conversion.reopen, self.card_entity, self.card_id)
         return self._after_change("Возвращено в работу")
 
-    @rx.event
+    @event
     def unlink_repeat(self):
-        actor = self.actor()
-        try:
-            with session_scope() as s:
-                create.unlink_contact(s, actor, self.card_entity, self.card_id)
-        except ServiceError as exc:
-            return rx.toast.error(exc.message)
+        self._call(create.unlink_contact, self.card_entity, self.card_id)
         return self._after_change("Контакт отвязан")
 
     # ---- create a deal from a contact / company card -------------------------------------
-    @rx.event
+    @event
     def set_new_deal_open(self, value: bool):
-        self.new_deal_open = value
+        self.new_deal_open = to_bool(value)
 
-    @rx.event
+    @event
     def create_deal(self, form: dict):
-        actor = self.actor()
-        pipe = form.get("pipeline") or ""
-        program = form.get("program") or ""
-        try:
-            with session_scope() as s:
-                kw = {"contact_id": self.card_id} if self.card_entity == "contact" else {"company_id": self.card_id}
-                deal = conversion.create_deal_for(
-                    s, actor, pipeline_id=int(pipe) if pipe.isdigit() else 0, title=form.get("title", "").strip(),
-                    program_id=int(program) if program.isdigit() else None, amount=form.get("amount") or None, **kw)
-                new_id = deal.id
-        except ServiceError as exc:
-            return rx.toast.error(exc.message)
+        form = to_form(form)
+        kw = {"contact_id": self.card_id} if self.card_entity == "contact" else {"company_id": self.card_id}
+        new_id = self._call(lambda s, a: conversion.create_deal_for(
+            s, a, pipeline_id=opt_id(form.get("pipeline"), "воронка") or 0,
+            title=field(form, "title", "название", 500).strip(), program_id=opt_id(form.get("program"), "программа"),
+            amount=field(form, "amount", "сумма", 50) or None, **kw).id)
         self.new_deal_open = False
         return rx.redirect(f"/deals/{new_id}")
 
     # ---- link a contact by hand ----------------------------------------------------------
-    @rx.event
+    @event
     def set_link_open(self, value: bool):
-        self.link_open = value
-        if value:
+        self.link_open = to_bool(value)
+        if self.link_open:
             self.found, self.search_q, self.picked_contact_id, self.picked_contact = [], "", 0, ""
 
-    @rx.event
+    @event
     def link_picked(self):
         if not self.picked_contact_id:
             return rx.toast.error("Выберите контакт из списка")
-        actor = self.actor()
-        try:
-            with session_scope() as s:
-                create.link_contact(s, actor, self.card_entity, self.card_id, self.picked_contact_id)
-        except ServiceError as exc:
-            return rx.toast.error(exc.message)
+        self._call(create.link_contact, self.card_entity, self.card_id, self.picked_contact_id)
         self.link_open = False
         return self._after_change("Контакт привязан")
+
+
+def _local_start(form: dict) -> datetime | None:
+    """The date and time typed in a dialog (Moscow time), or None when they are not valid."""
+    day = to_text(form.get("date"), "дата", 20).strip()
+    at = to_text(form.get("time"), "время", 20).strip() or "10:00"
+    try:
+        return datetime.fromisoformat(f"{day}T{at}").replace(tzinfo=TZ)
+    except ValueError:
+        return None

@@ -5,14 +5,15 @@ import dataclasses
 
 import reflex as rx
 
-from rxcrm.db import session_scope
 from rxcrm.services import history
 from rxcrm.services.errors import ServiceError
 
 from .app import AppState
+from .base import choice, event, id_or_none, to_int, to_text
 from .work import Option
 
 PAGE = 50
+FILTER_VARS = {"user": "h_user", "entity": "h_entity", "action": "h_action", "from": "h_from", "to": "h_to"}
 
 
 @dataclasses.dataclass
@@ -46,37 +47,33 @@ class HistoryState(AppState):
     def h_pages(self) -> int:
         return max(1, -(-self.h_total // PAGE))
 
-    @rx.event
+    @event
     def on_load(self):
-        actor = self.actor()
-        if actor is None:
-            return
+        actor = self._require_actor()
         self.h_error = ""
         if not history.can_view(actor):
             self.h_error = "История доступна руководителям, директору и администратору"
             return
-        with session_scope() as s:
-            opts = history.history_filters_options(s, actor)
+        opts = self._read(history.history_filters_options, actor=actor)
         self.h_user_options = [Option("all", "Все сотрудники")] + [Option(str(i), n) for i, n in opts["users"]]
         self.h_action_options = [Option("all", "Все действия")] + [Option(c, lab) for c, lab in opts["actions"]]
         self.h_entity_options = [Option("all", "Все элементы")] + [Option(c, lab) for c, lab in opts["entities"]]
         params = self.router.url.query_parameters
-        self.h_user = params.get("user", "all")
-        self.h_entity = params.get("entity", "all")
-        self.h_action = params.get("action", "all")
-        self.h_from, self.h_to, self.h_page = params.get("from", ""), params.get("to", ""), 1
+        self.h_user = to_text(params.get("user", "all"), "сотрудник", 20)
+        self.h_entity = to_text(params.get("entity", "all"), "элемент", 50)
+        self.h_action = to_text(params.get("action", "all"), "действие", 50)
+        self.h_from = to_text(params.get("from", ""), "дата", 20)
+        self.h_to, self.h_page = to_text(params.get("to", ""), "дата", 20), 1
         self._load()
 
     def _load(self) -> None:
-        actor = self.actor()
         try:
-            with session_scope() as s:
-                rows, total = history.history_page(
-                    s, actor, user_id=int(self.h_user) if self.h_user.isdigit() else None,
-                    entity_type=None if self.h_entity == "all" else self.h_entity,
-                    action=None if self.h_action == "all" else self.h_action,
-                    date_from=self.h_from or None, date_to=self.h_to or None,
-                    offset=(self.h_page - 1) * PAGE, limit=PAGE)
+            rows, total = self._read(
+                history.history_page, user_id=id_or_none(self.h_user),
+                entity_type=None if self.h_entity == "all" else self.h_entity,
+                action=None if self.h_action == "all" else self.h_action,
+                date_from=self.h_from or None, date_to=self.h_to or None,
+                offset=(self.h_page - 1) * PAGE, limit=PAGE)
         except ServiceError as exc:
             self.h_error = exc.message
             self.h_rows, self.h_total = [], 0
@@ -86,14 +83,14 @@ class HistoryState(AppState):
                                   r["href"], r["details"], r["source_label"]) for r in rows]
         self.h_total = total
 
-    @rx.event
+    @event
     def set_filter(self, key: str, value: str):
-        setattr(self, {"user": "h_user", "entity": "h_entity", "action": "h_action", "from": "h_from",
-                       "to": "h_to"}[key], value)
+        key = choice(key, FILTER_VARS, "фильтр")
+        setattr(self, FILTER_VARS[key], to_text(value, "значение фильтра", 50))
         self.h_page = 1
         self._load()
 
-    @rx.event
+    @event
     def set_h_page(self, page: int):
-        self.h_page = max(1, min(int(page), self.h_pages))
+        self.h_page = max(1, min(to_int(page, "страница", -10**9, 10**9), self.h_pages))
         self._load()

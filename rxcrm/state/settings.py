@@ -7,14 +7,16 @@ import dataclasses
 import reflex as rx
 from sqlmodel import select
 
-from rxcrm.db import session_scope
 from rxcrm.models import Pipeline, Stage
 from rxcrm.rules import automation
 from rxcrm.services import admin, fmt, intake, recycle, rules_admin
-from rxcrm.services.errors import ServiceError
 
 from .app import AppState
+from .base import choice, event, field, opt_id, to_bool, to_form, to_id, to_text
 from .work import Option
+
+SETTINGS_TABS = ("users", "depts", "matrix", "integrations", "rules", "bin")
+ITEM_ENTITIES = ("lead", "deal", "contact", "company")
 
 
 @dataclasses.dataclass
@@ -129,11 +131,9 @@ class SettingsState(AppState):
     def is_admin(self) -> bool:
         return self.user_role == "admin"
 
-    @rx.event
+    @event
     def on_load(self):
-        actor = self.actor()
-        if actor is None:
-            return
+        actor = self._require_actor()
         self.settings_error = ""
         if actor.role not in ("admin", "head"):
             self.settings_error = "Настройки доступны администратору (корзина — также руководителю отдела)"
@@ -143,197 +143,203 @@ class SettingsState(AppState):
         self._load()
 
     def _load(self) -> None:
-        actor = self.actor()
-        with session_scope() as s:
-            if actor.role == "admin":
-                self.users = [UserRow(u["id"], u["login"], u["full_name"], u["role_label"], u["department"],
-                                      u["is_active"], u["is_self"], u["last_login"])
-                              for u in admin.list_users(s, actor)]
-                depts = admin.list_departments(s, actor)
-                self.depts = [DeptRow(d["id"], d["name"], d["head"], d["users"]) for d in depts]
-                self.dept_options = [Option(str(d["id"]), d["name"]) for d in depts]
-                labels = admin.matrix_labels()
-                self.role_options = [Option(c, lab) for c, lab in labels["roles"]]
-                self.level_options = [Option(c, lab) for c, lab in labels["levels"]]
-                self.action_labels = [lab for _, lab in labels["actions"]]
-                self.user_options = [Option(str(u.id), u.full_name) for u in self.users if u.is_active]
-                self.tokens = [TokenRow(tok["id"], tok["label"], tok["name"] or "—", fmt.dt_short(tok["created_at"]),
-                                        tok["revoked_at"] is None) for tok in intake.list_tokens(s, actor)]
-                self.intake_events = [EventRow(e.id, e.integration, e.event_id, e.event_type,
-                                               fmt.dt_short(e.received_at), e.status, (e.error or "")[:200])
-                                      for e in intake.events(s, actor, limit=30)]
-                self.rules = _rules(s)
-                self.stage_options = _stage_options(s)
-                m = admin.permission_matrix(s, actor)
-                self.matrix = [MatrixRow(r, rl, e, el, [MatrixCell(r, e, a, m[r][e][a]) for a, _ in labels["actions"]])
-                               for r, rl in labels["roles"] for e, el in labels["entities"]]
-            if not recycle.can_view(actor):
-                self.bin_rows, self.bin_total = [], 0
-                return
-            rows, total = recycle.deleted_items(s, actor, limit=100)
-            self.bin_rows = [BinRow(r["entity"], r["entity_label"], r["id"], r["title"], r["deleted_at"],
-                                    r["deleted_by"], r["department"]) for r in rows]
-            self.bin_total = total
+        self._read(self._fill)
+
+    def _fill(self, s, actor) -> None:
+        if actor.role == "admin":
+            self.users = [UserRow(u["id"], u["login"], u["full_name"], u["role_label"], u["department"],
+                                  u["is_active"], u["is_self"], u["last_login"])
+                          for u in admin.list_users(s, actor)]
+            depts = admin.list_departments(s, actor)
+            self.depts = [DeptRow(d["id"], d["name"], d["head"], d["users"]) for d in depts]
+            self.dept_options = [Option(str(d["id"]), d["name"]) for d in depts]
+            labels = admin.matrix_labels()
+            self.role_options = [Option(c, lab) for c, lab in labels["roles"]]
+            self.level_options = [Option(c, lab) for c, lab in labels["levels"]]
+            self.action_labels = [lab for _, lab in labels["actions"]]
+            self.user_options = [Option(str(u.id), u.full_name) for u in self.users if u.is_active]
+            self.tokens = [TokenRow(tok["id"], tok["label"], tok["name"] or "—", fmt.dt_short(tok["created_at"]),
+                                    tok["revoked_at"] is None) for tok in intake.list_tokens(s, actor)]
+            self.intake_events = [EventRow(e.id, e.integration, e.event_id, e.event_type,
+                                           fmt.dt_short(e.received_at), e.status, (e.error or "")[:200])
+                                  for e in intake.events(s, actor, limit=30)]
+            self.rules = _rules(s)
+            self.stage_options = _stage_options(s)
+            m = admin.permission_matrix(s, actor)
+            self.matrix = [MatrixRow(r, rl, e, el, [MatrixCell(r, e, a, m[r][e][a]) for a, _ in labels["actions"]])
+                           for r, rl in labels["roles"] for e, el in labels["entities"]]
+        if not recycle.can_view(actor):
+            self.bin_rows, self.bin_total = [], 0
+            return
+        rows, total = recycle.deleted_items(s, actor, limit=100)
+        self.bin_rows = [BinRow(r["entity"], r["entity_label"], r["id"], r["title"], r["deleted_at"],
+                                r["deleted_by"], r["department"]) for r in rows]
+        self.bin_total = total
 
     def _do(self, fn, ok: str):
-        actor = self.actor()
-        try:
-            with session_scope() as s:
-                fn(s, actor)
-        except ServiceError as exc:
-            return rx.toast.error(exc.message)
+        """One admin operation `fn(session, actor)`, then the page is read again."""
+        self._call(fn)
         self._load()
         return rx.toast.success(ok)
 
-    @rx.event
+    @event
     def set_settings_tab(self, tab: str | list[str]):
-        if isinstance(tab, str):
-            self.settings_tab = tab
+        self.settings_tab = choice(tab, SETTINGS_TABS, "вкладка")
 
     # users
-    @rx.event
+    @event
     def set_user_dialog(self, value: bool):
-        self.user_dialog = value
+        self.user_dialog = to_bool(value)
 
-    @rx.event
+    @event
     def create_user(self, form: dict):
-        dept = form.get("department") or ""
+        form = to_form(form)
+        login = field(form, "login", "логин", 100)
         result = self._do(lambda s, a: admin.create_user(
-            s, a, login=form.get("login", ""), full_name=form.get("full_name", ""), password=form.get("password", ""),
-            role=form.get("role") or "manager", department_id=int(dept) if dept.isdigit() else None,
-            email=form.get("email", "")), "Сотрудник добавлен")
-        if self.users and any(u.login == (form.get("login") or "").strip().lower() for u in self.users):
-            self.user_dialog = False
+            s, a, login=login, full_name=field(form, "full_name", "ФИО", 200),
+            password=field(form, "password", "пароль", 200), role=field(form, "role", "роль", 50) or "manager",
+            department_id=opt_id(form.get("department"), "отдел"), email=field(form, "email", "e-mail", 200)),
+            "Сотрудник добавлен")
+        self.user_dialog = False
         return result
 
-    @rx.event
+    @event
     def toggle_active(self, user_id: int, active: bool):
-        if active:
+        user_id = to_id(user_id, "сотрудник")
+        if to_bool(active):
             return self._do(lambda s, a: admin.deactivate_user(s, a, user_id), "Сотрудник отключён, сеансы завершены")
         return self._do(lambda s, a: admin.activate_user(s, a, user_id), "Сотрудник включён")
 
-    @rx.event
+    @event
     def open_password(self, user_id: int, name: str):
-        self.target_user_id, self.target_user_name, self.password_dialog = user_id, name, True
+        self.target_user_id, self.target_user_name = to_id(user_id, "сотрудник"), to_text(name, "имя", 200)
+        self.password_dialog = True
 
-    @rx.event
+    @event
     def set_password_dialog(self, value: bool):
-        self.password_dialog = value
+        self.password_dialog = to_bool(value)
 
-    @rx.event
+    @event
     def reset_password(self, form: dict):
-        res = self._do(lambda s, a: admin.reset_password(s, a, self.target_user_id, form.get("password", "")),
+        password = field(form, "password", "пароль", 200)
+        res = self._do(lambda s, a: admin.reset_password(s, a, self.target_user_id, password),
                        "Пароль изменён, сеансы сотрудника завершены")
         self.password_dialog = False
         return res
 
-    @rx.event
+    @event
     def open_reassign(self, user_id: int, name: str):
-        self.target_user_id, self.target_user_name, self.reassign_dialog = user_id, name, True
+        self.target_user_id, self.target_user_name = to_id(user_id, "сотрудник"), to_text(name, "имя", 200)
+        self.reassign_dialog = True
 
-    @rx.event
+    @event
     def set_reassign_dialog(self, value: bool):
-        self.reassign_dialog = value
+        self.reassign_dialog = to_bool(value)
 
-    @rx.event
+    @event
     def reassign(self, form: dict):
-        to = form.get("to") or ""
-        if not to.isdigit():
+        form = to_form(form)
+        to = opt_id(form.get("to"), "сотрудник")
+        if to is None:
             return rx.toast.error("Выберите, кому передать")
-        actor = self.actor()
-        try:
-            with session_scope() as s:
-                counts = admin.reassign_items(s, actor, self.target_user_id, int(to),
-                                              only_open=bool(form.get("only_open")))
-        except ServiceError as exc:
-            return rx.toast.error(exc.message)
+        counts = self._call(admin.reassign_items, self.target_user_id, to, only_open=to_bool(form.get("only_open")))
         self.reassign_dialog = False
         return rx.toast.success("Передано: " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
 
     # departments
-    @rx.event
+    @event
     def create_department(self, form: dict):
-        return self._do(lambda s, a: admin.create_department(s, a, form.get("name", "")), "Отдел добавлен")
+        name = field(form, "name", "название", 200)
+        return self._do(lambda s, a: admin.create_department(s, a, name), "Отдел добавлен")
 
     # matrix
-    @rx.event
+    @event
     def set_level(self, role: str, entity: str, action: str, level: str):
+        role, entity = to_text(role, "роль", 50), to_text(entity, "элемент", 50)
+        action, level = to_text(action, "действие", 50), to_text(level, "уровень", 50)
         return self._do(lambda s, a: admin.set_permission(s, a, role, entity, action, level), "Права сохранены")
 
-    @rx.event
+    @event
     def reset_matrix(self):
         return self._do(lambda s, a: admin.reset_permissions_to_defaults(s, a), "Права по умолчанию восстановлены")
 
     # integrations
-    @rx.event
+    @event
     def create_token(self, form: dict):
-        actor = self.actor()
-        try:
-            with session_scope() as s:
-                self.new_token = intake.create_token(s, actor, form.get("integration") or "marketplace",
-                                                     form.get("name", ""))
-        except ServiceError as exc:
-            return rx.toast.error(exc.message)
+        form = to_form(form)
+        integration = choice(field(form, "integration", "интеграция", 50) or "marketplace",
+                             intake.INTEGRATIONS, "интеграция")
+        self.new_token = self._call(intake.create_token, integration, field(form, "name", "название", 200))
         self._load()
 
-    @rx.event
+    @event
     def revoke_token(self, token_id: int):
+        token_id = to_id(token_id, "токен")
         return self._do(lambda s, a: intake.revoke_token(s, a, token_id), "Токен отозван")
 
-    @rx.event
+    @event
     def replay(self, event_id: int):
+        event_id = to_id(event_id, "событие")
         return self._do(lambda s, a: intake.replay(s, a, event_id), "Событие обработано повторно")
 
     # rules
-    @rx.event
+    @event
     def set_rule_active(self, rule_id: int, active: bool):
-        return self._do(lambda s, a: rules_admin.set_active(s, a, rule_id, bool(active)),
+        rule_id, active = to_id(rule_id, "правило"), to_bool(active)
+        return self._do(lambda s, a: rules_admin.set_active(s, a, rule_id, active),
                         "Правило включено" if active else "Правило отключено")
 
-    @rx.event
+    @event
     def delete_rule(self, rule_id: int):
+        rule_id = to_id(rule_id, "правило")
         return self._do(lambda s, a: rules_admin.delete_rule(s, a, rule_id), "Правило удалено")
 
-    @rx.event
+    @event
     def add_required_rule(self, form: dict):
-        pipe, _, stage = (form.get("stage") or "").partition(":")
+        form = to_form(form)
+        pipe, _, stage = field(form, "stage", "стадия", 200).partition(":")
         if not stage:
             return rx.toast.error("Выберите стадию")
-        return self._do(lambda s, a: rules_admin.save_required(s, a, None, pipe, stage, form.get("fields", "")),
-                        "Правило добавлено")
+        fields = field(form, "fields", "поля", 2000)
+        return self._do(lambda s, a: rules_admin.save_required(s, a, None, pipe, stage, fields), "Правило добавлено")
 
-    @rx.event
+    @event
     def add_trigger_rule(self, form: dict):
-        pipe, _, src = (form.get("from_stage") or "").partition(":")
-        to_pipe, _, dst = (form.get("to_stage") or "").partition(":")
+        form = to_form(form)
+        pipe, _, src = field(form, "from_stage", "стадия", 200).partition(":")
+        to_pipe, _, dst = field(form, "to_stage", "стадия", 200).partition(":")
         if not src or not dst:
             return rx.toast.error("Выберите стадии")
         if to_pipe != pipe:
             return rx.toast.error("Стадии должны быть из одной воронки")
-        return self._do(lambda s, a: rules_admin.save_trigger(
-            s, a, None, form.get("name", ""), pipe, src, (form.get("field") or "").strip(), form.get("equals", ""),
-            dst), "Правило добавлено")
+        name, fld = field(form, "name", "название", 200), field(form, "field", "поле", 200).strip()
+        equals = field(form, "equals", "значение", 500)
+        return self._do(lambda s, a: rules_admin.save_trigger(s, a, None, name, pipe, src, fld, equals, dst),
+                        "Правило добавлено")
 
-    @rx.event
+    @event
     def set_rule_action(self, value: str):
-        if value in rules_admin.ACTION_TYPES:
-            self.rule_action = value
+        self.rule_action = choice(value, rules_admin.ACTION_TYPES, "действие")
 
-    @rx.event
+    @event
     def add_on_enter_rule(self, form: dict):
-        pipe, _, stage = (form.get("stage") or "").partition(":")
+        form = to_form(form)
+        pipe, _, stage = field(form, "stage", "стадия", 200).partition(":")
         if not stage:
             return rx.toast.error("Выберите стадию")
         kind = self.rule_action
-        fields = {"activity": ("kind", "subject", "in_hours", "duration_min"), "set": ("field", "value"),
-                  "notify": ("to", "text")}[kind]
-        action = {"type": kind, **{k: (form.get(k) or "").strip() for k in fields if (form.get(k) or "").strip()}}
-        return self._do(lambda s, a: rules_admin.save_on_enter(s, a, None, form.get("name", ""), pipe, stage,
-                                                               [action]), "Правило добавлено")
+        keys = {"activity": ("kind", "subject", "in_hours", "duration_min"), "set": ("field", "value"),
+                "notify": ("to", "text")}[kind]
+        values = {k: field(form, k, k, 2000).strip() for k in keys}
+        action = {"type": kind, **{k: v for k, v in values.items() if v}}
+        name = field(form, "name", "название", 200)
+        return self._do(lambda s, a: rules_admin.save_on_enter(s, a, None, name, pipe, stage, [action]),
+                        "Правило добавлено")
 
     # recycle bin
-    @rx.event
+    @event
     def restore(self, entity: str, item_id: int):
+        entity, item_id = choice(entity, ITEM_ENTITIES, "элемент"), to_id(item_id, "номер")
         return self._do(lambda s, a: recycle.restore(s, a, entity, item_id), "Восстановлено вместе с историей")
 
 

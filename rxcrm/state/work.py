@@ -12,11 +12,12 @@ from urllib.parse import quote
 import reflex as rx
 
 from rxcrm.db import session_scope
-from rxcrm.services import catalogs, export, filters as flt, fmt, items, listing, views
+from rxcrm.services import catalogs, create, export, filters as flt, fmt, items, listing, views
 from rxcrm.services.errors import ServiceError, ValidationFailed
 from rxcrm.services.fields import field_map
 
 from .app import AppState
+from .base import choice, event, field, id_or_none, opt_id, to_bool, to_form, to_id, to_ids, to_int, to_text
 
 PAGE_ENTITY = {"leads": "lead", "deals": "deal", "contacts": "contact", "companies": "company"}
 STANDARD_FILTERS = ("stage_id", "source", "responsible_id", "program_id", "created_at", "updated_at",
@@ -37,6 +38,7 @@ class Card:
     activity_at: str = ""
     overdue: bool = False
     repeat: bool = False
+    version: int = 0  # the item's version when the board was read: a drag from a stale board is refused
 
 
 @dataclasses.dataclass
@@ -196,11 +198,9 @@ class WorkState(AppState):
         path = (self.router.url.path or "/deals").strip("/").split("/")[0]
         return path if path in PAGE_ENTITY else "deals"
 
-    @rx.event
+    @event
     def on_load(self):
-        actor = self.actor()
-        if actor is None:
-            return
+        actor = self._require_actor()
         self.page = self._page_from_path()
         self.entity = PAGE_ENTITY[self.page]
         params = dict(self.router.url.query_parameters)
@@ -209,33 +209,36 @@ class WorkState(AppState):
             self.view = "kanban"
         self.error, self.selected, self.all_matching, self.page_no = "", [], False, 1
         self.filter_open = self.chooser_open = self.missing_open = self.confirm_delete_open = False
-        with session_scope() as s:
-            pipes = catalogs.pipelines(s, self.entity) if self.entity in ("lead", "deal") else []
-            self.pipeline_options = _opts((p.id, p.name) for p in pipes)
-            wanted = params.get("pipeline", "")
-            ids = [p.id for p in pipes]
-            if wanted.isdigit() and int(wanted) in ids:
-                self.pipeline_id = int(wanted)
-            else:
-                default = catalogs.default_pipeline(s, self.entity) if pipes else None
-                self.pipeline_id = default.id if default else 0
-            fmap = field_map(s, self.entity, self.pipeline_id or None)
-            try:
-                decoded = flt.decode(params, fmap)
-            except (ValueError, ServiceError):
-                decoded = {}
-            self.active_preset_id = 0
-            if not decoded:
-                preset = views.default_preset(s, actor, self.page)
-                if preset is not None:
-                    decoded = views.preset_filters(preset, actor)
-                    self.active_preset_id = preset.id
-            if params.get("preset", "").isdigit():
-                self.active_preset_id = int(params["preset"])
-            self._filters = decoded
-            self.q = decoded.get("q", "")
-            self._load_options(s, actor)
-        return self._reload()
+        self._read(lambda s, a: self._open_page(s, a, params), actor=actor)
+        return self._reload(actor)
+
+    def _open_page(self, s, actor, params: dict) -> None:
+        """The page's pipeline, its filter (from the URL, else the pinned preset), pickers."""
+        pipes = catalogs.pipelines(s, self.entity) if self.entity in ("lead", "deal") else []
+        self.pipeline_options = _opts((p.id, p.name) for p in pipes)
+        wanted = params.get("pipeline", "")
+        ids = [p.id for p in pipes]
+        if id_or_none(wanted) in ids:
+            self.pipeline_id = id_or_none(wanted)
+        else:
+            default = catalogs.default_pipeline(s, self.entity) if pipes else None
+            self.pipeline_id = default.id if default else 0
+        fmap = field_map(s, self.entity, self.pipeline_id or None)
+        try:
+            decoded = flt.decode(params, fmap)
+        except (ValueError, ServiceError):
+            decoded = {}
+        self.active_preset_id = 0
+        if not decoded:
+            preset = views.default_preset(s, actor, self.page)
+            if preset is not None:
+                decoded = views.preset_filters(preset, actor)
+                self.active_preset_id = preset.id
+        if id_or_none(params.get("preset")):
+            self.active_preset_id = id_or_none(params.get("preset"))
+        self._filters = decoded
+        self.q = decoded.get("q", "")
+        self._load_options(s, actor)
 
     def _load_options(self, s, actor) -> None:
         self.source_options = _opts((x, x) for x in catalogs.sources())
@@ -320,19 +323,20 @@ class WorkState(AppState):
         fqs = flt.encode(self._filters)
         return f"/{self.page}?" + "&".join(x for x in (qs, fqs) if x)
 
-    def _reload(self):
-        actor = self.actor()
-        if actor is None:
-            return rx.redirect("/login")
+    def _reload(self, actor=None):
+        actor = actor or self._require_actor()
         self.error = ""
+
+        def load(s, a):
+            self.chips = self._chips(s)
+            self._panel_values()
+            if self.is_kanban:
+                self._load_board(s, a)
+            else:
+                self._load_list(s, a)
+
         try:
-            with session_scope() as s:
-                self.chips = self._chips(s)
-                self._panel_values()
-                if self.is_kanban:
-                    self._load_board(s, actor)
-                else:
-                    self._load_list(s, actor)
+            self._read(load, actor=actor)
         except ValidationFailed as exc:
             self.error = exc.message
             self.board, self.rows, self.total = [], [], 0
@@ -361,48 +365,47 @@ class WorkState(AppState):
         self.total, self.page_no = page.total, page.page
 
     # ---- board ------------------------------------------------------------------------
-    @rx.event
+    @event
     def load_more(self, stage_id: int):
-        actor = self.actor()
-        if actor is None:
-            return
+        stage_id = to_id(stage_id, "стадия")
         cols = list(self.board)
         for i, c in enumerate(cols):
             if c.id == stage_id:
-                with session_scope() as s:
-                    more = listing.column_cards(s, actor, self.entity, self.pipeline_id, stage_id,
-                                                self._effective_filters(), offset=len(c.cards))
+                more = self._read(listing.column_cards, self.entity, self.pipeline_id, stage_id,
+                                 self._effective_filters(), offset=len(c.cards))
                 cards = list(c.cards) + [Card(**_card(x)) for x in more]
                 cols[i] = dataclasses.replace(c, cards=cards, has_more=c.count > len(cards))
         self.board = cols
 
-    @rx.event
+    @event
     def on_drag_end(self, result: dict):
-        """Optimistic move: the card changes column at once; the service decides."""
-        try:
-            card_id, src, dst = int(result["draggableId"]), int(result["from"]), int(result["to"])
-        except (KeyError, TypeError, ValueError):
-            return
+        """Optimistic move: the card changes column at once; the service decides. The move
+        carries the version the card had on this board: if someone changed the item since,
+        it is refused with «Карточку изменил …» and the board is read again."""
+        result = to_form(result)
+        card_id, src, dst = (to_id(result.get("draggableId"), "карточка"), to_id(result.get("from"), "стадия"),
+                             to_id(result.get("to"), "стадия"))
         if src == dst:
             return
         snapshot = list(self.board)
+        version = next((c.version for col in self.board if col.id == src for c in col.cards if c.id == card_id), None)
         self._move_card_locally(card_id, src, dst)
         yield
-        actor = self.actor()
-        if actor is None:
-            self.board = snapshot
-            return
         try:
-            with session_scope() as s:
-                items.move_stage(s, actor, self.entity, card_id, dst)
+            self._call(items.move_stage, self.entity, card_id, dst, expected_version=version)
         except items.MissingFields as exc:
             self.board = snapshot
-            self._open_missing(exc, card_id, dst)
+            self._open_missing(exc, card_id, dst, version)
             return
         except ServiceError as exc:
             self.board = snapshot
-            yield rx.toast.error(exc.message, duration=6000)
+            yield rx.toast.error(exc.message, duration=8000)
+            if exc.code == "conflict":
+                yield self._reload()
             return
+        except Exception:
+            self.board = snapshot
+            raise
         self._refresh_summary()
 
     def _move_card_locally(self, card_id: int, src: int, dst: int) -> None:
@@ -420,41 +423,38 @@ class WorkState(AppState):
         self.board = cols
 
     def _refresh_summary(self) -> None:
-        actor = self.actor()
-        with session_scope() as s:
-            summary = {c["id"]: c for c in listing.board_summary(s, actor, self.entity, self.pipeline_id,
-                                                                  self._effective_filters())}
+        summary = {c["id"]: c for c in self._read(listing.board_summary, self.entity, self.pipeline_id,
+                                                 self._effective_filters())}
         self.board = [dataclasses.replace(c, count=summary[c.id]["count"], amount=summary[c.id]["amount"],
                                           overdue=summary[c.id]["overdue"], today=summary[c.id]["today"],
                                           none=summary[c.id]["none"])
                       if c.id in summary else c for c in self.board]
 
-    def _open_missing(self, exc: items.MissingFields, item_id: int, stage_id: int) -> None:
+    def _open_missing(self, exc: items.MissingFields, item_id: int, stage_id: int, version: int | None) -> None:
         self.missing_message = exc.message
         self.missing_fields = [MissingField(m["key"], m["label"], m["kind"], list(m.get("options") or []), "")
                                for m in exc.details.get("missing", [])]
-        self._pending = {"item_id": item_id, "stage_id": stage_id}
+        self._pending = {"item_id": item_id, "stage_id": stage_id, "version": version}
         self.missing_open = True
 
-    @rx.event
+    @event
     def close_missing(self):
         self.missing_open = False
         self._pending = {}
 
-    @rx.event
+    @event
     def submit_missing(self, form: dict):
         """Save the fields the stage needs and retry the move (one transaction)."""
-        actor = self.actor()
-        if actor is None or not self._pending:
+        form = to_form(form)
+        if not self._pending:
             return
-        values = {f.key: form.get(f.key, "") for f in self.missing_fields}
+        values = {f.key: to_text(form.get(f.key), f.label) for f in self.missing_fields}
         # keep what was typed even if the save fails
         self.missing_fields = [dataclasses.replace(f, value=str(values.get(f.key, "")), error="")
                                for f in self.missing_fields]
         try:
-            with session_scope() as s:
-                items.move_stage(s, actor, self.entity, self._pending["item_id"], self._pending["stage_id"],
-                                 values=values)
+            self._call(items.move_stage, self.entity, self._pending["item_id"], self._pending["stage_id"],
+                      values=values, expected_version=self._pending.get("version"))
         except items.MissingFields as exc:
             self.missing_message = exc.message
             return
@@ -472,32 +472,31 @@ class WorkState(AppState):
         yield self._reload()
 
     # ---- view switches ----------------------------------------------------------------
-    @rx.event
+    @event
     def set_view(self, view: str | list[str]):
-        if isinstance(view, str) and view in ("kanban", "list"):
-            self.view = view
-            self.selected, self.all_matching = [], False
-            return self._reload()
+        self.view = choice(view, ("kanban", "list"), "вид")
+        self.selected, self.all_matching = [], False
+        return self._reload()
 
-    @rx.event
+    @event
     def set_pipeline(self, value: str):
-        if value.isdigit() and any(o.value == value for o in self.pipeline_options):
-            self.pipeline_id = int(value)
+        pipeline_id = to_id(value, "воронка")
+        if any(o.value == str(pipeline_id) for o in self.pipeline_options):
+            self.pipeline_id = pipeline_id
             # stage filters of another pipeline make no sense here
             self._filters.pop("stage_id", None)
-            with session_scope() as s:
-                self._load_options(s, self.actor())
+            self._read(self._load_options)
             self.page_no = 1
             return self._reload()
 
     # ---- filters ----------------------------------------------------------------------
-    @rx.event
+    @event
     def set_q(self, value: str):
-        self.q = value
+        self.q = to_text(value, "поиск", 200)
 
-    @rx.event
+    @event
     def search(self, form: dict | None = None):
-        q = ((form or {}).get("q", self.q) or "").strip()
+        q = to_text(to_form(form or {}).get("q", self.q), "поиск", 200).strip()
         self.q = q
         f = dict(self._filters)
         if q:
@@ -508,38 +507,41 @@ class WorkState(AppState):
         self.page_no, self.active_preset_id = 1, 0
         return self._reload()
 
-    @rx.event
+    @event
     def toggle_filter_panel(self):
         self.filter_open = not self.filter_open
 
-    @rx.event
+    @event
     def set_filter_open(self, value: bool):
-        self.filter_open = value
+        self.filter_open = to_bool(value)
 
-    @rx.event
+    @event
     def set_extra_field(self, value: str):
-        self.extra_field = value
+        self.extra_field = to_text(value, "поле", 200)
 
-    @rx.event
+    @event
     def apply_filter_form(self, form: dict):
         """Build the filter from the panel's form (checkbox groups, ranges, extra field)."""
+        form = to_form(form)
         f: dict = {}
         if self.q:
             f["q"] = self.q
         for key in ("stage_id", "source", "responsible_id", "program_id"):
             chosen = [k.split("__", 1)[1] for k, v in form.items() if k.startswith(key + "__") and v]
             if chosen:
-                f[key] = [int(x) for x in chosen] if key != "source" else chosen
+                f[key] = to_ids(chosen, "значение фильтра") if key != "source" else chosen
         for key in ("created_at", "updated_at", "amount"):
-            lo, hi = (form.get(f"{key}_from") or "").strip(), (form.get(f"{key}_to") or "").strip()
+            lo = field(form, f"{key}_from", "фильтр", 100).strip()
+            hi = field(form, f"{key}_to", "фильтр", 100).strip()
             if lo or hi:
                 f[key] = {"from": lo or None, "to": hi or None}
         if form.get("activity") in flt.ACTIVITY_STATES:
             f["activity"] = form["activity"]
-        if form.get("only_open"):
+        if to_bool(form.get("only_open")):
             f["semantic"] = ["process"]
-        extra_key, extra_val = self.extra_field, (form.get("extra_value") or "").strip()
-        extra_lo, extra_hi = (form.get("extra_from") or "").strip(), (form.get("extra_to") or "").strip()
+        extra_key, extra_val = self.extra_field, field(form, "extra_value", "значение", 500).strip()
+        extra_lo = field(form, "extra_from", "значение", 100).strip()
+        extra_hi = field(form, "extra_to", "значение", 100).strip()
         if extra_key:
             if extra_lo or extra_hi:
                 f[extra_key] = {"from": extra_lo or None, "to": extra_hi or None}
@@ -549,8 +551,7 @@ class WorkState(AppState):
             if key not in f and key not in STANDARD_FILTERS and key not in ("q", "semantic") and \
                     not form.get(f"drop__{key}"):
                 f[key] = value
-        with session_scope() as s:
-            fmap = field_map(s, self.entity, self.pipeline_id or None)
+        fmap = self._read(lambda s, a: field_map(s, self.entity, self.pipeline_id or None))
         for key, value in list(f.items()):
             fd = fmap.get(key)
             if fd is not None and fd.kind == "enum" and isinstance(value, str):
@@ -561,8 +562,9 @@ class WorkState(AppState):
         self.filter_open, self.page_no, self.active_preset_id, self.extra_field = False, 1, 0, ""
         return self._reload()
 
-    @rx.event
+    @event
     def remove_chip(self, key: str):
+        key = to_text(key, "фильтр", 200)
         f = dict(self._filters)
         f.pop(key, None)
         if key == "reached_stage":
@@ -573,12 +575,12 @@ class WorkState(AppState):
         self.page_no, self.active_preset_id = 1, 0
         return self._reload()
 
-    @rx.event
+    @event
     def clear_filters(self):
         self._filters, self.q, self.page_no, self.active_preset_id = {}, "", 1, 0
         return self._reload()
 
-    @rx.event
+    @event
     def set_activity_filter(self, state: str):
         f = dict(self._filters)
         if f.get("activity") == state or state not in flt.ACTIVITY_STATES:
@@ -589,101 +591,108 @@ class WorkState(AppState):
         return self._reload()
 
     # ---- presets ----------------------------------------------------------------------
-    @rx.event
+    @event
     def apply_preset(self, preset_id: int):
-        actor = self.actor()
-        with session_scope() as s:
-            preset = next((p for p in views.list_presets(s, actor, self.page) if p.id == preset_id), None)
-            if preset is None:
-                return rx.toast.error("Представление не найдено")
-            self._filters = views.preset_filters(preset, actor)
-            if preset.code == "queue":  # «Очередь»: the work-priority order of seed 001 §2.1.6
-                self.sort, self.view = "queue", "list"
-            elif self.sort == "queue":
-                self.sort, self.desc = "created_at", True
+        preset_id = to_id(preset_id, "представление")
+
+        def find(s, a):
+            preset = next((p for p in views.list_presets(s, a, self.page) if p.id == preset_id), None)
+            return (preset.code, views.preset_filters(preset, a)) if preset is not None else None
+
+        found = self._read(find)
+        if found is None:
+            return rx.toast.error("Представление не найдено")
+        code, self._filters = found
+        if code == "queue":  # «Очередь»: the work-priority order of seed 001 §2.1.6
+            self.sort, self.view = "queue", "list"
+        elif self.sort == "queue":
+            self.sort, self.desc = "created_at", True
         self.q = self._filters.get("q", "")
         self.active_preset_id, self.page_no, self.filter_open = preset_id, 1, False
         return self._reload()
 
-    @rx.event
+    @event
     def set_preset_name(self, value: str):
-        self.preset_name = value
+        self.preset_name = to_text(value, "название", 200)
 
-    @rx.event
+    @event
     def save_preset(self, form: dict):
-        actor = self.actor()
-        try:
-            with session_scope() as s:
-                preset = views.save_preset(s, actor, self.page, form.get("name") or self.preset_name,
-                                           dict(self._filters),
-                                           shared=bool(form.get("shared")))
-                self.active_preset_id = preset.id
-                self._load_presets(s, actor)
-        except ServiceError as exc:
-            return rx.toast.error(exc.message)
+        form = to_form(form)
+        name = field(form, "name", "название", 200) or self.preset_name
+
+        def save(s, a):
+            preset = views.save_preset(s, a, self.page, name, dict(self._filters), shared=to_bool(form.get("shared")))
+            self.active_preset_id = preset.id
+            self._load_presets(s, a)
+
+        self._call(save)
         self.preset_name = ""
         return rx.toast.success("Фильтр сохранён")
 
-    @rx.event
+    @event
     def delete_preset(self, preset_id: int):
-        actor = self.actor()
-        try:
-            with session_scope() as s:
-                views.delete_preset(s, actor, preset_id)
-                self._load_presets(s, actor)
-        except ServiceError as exc:
-            return rx.toast.error(exc.message)
+        preset_id = to_id(preset_id, "представление")
 
-    @rx.event
+        def delete(s, a):
+            views.delete_preset(s, a, preset_id)
+            self._load_presets(s, a)
+
+        self._call(delete)
+
+    @event
     def pin_preset(self, preset_id: int):
-        actor = self.actor()
-        try:
-            with session_scope() as s:
-                views.toggle_default(s, actor, self.page, preset_id)
-                self._load_presets(s, actor)
-        except ServiceError as exc:
-            return rx.toast.error(exc.message)
+        preset_id = to_id(preset_id, "представление")
+
+        def pin(s, a):
+            views.toggle_default(s, a, self.page, preset_id)
+            self._load_presets(s, a)
+
+        self._call(pin)
 
     # ---- list -------------------------------------------------------------------------
-    @rx.event
+    @event
     def set_sort(self, key: str):
+        key = to_text(key, "сортировка", 200)
         if self.sort == key:
             self.desc = not self.desc
         else:
             self.sort, self.desc = key, key in ("created_at", "updated_at", "amount")
         return self._reload()
 
-    @rx.event
+    @event
     def set_page_no(self, n: int):
-        self.page_no = max(1, min(int(n), self.pages))
+        self.page_no = max(1, min(to_int(n, "страница", -10**9, 10**9), self.pages))
         self.selected = [] if not self.all_matching else self.selected
         return self._reload()
 
-    @rx.event
+    @event
     def set_page_size(self, value: str):
-        if value.isdigit() and int(value) in listing.PAGE_SIZES:
-            self.page_size, self.page_no = int(value), 1
+        size = to_int(value, "строк на странице", 1, 10**6)
+        if size in listing.PAGE_SIZES:
+            self.page_size, self.page_no = size, 1
             return self._reload()
 
-    @rx.event
+    @event
     def toggle_row(self, row_id: str):
+        row_id = str(to_id(row_id, "строка"))
         self.all_matching = False
         self.selected = [x for x in self.selected if x != row_id] if row_id in self.selected \
             else self.selected + [row_id]
 
-    @rx.event
+    @event
     def toggle_page(self, checked: bool):
+        checked = to_bool(checked)
         self.all_matching = False
         ids = [r["id"] for r in self.rows]
         self.selected = list(dict.fromkeys(self.selected + ids)) if checked else \
             [x for x in self.selected if x not in ids]
 
-    @rx.event
+    @event
     def select_all_matching(self):
         self.all_matching = True
         self.selected = [r["id"] for r in self.rows]
 
-    @rx.event
+    @event
     def clear_selection(self):
         self.selected, self.all_matching = [], False
 
@@ -691,120 +700,115 @@ class WorkState(AppState):
         if self.all_matching:
             return listing.matching_ids(s, actor, self.entity, self._effective_filters(), action="view",
                                         pipeline_id=self.pipeline_id or None)
-        return [int(x) for x in self.selected]
+        return to_ids(self.selected, "строка")
 
-    @rx.event
+    @event
     def bulk_move(self, stage_id: str):
-        return self._bulk(lambda s, a, ids: items.bulk_move(s, a, self.entity, ids, int(stage_id)))
+        stage_id = to_id(stage_id, "стадия")
+        return self._bulk(lambda s, a, ids: items.bulk_move(s, a, self.entity, ids, stage_id))
 
-    @rx.event
+    @event
     def bulk_assign(self, user_id: str):
-        return self._bulk(lambda s, a, ids: items.bulk_assign(s, a, self.entity, ids, int(user_id)))
+        user_id = to_id(user_id, "сотрудник")
+        return self._bulk(lambda s, a, ids: items.bulk_assign(s, a, self.entity, ids, user_id))
 
-    @rx.event
+    @event
     def set_confirm_delete(self, value: bool):
-        self.confirm_delete_open = value
+        self.confirm_delete_open = to_bool(value)
 
-    @rx.event
+    @event
     def bulk_delete(self):
         self.confirm_delete_open = False
         return self._bulk(lambda s, a, ids: items.bulk_delete(s, a, self.entity, ids))
 
     def _bulk(self, op):
-        actor = self.actor()
-        if actor is None:
-            return
-        with session_scope() as s:
-            ids = self._selection_ids(s, actor, "edit")
-            if not ids:
-                return rx.toast.info("Ничего не выбрано")
-            res = op(s, actor, ids)
+        def run(s, a):
+            ids = self._selection_ids(s, a, "edit")
+            return op(s, a, ids) if ids else None
+
+        res = self._call(run)
+        if res is None:
+            return rx.toast.info("Ничего не выбрано")
         self.selected, self.all_matching = [], False
         toast = rx.toast.success(res.summary()) if not res.refused else \
             rx.toast.warning(res.summary(), duration=8000)
         return [toast, self._reload()]
 
     # ---- column chooser ---------------------------------------------------------------
-    @rx.event
+    @event
     def open_chooser(self):
-        actor = self.actor()
-        with session_scope() as s:
+        def read(s, a):
             self.chooser_options = _opts(views.available_columns(s, self.page, self.pipeline_id or None,
                                                                  self.lang))
-            self.chooser_selected = views.columns_for(s, actor, self.page, self.pipeline_id or None)
+            self.chooser_selected = views.columns_for(s, a, self.page, self.pipeline_id or None)
+
+        self._read(read)
         self.chooser_open = True
 
-    @rx.event
+    @event
     def set_chooser_open(self, value: bool):
-        self.chooser_open = value
+        self.chooser_open = to_bool(value)
 
-    @rx.event
+    @event
     def toggle_column(self, key: str):
+        key = to_text(key, "колонка", 200)
         self.chooser_selected = [k for k in self.chooser_selected if k != key] if key in self.chooser_selected \
             else self.chooser_selected + [key]
 
-    @rx.event
+    @event
     def save_columns(self, for_all: bool = False):
-        actor = self.actor()
-        try:
-            with session_scope() as s:
-                views.save_columns(s, actor, self.page, list(self.chooser_selected), for_all=for_all)
-        except ServiceError as exc:
-            return rx.toast.error(exc.message)
+        for_all = to_bool(for_all)
+        self._call(views.save_columns, self.page, list(self.chooser_selected), for_all=for_all)
         self.chooser_open = False
         return self._reload()
 
-    @rx.event
+    @event
     def reset_columns(self):
-        actor = self.actor()
-        with session_scope() as s:
-            views.reset_columns(s, actor, self.page)
+        self._call(views.reset_columns, self.page)
         self.chooser_open = False
         return self._reload()
 
     # ---- create -----------------------------------------------------------------------
-    @rx.event
+    @event
     def set_create_open(self, value: bool):
-        self.create_open, self.create_error = value, ""
+        self.create_open, self.create_error = to_bool(value), ""
 
-    @rx.event
+    @event
     def create_item(self, form: dict):
         """"+ Создать": a new lead / deal / contact / company through the create service
         (validation, repeat detection, first stage, timeline, audit), then its card."""
-        from rxcrm.services import create
+        form = to_form(form)
+        text = {k: field(form, k, k, 2000) for k in ("title", "last_name", "first_name", "middle_name", "phone",
+                                                      "email", "source", "amount", "inn")}
+        phones = [text["phone"]] if text["phone"].strip() else []
+        emails = [text["email"]] if text["email"].strip() else []
+        program_id = opt_id(form.get("program"), "программа")
+        source = text["source"] or "Вручную"
 
-        actor = self.actor()
-        if actor is None:
-            return
-        phones = [form.get("phone", "")] if (form.get("phone") or "").strip() else []
-        emails = [form.get("email", "")] if (form.get("email") or "").strip() else []
-        program = form.get("program") or ""
+        def make(s, a):
+            if self.entity == "lead":
+                item = create.create_lead(s, a, title=text["title"], last_name=text["last_name"],
+                                          first_name=text["first_name"], middle_name=text["middle_name"],
+                                          phones=phones, emails=emails, source=source, program_id=program_id)
+            elif self.entity == "deal":
+                contact_id = None
+                if text["last_name"] or text["first_name"]:
+                    contact_id = create.create_contact(s, a, last_name=text["last_name"],
+                                                       first_name=text["first_name"], phones=phones,
+                                                       emails=emails).id
+                item = create.create_deal(s, a, pipeline_id=self.pipeline_id, title=text["title"],
+                                          contact_id=contact_id, source=source, program_id=program_id,
+                                          amount=text["amount"] or None)
+            elif self.entity == "contact":
+                item = create.create_contact(s, a, last_name=text["last_name"], first_name=text["first_name"],
+                                             middle_name=text["middle_name"], phones=phones, emails=emails)
+            else:
+                item = create.create_company(s, a, title=text["title"], phones=phones, emails=emails,
+                                             inn=text["inn"])
+            return item.id
+
         try:
-            with session_scope() as s:
-                if self.entity == "lead":
-                    item = create.create_lead(s, actor, title=form.get("title", ""), last_name=form.get("last_name", ""),
-                                              first_name=form.get("first_name", ""),
-                                              middle_name=form.get("middle_name", ""), phones=phones, emails=emails,
-                                              source=form.get("source") or "Вручную",
-                                              program_id=int(program) if program.isdigit() else None)
-                elif self.entity == "deal":
-                    contact_id = None
-                    if form.get("last_name") or form.get("first_name"):
-                        contact_id = create.create_contact(s, actor, last_name=form.get("last_name", ""),
-                                                           first_name=form.get("first_name", ""),
-                                                           phones=phones, emails=emails).id
-                    item = create.create_deal(s, actor, pipeline_id=self.pipeline_id, title=form.get("title", ""),
-                                              contact_id=contact_id, source=form.get("source") or "Вручную",
-                                              program_id=int(program) if program.isdigit() else None,
-                                              amount=form.get("amount") or None)
-                elif self.entity == "contact":
-                    item = create.create_contact(s, actor, last_name=form.get("last_name", ""),
-                                                 first_name=form.get("first_name", ""),
-                                                 middle_name=form.get("middle_name", ""), phones=phones, emails=emails)
-                else:
-                    item = create.create_company(s, actor, title=form.get("title", ""), phones=phones, emails=emails,
-                                                 inn=form.get("inn", ""))
-                new_id = item.id
+            new_id = self._call(make)
         except ServiceError as exc:
             self.create_error = exc.message
             return
@@ -812,28 +816,26 @@ class WorkState(AppState):
         return rx.redirect(f"/{self.page}/{new_id}")
 
     # ---- export -----------------------------------------------------------------------
-    @rx.event(background=True)
+    @event(background=True)
     async def start_export(self):
         async with self:
             if self.export_running:
                 return
-            actor = self.actor()
-            if actor is None:
-                return
+            actor = self._require_actor()
             self.export_running, self.export_progress = True, 0
             params = dict(entity=self.entity, filters=self._effective_filters(), sort=self.sort, desc=self.desc,
                           pipeline_id=self.pipeline_id or None, lang=self.lang, page=self.page)
             if self.all_matching or not self.selected:
                 params["ids"] = None
             else:
-                params["ids"] = [int(x) for x in self.selected]
+                params["ids"] = to_ids(self.selected, "строка")
         loop = asyncio.get_running_loop()
         progress = {"done": 0, "total": 0}
 
         def on_progress(done: int, total: int) -> None:
             progress.update(done=done, total=total)
 
-        def run():
+        def run():  # a worker thread; a unit of work that writes (the export is audited)
             with session_scope() as s:
                 columns = views.columns_for(s, actor, params["page"], params["pipeline_id"])
                 f = dict(params["filters"])
@@ -850,14 +852,13 @@ class WorkState(AppState):
             await asyncio.sleep(0.5)
             async with self:
                 total = progress["total"]
-                self.export_progress = int(100 * progress["done"] / total) if total else 0
+                self.export_progress = 100 * progress["done"] // total if total else 0
         try:
             token, n = task.result()
-        except ServiceError as exc:
+        except Exception:
             async with self:
                 self.export_running = False
-            yield rx.toast.error(exc.message)
-            return
+            raise
         async with self:
             self.export_running, self.export_progress = False, 100
         yield rx.toast.success(f"Выгружено строк: {n}")
@@ -865,5 +866,5 @@ class WorkState(AppState):
 
 
 def _card(d: dict) -> dict:
-    return {k: d[k] for k in ("id", "title", "client", "amount", "responsible", "activity", "activity_at",
-                              "overdue", "repeat")}
+    return {**{k: d[k] for k in ("id", "title", "client", "amount", "responsible", "activity", "activity_at",
+                                 "overdue", "repeat")}, "version": d.get("version") or 0}
