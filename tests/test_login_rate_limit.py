@@ -1,19 +1,21 @@
-"""Login rate limit: failed attempts per account and per client within 15 minutes — on
-SQLite and PostgreSQL."""
+"""Login throttling (issue 11) on SQLite and PostgreSQL: growing delays per (login, client),
+never a refusal for a client that has not failed, and the per-address limit for unknown
+logins only. The clock is the `now` argument of `auth.login`, so no test sleeps."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import update
 from sqlmodel import select
 
 from rxcrm.db import session_scope
-from rxcrm.models import AuditRecord, UserSession
+from rxcrm.models import AuditRecord, UserSession, utcnow
 from rxcrm.services import auth
 from rxcrm.services.errors import AuthError
 
 from . import factories as f
+
+S = timedelta(seconds=1)
 
 
 @pytest.fixture
@@ -24,81 +26,182 @@ def users(db):
     return db
 
 
-def fail(db, login, client, password="wrong") -> str:
+@pytest.fixture
+def t0() -> datetime:
+    return utcnow().replace(microsecond=0)
+
+
+def attempt(db, login, client, password="wrong", at=None) -> AuthError:
     with pytest.raises(AuthError) as err, session_scope(db) as s:
-        auth.login(s, login, password, client=client)
-    return err.value.code
+        auth.login(s, login, password, client=client, now=at)
+    return err.value
 
 
-def ok(db, login, client) -> None:
+def fail(db, login, client, password="wrong", at=None) -> str:
+    return attempt(db, login, client, password, at).code
+
+
+def ok(db, login, client, at=None) -> None:
     with session_scope(db) as s:
-        auth.login(s, login, "demo", client=client)
+        token, user = auth.login(s, login, "demo", client=client, now=at)
+    assert token and user.login == login.strip().lower()
 
 
-def age_failures(db, minutes: int, reason: str | None = None) -> None:
-    """Move recorded failures back in time (as if they had happened `minutes` ago)."""
+def last_audit(db) -> AuditRecord:
     with session_scope(db) as s:
-        recs = s.exec(select(AuditRecord).where(AuditRecord.action == "login_failed")).all()
-        for r in recs:
-            if reason is None or (r.details or {}).get("reason") == reason:
-                s.execute(update(AuditRecord).where(AuditRecord.id == r.id)
-                          .values(created_at=r.created_at - timedelta(minutes=minutes)))
+        return s.exec(select(AuditRecord).order_by(AuditRecord.id.desc())).first()
 
 
-def test_five_failures_lock_the_account_even_for_the_right_password(users):
+def test_delay_schedule():
+    free = [auth.pair_delay(n) for n in range(auth.FREE_FAILURES + 1)]
+    assert free == [timedelta(0)] * (auth.FREE_FAILURES + 1)
+    growing = [auth.pair_delay(n).total_seconds() for n in range(4, 14)]
+    assert growing == [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]
+    assert auth.pair_delay(10_000) == auth.MAX_DELAY
+
+
+@pytest.mark.parametrize("seconds,words", [
+    (0.2, "через 1 секунду"), (1, "через 1 секунду"), (2, "через 2 секунды"),
+    (4, "через 4 секунды"), (5, "через 5 секунд"), (11, "через 11 секунд"),
+    (21, "через 21 секунду"), (22, "через 22 секунды"), (30, "через 30 секунд"),
+    (59.5, "через 1 минуту"), (60, "через 1 минуту"), (61, "через 2 минуты"),
+    (256, "через 5 минут"), (300, "через 5 минут"), (14 * 60 + 1, "через 15 минут"),
+    (21 * 60, "через 21 минуту"),
+])
+def test_the_wait_is_named_in_correct_russian(seconds, words):
+    assert auth.wait_words(timedelta(seconds=seconds)) == words
+    assert auth.wait_words(seconds) == words
+    assert (auth.rate_limited_message(timedelta(seconds=seconds))
+            == f"Слишком много неудачных попыток. Попробуйте {words}")
+
+
+def test_a_stranger_cannot_lock_the_owner_out(users, t0):
     db = users
-    for i in range(auth.MAX_FAILED_PER_LOGIN):
-        assert fail(db, "manager1", f"10.0.0.{i}") == "bad_password"  # from different clients
-    with pytest.raises(AuthError) as err, session_scope(db) as s:
-        auth.login(s, "MANAGER1", "demo", client="10.0.1.1")
-    assert err.value.code == "rate_limited"
-    assert err.value.message == "Слишком много неудачных попыток. Попробуйте через 15 минут"
+    at = t0
+    for _ in range(10):  # ten real failures (each one after the pair's delay)
+        assert fail(db, "manager1", "10.0.0.66", at=at) == "bad_password"
+        at += auth.MAX_DELAY
+    at -= auth.MAX_DELAY
+    # The stranger's pair is throttled, even with the right password …
+    assert fail(db, "manager1", "10.0.0.66", password="demo", at=at + S) == "rate_limited"
+    # … the owner, at another client, is not.
+    ok(db, "manager1", "10.0.0.5", at=at + S)
     with session_scope(db) as s:
+        assert len(s.exec(select(UserSession)).all()) == 1
+
+
+def test_many_failures_from_one_address_do_not_refuse_a_user_who_has_not_failed(users, t0):
+    db = users
+    codes = []
+    for login in ["manager1"] * 3 + ["manager2"] * 2:
+        codes.append(fail(db, login, "10.0.0.1", at=t0))
+    for i in range(20):
+        codes.append(fail(db, f"guess{i % 10}", "10.0.0.1", at=t0))
+    assert codes == ["bad_password"] * 5 + ["unknown_login"] * 20  # 25 real failures
+    ok(db, "manager3", "10.0.0.1", at=t0 + S)  # has not failed: never refused
+    ok(db, "manager1", "10.0.0.1", at=t0 + S)  # 3 failures are free
+    ok(db, "manager2", "10.0.0.1", at=t0 + S)
+
+
+def test_delays_grow_refuse_the_right_password_and_end(users, t0):
+    db = users
+    for _ in range(auth.FREE_FAILURES + 1):
+        assert fail(db, "manager1", "10.0.0.1", at=t0) == "bad_password"
+    # 4 failures: 2 s since the last one, even for the right password.
+    err = attempt(db, "manager1", "10.0.0.1", password="demo", at=t0 + S)
+    assert err.code == "rate_limited" and err.details == {"wait_s": 1}
+    assert err.message == "Слишком много неудачных попыток. Попробуйте через 1 секунду"
+    rec = last_audit(db)  # the refusal is audited (and does not count as a failure)
+    assert rec.action == "login_failed" and rec.details["reason"] == "rate_limited"
+    assert rec.client == "10.0.0.1" and rec.details["login"] == "manager1"
+    # The delay doubles with every further failure …
+    at = t0
+    for n, seconds in [(5, 4), (6, 8), (7, 16), (8, 32), (9, 64)]:
+        at += auth.pair_delay(n - 1)
+        assert fail(db, "manager1", "10.0.0.1", at=at) == "bad_password"
+        early = attempt(db, "manager1", "10.0.0.1", password="demo", at=at + S)
+        assert early.code == "rate_limited"
+        assert early.details == {"wait_s": seconds - 1}
+        assert early.message == auth.rate_limited_message(timedelta(seconds=seconds - 1))
+    assert early.message == "Слишком много неудачных попыток. Попробуйте через 2 минуты"
+    with session_scope(db) as s:
+        assert auth.pair_failures(s, "manager1", "10.0.0.1", None, at + S) == (9, at)
         assert s.exec(select(UserSession)).all() == []
-        last = s.exec(select(AuditRecord).order_by(AuditRecord.id.desc())).first()
-        assert last.action == "login_failed" and last.details["reason"] == "rate_limited"
-        assert last.client == "10.0.1.1" and last.details["login"] == "manager1"
-    ok(db, "manager2", "10.0.1.1")  # other accounts are not affected
+    # … and the pair gets in once it has passed.
+    assert fail(db, "manager1", "10.0.0.1", password="demo", at=at + 63 * S) == "rate_limited"
+    ok(db, "manager1", "10.0.0.1", at=at + 64 * S)
 
 
-def test_unknown_logins_are_limited_too(users):
+def test_a_success_ends_the_run_of_failures(users, t0):
     db = users
-    for _ in range(auth.MAX_FAILED_PER_LOGIN):
-        assert fail(db, "ghost", "10.0.0.1") == "unknown_login"
-    assert fail(db, "ghost", "10.0.0.2") == "rate_limited"
+    for _ in range(auth.FREE_FAILURES + 1):
+        assert fail(db, "manager1", "10.0.0.1", at=t0) == "bad_password"
+    assert fail(db, "manager1", "10.0.0.1", password="demo", at=t0 + S) == "rate_limited"
+    ok(db, "manager1", "10.0.0.1", at=t0 + 2 * S)
+    # Failures before the success no longer count: the next ones are free again.
+    for _ in range(auth.FREE_FAILURES):
+        assert fail(db, "manager1", "10.0.0.1", at=t0 + 3 * S) == "bad_password"
+    ok(db, "manager1", "10.0.0.1", at=t0 + 3 * S)
 
 
-def test_twenty_failures_from_one_client_lock_that_client(users):
+def test_the_delay_is_capped(users, t0):
+    db = users
+    at = t0
+    for n in range(12):  # up to the longest delay
+        at += auth.pair_delay(n)
+        assert fail(db, "manager1", "10.0.0.1", at=at) == "bad_password"
+    assert fail(db, "manager1", "10.0.0.1", password="demo",
+                at=at + auth.MAX_DELAY - S) == "rate_limited"
+    ok(db, "manager1", "10.0.0.1", at=at + auth.MAX_DELAY)
+
+
+def test_failures_are_forgotten_after_the_window(users, t0):
+    db = users
+    for _ in range(auth.FREE_FAILURES + 1):
+        assert fail(db, "manager1", "10.0.0.1", at=t0) == "bad_password"
+    assert fail(db, "manager1", "10.0.0.1", password="demo", at=t0 + S) == "rate_limited"
+    later = t0 + auth.PAIR_WINDOW + S
+    for _ in range(auth.FREE_FAILURES):  # free again: the old failures are out of the window
+        assert fail(db, "manager1", "10.0.0.1", at=later) == "bad_password"
+    ok(db, "manager1", "10.0.0.1", at=later)
+
+
+def test_case_and_spaces_of_the_login_do_not_bypass_the_throttle(users, t0):
+    db = users
+    for login in ("Manager1 ", "MANAGER1", " manager1", "mAnAgEr1"):
+        assert fail(db, login, "10.0.0.1", at=t0) == "bad_password"
+    assert fail(db, "manager1", "10.0.0.1", password="demo", at=t0 + S) == "rate_limited"
+    assert fail(db, "Manager1 ", "10.0.0.1", password="demo", at=t0 + S) == "rate_limited"
+    ok(db, "Manager1 ", "10.0.0.1", at=t0 + 2 * S)
+
+
+def test_unknown_logins_are_limited_per_address(users, t0):
     db = users
     for i in range(auth.MAX_FAILED_PER_CLIENT):
-        fail(db, f"guess{i % 4}", "203.0.113.7")  # 5 per guessed login: those lock too, but…
-    # …a real account that never failed is still refused from this client,
-    assert fail(db, "manager3", "203.0.113.7", password="demo") == "rate_limited"
-    # and accepted from another one.
-    ok(db, "manager3", "198.51.100.1")
-    with session_scope(db) as s:
-        assert auth.failed_attempts(s, "manager3", "203.0.113.7") == (0, auth.MAX_FAILED_PER_CLIENT)
+        assert fail(db, f"guess{i}", "203.0.113.7", at=t0) == "unknown_login"
+    err = attempt(db, "guess-next", "203.0.113.7", at=t0 + 60 * S)
+    assert err.code == "rate_limited"
+    assert err.message == "Слишком много неудачных попыток. Попробуйте через 14 минут"
+    # A wrong password of an existing account gets the very same answer (no enumeration) …
+    err = attempt(db, "manager2", "203.0.113.7", at=t0 + 60 * S)
+    assert err.code == "rate_limited"
+    assert err.message == "Слишком много неудачных попыток. Попробуйте через 14 минут"
+    rec = last_audit(db)  # … but is recorded as what it was, and counts for its pair.
+    assert rec.details["reason"] == "bad_password" and rec.details["answer"] == "rate_limited"
+    # A known user's right password from the address still works.
+    ok(db, "manager1", "203.0.113.7", at=t0 + 60 * S)
+    # Other addresses are not limited.
+    assert fail(db, "guess-next", "198.51.100.1", at=t0 + 60 * S) == "unknown_login"
+    # The refused attempt counted as well, so after the window of the earlier ones has passed
+    # the address may try again.
+    assert fail(db, "guess-x", "203.0.113.7", at=t0 + auth.RATE_WINDOW - S) == "rate_limited"
+    assert fail(db, "guess-y", "203.0.113.7",
+                at=t0 + 60 * S + auth.RATE_WINDOW) == "unknown_login"
 
 
-def test_success_after_the_window(users):
+def test_unknown_logins_are_throttled_per_pair_like_known_ones(users, t0):
     db = users
-    for _ in range(auth.MAX_FAILED_PER_LOGIN):
-        fail(db, "manager1", "10.0.0.1")
-    assert fail(db, "manager1", "10.0.0.1", password="demo") == "rate_limited"
-    assert fail(db, "manager1", "10.0.0.1", password="demo") == "rate_limited"
-    # 14 minutes later: still locked.
-    age_failures(db, 14)
-    assert fail(db, "manager1", "10.0.0.1", password="demo") == "rate_limited"
-    # The real failures are now 16 minutes old; the refusals by the limit itself are recent
-    # but do not count, so the account opens again.
-    age_failures(db, 2, reason="bad_password")
-    ok(db, "manager1", "10.0.0.1")
-    with session_scope(db) as s:
-        assert auth.failed_attempts(s, "manager1", "10.0.0.1") == (0, 0)
-
-
-def test_four_failures_do_not_lock(users):
-    db = users
-    for _ in range(auth.MAX_FAILED_PER_LOGIN - 1):
-        fail(db, "manager1", "10.0.0.1")
-    ok(db, "manager1", "10.0.0.1")
+    for _ in range(auth.FREE_FAILURES + 1):
+        assert fail(db, "ghost", "10.0.0.1", at=t0) == "unknown_login"
+    assert fail(db, "ghost", "10.0.0.1", at=t0 + S) == "rate_limited"
+    assert fail(db, "ghost", "10.0.0.2", at=t0 + S) == "unknown_login"

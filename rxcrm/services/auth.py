@@ -1,13 +1,40 @@
-"""Login, sessions and passwords (argon2). Tokens are random; only their hash is stored."""
+"""Login, sessions and passwords (argon2). Tokens are random; only their hash is stored.
+
+Login throttling (issue 11). Every failed attempt is an audit row action="login_failed"
+with details {"login" (as typed, stripped, lower-cased), "reason", "client"}; the policy
+reads those rows, so it needs no table of its own and survives restarts.
+
+- The throttle key is the pair (login, client address). A pair's failures are counted
+  within PAIR_WINDOW and only since the pair's last successful login. The first
+  FREE_FAILURES are free; after the n-th failure (n > FREE_FAILURES) the pair must wait
+  FIRST_DELAY · 2^(n − FREE_FAILURES − 1), at most MAX_DELAY, since its last failure:
+  2 s, 4 s, 8 s … 4 min 16 s, then 5 min per attempt. An attempt during the wait is refused
+  with code "rate_limited" and a message naming the wait ("Попробуйте через 8 секунд"),
+  even with the right password — for that pair only. Another client, or the same client on
+  another login, is never refused because of it: a stranger cannot lock anybody out.
+- Unknown logins (no such account) are also limited per address: an address with
+  MAX_FAILED_PER_CLIENT unknown-login failures within RATE_WINDOW gets "rate_limited" for
+  every further attempt that fails the password check. An existing account's right password
+  from that address still logs in (unless that pair is throttled itself). The refusal is
+  the same for a wrong password of an existing account from that address, so the answer
+  never tells which logins exist; the row keeps the true reason and counts for its pair.
+- Refusals by the throttle itself are recorded (reason "rate_limited") but not counted:
+  the password is not even checked then. Every attempt that did check the password counts.
+- Unknown logins are verified against a dummy hash, so they take as long as wrong passwords.
+
+The queries read only the last minutes of one client's failures: range scans of the index
+(action, client, created_at) of audit_record."""
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, or_
+from babel.dates import format_timedelta
+from sqlalchemy import func, literal, or_
 from sqlmodel import Session, select
 
 from rxcrm.models import AuditRecord, User, UserSession, utcnow
@@ -24,14 +51,19 @@ _DUMMY_HASH = _hasher.hash(secrets.token_hex(8))
 
 BAD_CREDENTIALS = "Неверный логин или пароль"
 INACTIVE = "Учётная запись отключена. Обратитесь к администратору"
-RATE_LIMITED = "Слишком много неудачных попыток. Попробуйте через 15 минут"
+# The wait in words is appended: "… Попробуйте через 30 секунд" / "через 2 минуты".
+RATE_LIMITED_PREFIX = "Слишком много неудачных попыток. Попробуйте"
 
-# Login rate limit: failed attempts (audit "login_failed") within RATE_WINDOW, per account
-# (the login as typed) and per client (its address). Refusals for the limit itself are
-# recorded but not counted, so the lock ends RATE_WINDOW after the last real failure.
+# Per (login, client) pair: growing delays after a few free failures (see the docstring).
+PAIR_WINDOW = timedelta(hours=1)      # a pair's failures are remembered this long …
+FREE_FAILURES = 3                     # … the first ones cost nothing,
+FIRST_DELAY = timedelta(seconds=2)    # then the wait doubles from this …
+MAX_DELAY = timedelta(minutes=5)      # … up to this.
+# Per client address, for unknown logins only.
 RATE_WINDOW = timedelta(minutes=15)
-MAX_FAILED_PER_LOGIN = 5
 MAX_FAILED_PER_CLIENT = 20
+
+_NOT_THROTTLED = ("rate_limited",)  # reasons that do not count as failures
 
 
 def hash_password(password: str) -> str:
@@ -54,59 +86,129 @@ def actor_for(user: User, source: str = "ui", client: str = "") -> Actor:
                  department_id=user.department_id, source=source, client=client)
 
 
-def _refuse(session: Session, user: User | None, login_name: str, client: str, reason: str,
-            message: str) -> None:
-    """Record the failed attempt (committed: it must outlive the refusal) and refuse."""
-    audit.record(session, None, "login_failed", "user", user.id if user else None,
-                 {"login": login_name, "reason": reason, "client": client}, client=client)
+def pair_delay(failures: int) -> timedelta:
+    """How long a pair with `failures` counted failures waits after its last one."""
+    if failures <= FREE_FAILURES:
+        return timedelta(0)
+    return min(FIRST_DELAY * 2 ** min(failures - FREE_FAILURES - 1, 30), MAX_DELAY)
+
+
+def wait_seconds(wait: timedelta | float) -> int:
+    """A wait as whole seconds, rounded up, at least 1."""
+    return max(1, math.ceil(wait.total_seconds() if isinstance(wait, timedelta) else wait))
+
+
+def wait_words(wait: timedelta | float) -> str:
+    """The wait (a timedelta or seconds) in Russian, rounded up: "через 1 секунду",
+    "через 8 секунд", "через 2 минуты" (whole minutes from one minute on)."""
+    seconds = wait_seconds(wait)
+    rounded = timedelta(seconds=seconds) if seconds < 60 else timedelta(minutes=math.ceil(seconds / 60))
+    return format_timedelta(rounded, threshold=1, add_direction=True, locale="ru")
+
+
+def rate_limited_message(wait: timedelta | float) -> str:
+    """"Слишком много неудачных попыток. Попробуйте через 30 секунд" (a timedelta or seconds)."""
+    return f"{RATE_LIMITED_PREFIX} {wait_words(wait)}"
+
+
+def _failed(session: Session, login_name: str, client: str, user: User | None, reason: str,
+            at: datetime, answer: str | None = None) -> None:
+    """Record a failed attempt at `at` (committed: it must outlive the refusal)."""
+    details = {"login": login_name, "reason": reason, "client": client}
+    if answer and answer != reason:
+        details["answer"] = answer  # what the person was told, when it differs from the reason
+    session.add(AuditRecord(created_at=at, user_id=None, action="login_failed", entity_type="user",
+                            entity_id=user.id if user else None, source="system",
+                            details=details, client=client))
     session.commit()
-    raise AuthError(message, code=reason)
 
 
-def failed_attempts(session: Session, login_name: str, client: str = "",
-                    now: datetime | None = None) -> tuple[int, int]:
-    """(failed logins for this account, failed logins from this client) within RATE_WINDOW.
+def _refuse(session: Session, login_name: str, client: str, user: User | None, reason: str,
+            at: datetime, message: str, *, code: str | None = None, wait: timedelta | None = None):
+    _failed(session, login_name, client, user, reason, at, answer=code)
+    # details["wait_s"]: the wait in seconds, for callers that word the message themselves.
+    details = {"wait_s": wait_seconds(wait)} if wait is not None else None
+    raise AuthError(message, code=code or reason, details=details)
 
-    Both are range scans of the (action, created_at) / (action, client, created_at)
-    indexes; attempts refused by the limit itself are not counted."""
-    since = (now or utcnow()) - RATE_WINDOW
+
+def pair_failures(session: Session, login_name: str, client: str, user_id: int | None,
+                  now: datetime) -> tuple[int, datetime | None]:
+    """(counted failures, time of the last one) of the pair (login, client): within
+    PAIR_WINDOW and after the pair's last successful login; throttle refusals not counted.
+
+    One statement; both parts are range scans of (action, client, created_at)."""
+    since = now - PAIR_WINDOW
+    last_success = select(func.max(AuditRecord.created_at)).where(
+        AuditRecord.action == "login", AuditRecord.client == client,
+        AuditRecord.created_at >= since, AuditRecord.entity_id == (user_id or 0)).scalar_subquery()
     reason = AuditRecord.details["reason"].as_string()
-    base = [AuditRecord.action == "login_failed", AuditRecord.created_at >= since,
-            or_(reason.is_(None), reason != "rate_limited")]
-    per_login = session.execute(select(func.count()).select_from(AuditRecord).where(
-        *base, AuditRecord.details["login"].as_string() == login_name)).scalar_one()
-    per_client = 0
-    if client:
-        per_client = session.execute(select(func.count()).select_from(AuditRecord).where(
-            *base, AuditRecord.client == client[:200])).scalar_one()
-    return int(per_login), int(per_client)
+    count, last = session.execute(select(func.count(), func.max(AuditRecord.created_at)).where(
+        AuditRecord.action == "login_failed", AuditRecord.client == client,
+        AuditRecord.created_at >= since,
+        AuditRecord.created_at > func.coalesce(
+            last_success, literal(since - timedelta(microseconds=1), AuditRecord.created_at.type)),
+        AuditRecord.details["login"].as_string() == login_name,
+        or_(reason.is_(None), reason.not_in(_NOT_THROTTLED)))).one()
+    return int(count or 0), last
+
+
+def unknown_login_block(session: Session, client: str, now: datetime) -> timedelta | None:
+    """None when the address may still try unknown logins; else how long it must wait.
+
+    Blocked while it has MAX_FAILED_PER_CLIENT unknown-login failures within RATE_WINDOW.
+    The wait counts the attempt being refused (it is recorded too), so trying again after
+    it does get through. Reads at most MAX_FAILED_PER_CLIENT index entries, newest first."""
+    if not client:
+        return None
+    times = session.execute(select(AuditRecord.created_at).where(
+        AuditRecord.action == "login_failed", AuditRecord.client == client,
+        AuditRecord.created_at >= now - RATE_WINDOW,
+        AuditRecord.details["reason"].as_string() == "unknown_login",
+    ).order_by(AuditRecord.created_at.desc()).limit(MAX_FAILED_PER_CLIENT)).scalars().all()
+    if len(times) < MAX_FAILED_PER_CLIENT:
+        return None
+    # After this attempt the (MAX−1)-th newest earlier failure is the one that must age out.
+    return max(times[-2] + RATE_WINDOW - now, timedelta(seconds=1))
 
 
 def login(session: Session, login_name: str, password: str, client: str = "",
           now: datetime | None = None) -> tuple[str, User]:
     """Check the password and open a session. Returns (token for the browser, user).
 
-    Refused without checking the password when the account had MAX_FAILED_PER_LOGIN or the
-    client MAX_FAILED_PER_CLIENT failed attempts within RATE_WINDOW (code "rate_limited")."""
+    Throttled per (login, client) with growing delays and, for unknown logins, per client
+    address (module docstring); a refusal by the throttle has code "rate_limited".
+    `now` is the clock of the attempt (tests): the windows, the delays and the audit rows."""
     login_name = (login_name or "").strip().lower()[:100]
     client = (client or "").strip()[:200]
     if not login_name or not password:
         raise AuthError("Введите логин и пароль", code="empty")
+    now = now or utcnow()
     user = session.exec(select(User).where(User.login == login_name)).first()
-    per_login, per_client = failed_attempts(session, login_name, client, now)
-    if per_login >= MAX_FAILED_PER_LOGIN or per_client >= MAX_FAILED_PER_CLIENT:
-        _refuse(session, user, login_name, client, "rate_limited", RATE_LIMITED)
+    failures, last = pair_failures(session, login_name, client, user.id if user else None, now)
+    if failures > FREE_FAILURES and last is not None:
+        wait = last + pair_delay(failures) - now
+        if wait > timedelta(0):  # the password is not checked: this attempt does not count
+            _refuse(session, login_name, client, user, "rate_limited", now,
+                    rate_limited_message(wait), wait=wait)
     ok = verify_password(user.password_hash if user else _DUMMY_HASH, password)
     if not user or not ok:
-        _refuse(session, user, login_name, client, "bad_password" if user else "unknown_login",
-                BAD_CREDENTIALS)
+        reason = "bad_password" if user else "unknown_login"
+        # Same answer for known and unknown logins from a blocked address (no enumeration).
+        blocked = unknown_login_block(session, client, now)
+        if blocked is not None:
+            _refuse(session, login_name, client, user, reason, now, rate_limited_message(blocked),
+                    code="rate_limited", wait=blocked)
+        _refuse(session, login_name, client, user, reason, now, BAD_CREDENTIALS)
     if not user.is_active:
-        _refuse(session, user, login_name, client, "inactive", INACTIVE)
+        _refuse(session, login_name, client, user, "inactive", now, INACTIVE)
     token = secrets.token_urlsafe(32)
-    now = utcnow()
-    session.add(UserSession(token_hash=_token_hash(token), user_id=user.id, created_at=now,
-                            expires_at=now + SESSION_TTL, last_seen_at=now, client=client))
-    audit.record(session, actor_for(user, client=client), "login", "user", user.id)
+    opened = utcnow()  # the session lives on the real clock (resolve() checks it)
+    session.add(UserSession(token_hash=_token_hash(token), user_id=user.id, created_at=opened,
+                            expires_at=opened + SESSION_TTL, last_seen_at=opened, client=client))
+    actor = actor_for(user, client=client)
+    # Stamped with the attempt's clock: a success ends the pair's run of failures.
+    session.add(AuditRecord(created_at=now, user_id=user.id, action="login", entity_type="user",
+                            entity_id=user.id, source=actor.source, details={}, client=client))
     return token, user
 
 
