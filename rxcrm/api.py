@@ -7,20 +7,26 @@ only from the private export store (services.export), never from Reflex's public
 `POST /api/intake/{integration}` (marketplace | landing | education) takes integration
 events: `Authorization: Bearer <token>`, a JSON object body (services.intake): 401 without a
 valid token, 404 for an unknown integration, 400/413/415/422 {"error", "field"} for a bad
-body, 200 with the answer (idempotent by event_id), 202/422 when processing failed (stored)."""
+body (413 from Content-Length before anything is read, or as soon as a streamed body passes
+the cap), 200 with the answer (idempotent by event_id), 202/422 when processing failed
+(stored), 202 {"status": "received"} when the event is stored but processing had to be
+postponed (a background task finishes it), 503 only when the event could not be stored."""
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
 from urllib.parse import quote
 
+import anyio
+import anyio.to_thread
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from rxcrm.db import session_scope
+from rxcrm.db import db_url, session_scope
 from rxcrm.services import auth, export, intake
 
 SESSION_COOKIE = "rxcrm_session"  # the cookie AppState keeps the session token in
@@ -77,7 +83,28 @@ async def download_export(request: Request) -> Response:
 
 
 INTAKE_MAX_BYTES = 256 * 1024
+# How many intake events one worker processes at once (the others wait in the event loop,
+# first come first served): SQLite has one writer anyway — more threads would only fight
+# over its lock (and starve the people editing cards meanwhile); PostgreSQL: a share of
+# the connection pool.
+INTAKE_CONCURRENCY = {"sqlite": 1, "postgresql": 6}
 log = logging.getLogger(__name__)
+_limiters: dict = {}  # event loop → backend → CapacityLimiter
+
+
+def _intake_limiter() -> anyio.CapacityLimiter:
+    """The worker's intake limiter (one per event loop and backend, FIFO)."""
+    loop = asyncio.get_running_loop()
+    backend = db_url().split(":", 1)[0].split("+", 1)[0]
+    if loop not in _limiters:
+        for gone in [lp for lp in _limiters if lp.is_closed()]:
+            del _limiters[gone]
+    per_loop = _limiters.setdefault(loop, {})
+    total = max(1, INTAKE_CONCURRENCY.get(backend, 6))
+    limiter = per_loop.get(backend)
+    if limiter is None or limiter.total_tokens != total:
+        limiter = per_loop[backend] = anyio.CapacityLimiter(total)
+    return limiter
 
 
 def _intake_error(status: int, message: str, field: str | None = None) -> JSONResponse:
@@ -89,16 +116,30 @@ def _no_constants(name: str):
 
 
 def _check_token(integration: str, bearer: str) -> bool:
-    with session_scope() as s:
+    with session_scope(write=False) as s:
         return intake.check_token(s, integration, bearer)
 
 
 def _accept(integration: str, body) -> tuple[int, dict]:
+    """Validate, store, process — each step its own unit of work, re-run on a transient
+    conflict (services.intake.handle); a stored event whose processing had to be postponed
+    is answered 202 "received". Raises only when the event could not be stored."""
     try:
-        with session_scope() as s:
-            return intake.accept(s, integration, body)
+        return intake.handle(integration, body)
     except intake.IntakeError as exc:
         return exc.status, exc.answer()
+
+
+async def _read_body(request: Request, cap: int) -> bytes | None:
+    """The request body, or None as soon as it is longer than `cap` (the rest is not read)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def intake_endpoint(request: Request) -> Response:
@@ -111,21 +152,28 @@ async def intake_endpoint(request: Request) -> Response:
         return JSONResponse({"error": "Нужен действующий токен интеграции (Authorization: Bearer …)",
                              "field": "Authorization"}, status_code=401,
                             headers={"WWW-Authenticate": "Bearer", "Cache-Control": "no-store"})
-    raw = await request.body()
-    if len(raw) > INTAKE_MAX_BYTES:
-        return _intake_error(413, f"Тело запроса больше {INTAKE_MAX_BYTES // 1024} КБ")
+    too_big = f"Тело запроса больше {INTAKE_MAX_BYTES // 1024} КБ"
+    length = request.headers.get("content-length")
+    if length is not None:
+        if not length.strip().isdigit():
+            return _intake_error(400, "Неверный заголовок Content-Length", "Content-Length")
+        if int(length) > INTAKE_MAX_BYTES:
+            return _intake_error(413, too_big)
     ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if ctype and ctype != "application/json" and not ctype.endswith("+json"):
         return _intake_error(415, "Ожидается Content-Type: application/json")
+    raw = await _read_body(request, INTAKE_MAX_BYTES)
+    if raw is None:
+        return _intake_error(413, too_big)
     try:
         body = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         return _intake_error(400, f"Неверный JSON: {str(exc)[:200]}")
     try:
-        status, answer = await run_in_threadpool(_accept, integration, body)
-    except Exception:  # noqa: BLE001  (the event, if valid, is stored; a replay can finish it)
-        log.exception("intake %s failed", integration)
-        return _intake_error(503, "Сервис временно недоступен, повторите запрос позже")
+        status, answer = await anyio.to_thread.run_sync(_accept, integration, body, limiter=_intake_limiter())
+    except Exception:  # noqa: BLE001  (not stored: the sender must send it again)
+        log.exception("intake %s: the event could not be stored", integration)
+        return _intake_error(503, "Событие не сохранено: сервис временно недоступен, повторите запрос позже")
     return JSONResponse(answer, status_code=status, headers={"Cache-Control": "no-store"})
 
 

@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 
 from rxcrm import api, web
 from rxcrm.state.base import backend_exception_handler
-from rxcrm.tasks import reminders_task
+from rxcrm.tasks import intake_task, reminders_task
 
 from rxcrm.db import migrate, session_scope
 from rxcrm.pages.login import login_page
@@ -63,6 +63,7 @@ app = rx.App(
     backend_exception_handler=backend_exception_handler,
 )
 app.register_lifespan_task(reminders_task)
+app.register_lifespan_task(intake_task)
 app.add_page(login_page, route="/login", title="Вход — rxcrm", on_load=LoginState.on_load)
 app.add_page(index_page, route="/", title="rxcrm", on_load=[AppState.check_login, AppState.go_home])
 for _route in WORK_ROUTES:

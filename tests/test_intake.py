@@ -21,7 +21,7 @@ from rxcrm import api
 from rxcrm.db import session_scope
 from rxcrm.models import (
     AuditRecord, Contact, Deal, DealProduct, IntakeEvent, Lead, Notification, Product, Stage,
-    TimelineEvent,
+    TimelineEvent, User,
 )
 from rxcrm.services import assignment, intake
 from rxcrm.services.auth import actor_for
@@ -355,6 +355,39 @@ def test_education_unknown_deal_is_stored_as_failed(world, client):
     with session_scope(db) as s:
         ev = s.execute(select(IntakeEvent)).scalars().one()
         assert ev.status == "failed" and "999999" in ev.error
+
+
+def test_education_may_not_touch_a_deal_outside_its_scope(world, client):
+    """УС ДПО may change deals of the ДПО pipeline only: an admissions (magistracy) deal is a
+    422 naming why, and the deal stays as it was."""
+    db, _, _ = world
+    with session_scope(db) as s:
+        officer = s.execute(select(User).where(User.login == "admissions1")).scalar_one()
+        masters = f.deal(s, "Магистратура: Менеджмент — Орлов", officer, pipe_code="masters",
+                         stage_code="REGISTRATION", amount=290000)
+        masters_id = masters.id
+        before = (masters.stage_id, masters.version, masters.amount, dict(masters.custom or {}),
+                  masters.first_payment_amount)
+    r = post(client, "education", {"event_id": "sc1", "event": "invoice_issued", "deal_id": masters_id,
+                                   "contract_number": "Д-1", "first_payment_amount": 1000, "amount": 1})
+    assert r.status_code == 422, r.text
+    a = r.json()
+    assert a["field"] == "deal_id" and a["status"] == "failed"
+    assert f"№{masters_id}" in a["error"] and "Магистратура (платный приём)" in a["error"]
+    assert "УС ДПО" in a["error"] and "Воронка ДПО 2 часть" in a["error"] and "вне области" in a["error"]
+    with session_scope(db) as s:
+        deal = s.get(Deal, masters_id)
+        assert (deal.stage_id, deal.version, deal.amount, dict(deal.custom or {}), deal.first_payment_amount) == before
+        assert s.execute(select(func.count()).select_from(TimelineEvent).where(
+            TimelineEvent.entity_type == "deal", TimelineEvent.entity_id == masters_id)).scalar_one() == 0
+        ev = s.execute(select(IntakeEvent).where(IntakeEvent.event_id == "sc1")).scalars().one()
+        assert ev.status == "failed" and "вне области" in ev.error
+    # a ДПО deal works as before
+    dpo_id = post(client, "landing", application("sc-lp")).json()["deal_id"]
+    r = post(client, "education", {"event_id": "sc2", "event": "contract_created", "deal_id": dpo_id,
+                                   "contract_number": "Д-2"})
+    assert r.status_code == 200 and r.json()["stage"] == "Договор"
+    assert intake.SCOPE["education"] == {"deal": ("dpo",)}
 
 
 # ---- repeat detection, assignment ---------------------------------------------------------

@@ -190,6 +190,7 @@ def _integrations_tab() -> rx.Component:
                       rx.table.body(rx.foreach(SettingsState.tokens, _token_row)), variant="surface", size="1",
                       width="100%"),
         rx.text("Последние события", weight="bold", size="3", padding_top="8px"),
+        rx.text("Ожидают обработки: ", SettingsState.intake_waiting, size="2", color=theme.TEXT_MUTED),
         rx.table.root(_th("Получено", "Интеграция", "Событие", "ID события", "Статус", "Ошибка", ""),
                       rx.table.body(rx.foreach(SettingsState.intake_events, _event_row)), variant="surface",
                       size="1", width="100%"),

@@ -11,7 +11,21 @@ Guarantees:
   processing, so a failure loses nothing and `replay` can run it again;
 - idempotent by (integration, event_id): a processed event answers its stored answer again
   and changes nothing; a failed one is processed again when re-sent;
-- processing runs in a savepoint of the caller's session: all or nothing;
+- processing runs in a savepoint of the caller's session: all or nothing; the event row is
+  locked (``FOR UPDATE``; SQLite's write lock) and its status checked first, so two
+  workers never process one event twice;
+- `handle` (the HTTP endpoint's path) stores and processes in separate units of work, each
+  re-run on a transient database conflict (`db.transact`); when processing still cannot
+  run, a transient failure never marks the event failed: it stays ``received`` and the
+  sender gets 202 "stored, will be processed". `reprocess_pending` (a lifespan task in
+  rxcrm/tasks.py) finishes such events — and those of a crashed worker — after a grace
+  period, at most MAX_ATTEMPTS times; then the event is failed with the reason, for a
+  person to replay;
+- each integration touches only what its declared `SCOPE` maps it to (pipelines per
+  entity): an event naming another item is refused with 422 and the reason;
+- concurrent events of one client (phone/e-mail), or creating the same new program, wait
+  for each other on PostgreSQL (transaction advisory locks), so a burst never duplicates
+  a contact or a program; on SQLite writers are serialised by the write lock anyway;
 - items are created through services.create (repeat detection) and moved through
   items.move_stage; new items are assigned by services.assignment and the responsible is
   notified; every timeline event written carries ``rule`` = "<Интеграция>: <event>";
@@ -23,16 +37,18 @@ import hashlib
 import logging
 import secrets
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from rxcrm.db import is_transient, transact
 from rxcrm.models import (
-    Communication, Contact, Deal, IntakeEvent, IntegrationToken, Lead, Product, Stage, TimelineEvent, utcnow,
+    Communication, Contact, Deal, IntakeEvent, IntegrationToken, Lead, Pipeline, Product, Stage, TimelineEvent,
+    utcnow,
 )
 from rxcrm.models.integration import FAILED, INTEGRATIONS, PROCESSED, RECEIVED
 
@@ -48,6 +64,18 @@ DEMO_TOKEN = "demo-intake-token"
 LABEL = {"marketplace": "Маркетплейс", "landing": "Лендинг", "education": "УС ДПО"}
 SOURCE = {"marketplace": "Маркетплейс", "landing": "Лендинг", "education": "Вручную"}
 DEAL_PIPELINE = "dpo"
+LEAD_PIPELINE = "leads"
+
+# What each integration may touch: entity → codes of the pipelines whose items it may find
+# and change. Anything else named by an event (a deal_id of another pipeline) is a 422.
+SCOPE: dict[str, dict[str, tuple[str, ...]]] = {
+    "marketplace": {"lead": (LEAD_PIPELINE,), "deal": (DEAL_PIPELINE,)},
+    "landing": {"lead": (LEAD_PIPELINE,), "deal": (DEAL_PIPELINE,)},
+    "education": {"deal": (DEAL_PIPELINE,)},
+}
+
+MAX_ATTEMPTS = 5                        # automatic processing attempts of one event, then failed
+REPROCESS_AFTER = timedelta(seconds=60)  # a `received` event younger than this may be in work now
 
 MARKETPLACE_ACTION = {"favorite_added": "Добавлено в избранное", "compare_added": "Добавлено в сравнение"}
 
@@ -147,51 +175,95 @@ def _rule_on_timeline(session: Session, rule: str):
         sa_event.remove(session, "before_flush", before_flush)
 
 
-def _store_raw(session: Session, integration: str, event_id: str, event_type: str, body: dict) -> tuple[int, str]:
-    """Store the raw event in its own committed transaction; (id, status)."""
-    bind = session.get_bind()
+def store(session: Session, integration: str, data: dict, body: dict) -> tuple[int, str]:
+    """Store the raw event in the caller's unit of work (commit it before processing);
+    (id, status). A re-sent event that is not processed yet keeps what came this time."""
+    event_id, event_type = data["event_id"], data["event"]
     for _ in range(2):
-        with Session(bind, expire_on_commit=False) as raw:
-            ev = raw.execute(select(IntakeEvent).where(IntakeEvent.integration == integration,
+        ev = session.execute(select(IntakeEvent).where(IntakeEvent.integration == integration,
                                                        IntakeEvent.event_id == event_id)).scalars().first()
-            if ev is not None:
-                if ev.status != PROCESSED:  # re-sent after a failure: keep what came this time
-                    ev.payload, ev.event_type = body, event_type
-                    raw.add(ev)
-                    raw.commit()
-                return ev.id, ev.status
-            ev = IntakeEvent(integration=integration, event_id=event_id, event_type=event_type, payload=body,
-                             status=RECEIVED)
-            raw.add(ev)
-            try:
-                raw.commit()
-            except IntegrityError:  # the same event arrived concurrently
-                raw.rollback()
-                continue
+        if ev is not None:
+            if ev.status != PROCESSED:
+                ev.payload, ev.event_type = body, event_type
+                session.add(ev)
             return ev.id, ev.status
+        ev = IntakeEvent(integration=integration, event_id=event_id, event_type=event_type, payload=body,
+                         status=RECEIVED)
+        try:
+            with conversion.atomic(session):
+                session.add(ev)
+        except IntegrityError:  # the same event arrived concurrently and is stored now
+            session.expunge(ev)
+            continue
+        return ev.id, ev.status
     raise ServiceError("Не удалось сохранить событие")
+
+
+def _store_raw(session: Session, integration: str, data: dict, body: dict) -> tuple[int, str]:
+    """Store the raw event in its own committed transaction (beside the caller's); (id, status)."""
+    with Session(session.get_bind(), expire_on_commit=False) as raw:
+        try:
+            out = store(raw, integration, data, body)
+            raw.commit()
+        except BaseException:
+            raw.rollback()
+            raise
+        return out
 
 
 def accept(session: Session, integration: str, body) -> tuple[int, dict]:
     """Validate, store raw, process (idempotent by event id). Returns (HTTP status, answer).
 
     Validation errors raise IntakeError (nothing stored); processing failures are stored on
-    the event (status "failed") and answered, never raised."""
+    the event (status "failed") and answered; a transient database error is raised (the
+    event stays "received"). `handle` is the same with its own, retried units of work."""
     data = validate(integration, body)
-    ev_id, status = _store_raw(session, integration, data["event_id"], data["event"], body)
-    return _process(session, ev_id, data)
+    ev_id, _status = _store_raw(session, integration, data, body)
+    return process(session, ev_id, data)
 
 
-def _process(session: Session, ev_id: int, data: dict | None) -> tuple[int, dict]:
+def pending_answer(event_id: str, intake_event_id: int) -> dict:
+    return {"event_id": event_id, "status": RECEIVED, "intake_event_id": intake_event_id,
+            "message": "Событие сохранено и будет обработано автоматически в ближайшие минуты"}
+
+
+def handle(integration: str, body, url: str | None = None) -> tuple[int, dict]:
+    """What ``POST /api/intake/{integration}`` does, unit of work by unit of work:
+    validate (IntakeError raised: nothing stored), store raw (own unit), process (own unit);
+    both units are re-run on a transient conflict. When processing still cannot run, the
+    stored event stays "received" and the answer is 202 — `reprocess_pending` finishes it.
+    An exception from here means the event was NOT stored (the sender must retry)."""
+    data = validate(integration, body)
+    ev_id, _status = transact(lambda s: store(s, integration, data, body), url)
+    try:
+        return transact(lambda s: process(s, ev_id, data), url)
+    except Exception as exc:  # noqa: BLE001  (stored: it will be processed later)
+        if is_transient(exc):
+            log.warning("intake %s event %s: processing postponed (%s)", integration, data["event_id"],
+                        str(exc).splitlines()[0][:200])
+        else:
+            log.exception("intake %s event %s: processing postponed", integration, data["event_id"])
+        return 202, pending_answer(data["event_id"], ev_id)
+
+
+def process(session: Session, ev_id: int, data: dict | None = None, *, count_attempt: bool = True
+            ) -> tuple[int, dict]:
+    """Process a stored event in the caller's unit of work (its row locked first): a
+    processed one answers its stored answer; handler failures are stored (status failed) and
+    answered; a transient database error is raised so the unit can be run again."""
     ev = session.get(IntakeEvent, ev_id, with_for_update=True, populate_existing=True)
+    if ev is None:
+        raise NotFound("Событие не найдено")
     if ev.status == PROCESSED:
         return 200, dict(ev.result or {})
-    ev.attempts = (ev.attempts or 0) + 1
+    if count_attempt:
+        ev.attempts = (ev.attempts or 0) + 1
     integration = ev.integration
     actor = intake_actor(integration)
     try:
         if data is None:
             data = validate(integration, ev.payload)
+        _one_client_at_a_time(session, data.get("client"))
         with conversion.atomic(session), _rule_on_timeline(session, rule_name(integration, data["event"])):
             answer = HANDLERS[integration](session, actor, data)
     except IntakeError as exc:
@@ -200,12 +272,17 @@ def _process(session: Session, ev_id: int, data: dict | None) -> tuple[int, dict
         field = next(iter(getattr(exc, "fields", None) or {}), None)
         return _failed(session, ev, exc.message, 422, field)
     except Exception as exc:  # noqa: BLE001  (stored for replay; the sender gets a plain answer)
+        if is_transient(exc):  # not the event's fault: the unit is run again, or later
+            raise
         log.exception("intake %s event %s failed", integration, ev.event_id)
         return _failed(session, ev, f"{type(exc).__name__}: {exc}"[:2000], 202, None)
     answer = {"event_id": ev.event_id, "status": PROCESSED, **answer}
     ev.status, ev.result, ev.error, ev.processed_at = PROCESSED, answer, "", utcnow()
     session.add(ev)
     return 200, answer
+
+
+_process = process  # the former private name
 
 
 def _failed(session: Session, ev: IntakeEvent, message: str, status: int, field: str | None) -> tuple[int, dict]:
@@ -227,7 +304,93 @@ def replay(session: Session, actor: Actor, intake_event_id: int) -> tuple[int, d
         raise ValidationFailed("Событие уже обработано", code="already_processed")
     audit.record(session, actor, "intake_replay", "", None,
                  {"intake_event_id": ev.id, "integration": ev.integration, "event_id": ev.event_id})
-    return _process(session, ev.id, None)
+    return process(session, ev.id, None)
+
+
+# ---- events left "received" (a crash, a restart, a transient error) -------------------
+
+def _claim(session: Session, ev_id: int, cutoff: datetime, max_attempts: int) -> str:
+    """Count one automatic attempt (committed before processing, so a crash counts too):
+    "process", "skip" (processed meanwhile, or too young) or "exhausted" (now failed)."""
+    ev = session.execute(select(IntakeEvent).where(
+        IntakeEvent.id == ev_id, IntakeEvent.status == RECEIVED, IntakeEvent.received_at <= cutoff)
+        .with_for_update().execution_options(populate_existing=True)).scalars().first()
+    if ev is None:  # processed (or failed) meanwhile, or too young
+        return "skip"
+    if (ev.attempts or 0) >= max_attempts:
+        last = f" Последняя ошибка: {ev.error}" if ev.error else ""
+        ev.status, ev.processed_at, ev.result = FAILED, utcnow(), {}
+        ev.error = (f"Не удалось обработать автоматически за {ev.attempts} попыток.{last} "
+                    f"Повторите событие вручную: Настройки → Интеграции → «Повторить»")[:2000]
+        session.add(ev)
+        log.error("intake event %s (%s %s) failed after %d attempts", ev.id, ev.integration, ev.event_id,
+                  ev.attempts)
+        return "exhausted"
+    ev.attempts = (ev.attempts or 0) + 1
+    session.add(ev)
+    return "process"
+
+
+def _process_received(session: Session, ev_id: int) -> dict | None:
+    """Process the event if it is still "received" (its row locked); else None."""
+    ev = session.get(IntakeEvent, ev_id, with_for_update=True, populate_existing=True)
+    if ev is None or ev.status != RECEIVED:
+        return None
+    return process(session, ev_id, None, count_attempt=False)[1]
+
+
+def _note_error(ev_id: int, message: str, url: str | None) -> None:
+    """Best effort: the last error of a still-received event (shown on /settings)."""
+    try:
+        transact(lambda s: s.execute(update(IntakeEvent).where(
+            IntakeEvent.id == ev_id, IntakeEvent.status == RECEIVED).values(error=message[:2000])), url, attempts=2)
+    except Exception:  # noqa: BLE001
+        log.warning("could not note the error of intake event %s", ev_id)
+
+
+def reprocess_pending(url: str | None = None, *, older_than: timedelta = REPROCESS_AFTER, limit: int = 100,
+                      max_attempts: int = MAX_ATTEMPTS, now: datetime | None = None) -> dict[str, int]:
+    """Process stored events still "received" (their processing was interrupted) that were
+    received more than `older_than` ago, oldest first, at most `limit`, each in its own units
+    of work. Safe with several workers at once: the claim and the processing lock the row
+    and check its status, so an event is processed once. After `max_attempts` automatic
+    attempts an event becomes failed with the reason (a person replays it).
+    Returns {"processed", "failed", "postponed", "skipped", "exhausted"} counts."""
+    cutoff = (now or utcnow()) - older_than
+    ids = transact(lambda s: list(s.execute(
+        select(IntakeEvent.id).where(IntakeEvent.status == RECEIVED, IntakeEvent.received_at <= cutoff)
+        .order_by(IntakeEvent.received_at, IntakeEvent.id).limit(max(1, limit))).scalars()), url, write=False)
+    done = {"processed": 0, "failed": 0, "postponed": 0, "skipped": 0, "exhausted": 0}
+    for ev_id in ids:
+        try:
+            claim = transact(lambda s, ev_id=ev_id: _claim(s, ev_id, cutoff, max_attempts), url)
+        except Exception:  # noqa: BLE001  (the database is busy or gone: next round)
+            log.warning("intake event %s: could not be claimed, next round", ev_id, exc_info=True)
+            done["postponed"] += 1
+            continue
+        if claim != "process":
+            done["skipped" if claim == "skip" else "exhausted"] += 1
+            continue
+        try:
+            answer = transact(lambda s, ev_id=ev_id: _process_received(s, ev_id), url)
+        except Exception as exc:  # noqa: BLE001  (stays received; tried again next round)
+            log.warning("intake event %s: processing postponed (%s)", ev_id, str(exc).splitlines()[0][:200])
+            _note_error(ev_id, f"{type(exc).__name__}: {exc}", url)
+            done["postponed"] += 1
+            continue
+        if answer is None:  # another worker (or the sender's retry) finished it meanwhile
+            done["skipped"] += 1
+        else:
+            done["processed" if answer.get("status") == PROCESSED else "failed"] += 1
+    if ids:
+        log.info("intake re-processing: %s", done)
+    return done
+
+
+def pending_count(session: Session) -> int:
+    """How many stored events wait for processing (status "received")."""
+    return session.execute(select(func.count()).select_from(IntakeEvent)
+                           .where(IntakeEvent.status == RECEIVED)).scalar_one()
 
 
 def events(session: Session, actor: Actor, status: str | None = None, limit: int = 50) -> list[IntakeEvent]:
@@ -252,6 +415,34 @@ def _stage(session: Session, pipe_code: str, stage_code: str) -> Stage:
     return st
 
 
+_ENTITY_WORDS = {"lead": ("Лид", "лиды"), "deal": ("Сделка", "сделки")}
+
+
+def _scope_pipelines(session: Session, integration: str, entity: str) -> list[int]:
+    """Ids of the pipelines whose items of this entity the integration may touch (SCOPE)."""
+    codes = SCOPE.get(integration, {}).get(entity, ())
+    if not codes:
+        return []
+    return list(session.execute(select(Pipeline.id).where(Pipeline.entity == entity, Pipeline.code.in_(codes))
+                                .order_by(Pipeline.id)).scalars())
+
+
+def _require_scope(session: Session, integration: str, entity: str, item, field: str) -> None:
+    """An item named by an event must be inside the integration's SCOPE, else a 422 saying why."""
+    if item.pipeline_id in _scope_pipelines(session, integration, entity):
+        return
+    codes = SCOPE.get(integration, {}).get(entity, ())
+    allowed = [p.name for p in session.execute(select(Pipeline).where(
+        Pipeline.entity == entity, Pipeline.code.in_(codes)).order_by(Pipeline.id)).scalars()] if codes else []
+    pipe = session.get(Pipeline, item.pipeline_id)
+    one, many = _ENTITY_WORDS.get(entity, ("Запись", "записи"))
+    where = f" в воронке «{pipe.name}»" if pipe is not None else ""
+    may = (f"может менять только {many} воронки " + ", ".join(f"«{n}»" for n in allowed) if allowed
+           else f"не может менять {many}")
+    raise IntakeError(422, field, f"{one} №{item.id}{where} вне области интеграции: "
+                                  f"«{LABEL.get(integration, integration)}» {may}")
+
+
 def _lead_stage(session: Session, code: str) -> Stage:
     pipe = catalogs.default_pipeline(session, "lead")
     if pipe is None:
@@ -262,8 +453,22 @@ def _lead_stage(session: Session, code: str) -> Stage:
     return st
 
 
-def find_program(session: Session, prog: dict) -> Product:
-    """By code, else by title (case-insensitive); a program not known yet is created."""
+def _wait_for_others(session: Session, keys) -> None:
+    """Concurrent events about the same client or the same new program wait for each other
+    (PostgreSQL: transaction advisory locks, taken in sorted order). On SQLite the unit of
+    work already holds the database's write lock."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for key in sorted(set(keys)):
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
+
+
+def _one_client_at_a_time(session: Session, client: dict | None) -> None:
+    phones, emails = _norms(client)
+    _wait_for_others(session, [f"rxcrm.intake.client:{v}" for v in phones + emails if v])
+
+
+def _find_program(session: Session, prog: dict) -> Product | None:
     found = None
     if prog.get("code"):
         found = session.execute(select(Product).where(Product.code == prog["code"])
@@ -271,6 +476,17 @@ def find_program(session: Session, prog: dict) -> Product:
     if found is None:
         found = session.execute(select(Product).where(func.lower(Product.title) == prog["title"].lower())
                                 .order_by(Product.id)).scalars().first()
+    return found
+
+
+def find_program(session: Session, prog: dict) -> Product:
+    """By code, else by title (case-insensitive); a program not known yet is created (once,
+    even when a burst of events names it at the same moment)."""
+    found = _find_program(session, prog)
+    if found is None:
+        _wait_for_others(session, [f"rxcrm.intake.program:{prog['title'].lower()}"]
+                         + ([f"rxcrm.intake.program-code:{prog['code']}"] if prog.get("code") else []))
+        found = _find_program(session, prog)  # created by the event we waited for?
     if found is not None:
         return found
     found = Product(title=prog["title"], code=prog.get("code") or "",
@@ -412,6 +628,7 @@ def _marketplace_lead(session: Session, client: dict, program: Product) -> Lead 
         return None
     return session.execute(select(Lead).where(
         Lead.id.in_(ids), Lead.program_id == program.id, Lead.source == SOURCE["marketplace"],
+        Lead.pipeline_id.in_(_scope_pipelines(session, "marketplace", "lead")),
         Lead.deleted_at.is_(None)).order_by(Lead.id.desc())).scalars().first()
 
 
@@ -483,6 +700,7 @@ def _mp_cart(session, actor, data, program, price, lead) -> dict:
     # Already in a cart: an open deal of this contact for this program.
     open_deal = session.execute(select(Deal).where(
         Deal.contact_id == contact.id, Deal.program_id == program.id, Deal.semantic == "process",
+        Deal.pipeline_id.in_(_scope_pipelines(session, "marketplace", "deal")),
         Deal.deleted_at.is_(None)).order_by(Deal.id.desc())).scalars().first()
     if open_deal is not None:
         return _answer(lead, open_deal, stage=_stage_name(session, open_deal), duplicate=True, changed=False)
@@ -533,13 +751,14 @@ def _education_deal(session: Session, data: dict, program: Product | None) -> De
         deal = session.get(Deal, data["deal_id"])
         if deal is None or deal.deleted_at is not None:
             raise IntakeError(422, "deal_id", f"Сделка №{data['deal_id']} не найдена")
+        _require_scope(session, "education", "deal", deal, "deal_id")
         return deal
     contact_ids = _ids_by_comms(session, "contact", data.get("client"))
     if not contact_ids or program is None:
         return None
-    pipe_id = _stage(session, DEAL_PIPELINE, "INTEREST").pipeline_id
     stmt = select(Deal).where(Deal.contact_id.in_(contact_ids), Deal.program_id == program.id,
-                              Deal.pipeline_id == pipe_id, Deal.deleted_at.is_(None))
+                              Deal.pipeline_id.in_(_scope_pipelines(session, "education", "deal")),
+                              Deal.deleted_at.is_(None))
     return (session.execute(stmt.where(Deal.semantic == "process").order_by(Deal.id.desc())).scalars().first()
             or session.execute(stmt.order_by(Deal.id.desc())).scalars().first())
 
@@ -612,5 +831,6 @@ def _advance(session: Session, actor: Actor, item, target: Stage, event: str) ->
 
 HANDLERS = {"marketplace": _marketplace, "landing": _landing, "education": _education}
 
-__all__ = ["DEMO_TOKEN", "HANDLERS", "IntakeError", "accept", "check_token", "create_token", "ensure_demo_tokens",
-           "events", "find_program", "has_demo_token", "list_tokens", "replay", "revoke_token", "validate"]
+__all__ = ["DEMO_TOKEN", "HANDLERS", "MAX_ATTEMPTS", "SCOPE", "IntakeError", "accept", "check_token", "create_token",
+           "ensure_demo_tokens", "events", "find_program", "handle", "has_demo_token", "list_tokens",
+           "pending_count", "process", "replay", "reprocess_pending", "revoke_token", "store", "validate"]

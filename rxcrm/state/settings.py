@@ -111,6 +111,7 @@ class SettingsState(AppState):
     settings_error: str = ""
     tokens: list[TokenRow] = []
     intake_events: list[EventRow] = []
+    intake_waiting: int = 0  # stored events not processed yet (status "received")
     new_token: str = ""
     integration_options: list[Option] = [Option("marketplace", "Маркетплейс"), Option("landing", "Лендинг"),
                                          Option("education", "УС ДПО")]
@@ -163,6 +164,7 @@ class SettingsState(AppState):
             self.intake_events = [EventRow(e.id, e.integration, e.event_id, e.event_type,
                                            fmt.dt_short(e.received_at), e.status, (e.error or "")[:200])
                                   for e in intake.events(s, actor, limit=30)]
+            self.intake_waiting = intake.pending_count(s)
             self.rules = _rules(s)
             self.stage_options = _stage_options(s)
             m = admin.permission_matrix(s, actor)
