@@ -48,9 +48,17 @@ run: install
 test: install-test system-deps
 	@bash scripts/test.sh
 
-## make bench: performance figures (JSON lines), not timed tests
+## make bench: performance figures (JSON lines), not timed tests; the intake burst runs on
+## SQLite and on PostgreSQL (a throwaway server, stopped afterwards; a running one is reused)
 bench: install-test
 	$(PY) bench/bench_surfaces.py --sizes 1000,100000
+	@if [ -f .run/pg.env ]; then \
+	  . ./.run/pg.env && $(PY) bench/bench_intake.py --pg-url "$$RXCRM_TEST_PG_URL"; \
+	else \
+	  trap 'bash scripts/pg.sh stop' EXIT; \
+	  url=$$(bash scripts/pg.sh start) || { echo "PostgreSQL did not start: intake burst on SQLite only" >&2; url=""; }; \
+	  $(PY) bench/bench_intake.py --pg-url "$$url"; \
+	fi
 
 clean:
 	rm -rf .web .states rxcrm.db rxcrm.db-wal rxcrm.db-shm
