@@ -10,8 +10,8 @@ import openpyxl
 import pytest
 
 from rxcrm.db import session_scope
-from rxcrm.models import Company
-from rxcrm.services import auth, cards, export, history, listing
+from rxcrm.models import Company, Deal
+from rxcrm.services import auth, cards, export, history, items, listing
 from rxcrm.services.errors import AccessDenied
 
 from . import factories as f
@@ -198,3 +198,31 @@ def test_analytics_exclude_other_departments(world):
         assert listing.count(s, a["dpohead"], "deal", {"reached_stage": [interest.id], "reached_at":
                                                         {"from": "2026-11-01", "to": "2026-11-30"},
                                                         "pipeline_id": [ids["dpo_pipe"]]}, NOW) == 3
+
+
+def test_bulk_results_do_not_tell_whether_an_id_exists_outside_the_scope(world):
+    """A ДПО manager's bulk move/assign/delete over an admissions item (it exists, he may
+    not see it) and an id that does not exist: the same «нет доступа» for both."""
+    db, ids, a = world
+    missing = 987654
+    with session_scope(db) as s:
+        stage = f.stage(s, "dpo", "REGISTRATION").id
+    for entity, hidden in (("deal", ids["a_in_dpo"]), ("lead", ids["a_lead"]), ("contact", ids["secret"]),
+                           ("company", ids["comp"])):
+        runs = [("assign", lambda s, e=entity, h=hidden: items.bulk_assign(s, a["dpo1"], e, [h, missing],
+                                                                         a["dpo1"].user_id)),
+                ("delete", lambda s, e=entity, h=hidden: items.bulk_delete(s, a["dpo1"], e, [h, missing]))]
+        if entity == "deal":
+            runs.append(("move", lambda s, h=hidden: items.bulk_move(s, a["dpo1"], "deal", [h, missing], stage)))
+        for name, run in runs:
+            with session_scope(db) as s:
+                res = run(s)
+            assert res.done == 0, (entity, name)
+            reasons = {r["id"]: r["reason"] for r in res.refused}
+            assert set(reasons) == {hidden, missing}, (entity, name)
+            assert reasons[hidden] == reasons[missing], (entity, name, reasons)
+            assert reasons[hidden].startswith("Нет доступа") and "найден" not in res.summary()
+    # the admissions items are untouched
+    with session_scope(db) as s:
+        d = s.get(Deal, ids["a_in_dpo"])
+        assert d.deleted_at is None and d.responsible_id == a["adm1"].user_id

@@ -5,6 +5,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
+from sqlalchemy.orm import declared_attr
 from sqlmodel import Field, Index, SQLModel
 
 from .base import TABLE_ARGS_EXTEND, json_field, money_field, utcnow
@@ -12,8 +13,25 @@ from .base import TABLE_ARGS_EXTEND, json_field, money_field, utcnow
 PHONE, EMAIL = "phone", "email"
 
 
+def _same_version(current: int | None) -> int:
+    """Version of an ORM write that did not bump it itself: unchanged (1 for a new row)."""
+    return 1 if current is None else current
+
+
 class _Tracked(SQLModel):
-    """Columns every CRM item carries: who/when, soft delete, version, custom fields."""
+    """Columns every CRM item carries: who/when, soft delete, version, custom fields.
+
+    `version` is the mapper's optimistic version column: every ORM UPDATE of an item carries
+    `WHERE version = <the version this transaction read>`, so of two transactions that read
+    the same version and both write, the later one gets `StaleDataError` (which
+    `db.transact` retries, and the retry sees the new version). The number itself grows only
+    through `items._touch` (a person's or a rule's change of the card); writes that are no
+    card edit (e.g. `next_activity_at` kept by the activity service) keep it as it is."""
+
+    @declared_attr
+    def __mapper_args__(cls) -> dict:  # noqa: N805
+        return {"version_id_col": cls.__table__.c.version, "version_id_generator": _same_version}
+
     responsible_id: int | None = Field(default=None, foreign_key="crm_user.id", index=True)
     department_id: int | None = Field(default=None, foreign_key="department.id", index=True)
     created_at: datetime = Field(default_factory=utcnow, index=True)
@@ -21,7 +39,7 @@ class _Tracked(SQLModel):
     updated_at: datetime = Field(default_factory=utcnow, index=True)
     updated_by_id: int | None = Field(default=None, foreign_key="crm_user.id")
     deleted_at: datetime | None = Field(default=None, index=True)
-    version: int = 1  # optimistic concurrency: bumped on every save
+    version: int = 1  # optimistic concurrency: see the class doc
     custom: dict = json_field(dict)  # custom field values keyed by CustomField.code
     search_text: str = ""  # lower-cased title/names/emails for free-text search
     comment: str = ""

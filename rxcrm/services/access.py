@@ -13,6 +13,7 @@ from .context import Actor
 from .errors import AccessDenied
 
 LEVEL_ORDER = {"none": 0, "own": 1, "department": 2, "all": 3}
+NO_ACCESS = "Нет доступа: недостаточно прав для этого действия"
 
 
 def level(session: Session, actor: Actor, entity: str, action: str) -> str:
@@ -52,4 +53,4 @@ def allowed(session: Session, actor: Actor, entity: str, action: str, item) -> b
 
 def require(session: Session, actor: Actor, entity: str, action: str, item) -> None:
     if not allowed(session, actor, entity, action, item):
-        raise AccessDenied("Нет доступа: недостаточно прав для этого действия")
+        raise AccessDenied(NO_ACCESS)

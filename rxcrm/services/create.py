@@ -112,7 +112,8 @@ def _responsible(session: Session, actor: Actor, responsible_id: int | None) -> 
 def _program(session: Session, program_id) -> int | None:
     if program_id in (None, ""):
         return None
-    prog = session.get(Product, int(program_id))
+    text = str(program_id).strip()
+    prog = session.get(Product, int(text)) if text.isascii() and text.isdigit() and len(text) < 10 else None
     if prog is None:
         raise ValidationFailed("Образовательная программа не найдена", fields={"program_id": "Не найдена"})
     return prog.id
@@ -150,25 +151,9 @@ def _values(session: Session, entity: str, pipeline_id: int | None, values: dict
         raw[code if code.startswith("custom.") else f"custom.{code}"] = value
     if not raw:
         return {}
-    fmap = field_map(session, entity, pipeline_id)
-    parsed, errors = {}, {}
-    for key, value in raw.items():
-        fd = fmap.get(key)
-        if fd is None or (fd.column is None and not key.startswith("custom.")) or \
-                fd.kind not in items.EDITABLE_KINDS:
-            errors[key] = "Неизвестное поле"
-            continue
-        try:
-            parsed[key] = items.parse_value(fd, value)
-        except ValidationFailed as exc:
-            errors.update(exc.fields or {key: exc.message})
-    if errors:
-        labels = ", ".join(f"«{fmap[k].label}»" if k in fmap else k for k in errors)
-        raise ValidationFailed(f"Проверьте поля: {labels}", fields=errors)
-    if parsed.get("responsible_id") is not None:
-        _responsible(session, Actor.system(), parsed["responsible_id"])
-    if parsed.get("program_id") is not None:
-        _program(session, parsed["program_id"])
+    parsed = {k: v for k, (_fd, v) in items.parse_values(field_map(session, entity, pipeline_id), raw,
+                                                         unknown="Неизвестное поле").items()}
+    items.check_references(session, parsed)
     return parsed
 
 

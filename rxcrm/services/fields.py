@@ -4,8 +4,9 @@ the filter's "добавить поле", and the Excel headers. Custom fields a
 the `custom_field` table per pipeline."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from rxcrm.models import Company, Contact, CustomField, Deal, Lead
@@ -25,6 +26,11 @@ class FieldDef:
     sortable: bool = True
     filterable: bool = True
     options: tuple = field(default=())
+    # What an empty input means for this field (set from the model's column, see _empty_rule):
+    # "null" = NULL (custom fields: the key is removed), "blank" = "" (a NOT NULL text
+    # column), "required" = refused (a NOT NULL column of another type, or a text the
+    # model requires, e.g. a title).
+    empty: str = "null"
 
     def title(self, lang: str) -> str:
         return self.label_en if lang == "en" and self.label_en else self.label
@@ -124,6 +130,23 @@ CATALOG: dict[str, list[FieldDef]] = {
         *_COMMON_TAIL,
     ],
 }
+
+
+def _empty_rule(model, fd: FieldDef) -> str:
+    """How an empty value is stored in `fd`'s column of `model` (FieldDef.empty)."""
+    col = model.__table__.c.get(fd.column) if fd.column else None
+    if col is None:
+        return "null"
+    is_text = isinstance(getattr(col.type, "impl_instance", col.type), sa.String)  # (AutoString wraps String)
+    info = model.model_fields.get(fd.column)
+    if is_text:
+        return "required" if info is not None and info.is_required() else "blank"
+    return "null" if col.nullable and not col.primary_key else "required"
+
+
+# Each entity's definitions know how their own column treats an empty value.
+CATALOG = {entity: [replace(fd, empty=_empty_rule(MODELS[entity], fd)) for fd in defs]
+           for entity, defs in CATALOG.items()}
 
 DEFAULT_COLUMNS = {
     "lead": ["title", "name", "stage_id", "phone", "source", "program_id", "next_activity_at",

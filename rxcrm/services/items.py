@@ -4,17 +4,19 @@ Every change checks access, applies the rules engine, and writes a timeline even
 a stage-history row (for moves) and an audit record — in the caller's transaction."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
+from sqlalchemy.orm import object_session
 from sqlmodel import Session
 
-from rxcrm.models import Stage, StageHistory, TimelineEvent, User, utcnow
+from rxcrm.models import Product, Stage, StageHistory, TimelineEvent, User, utcnow
 
 from . import access, audit, rules_engine
 from .context import Actor
-from .errors import NotFound, ServiceError, ValidationFailed
+from .errors import AccessDenied, NotFound, ServiceError, ValidationFailed
 from .fields import MODELS, FieldDef, field_map
 
 ENTITY_LABEL = {"lead": "Лид", "deal": "Сделка", "contact": "Контакт", "company": "Компания"}
@@ -34,9 +36,24 @@ def get_item(session: Session, entity: str, item_id: int):
     return item
 
 
+_TOUCHED_BY = "rxcrm_touched_by"  # session.info: {(model, id): user id} of people's changes in this unit
+
+
 def _touch(item, actor: Actor) -> None:
+    """Mark a change of the card: who/when, and the version grows by one — the only place
+    that bumps it (the mapper only guards writes with it, see models.crm._Tracked).
+
+    A rule's change that follows a person's change of the same item in the same unit of
+    work (an on-enter rule after a move, a trigger after an edit) keeps that person as the
+    one who changed the card last: the conflict notice names them, not «другой пользователь»."""
     item.updated_at = utcnow()
-    item.updated_by_id = actor.user_id
+    session = object_session(item)
+    people = session.info.setdefault(_TOUCHED_BY, {}) if session is not None else {}
+    key = (type(item).__name__, item.id)
+    if actor.user_id is not None or key not in people:
+        item.updated_by_id = actor.user_id
+        if actor.user_id is not None:
+            people[key] = actor.user_id
     item.version = (item.version or 0) + 1
 
 
@@ -48,39 +65,118 @@ def _timeline(session: Session, actor: Actor, entity: str, item_id: int, kind: s
 
 # ---- field values ---------------------------------------------------------------------
 
+INT_MIN, INT_MAX = -2**31, 2**31 - 1      # an INTEGER column on PostgreSQL
+MONEY_MAX = Decimal(10) ** 12             # Numeric(14, 2): 12 digits before the point
+INT_BOUNDS = {"probability": (0, 100)}    # fields with a narrower range than INTEGER
+TRUE_WORDS = ("1", "true", "да", "yes")
+FALSE_WORDS = ("0", "false", "нет", "no")
+_INT_RE = re.compile(r"-?[0-9]+")
+
+
+def editable(fd: FieldDef | None) -> bool:
+    """Whether a person (or a rule) may set this field through apply_values/create."""
+    if fd is None or fd.kind not in EDITABLE_KINDS or fd.key == "id":
+        return False
+    return fd.column is not None or fd.key.startswith("custom.")
+
+
+def _refuse(fd: FieldDef, message: str, short: str):
+    return ValidationFailed(f"«{fd.label}»: {message}", fields={fd.key: short})
+
+
+def empty_value(fd: FieldDef):
+    """What an empty input stores, by the field's column (FieldDef.empty): "" for a NOT NULL
+    text, NULL where the column allows it (a custom field's key is removed), otherwise a
+    refusal naming the field — never a NULL for a NOT NULL column."""
+    if fd.empty == "blank":
+        return ""
+    if fd.empty == "required":
+        raise _refuse(fd, "обязательное поле — укажите значение", "Обязательное поле")
+    return None
+
+
 def parse_value(fd: FieldDef, raw):
-    """Validate and convert one typed-in value; raise ValidationFailed with a clear message."""
+    """Validate and convert one typed-in value; raise ValidationFailed with a clear message.
+    Every value it returns can be stored in the field's column on SQLite and PostgreSQL."""
     if raw is None or (isinstance(raw, str) and raw.strip() == ""):
-        return None
-    text = str(raw).strip()
+        return empty_value(fd)
+    text = str(raw).replace("\x00", "").strip()
+    if not text:
+        return empty_value(fd)
     if fd.kind in ("money", "number"):
         try:
             value = Decimal(text.replace("\u00a0", "").replace(" ", "").replace(",", ".").rstrip("₽"))
         except InvalidOperation:
-            raise ValidationFailed(f"«{fd.label}»: введите число", fields={fd.key: "Введите число"}) from None
+            raise _refuse(fd, "введите число", "Введите число") from None
+        if not value.is_finite():
+            raise _refuse(fd, "введите число", "Введите число")
         if value < 0:
-            raise ValidationFailed(f"«{fd.label}»: значение не может быть отрицательным",
-                                   fields={fd.key: "Не может быть отрицательным"})
+            raise _refuse(fd, "значение не может быть отрицательным", "Не может быть отрицательным")
+        if value >= MONEY_MAX:
+            raise _refuse(fd, "слишком большое число", "Слишком большое число")
         if fd.key.startswith("custom."):
             return float(value) if value != value.to_integral() else int(value)
         return value
     if fd.kind in ("int", "program", "user"):
-        if not text.lstrip("-").isdigit():
-            raise ValidationFailed(f"«{fd.label}»: неверное значение", fields={fd.key: "Неверное значение"})
-        return int(text)
+        if not _INT_RE.fullmatch(text):
+            raise _refuse(fd, "неверное значение", "Неверное значение")
+        value = int(text)
+        lo, hi = INT_BOUNDS.get(fd.key, (INT_MIN, INT_MAX))
+        if not lo <= value <= hi:
+            raise _refuse(fd, f"значение от {lo} до {hi}", f"От {lo} до {hi}")
+        return value
     if fd.kind == "date":
         try:
             d = date.fromisoformat(text[:10])
         except ValueError:
-            raise ValidationFailed(f"«{fd.label}»: дата в формате ГГГГ-ММ-ДД",
-                                   fields={fd.key: "Неверная дата"}) from None
+            raise _refuse(fd, "дата в формате ГГГГ-ММ-ДД", "Неверная дата") from None
         return d.isoformat() if fd.key.startswith("custom.") else d
     if fd.kind == "enum" and fd.options and text not in fd.options:
         raise ValidationFailed(f"«{fd.label}»: выберите одно из значений: {', '.join(fd.options)}",
                                fields={fd.key: "Выберите из списка"})
     if fd.kind == "bool":
-        return text.lower() in ("1", "true", "да", "yes")
+        if text.lower() in TRUE_WORDS:
+            return True
+        if text.lower() in FALSE_WORDS:
+            return False
+        raise _refuse(fd, "выберите «Да» или «Нет»", "Да или Нет")
     return text
+
+
+def check_references(session: Session, parsed: dict[str, object]) -> None:
+    """The responsible (an active user) and the program named by already parsed values exist —
+    a wrong id is a clear refusal, not a foreign-key error at commit."""
+    uid = parsed.get("responsible_id")
+    if uid is not None:
+        user = session.get(User, uid)
+        if user is None or not user.is_active:
+            raise ValidationFailed("Ответственный не найден или отключён", fields={"responsible_id": "Не найден"})
+    pid = parsed.get("program_id")
+    if pid is not None and session.get(Product, pid) is None:
+        raise ValidationFailed("Образовательная программа не найдена", fields={"program_id": "Не найдена"})
+
+
+def parse_values(fmap: dict[str, FieldDef], values: dict[str, object],
+                 unknown: str = "Поле нельзя изменить здесь") -> dict[str, tuple[FieldDef, object]]:
+    """Validate all values at once: {key: (FieldDef, value)}, or one ValidationFailed that
+    names every wrong field (a single wrong field: its own message)."""
+    parsed, errors, messages = {}, {}, []
+    for key, raw in values.items():
+        fd = fmap.get(key)
+        if not editable(fd):
+            errors[key] = unknown
+            messages.append(f"«{fd.label if fd else key}»: {unknown.lower()}")
+            continue
+        try:
+            parsed[key] = (fd, parse_value(fd, raw))
+        except ValidationFailed as exc:
+            errors.update(exc.fields or {key: exc.message})
+            messages.append(exc.message)
+    if errors:
+        if len(messages) == 1:
+            raise ValidationFailed(messages[0], fields=errors)
+        raise ValidationFailed("Проверьте поля: " + "; ".join(messages), fields=errors)
+    return parsed
 
 
 def _set(item, key: str, value) -> None:
@@ -108,28 +204,13 @@ def apply_values(session: Session, actor: Actor, entity: str, item, values: dict
     """Validate all values first (nothing is written if one is wrong), then set them and
     record old → new per field. Returns {key: (old, new)} of what changed."""
     fmap = field_map(session, entity, getattr(item, "pipeline_id", None))
-    parsed, errors = {}, {}
-    for key, raw in values.items():
-        fd = fmap.get(key)
-        if fd is None or fd.column is None and not key.startswith("custom.") or fd.kind not in EDITABLE_KINDS:
-            errors[key] = "Поле нельзя изменить здесь"
-            continue
-        try:
-            parsed[key] = (fd, parse_value(fd, raw))
-        except ValidationFailed as exc:
-            errors.update(exc.fields or {key: exc.message})
-    if errors:
-        labels = ", ".join(f"«{fmap[k].label}»" if k in fmap else k for k in errors)
-        raise ValidationFailed(f"Проверьте поля: {labels}", fields=errors)
-    if "responsible_id" in parsed and parsed["responsible_id"][1] is not None:
-        user = session.get(User, parsed["responsible_id"][1])
-        if user is None or not user.is_active:
-            raise ValidationFailed("Ответственный не найден или отключён", fields={"responsible_id": "Не найден"})
+    parsed = parse_values(fmap, values)
+    olds = {key: rules_engine.value_of(item, key) for key in parsed}
+    new = {key: value for key, (_fd, value) in parsed.items() if _plain(olds[key]) != _plain(value)}
+    check_references(session, new)  # (an unchanged, since deactivated responsible stays)
     changes = {}
-    for key, (fd, value) in parsed.items():
-        old = rules_engine.value_of(item, key)
-        if _plain(old) == _plain(value):
-            continue
+    for key, value in new.items():
+        fd, old = parsed[key][0], olds[key]
         _set(item, key, value)
         changes[key] = (_plain(old), _plain(value))
         _timeline(session, actor, entity, item.id, "field_changed",
@@ -140,16 +221,31 @@ def apply_values(session: Session, actor: Actor, entity: str, item, values: dict
     return changes
 
 
+class Conflict(ServiceError):
+    """The item changed since the person's view was loaded (code "conflict")."""
+
+    def __init__(self, message: str, **kw):
+        super().__init__(message, code="conflict", **kw)
+
+
+def check_version(session: Session, item, expected_version: int | None) -> None:
+    """The one version check of every change made from a view (card edit, stage move):
+    refuse with «Карточку изменил <кто> (<когда>) — обновите …» when the item's version is
+    no longer the one the view showed. `None` = the caller has no view to compare (no check)."""
+    if expected_version is None or item.version == expected_version:
+        return
+    who = session.get(User, item.updated_by_id) if item.updated_by_id else None
+    from .fmt import dt_short
+    raise Conflict(f"Карточку изменил {who.full_name if who else 'другой пользователь'} "
+                   f"({dt_short(item.updated_at)}) — обновите страницу, чтобы не затереть изменения",
+                   details={"version": item.version})
+
+
 def update_fields(session: Session, actor: Actor, entity: str, item_id: int, values: dict,
                   expected_version: int | None = None) -> dict:
     item = get_item(session, entity, item_id)
     access.require(session, actor, entity, "edit", item)
-    if expected_version is not None and item.version != expected_version:
-        who = session.get(User, item.updated_by_id) if item.updated_by_id else None
-        from .fmt import dt_short
-        raise ServiceError(f"Карточку изменил {who.full_name if who else 'другой пользователь'} "
-                           f"({dt_short(item.updated_at)}) — обновите страницу, чтобы не затереть изменения",
-                           code="conflict")
+    check_version(session, item, expected_version)
     changes = apply_values(session, actor, entity, item, values)
     if changes:
         _touch(item, actor)
@@ -174,15 +270,19 @@ class MoveResult:
 
 
 def move_stage(session: Session, actor: Actor, entity: str, item_id: int, stage_id: int,
-               values: dict | None = None, allow_final: bool = False) -> MoveResult:
+               values: dict | None = None, allow_final: bool = False,
+               expected_version: int | None = None) -> MoveResult:
     """Move a lead/deal to another stage of its pipeline.
 
     `values` are fields the manager filled in the "required fields" dialog: they are saved
-    in the same transaction before the requirements are checked."""
+    in the same transaction before the requirements are checked. `expected_version` is the
+    version the mover's board/card showed: a move from a stale view is refused like an
+    inline edit (check_version)."""
     if entity not in ("lead", "deal"):
         raise ValidationFailed("Стадии есть только у лидов и сделок")
     item = get_item(session, entity, item_id)
     access.require(session, actor, entity, "edit", item)
+    check_version(session, item, expected_version)
     new = session.get(Stage, stage_id)
     if new is None or new.pipeline_id != item.pipeline_id:
         raise ValidationFailed("Такой стадии нет в воронке этого элемента")
@@ -247,13 +347,19 @@ class BulkResult:
 
 
 def _bulk(session: Session, ids: list[int], op) -> BulkResult:
-    """Run `op(item_id)` per item in a savepoint: one refusal does not undo the others."""
+    """Run `op(item_id)` per item in a savepoint: one refusal does not undo the others.
+
+    An id that does not exist (or is deleted) and an item the actor may not touch get the
+    same reason, access.NO_ACCESS: a bulk answer never tells whether an id exists outside
+    the actor's scope."""
     res = BulkResult()
     for item_id in ids:
         try:
             with session.begin_nested():
                 op(item_id)
             res.done += 1
+        except (NotFound, AccessDenied):
+            res.refused.append({"id": item_id, "reason": access.NO_ACCESS})
         except ServiceError as exc:
             res.refused.append({"id": item_id, "reason": exc.message})
     return res

@@ -276,7 +276,8 @@ def column_cards(session: Session, actor: Actor, entity: str, pipeline_id: int, 
 
 
 def cards(session: Session, entity: str, items: list, now: datetime | None = None) -> list[dict]:
-    """Card dicts for the board: title, client, amount, responsible, next activity, repeat."""
+    """Card dicts for the board: title, client, amount, responsible, next activity, repeat,
+    version (the item's optimistic version, for the move's conflict check)."""
     now = now or utcnow()
     users = _lookup(session, User, [i.responsible_id for i in items], "full_name")
     contacts = _lookup(session, Contact, [i.contact_id for i in items], "full_name")
@@ -302,6 +303,7 @@ def cards(session: Session, entity: str, items: list, now: datetime | None = Non
             "activity_at": fmt.dt_short(act.start_at, now) if act else "",
             "overdue": bool(act and act.start_at < now),
             "repeat": bool(i.is_repeat),
+            "version": i.version,  # a drag passes it to items.move_stage(expected_version=)
         })
     return out
 
