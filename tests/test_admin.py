@@ -12,7 +12,7 @@ from rxcrm.db import session_scope
 from rxcrm.models import (
     Activity, AuditRecord, Deal, Department, Lead, Notification, RolePermission, TimelineEvent, User, utcnow,
 )
-from rxcrm.services import activities, admin, auth, cards, items
+from rxcrm.services import activities, admin, auth, cards, items, rules_admin
 from rxcrm.services.errors import AccessDenied, AuthError, NotFound, ValidationFailed
 
 from . import factories as f
@@ -45,34 +45,92 @@ def audit_actions(s, entity_type=None):
 
 # ---- only admins --------------------------------------------------------------------------
 
+def _admin_calls(ids):
+    """(what the refusal's audit row names, the call) for every admin-only operation."""
+    return [
+        ("user_list", lambda s, a: admin.list_users(s, a)),
+        ("user_create", lambda s, a: admin.create_user(s, a, login="newbie", full_name="Новый", password="password1",
+                                                       role="manager", department_id=ids["dpo"])),
+        ("user_update", lambda s, a: admin.update_user(s, a, ids["manager2"], full_name="X")),
+        ("user_deactivate", lambda s, a: admin.deactivate_user(s, a, ids["manager2"])),
+        ("user_activate", lambda s, a: admin.activate_user(s, a, ids["manager2"])),
+        ("password_reset", lambda s, a: admin.reset_password(s, a, ids["manager2"], "password123")),
+        ("reassign", lambda s, a: admin.reassign_items(s, a, ids["manager2"], ids["manager1"])),
+        ("user_item_counts", lambda s, a: admin.user_item_counts(s, a, ids["manager2"])),
+        ("department_list", lambda s, a: admin.list_departments(s, a)),
+        ("department_create", lambda s, a: admin.create_department(s, a, "Новый отдел")),
+        ("department_update", lambda s, a: admin.rename_department(s, a, ids["dpo"], "ДПО-2")),
+        ("department_update", lambda s, a: admin.set_department_head(s, a, ids["dpo"], ids["head1"])),
+        ("permission_matrix", lambda s, a: admin.permission_matrix(s, a)),
+        ("permission_set", lambda s, a: admin.set_permission(s, a, "manager", "deal", "edit", "all")),
+        ("permissions_reset", lambda s, a: admin.reset_permissions_to_defaults(s, a)),
+        ("rule_update", lambda s, a: rules_admin.set_active(s, a, 1, False)),
+        ("rule_update", lambda s, a: rules_admin.save_required(s, a, None, "dpo", "CONTRACT", "amount")),
+        ("rule_update", lambda s, a: rules_admin.save_trigger(s, a, None, "Т", "dpo", "", "amount", "1",
+                                                              "CONTRACT")),
+        ("rule_update", lambda s, a: rules_admin.save_on_enter(s, a, None, "Т", "dpo", "CONTRACT",
+                                                               [{"type": "notify", "to": "responsible",
+                                                                 "text": "Привет"}])),
+        ("rule_update", lambda s, a: rules_admin.delete_rule(s, a, 1)),
+    ]
+
+
 @pytest.mark.parametrize("login", ["manager1", "head1"])
 def test_every_function_is_for_admins_only(world, login):
     db, ids = world
-    calls = [
-        lambda s, a: admin.list_users(s, a),
-        lambda s, a: admin.create_user(s, a, login="newbie", full_name="Новый", password="password1",
-                                       role="manager", department_id=ids["dpo"]),
-        lambda s, a: admin.update_user(s, a, ids["manager2"], full_name="X"),
-        lambda s, a: admin.deactivate_user(s, a, ids["manager2"]),
-        lambda s, a: admin.activate_user(s, a, ids["manager2"]),
-        lambda s, a: admin.reset_password(s, a, ids["manager2"], "password123"),
-        lambda s, a: admin.reassign_items(s, a, ids["manager2"], ids["manager1"]),
-        lambda s, a: admin.user_item_counts(s, a, ids["manager2"]),
-        lambda s, a: admin.list_departments(s, a),
-        lambda s, a: admin.create_department(s, a, "Новый отдел"),
-        lambda s, a: admin.rename_department(s, a, ids["dpo"], "ДПО-2"),
-        lambda s, a: admin.set_department_head(s, a, ids["dpo"], ids["head1"]),
-        lambda s, a: admin.permission_matrix(s, a),
-        lambda s, a: admin.set_permission(s, a, "manager", "deal", "edit", "all"),
-        lambda s, a: admin.reset_permissions_to_defaults(s, a),
-    ]
-    for call in calls:
+    for _action, call in _admin_calls(ids):
         with session_scope(db) as s, pytest.raises(AccessDenied) as err:
             call(s, actor(s, ids[login]))
         assert err.value.message == "Только администратор"
     with session_scope(db) as s:
         assert s.exec(select(User).where(User.login == "newbie")).first() is None
         assert s.get(User, ids["manager2"]).is_active
+
+
+def test_every_refused_admin_action_is_audited_with_who_and_what(world):
+    """A manager trying each admin operation: AccessDenied, and one "denied" audit row per
+    attempt naming the manager and what was tried — it stays although the unit of work
+    that raised rolls back."""
+    db, ids = world
+    calls = _admin_calls(ids)
+    for _action, call in calls:
+        with session_scope(db) as s, pytest.raises(AccessDenied):
+            call(s, actor(s, ids["manager1"]))
+    with session_scope(db) as s:
+        rows = list(s.exec(select(AuditRecord).where(AuditRecord.action == "denied").order_by(AuditRecord.id)))
+        assert [r.details["action"] for r in rows] == [a for a, _ in calls]
+        assert {r.user_id for r in rows} == {ids["manager1"]}
+        assert {r.details["reason"] for r in rows} == {"Только администратор"}
+        pw = next(r for r in rows if r.details["action"] == "password_reset")
+        assert pw.details["user_id"] == ids["manager2"] and "password123" not in str(pw.details)
+        assert audit_actions(s, "user") == []  # nothing else was written
+        assert s.exec(select(func.count()).select_from(AuditRecord)).one() == len(calls)
+
+
+def test_a_refusal_is_recorded_whatever_the_callers_unit_of_work(world):
+    """The caller had already written (SQLite: holds the write lock) or reads only: the
+    refusal's row is still there afterwards, and the caller's own writes are rolled back."""
+    db, ids = world
+    with pytest.raises(AccessDenied):
+        with session_scope(db) as s:
+            s.get(User, ids["manager2"]).full_name = "Переименована"
+            s.flush()
+            admin.create_department(s, actor(s, ids["manager1"]), "Теневой отдел")
+    with pytest.raises(AccessDenied):
+        with session_scope(db, write=False) as s:
+            admin.list_users(s, actor(s, ids["head1"]))
+    with session_scope(db) as s:
+        with pytest.raises(AccessDenied):
+            admin.list_departments(s, actor(s, ids["manager2"]))
+        # the caller caught the refusal and carried on: its own work commits, the row is there too
+        s.get(User, ids["manager2"]).email = "anna@example.com"
+    with session_scope(db) as s:
+        rows = list(s.exec(select(AuditRecord).where(AuditRecord.action == "denied").order_by(AuditRecord.id)))
+        assert [(r.user_id, r.details["action"]) for r in rows] == [
+            (ids["manager1"], "department_create"), (ids["head1"], "user_list"), (ids["manager2"], "department_list")]
+        assert rows[0].details["name"] == "Теневой отдел"
+        assert s.get(User, ids["manager2"]).full_name == "Сидорова Анна"
+        assert s.get(User, ids["manager2"]).email == "anna@example.com"
 
 
 # ---- users ----------------------------------------------------------------------------------

@@ -42,9 +42,15 @@ LEVEL_LABEL = {"none": "Нет доступа", "own": "Свои", "department":
 ITEM_ENTITIES = ("lead", "deal", "contact", "company")
 
 
-def require_admin(actor: Actor | None) -> None:
+def require_admin(session: Session, actor: Actor | None, action: str, message: str = ADMIN_ONLY,
+                  **details) -> None:
+    """Refuse anyone but an administrator with AccessDenied(message). The refusal is written
+    to the audit trail (action "denied", details {"action": action, "reason": message,
+    **details}) and stays there although the caller's transaction rolls back
+    (audit.refused). `action` names what was tried, like the audit action of its success."""
     if actor is None or actor.role != "admin":
-        raise AccessDenied(ADMIN_ONLY)
+        audit.refused(session, actor, action, message, details)
+        raise AccessDenied(message)
 
 
 def _user(session: Session, user_id) -> User:
@@ -65,7 +71,7 @@ def _department(session: Session, department_id) -> Department:
 
 def list_users(session: Session, actor: Actor, *, include_inactive: bool = True) -> list[dict]:
     """All users with their role, department, head flag and last login (batched)."""
-    require_admin(actor)
+    require_admin(session, actor, "user_list")
     stmt = select(User).order_by(User.is_active.desc(), User.full_name, User.id)
     if not include_inactive:
         stmt = stmt.where(User.is_active.is_(True))
@@ -141,7 +147,7 @@ def create_user(session: Session, actor: Actor, *, login: str, full_name: str, p
                 department_id: int | None, email: str = "") -> User:
     """A new active user. The login is unique (3–40 chars a–z 0–9 . _ -), the password at
     least 8 characters (the demo seeder writes users directly and is not affected)."""
-    require_admin(actor)
+    require_admin(session, actor, "user_create", login=login, role=role)
     login = _clean_login(login)
     name = _clean_name(full_name)
     _clean_password(password)
@@ -163,7 +169,7 @@ def update_user(session: Session, actor: Actor, user_id: int, *, full_name: str 
                 email: str | None = None, role: str | None = None, department_id=_KEEP) -> dict:
     """Change name, e-mail, role or department; returns {field: (old, new)}. An admin cannot
     change their own role. Moving a head out of a department clears that department's head."""
-    require_admin(actor)
+    require_admin(session, actor, "user_update", user_id=user_id)
     user = _user(session, user_id)
     new = {}
     if full_name is not None:
@@ -196,7 +202,7 @@ def update_user(session: Session, actor: Actor, user_id: int, *, full_name: str 
 def deactivate_user(session: Session, actor: Actor, user_id: int) -> int:
     """Switch a user off: they cannot log in, their sessions end now (returns how many),
     they stop being a department head. Their items keep their history (see reassign_items)."""
-    require_admin(actor)
+    require_admin(session, actor, "user_deactivate", user_id=user_id)
     user = _user(session, user_id)
     if user.id == actor.user_id:
         raise ValidationFailed("Нельзя отключить собственную учётную запись")
@@ -213,7 +219,7 @@ def deactivate_user(session: Session, actor: Actor, user_id: int) -> int:
 
 
 def activate_user(session: Session, actor: Actor, user_id: int) -> None:
-    require_admin(actor)
+    require_admin(session, actor, "user_activate", user_id=user_id)
     user = _user(session, user_id)
     if user.is_active:
         return
@@ -224,7 +230,7 @@ def activate_user(session: Session, actor: Actor, user_id: int) -> None:
 
 def reset_password(session: Session, actor: Actor, user_id: int, new_password: str) -> int:
     """Set a new password (≥ 8 characters); every session of the user ends (returns how many)."""
-    require_admin(actor)
+    require_admin(session, actor, "password_reset", user_id=user_id)
     user = _user(session, user_id)
     _clean_password(new_password)
     user.password_hash = auth.hash_password(new_password)
@@ -237,7 +243,7 @@ def reset_password(session: Session, actor: Actor, user_id: int, new_password: s
 def user_item_counts(session: Session, actor: Actor, user_id: int) -> dict[str, int]:
     """How many live items the user is responsible for: {"lead_open", "lead", "deal_open",
     "deal", "contact", "company", "activities"} (for the reassign dialog)."""
-    require_admin(actor)
+    require_admin(session, actor, "user_item_counts", user_id=user_id)
     out: dict[str, int] = {}
     for ent in ITEM_ENTITIES:
         model = MODELS[ent]
@@ -262,7 +268,7 @@ def reassign_items(session: Session, actor: Actor, from_user_id: int, to_user_id
     event and an "update" audit record (as an edit would), the open activities of those
     items that were the old user's move too, and the new responsible gets one
     notification. Returns {"lead": n, "deal": n, "contact": n, "company": n, "activities": n}."""
-    require_admin(actor)
+    require_admin(session, actor, "reassign", from_user_id=from_user_id, to_user_id=to_user_id)
     entities = tuple(dict.fromkeys(entities))
     bad = [e for e in entities if e not in ITEM_ENTITIES]
     if bad or not entities:
@@ -331,7 +337,7 @@ def _expire(session: Session, entities: Iterable[str]) -> None:
 # ---- departments ----------------------------------------------------------------------
 
 def list_departments(session: Session, actor: Actor) -> list[dict]:
-    require_admin(actor)
+    require_admin(session, actor, "department_list")
     depts = list(session.execute(select(Department).order_by(Department.name)).scalars())
     sizes = dict(session.execute(select(User.department_id, func.count()).where(User.is_active.is_(True))
                                  .group_by(User.department_id)).all())
@@ -354,7 +360,7 @@ def _clean_department_name(session: Session, name: str, exclude_id: int | None =
 
 
 def create_department(session: Session, actor: Actor, name: str, code: str = "") -> Department:
-    require_admin(actor)
+    require_admin(session, actor, "department_create", name=name)
     name = _clean_department_name(session, name)
     code = (code or "").strip().lower()
     if code and not LOGIN_RE.match(code):
@@ -367,7 +373,7 @@ def create_department(session: Session, actor: Actor, name: str, code: str = "")
 
 
 def rename_department(session: Session, actor: Actor, department_id: int, name: str) -> Department:
-    require_admin(actor)
+    require_admin(session, actor, "department_update", department_id=department_id, name=name)
     dept = _department(session, department_id)
     name = _clean_department_name(session, name, exclude_id=dept.id)
     if name != dept.name:
@@ -380,7 +386,7 @@ def rename_department(session: Session, actor: Actor, department_id: int, name: 
 
 def set_department_head(session: Session, actor: Actor, department_id: int, user_id: int | None) -> Department:
     """The head of a department (an active user of that department), or None to clear."""
-    require_admin(actor)
+    require_admin(session, actor, "department_update", department_id=department_id, head_id=user_id)
     dept = _department(session, department_id)
     new_id = None
     if user_id not in (None, "", 0, "0"):
@@ -404,7 +410,7 @@ def permission_matrix(session: Session, actor: Actor | None = None) -> dict[str,
     """{role: {entity: {action: level}}} for every role × entity × action (missing = none).
     With an actor, only for admins (the /settings page); without, for internal use."""
     if actor is not None:
-        require_admin(actor)
+        require_admin(session, actor, "permission_matrix")
     out = {r: {e: {a: "none" for a in defaults.ACTIONS} for e in defaults.ENTITIES} for r in ROLE_CODES}
     for p in session.execute(select(RolePermission)).scalars():
         if p.role_code in out and p.entity in out[p.role_code] and p.action in defaults.ACTIONS:
@@ -430,7 +436,8 @@ def _set_cell(session: Session, role: str, entity: str, action: str, level: str)
 def set_permission(session: Session, actor: Actor, role: str, entity: str, action: str, level: str) -> bool:
     """Change one cell of the matrix; returns whether it changed. The administrator role
     always has full access (its cells cannot be changed here)."""
-    require_admin(actor)
+    require_admin(session, actor, "permission_set", role=role, entity=entity, perm_action=action,
+                      level=level)
     if role not in ROLE_CODES:
         raise ValidationFailed(f"Неизвестная роль «{role}»")
     if role == "admin":
@@ -451,7 +458,7 @@ def set_permission(session: Session, actor: Actor, role: str, entity: str, actio
 
 def reset_permissions_to_defaults(session: Session, actor: Actor) -> int:
     """Every cell back to rules/defaults.PERMISSIONS; returns how many cells changed."""
-    require_admin(actor)
+    require_admin(session, actor, "permissions_reset")
     changed = 0
     for role, actions in defaults.PERMISSIONS.items():
         for entity in defaults.ENTITIES:

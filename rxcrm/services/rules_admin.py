@@ -145,7 +145,7 @@ def list_rules(session: Session) -> list[dict]:
 
 def set_active(session: Session, actor: Actor, rule_id: int, active: bool) -> bool:
     """Switch a rule on or off; returns whether it changed."""
-    require_admin(actor)
+    require_admin(session, actor, "rule_update", op="activate" if active else "deactivate", rule_id=rule_id)
     rule = _rule(session, rule_id)
     if bool(rule.is_active) == bool(active):
         return False
@@ -160,7 +160,8 @@ def save_required(session: Session, actor: Actor, rule_id: int | None, pipeline_
     """Create (rule_id None) or change a "required fields" rule: the stage of the pipeline
     may be entered only with these fields (a list or comma-separated keys of the field
     catalog, custom fields as "custom.<code>")."""
-    require_admin(actor)
+    require_admin(session, actor, "rule_update", op="save_required", rule_id=rule_id,
+                  pipeline_code=pipeline_code, stage_code=stage_code)
     pipe = _pipeline(session, pipeline_code)
     stage = _stage(session, pipe, stage_code)
     keys = _field_keys(session, pipe, fields)
@@ -196,7 +197,8 @@ def save_trigger(session: Session, actor: Actor, rule_id: int | None, name: str,
                  from_stage: str, field: str, equals, to_stage: str) -> AutomationRule:
     """Create (rule_id None) or change a field-triggered move: when `field` becomes `equals`
     while the item is in `from_stage` ("" = any stage), move it to `to_stage`."""
-    require_admin(actor)
+    require_admin(session, actor, "rule_update", op="save_trigger", rule_id=rule_id,
+                  pipeline_code=pipeline_code)
     name = " ".join((name or "").split())
     if not name or len(name) > MAX_NAME:
         raise ValidationFailed(f"Название правила: от 1 до {MAX_NAME} символов", fields={"name": "Обязательное поле"})
@@ -260,9 +262,9 @@ def on_enter_action(session: Session, pipe: Pipeline, action_type: str, *, kind:
         key = _field_keys(session, pipe, [field])
         if len(key) != 1:
             raise ValidationFailed("Укажите одно поле", fields={"field": "Одно поле"})
-        from .items import EDITABLE_KINDS, parse_value
+        from .items import editable, parse_value
         fd = field_map(session, pipe.entity, pipe.id)[key[0]]
-        if (fd.column is None and not fd.key.startswith("custom.")) or fd.kind not in EDITABLE_KINDS:
+        if not editable(fd):
             raise ValidationFailed(f"Поле «{fd.label}» нельзя заполнять правилом", fields={"field": "Не редактируется"})
         val = _equals(value, fd.kind)
         if val in (None, ""):
@@ -283,7 +285,8 @@ def save_on_enter(session: Session, actor: Actor, rule_id: int | None, name: str
                   stage_code: str, actions: list[dict]) -> AutomationRule:
     """Create (rule_id None) or change an on-enter rule: when an item enters the (working)
     stage, do `actions` (each checked by `on_enter_action`'s rules: pass them through it)."""
-    require_admin(actor)
+    require_admin(session, actor, "rule_update", op="save_on_enter", rule_id=rule_id,
+                  pipeline_code=pipeline_code, stage_code=stage_code)
     name = " ".join((name or "").split())
     if not name or len(name) > MAX_NAME:
         raise ValidationFailed(f"Название правила: от 1 до {MAX_NAME} символов", fields={"name": "Обязательное поле"})
@@ -306,7 +309,7 @@ def save_on_enter(session: Session, actor: Actor, rule_id: int | None, name: str
 
 
 def delete_rule(session: Session, actor: Actor, rule_id: int) -> None:
-    require_admin(actor)
+    require_admin(session, actor, "rule_update", op="delete", rule_id=rule_id)
     rule = _rule(session, rule_id)
     before = _snapshot(rule)
     session.delete(rule)
