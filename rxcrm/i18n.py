@@ -219,8 +219,9 @@ MESSAGES_EN = {
     "Введите логин и пароль": "Enter your login and password",
     "Учётная запись отключена. Обратитесь к администратору": "The account is disabled. Contact your administrator",
     "Нет доступа": "Access denied",
-    "Слишком много неудачных попыток. Попробуйте через 15 минут":
-        "Too many failed attempts. Try again in 15 minutes",
+    "Неверные данные запроса": "Invalid request data",
+    "База данных сейчас занята — повторите действие через несколько секунд":
+        "The database is busy — try again in a few seconds",
 }
 
 
@@ -230,3 +231,22 @@ def catalog(lang: str) -> dict[str, str]:
 
 def message(text: str, lang: str) -> str:
     return MESSAGES_EN.get(text, text) if lang == "en" else text
+
+
+def wait_words(seconds: int, lang: str) -> str:
+    """A wait in words, rounded up to whole minutes from one minute on: "через 8 секунд",
+    "через 2 минуты" / "in 2 minutes"."""
+    from datetime import timedelta
+
+    from babel.dates import format_timedelta
+
+    seconds = max(1, seconds)
+    wait = timedelta(seconds=seconds) if seconds < 60 else timedelta(minutes=-(-seconds // 60))
+    return format_timedelta(wait, threshold=1, add_direction=True, locale="en" if lang == "en" else "ru")
+
+
+def rate_limited(seconds: int, lang: str) -> str:
+    """The login throttle's refusal naming the wait."""
+    if lang == "en":
+        return f"Too many failed attempts. Try again {wait_words(seconds, lang)}"
+    return f"Слишком много неудачных попыток. Попробуйте {wait_words(seconds, lang)}"

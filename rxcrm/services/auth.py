@@ -33,10 +33,11 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from babel.dates import format_timedelta
 from sqlalchemy import func, literal, or_
 from sqlmodel import Session, select
 
+from rxcrm import i18n
+from rxcrm.db import READONLY
 from rxcrm.models import AuditRecord, User, UserSession, utcnow
 
 from . import audit
@@ -44,6 +45,8 @@ from .context import Actor
 from .errors import AuthError
 
 SESSION_TTL = timedelta(hours=12)
+SESSION_COOKIE = "rxcrm_session"      # the HttpOnly cookie holding the token (set by /api/session)
+SESSION_HEADER = "x-rxcrm-session"    # what the app receives instead: session_key(token)
 _hasher = PasswordHasher()
 # A valid hash of a random password: verifying against it when the login is unknown
 # keeps the answer time the same as for a wrong password.
@@ -51,8 +54,6 @@ _DUMMY_HASH = _hasher.hash(secrets.token_hex(8))
 
 BAD_CREDENTIALS = "Неверный логин или пароль"
 INACTIVE = "Учётная запись отключена. Обратитесь к администратору"
-# The wait in words is appended: "… Попробуйте через 30 секунд" / "через 2 минуты".
-RATE_LIMITED_PREFIX = "Слишком много неудачных попыток. Попробуйте"
 
 # Per (login, client) pair: growing delays after a few free failures (see the docstring).
 PAIR_WINDOW = timedelta(hours=1)      # a pair's failures are remembered this long …
@@ -77,8 +78,11 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def session_key(token: str) -> str:
+    """What the database keeps of a session token, and all the app ever sees of it: the
+    browser's HttpOnly cookie is replaced by this hash at the HTTP edge (rxcrm/web.py)."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
 
 
 def actor_for(user: User, source: str = "ui", client: str = "") -> Actor:
@@ -101,14 +105,12 @@ def wait_seconds(wait: timedelta | float) -> int:
 def wait_words(wait: timedelta | float) -> str:
     """The wait (a timedelta or seconds) in Russian, rounded up: "через 1 секунду",
     "через 8 секунд", "через 2 минуты" (whole minutes from one minute on)."""
-    seconds = wait_seconds(wait)
-    rounded = timedelta(seconds=seconds) if seconds < 60 else timedelta(minutes=math.ceil(seconds / 60))
-    return format_timedelta(rounded, threshold=1, add_direction=True, locale="ru")
+    return i18n.wait_words(wait_seconds(wait), "ru")
 
 
 def rate_limited_message(wait: timedelta | float) -> str:
     """"Слишком много неудачных попыток. Попробуйте через 30 секунд" (a timedelta or seconds)."""
-    return f"{RATE_LIMITED_PREFIX} {wait_words(wait)}"
+    return i18n.rate_limited(wait_seconds(wait), "ru")
 
 
 def _failed(session: Session, login_name: str, client: str, user: User | None, reason: str,
@@ -203,7 +205,7 @@ def login(session: Session, login_name: str, password: str, client: str = "",
         _refuse(session, login_name, client, user, "inactive", now, INACTIVE)
     token = secrets.token_urlsafe(32)
     opened = utcnow()  # the session lives on the real clock (resolve() checks it)
-    session.add(UserSession(token_hash=_token_hash(token), user_id=user.id, created_at=opened,
+    session.add(UserSession(token_hash=session_key(token), user_id=user.id, created_at=opened,
                             expires_at=opened + SESSION_TTL, last_seen_at=opened, client=client))
     actor = actor_for(user, client=client)
     # Stamped with the attempt's clock: a success ends the pair's run of failures.
@@ -214,23 +216,33 @@ def login(session: Session, login_name: str, password: str, client: str = "",
 
 def resolve(session: Session, token: str) -> User | None:
     """The user of a live session token, or None (unknown, expired, revoked, inactive)."""
-    if not token:
+    return resolve_key(session, session_key(token)) if token else None
+
+
+def resolve_key(session: Session, key: str) -> User | None:
+    """The user of the live session whose token hashes to `key`, or None."""
+    if not key or len(key) != 64:
         return None
-    row = session.exec(select(UserSession).where(UserSession.token_hash == _token_hash(token))).first()
+    row = session.exec(select(UserSession).where(UserSession.token_hash == key)).first()
     now = utcnow()
     if row is None or row.revoked_at is not None or row.expires_at <= now:
         return None
     user = session.get(User, row.user_id)
     if user is None or not user.is_active:
         return None
-    if (now - row.last_seen_at) > timedelta(minutes=5):
+    if (now - row.last_seen_at) > timedelta(minutes=5) and not session.info.get(READONLY):
         row.last_seen_at = now
         session.add(row)
     return user
 
 
 def logout(session: Session, token: str) -> None:
-    row = session.exec(select(UserSession).where(UserSession.token_hash == _token_hash(token))).first()
+    logout_key(session, session_key(token))
+
+
+def logout_key(session: Session, key: str) -> None:
+    """Revoke the session whose token hashes to `key` (idempotent)."""
+    row = session.exec(select(UserSession).where(UserSession.token_hash == key)).first()
     if row is not None and row.revoked_at is None:
         row.revoked_at = utcnow()
         session.add(row)

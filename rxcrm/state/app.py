@@ -21,7 +21,7 @@ from rxcrm.db import transact
 from rxcrm.services import activities, auth, notifications, users
 from rxcrm.services.context import Actor
 
-from .base import NotLoggedIn, event, field, opt_id, to_id, to_text
+from .base import NotLoggedIn, event, field, id_or_none, to_id, to_text
 
 PUBLIC_ROUTES = ("/login",)
 BELL_LIMIT = 20  # unread notifications listed in the bell (the badge counts all of them)
@@ -259,11 +259,8 @@ class LoginState(AppState):
         if not code:
             return ""
         if code == "rate_limited":
-            seconds = opt_id(wait, "время ожидания") or 60
-            text = auth.rate_limited_message(seconds)
-        else:
-            text = LOGIN_ERRORS.get(code, auth.BAD_CREDENTIALS)
-        return i18n.message(text, self.lang)
+            return i18n.rate_limited(id_or_none(wait) or 60, self.lang)
+        return i18n.message(LOGIN_ERRORS.get(code, auth.BAD_CREDENTIALS), self.lang)
 
     def _next_path(self) -> str:
         nxt = self.router.url.query_parameters.get("next", "") or "/leads"
