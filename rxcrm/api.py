@@ -29,8 +29,6 @@ from starlette.routing import Route
 from rxcrm.db import db_url, session_scope
 from rxcrm.services import auth, export, intake
 
-SESSION_COOKIE = "rxcrm_session"  # the cookie AppState keeps the session token in
-
 NOT_LOGGED_IN = "Войдите в систему, чтобы скачать файл"
 NOT_FOUND = "Файл не найден или срок его хранения истёк"
 
@@ -40,9 +38,9 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
                         headers={"Cache-Control": "no-store"})
 
 
-def _user_id(token: str) -> int | None:
-    with session_scope() as s:
-        user = auth.resolve(s, token)
+def _user_id(key: str) -> int | None:
+    with session_scope(write=False) as s:
+        user = auth.resolve_key(s, key)
         return user.id if user else None
 
 
@@ -67,8 +65,8 @@ def content_disposition(filename: str) -> str:
 
 
 async def download_export(request: Request) -> Response:
-    cookie = request.cookies.get(SESSION_COOKIE, "")
-    user_id = await run_in_threadpool(_user_id, cookie) if cookie else None
+    key = request.headers.get(auth.SESSION_HEADER, "")  # the session cookie's hash (rxcrm/web.py)
+    user_id = await run_in_threadpool(_user_id, key) if key else None
     if user_id is None:
         return _error(401, "unauthorized", NOT_LOGGED_IN)
     found = await run_in_threadpool(export.export_file, request.path_params["token"], user_id)
@@ -182,4 +180,4 @@ routes = [
     Route("/api/intake/{integration}", intake_endpoint, methods=["POST"], name="intake"),
 ]
 
-__all__ = ["SESSION_COOKIE", "content_disposition", "download_export", "intake_endpoint", "routes"]
+__all__ = ["content_disposition", "download_export", "intake_endpoint", "routes"]

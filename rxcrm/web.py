@@ -26,8 +26,12 @@ worker thread, never on the event loop):
 - `POST /api/session/logout` — revokes the session, clears the cookie, 303 to /login."""
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
+import re
+from functools import lru_cache
+from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from starlette.concurrency import run_in_threadpool
@@ -47,9 +51,9 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 TOKEN_AUTH_PATHS = ("/api/intake/", "/rest/")  # authenticated by a token, not by the cookie
 LOGIN_FORM_MAX_BYTES = 16 * 1024
 
-CSP = "; ".join([
+CSP_DIRECTIVES = [
     "default-src 'self'",
-    "script-src 'self' 'unsafe-eval'",
+    "script-src 'self' 'unsafe-eval' {hashes}",
     "style-src 'self' 'unsafe-inline'",
     "img-src 'self' data: blob:",
     "font-src 'self' data:",
@@ -59,9 +63,39 @@ CSP = "; ".join([
     "form-action 'self'",
     "base-uri 'self'",
     "object-src 'none'",
-])
+]
+INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.S)
+
+
+def _frontend_dir() -> Path | None:
+    try:
+        from reflex.utils import prerequisites
+        from reflex_base import constants
+        return (prerequisites.get_web_dir() / constants.Dirs.STATIC).resolve()
+    except Exception:  # noqa: BLE001 - no Reflex project here (tests of the edge alone)
+        return None
+
+
+@lru_cache(maxsize=4)
+def _inline_script_hashes(build_dir: str, _stamp: float) -> str:
+    """'sha256-…' of every inline <script> of the built pages (React Router's boot and
+    streaming snippets): the CSP allows exactly these, so no injected inline script runs."""
+    found = set()
+    for page in Path(build_dir).rglob("*.html"):
+        for body in INLINE_SCRIPT.findall(page.read_bytes()):
+            found.add("'sha256-" + base64.b64encode(hashlib.sha256(body).digest()).decode() + "'")
+    return " ".join(sorted(found))
+
+
+def csp() -> str:
+    build = _frontend_dir()
+    hashes = ""
+    if build is not None and build.is_dir():
+        hashes = _inline_script_hashes(str(build), build.stat().st_mtime)
+    return "; ".join(CSP_DIRECTIVES).replace(" {hashes}", f" {hashes}" if hashes else "")
+
+
 SECURITY_HEADERS = [
-    (b"content-security-policy", CSP.encode()),
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
@@ -150,7 +184,8 @@ class SecurityMiddleware:
         async def wrapped(message):
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
-                extra = [(n, v) for n, v in SECURITY_HEADERS if n not in present]
+                extra = [(n, v) for n, v in [(b"content-security-policy", csp().encode()), *SECURITY_HEADERS]
+                         if n not in present]
                 message = dict(message, headers=[*message.get("headers", []), *extra])
             await send(message)
         return wrapped
@@ -257,5 +292,5 @@ routes = [
     Route("/api/session/logout", logout, methods=["POST"], name="logout"),
 ]
 
-__all__ = ["CSP", "SESSION_COOKIE", "SESSION_HEADER", "SecurityMiddleware", "client_ip", "login", "logout",
+__all__ = ["SESSION_COOKIE", "csp", "SESSION_HEADER", "SecurityMiddleware", "client_ip", "login", "logout",
            "rewrite_headers", "routes", "safe_next", "same_origin", "session_key"]

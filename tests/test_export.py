@@ -18,7 +18,7 @@ with warnings.catch_warnings():  # starlette 1.x nudges towards httpx2; httpx is
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from rxcrm import api, settings
+from rxcrm import api, settings, web
 from rxcrm.db import session_scope
 from rxcrm.models import AuditRecord, User
 from rxcrm.services import auth, export, listing
@@ -258,7 +258,7 @@ def test_cleanup_removes_old_exports(export_dir):
 def client(world, monkeypatch):
     db, ids, u = world
     monkeypatch.setenv("REFLEX_DB_URL", db)
-    return TestClient(Starlette(routes=api.routes))
+    return TestClient(web.SecurityMiddleware(Starlette(routes=api.routes)))  # as served: behind the HTTP edge
 
 
 def _login(db, login):
@@ -296,9 +296,12 @@ def test_download_endpoint(world, client, tmp_path):
     assert "no-store" in r.headers["cache-control"]
 
 
-def test_session_cookie_name_matches_the_app_state():
-    from rxcrm.state.app import SESSION_COOKIE
-    assert api.SESSION_COOKIE == SESSION_COOKIE
+def test_a_forged_session_hash_header_is_not_a_session(world, client):
+    db, ids, u = world
+    token, _ = export.new_export(ids["m1"], "deal")
+    owner = _login(db, "manager1")
+    r = client.get(f"/api/export/{token}", headers={"x-rxcrm-session": auth.session_key(owner)})
+    assert r.status_code == 401  # only the edge may say which session a request has
 
 
 def test_lead_export_with_computed_columns(world, tmp_path):

@@ -203,3 +203,15 @@ def test_admin_actions_are_in_history(world):
         arows, _ = history.history_page(s, A["admhead"], action="user_deactivate")
         assert len(arows) == 1
         assert history.history_page(s, A["dpohead"], action="user_deactivate")[1] == 0
+
+
+def test_a_refused_admin_action_reads_as_a_denial(world):
+    """A manager trying an admin operation leaves a «Отказ в доступе» row naming what was tried."""
+    db, ids, A = world
+    with pytest.raises(AccessDenied), session_scope(db) as s:
+        admin.create_user(s, A["dpo1"], login="x1", full_name="Икс", password="secret123", role="manager",
+                          department_id=None)
+    with session_scope(db) as s:
+        rows, _ = history.history_page(s, A["admin"], action="denied")
+    assert rows and rows[0]["action_label"] == "Отказ в доступе" and rows[0]["user"] == "Петров Иван"
+    assert rows[0]["details"].startswith("попытка: Создание сотрудника")

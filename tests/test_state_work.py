@@ -93,6 +93,34 @@ def test_refused_drag_returns_the_card_and_opens_the_dialog(app_world):
         assert s.get(Deal, card_id).stage_id == stages["CONTRACT"]
 
 
+def test_drag_from_a_stale_board_is_refused_with_who_changed_it(app_world):
+    """Two people drag the same card: the second one's board is stale, so the move is
+    refused with the inline-edit notice and the board is read again — nothing is applied on
+    top of the first move."""
+    token, ids, stages = app_world
+    with session_scope() as s:
+        if not s.exec(select(User).where(User.login == "wm2")).first():
+            f.user(s, "wm2", role="head", full_name="Соколова Мария")
+        token2, _ = auth.login(s, "wm2", "demo")
+    card_id = ids["Сделка 09"]
+    first, second = _state(token), _state(token2)
+    first.on_load()
+    second.on_load()
+    second._filters = {}  # the head looks at the whole department's board
+    _drain(second._reload())
+    assert any(c.id == card_id for col in second.board for c in col.cards)
+    _drain(first.on_drag_end({"draggableId": str(card_id), "from": str(stages["INTEREST"]),
+                              "to": str(stages["REGISTRATION"])}))
+    out = _drain(second.on_drag_end({"draggableId": str(card_id), "from": str(stages["INTEREST"]),
+                                      "to": str(stages["CONTRACT"])}))
+    assert "Карточку изменил Белова Анна Петровна" in str(out) and "обновите" in str(out)
+    with session_scope() as s:
+        assert s.get(Deal, card_id).stage_id == stages["REGISTRATION"]  # the first move stands
+    # the second board was read again: the card now shows in its real column
+    reg = next(c for c in second.board if c.id == stages["REGISTRATION"])
+    assert any(c.id == card_id for c in reg.cards)
+
+
 def test_search_by_phone_and_filter_form_make_chips_and_url(app_world):
     token, ids, stages = app_world
     st = _state(token)

@@ -38,6 +38,13 @@ ACTION_LABEL = {
     "password_reset": "Сброс пароля", "reassign": "Передача элементов",
     "department_create": "Создание отдела", "department_update": "Изменение отдела",
     "permission_set": "Изменение прав", "permissions_reset": "Сброс прав к исходным",
+    "rule_update": "Изменение правил", "token_create": "Выпуск токена интеграции",
+    "token_revoke": "Отзыв токена интеграции", "intake_replay": "Повтор события интеграции",
+    "denied": "Отказ в доступе",
+    # what a refused attempt tried (details["action"] of a "denied" row)
+    "department_list": "Просмотр отделов", "permission_matrix": "Просмотр прав", "user_list": "Просмотр сотрудников",
+    "user_item_counts": "Просмотр элементов сотрудника", "token_list": "Просмотр токенов",
+    "intake_events": "Просмотр событий интеграций",
 }
 ENTITY_LABEL = {"lead": "Лид", "deal": "Сделка", "contact": "Контакт", "company": "Компания",
                 "user": "Сотрудник", "department": "Отдел", "permission": "Права доступа", "analytics": "Аналитика"}
@@ -318,6 +325,9 @@ def _details(r: AuditRecord, d: dict, look: _Lookups, now: datetime) -> str:
     if a == "login_failed":
         reason = LOGIN_REASON.get(d.get("reason", ""), d.get("reason", ""))
         return ", ".join(x for x in (reason, client) if x)
+    if a == "denied":
+        tried = ACTION_LABEL.get(str(d.get("action", "")), str(d.get("action", "")))
+        return "; ".join(x for x in (f"попытка: {tried}" if tried else "", str(d.get("reason") or "")) if x)
     if a in ("link_contact", "unlink_contact"):
         cid = d.get("contact_id")
         return f"контакт {look.item('contact', cid)}" if cid else ""
@@ -377,7 +387,8 @@ MAIN_ACTIONS = ("create", "update", "delete", "restore", "move", "convert", "clo
                 "import", "view", "login", "logout", "login_failed", "link_contact", "unlink_contact",
                 "activity_planned", "activity_done", "activity_rescheduled", "comment", "email",
                 "user_create", "user_update", "user_deactivate", "user_activate", "password_reset", "reassign",
-                "department_create", "department_update", "permission_set", "permissions_reset")
+                "department_create", "department_update", "permission_set", "permissions_reset", "rule_update",
+                "token_create", "token_revoke", "intake_replay", "denied")
 
 
 def history_actions() -> list[tuple[str, str]]:

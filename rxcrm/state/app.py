@@ -131,12 +131,16 @@ class AppState(rx.State):
             self._set_user(user)
             self._badges(auth.actor_for(user, client=self._client()))
             return
-        had_session = bool(self._session_key())
         self._clear_user()
         self._clear_badges()
-        path = self.router.url.path or "/"
+        return self._login_redirect()
+
+    def _login_redirect(self):
+        """To /login, coming back here afterwards; `expired` when the browser had a session
+        that is no longer valid (revoked, expired, the user switched off)."""
+        path = (self.router.url.path or "/").rstrip("/") or "/"
         target = "/login" + (f"?next={quote(path)}" if path not in ("/", *PUBLIC_ROUTES) else "")
-        if had_session:
+        if self._session_key():
             target += ("&" if "?" in target else "?") + "expired=1"
         return rx.redirect(target, replace=True)
 

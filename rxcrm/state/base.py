@@ -159,7 +159,8 @@ def answer(state, fn: Callable, exc: BaseException):
     """The event(s) that tell the person what happened instead of an exception."""
     lang = getattr(state, "lang", i18n.DEFAULT_LANG) or i18n.DEFAULT_LANG
     if isinstance(exc, NotLoggedIn):
-        return rx.redirect("/login?expired=1", replace=True)
+        to_login = getattr(state, "_login_redirect", None)
+        return to_login() if to_login else rx.redirect("/login", replace=True)
     if isinstance(exc, ServiceError):
         return rx.toast.error(i18n.message(exc.message, lang), duration=7000)
     if is_transient(exc):
