@@ -2,6 +2,7 @@
 ``POST /api/intake/landing`` of a real HTTP server, while a user keeps editing one deal.
 
     python bench/bench_intake.py [--events 200] [--concurrency 20] [--pg-url URL] [--no-sqlite]
+                                 [--workers 1] [--intake-concurrency N]
 
 For each backend (a SQLite file in a temp dir; PostgreSQL when a URL is given with
 --pg-url or RXCRM_TEST_PG_URL — a fresh database is created in that server and dropped
@@ -12,9 +13,15 @@ retries: the first answer counts) and meanwhile, in a thread of this process, ad
 comment and edits a field of one deal through the services every EDIT_PAUSE_S seconds.
 Prints one JSON object per backend:
 
-    {"name": "intake_burst", "db": "sqlite", "events": 200, "concurrency": 20, "ok_2xx": …,
-     "non_2xx": …, "stored": …, "processed": …, "deals": …, "events_per_s": …, "p50_ms": …,
-     "p95_ms": …, "edits_ok": …, "edits_failed": …, "comments_stored": …}
+    {"name": "intake_burst", "db": "sqlite", "events": 200, "concurrency": 20, "workers": 1,
+     "ok_2xx": …, "non_2xx": …, "codes": {…}, "stored": …, "statuses": {…}, "deals": …,
+     "events_per_s": …, "p50_ms": …, "p95_ms": …, "edits_ok": …, "edits_failed": …,
+     "comments": …, "comments_stored": …, "edit_p50_ms": …, "edit_max_ms": …, …}
+
+("stored": intake_event rows of the burst; "deals": deals of the burst's new contacts;
+"edits_*": the editor's units of work, a comment and a field change per round;
+"comments_stored": its comments found on the deal afterwards; "code"/"server_code": where
+the bench and the server imported rxcrm from.)
 
 Figures, not assertions. The rxcrm package is imported from this script's repository
 (``bench/..``), so a copy of the script in another worktree measures that worktree."""
@@ -179,10 +186,8 @@ class Editor(threading.Thread):
             n += 1
             text = f"Правка во время нагрузки №{n}"
 
-            def comment(s, text=text):
-                activities.add_comment(s, self.actor, "deal", self.deal_id, text)
-                self.comments.append(text)
-            self._unit(comment)
+            self.comments.append(text)  # attempted; stored ones are counted in the database afterwards
+            self._unit(lambda s, text=text: activities.add_comment(s, self.actor, "deal", self.deal_id, text))
             self._unit(lambda s, n=n: items.update_fields(s, self.actor, "deal", self.deal_id,
                                                           {"comment": f"Поле изменено {n} раз"}))
             time.sleep(EDIT_PAUSE_S)
@@ -243,7 +248,6 @@ def run(db_name: str, url: str, n_events: int, concurrency: int, workdir: Path, 
     server_code = next((line.split("rxcrm from ", 1)[1].strip() for line in
                         (workdir / f"server-{db_name}.log").read_text(errors="replace").splitlines()
                         if "rxcrm from " in line), "?")
-    attempted_comments = editor.ok + editor.failed  # both kinds of edit; comments: those that returned
     counted = count(url, "burst", editor.comments, deal_id)
     lat = sorted(ms for _, ms, _ in results)
     codes = collections.Counter(code for code, _, _ in results)
@@ -256,11 +260,12 @@ def run(db_name: str, url: str, n_events: int, concurrency: int, workdir: Path, 
             "stored": counted["stored"], "statuses": counted["statuses"], "deals": counted["deals"],
             "events_per_s": round(n_events / wall, 1), "seconds": round(wall, 2),
             "p50_ms": round(statistics.median(lat), 1), "p95_ms": round(lat[int(0.95 * (len(lat) - 1))], 1),
-            "edits_ok": editor.ok, "edits_failed": editor.failed, "edits": attempted_comments,
-            "comments_stored": counted["comments_stored"], "edit_errors": dict(editor.errors),
-            "edit_p50_ms": round(statistics.median(editor.ms), 1),
-            "edit_max_ms": round(max(editor.ms), 1),
-            "warmup": warm[0][0], "first_non_2xx": sample, "code": str(Path(rxcrm.__file__).parent), "server_code": server_code}
+            "edits_ok": editor.ok, "edits_failed": editor.failed,
+            "comments": len(editor.comments), "comments_stored": counted["comments_stored"],
+            "edit_errors": dict(editor.errors),
+            "edit_p50_ms": round(statistics.median(editor.ms), 1), "edit_max_ms": round(max(editor.ms), 1),
+            "warmup": warm[0][0], "first_non_2xx": sample,
+            "code": str(Path(rxcrm.__file__).parent), "server_code": server_code}
 
 
 def _pg_database(admin_url: str, name: str, drop_only: bool = False) -> str:
@@ -289,24 +294,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.intake_concurrency:
         os.environ["BENCH_INTAKE_CONCURRENCY"] = str(args.intake_concurrency)
-    from rxcrm.db import dispose_engines
+    from rxcrm.db import get_engine
     with tempfile.TemporaryDirectory(prefix="rxcrm-bench-intake-") as tmp:
         workdir = Path(tmp)
         if not args.no_sqlite:
             url = f"sqlite:///{workdir / 'intake.db'}"
-            print(json.dumps(run("sqlite", url, args.events, args.concurrency, workdir, args.workers), ensure_ascii=False),
-                  flush=True)
+            result = run("sqlite", url, args.events, args.concurrency, workdir, args.workers)
+            print(json.dumps(result, ensure_ascii=False), flush=True)
         if args.pg_url:
             name = f"rxcrm_bench_intake_{os.getpid()}"
             url = _pg_database(args.pg_url, name)
             try:
-                print(json.dumps(run("postgresql", url, args.events, args.concurrency, workdir, args.workers),
-                                 ensure_ascii=False), flush=True)
+                result = run("postgresql", url, args.events, args.concurrency, workdir, args.workers)
+                print(json.dumps(result, ensure_ascii=False), flush=True)
             finally:
-                dispose_engines()
-                from rxcrm.db import _engines
-                for engine in _engines.values():
-                    engine.dispose()
+                get_engine(url).dispose()
                 _pg_database(args.pg_url, name, drop_only=True)
     return 0
 

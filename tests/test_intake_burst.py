@@ -162,6 +162,17 @@ def test_one_client_sending_at_once_gets_one_contact(world):
                          .where(Contact.full_name == "Одинаков Пётр")).scalar_one() == 1
 
 
+def test_the_same_event_sent_many_times_at_once_is_stored_and_processed_once(world):
+    db, _, _ = world
+    responses = asyncio.run(_send_all([landing(5, prefix="dup")] * 12, 12))
+    assert [r.status_code for r in responses] == [200] * 12, [r.text[:200] for r in responses]
+    assert all(r.json() == responses[0].json() for r in responses)  # the same answer for every copy
+    with session_scope(db) as s:
+        assert s.execute(select(IntakeEvent.status, IntakeEvent.attempts)).all() == [("processed", 1)]
+        assert s.execute(select(func.count()).select_from(Deal).where(
+            Deal.title.like(f"{NEW_PROGRAM}%"))).scalar_one() == 1
+
+
 def _busy() -> OperationalError:
     import sqlite3
     return OperationalError("INSERT INTO deal …", {}, sqlite3.OperationalError("database is locked"))

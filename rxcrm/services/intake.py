@@ -193,7 +193,9 @@ def store(session: Session, integration: str, data: dict, body: dict) -> tuple[i
             with conversion.atomic(session):
                 session.add(ev)
         except IntegrityError:  # the same event arrived concurrently and is stored now
-            session.expunge(ev)
+            log.info("intake %s event %s arrived twice at once", integration, event_id)
+            if ev in session:
+                session.expunge(ev)
             continue
         return ev.id, ev.status
     raise ServiceError("Не удалось сохранить событие")
