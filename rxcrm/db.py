@@ -8,6 +8,11 @@ Units of work — the one place that opens them:
   with `BEGIN IMMEDIATE`: the write lock is taken up front (waiting up to `busy_timeout`,
   then retried a bounded number of times), so a unit that reads first and writes later can
   never fail with "database is locked" halfway. On PostgreSQL it is a plain transaction.
+- On SQLite, writing units of one process also queue in a first-come-first-served **writer
+  lane** before BEGIN IMMEDIATE: SQLite's own busy handler polls (a waiter may sleep past
+  many others), the lane hands the lock to the longest waiter at once. A unit opened inside
+  another on the same thread passes (re-entrant); the lane waits at most the same bounded
+  time as the lock and then reports `WriterLaneBusy`, a transient error.
 - `session_scope(write=False)` is a read-only unit: a deferred `BEGIN` on SQLite (readers
   never wait for writers in WAL mode); a flush with pending changes raises
   `ReadOnlyUnitOfWork` — a read path cannot silently become a write path.
@@ -21,7 +26,9 @@ from __future__ import annotations
 import logging
 import os
 import random
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,6 +56,63 @@ T = TypeVar("T")
 
 class ReadOnlyUnitOfWork(RuntimeError):
     """A read-only unit of work tried to write (a programming error, never a user's)."""
+
+
+class WriterLaneBusy(RuntimeError):
+    """The writer lane stayed taken longer than a unit may wait (transient: run it again)."""
+
+
+class WriterLane:
+    """A re-entrant first-come-first-served lock for one process's writing units."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+        self._depth = 0
+        self._waiting: deque[tuple[int, threading.Event]] = deque()
+
+    def acquire(self, timeout: float) -> None:
+        me = threading.get_ident()
+        with self._lock:
+            if self._owner == me:
+                self._depth += 1
+                return
+            if self._owner is None and not self._waiting:
+                self._owner, self._depth = me, 1
+                return
+            turn = (me, threading.Event())
+            self._waiting.append(turn)
+        if turn[1].wait(timeout):
+            return  # handed over by release(): we own it now
+        with self._lock:
+            if turn in self._waiting:
+                self._waiting.remove(turn)
+                raise WriterLaneBusy(f"the writer lane was busy for {timeout:.0f} s")
+        # handed over just as the wait timed out: we own it
+
+    def release(self) -> None:
+        with self._lock:
+            self._depth -= 1
+            if self._depth:
+                return
+            if self._waiting:
+                owner, event = self._waiting.popleft()
+                self._owner, self._depth = owner, 1
+                event.set()
+            else:
+                self._owner = None
+
+
+_lanes: dict[str, WriterLane] = {}
+_lanes_lock = threading.Lock()
+
+
+def _lane(url: str) -> WriterLane | None:
+    """The writer lane of a SQLite database (None for PostgreSQL: rows lock, not files)."""
+    if not url.startswith("sqlite"):
+        return None
+    with _lanes_lock:
+        return _lanes.setdefault(url, WriterLane())
 
 
 def db_url() -> str:
@@ -111,9 +175,10 @@ def get_engine(url: str | None = None) -> Engine:
 
 
 def dispose_engines() -> None:
-    """Drop pooled connections (after fork, in tests)."""
+    """Drop pooled connections (after fork, in tests); a forked child starts with free lanes."""
     for engine in _engines.values():
         engine.dispose(close=False)
+    _lanes.clear()
 
 
 if hasattr(os, "register_at_fork"):
@@ -140,20 +205,28 @@ def open_session(bind: Engine | None = None, *, write: bool = True, url: str | N
 @contextmanager
 def session_scope(url: str | None = None, *, write: bool = True) -> Iterator[Session]:
     """A unit of work: commits on success, rolls back on any error (see the module doc)."""
-    with open_session(url=url, write=write) as session:
-        try:
-            yield session
-            # A read-only unit ends with COMMIT too (it wrote nothing): a rollback would
-            # expire the objects it loaded, which the caller may still read.
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    url = url or db_url()
+    lane = _lane(url) if write else None
+    if lane is not None:
+        lane.acquire(BUSY_TIMEOUT_MS / 1000 * BEGIN_ATTEMPTS)
+    try:
+        with open_session(url=url, write=write) as session:
+            try:
+                yield session
+                # A read-only unit ends with COMMIT too (it wrote nothing): a rollback would
+                # expire the objects it loaded, which the caller may still read.
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+    finally:
+        if lane is not None:
+            lane.release()
 
 
 def is_transient(exc: BaseException) -> bool:
     """A failure that running the unit of work again may cure (nothing was committed)."""
-    if isinstance(exc, StaleDataError):
+    if isinstance(exc, (StaleDataError, WriterLaneBusy)):
         return True
     if isinstance(exc, DBAPIError):
         if _is_busy(exc):

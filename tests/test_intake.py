@@ -201,6 +201,27 @@ def test_tokens(world, client):
         assert intake.has_demo_token(s)
 
 
+def test_refused_token_and_event_operations_are_audited(world):
+    """A manager trying the integrations' admin operations: refused, and each attempt is a
+    «denied» audit row naming who tried what."""
+    from rxcrm.models import AuditRecord
+
+    db, ids, actors = world
+    calls = [("token_create", lambda s: intake.create_token(s, actors["m1"], "landing", "x")),
+             ("token_revoke", lambda s: intake.revoke_token(s, actors["m1"], 1)),
+             ("token_list", lambda s: intake.list_tokens(s, actors["m1"])),
+             ("intake_replay", lambda s: intake.replay(s, actors["m1"], 1)),
+             ("intake_events", lambda s: intake.events(s, actors["m1"]))]
+    for _action, call in calls:
+        with pytest.raises(intake.AccessDenied) as err, session_scope(db) as s:
+            call(s)
+        assert err.value.message == intake.TOKENS_ADMIN_ONLY
+    with session_scope(db) as s:
+        rows = s.execute(select(AuditRecord).where(AuditRecord.action == "denied")
+                         .order_by(AuditRecord.id)).scalars().all()
+        assert [(r.user_id, r.details["action"]) for r in rows] == [(ids["m1"], a) for a, _ in calls]
+
+
 def _without(body, path):
     body = copy.deepcopy(body)
     *parents, last = path.split(".")

@@ -9,8 +9,22 @@ from sqlmodel import Session, select
 
 from rxcrm.models import RolePermission
 
+from . import audit
 from .context import Actor
 from .errors import AccessDenied
+
+ADMIN_ONLY = "Только администратор"
+
+
+def require_admin(session: Session, actor: Actor | None, action: str, message: str = ADMIN_ONLY,
+                  **details) -> None:
+    """Refuse anyone but an administrator with AccessDenied(message). The refusal is written
+    to the audit trail (action "denied", details {"action": action, "reason": message,
+    **details}) and stays there although the caller's transaction rolls back
+    (audit.refused). `action` names what was tried, like the audit action of its success."""
+    if actor is None or actor.role != "admin":
+        audit.refused(session, actor, action, message, details)
+        raise AccessDenied(message)
 
 LEVEL_ORDER = {"none": 0, "own": 1, "department": 2, "all": 3}
 NO_ACCESS = "Нет доступа: недостаточно прав для этого действия"

@@ -23,11 +23,11 @@ from rxcrm.models.org import LEVELS
 from rxcrm.rules import defaults
 
 from . import audit, auth, fmt
+from .access import ADMIN_ONLY, require_admin
 from .context import Actor
 from .errors import AccessDenied, NotFound, ValidationFailed
 from .fields import MODELS
 
-ADMIN_ONLY = "Только администратор"
 LOGIN_RE = re.compile(r"^[a-z0-9._-]{3,40}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$")
 MIN_PASSWORD = 8
@@ -40,17 +40,6 @@ ACTION_LABEL = {"view": "Просмотр", "add": "Добавление", "edit
                 "export": "Экспорт", "import": "Импорт"}
 LEVEL_LABEL = {"none": "Нет доступа", "own": "Свои", "department": "Своего отдела", "all": "Все"}
 ITEM_ENTITIES = ("lead", "deal", "contact", "company")
-
-
-def require_admin(session: Session, actor: Actor | None, action: str, message: str = ADMIN_ONLY,
-                  **details) -> None:
-    """Refuse anyone but an administrator with AccessDenied(message). The refusal is written
-    to the audit trail (action "denied", details {"action": action, "reason": message,
-    **details}) and stays there although the caller's transaction rolls back
-    (audit.refused). `action` names what was tried, like the audit action of its success."""
-    if actor is None or actor.role != "admin":
-        audit.refused(session, actor, action, message, details)
-        raise AccessDenied(message)
 
 
 def _user(session: Session, user_id) -> User:

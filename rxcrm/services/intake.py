@@ -52,7 +52,7 @@ from rxcrm.models import (
 )
 from rxcrm.models.integration import FAILED, INTEGRATIONS, PROCESSED, RECEIVED
 
-from . import assignment, audit, catalogs, conversion, create, items
+from . import access, assignment, audit, catalogs, conversion, create, items
 from .context import Actor
 from .errors import AccessDenied, NotFound, ServiceError, ValidationFailed
 from .intake_validation import EDUCATION_STAGES, IntakeError, validate  # noqa: F401 (re-exported)
@@ -86,14 +86,16 @@ def _hash(integration: str, token: str) -> str:
     return hashlib.sha256(f"{integration}:{token}".encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _require_admin(actor: Actor) -> None:
-    if actor.role != "admin":
-        raise AccessDenied("Токены интеграций настраивает администратор")
+TOKENS_ADMIN_ONLY = "Токены интеграций настраивает администратор"
+
+
+def _require_admin(session: Session, actor: Actor, action: str, **details) -> None:
+    access.require_admin(session, actor, action, TOKENS_ADMIN_ONLY, **details)
 
 
 def create_token(session: Session, actor: Actor, integration: str, name: str = "") -> str:
     """A new secret token for the integration; the plain value is shown once (returned)."""
-    _require_admin(actor)
+    _require_admin(session, actor, "token_create", integration=str(integration)[:50])
     if integration not in INTEGRATIONS:
         raise ValidationFailed("Неизвестная интеграция", fields={"integration": "Неизвестная интеграция"})
     plain = "rxi_" + secrets.token_urlsafe(32)
@@ -107,7 +109,7 @@ def create_token(session: Session, actor: Actor, integration: str, name: str = "
 
 
 def revoke_token(session: Session, actor: Actor, token_id: int) -> None:
-    _require_admin(actor)
+    _require_admin(session, actor, "token_revoke", token_id=token_id)
     tok = session.get(IntegrationToken, token_id)
     if tok is None:
         raise NotFound("Токен не найден")
@@ -119,7 +121,7 @@ def revoke_token(session: Session, actor: Actor, token_id: int) -> None:
 
 
 def list_tokens(session: Session, actor: Actor) -> list[dict]:
-    _require_admin(actor)
+    _require_admin(session, actor, "token_list")
     rows = session.execute(select(IntegrationToken).order_by(IntegrationToken.integration,
                                                              IntegrationToken.id)).scalars()
     return [{"id": t.id, "integration": t.integration, "label": LABEL.get(t.integration, t.integration),
@@ -298,7 +300,7 @@ def _failed(session: Session, ev: IntakeEvent, message: str, status: int, field:
 
 def replay(session: Session, actor: Actor, intake_event_id: int) -> tuple[int, dict]:
     """Process a stored (failed or never processed) event again — admins only."""
-    _require_admin(actor)
+    _require_admin(session, actor, "intake_replay", intake_event_id=intake_event_id)
     ev = session.get(IntakeEvent, intake_event_id)
     if ev is None:
         raise NotFound("Событие не найдено")
@@ -397,7 +399,7 @@ def pending_count(session: Session) -> int:
 
 def events(session: Session, actor: Actor, status: str | None = None, limit: int = 50) -> list[IntakeEvent]:
     """The latest stored events (for the settings page), newest first."""
-    _require_admin(actor)
+    _require_admin(session, actor, "intake_events")
     stmt = select(IntakeEvent).order_by(IntakeEvent.id.desc()).limit(max(1, min(limit, 500)))
     if status:
         stmt = stmt.where(IntakeEvent.status == status)

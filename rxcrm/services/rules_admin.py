@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 from rxcrm.models import AutomationRule, Pipeline, Stage, utcnow
 
 from . import audit
-from .admin import require_admin
+from .access import require_admin
 from .context import Actor
 from .errors import NotFound, ValidationFailed
 from .fields import field_map
