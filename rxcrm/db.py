@@ -49,6 +49,7 @@ BUSY_TIMEOUT_MS = 5000      # SQLite waits this long for the write lock …
 BEGIN_ATTEMPTS = 4          # … and BEGIN IMMEDIATE is tried this many times
 TRANSACT_ATTEMPTS = 5       # a whole unit of work is run at most this many times
 READONLY = "rxcrm_readonly"  # execution option / session.info key of read-only units
+DEFERRED = "rxcrm_deferred"  # execution option: a unit opened inside another on the same thread
 
 _engines: dict[str, Engine] = {}
 T = TypeVar("T")
@@ -71,24 +72,25 @@ class WriterLane:
         self._depth = 0
         self._waiting: deque[tuple[int, threading.Event]] = deque()
 
-    def acquire(self, timeout: float) -> None:
+    def acquire(self, timeout: float) -> bool:
+        """Take the lane; True when this thread already held it (a unit inside a unit)."""
         me = threading.get_ident()
         with self._lock:
             if self._owner == me:
                 self._depth += 1
-                return
+                return True
             if self._owner is None and not self._waiting:
                 self._owner, self._depth = me, 1
-                return
+                return False
             turn = (me, threading.Event())
             self._waiting.append(turn)
         if turn[1].wait(timeout):
-            return  # handed over by release(): we own it now
+            return False  # handed over by release(): we own it now
         with self._lock:
             if turn in self._waiting:
                 self._waiting.remove(turn)
                 raise WriterLaneBusy(f"the writer lane was busy for {timeout:.0f} s")
-        # handed over just as the wait timed out: we own it
+        return False  # handed over just as the wait timed out: we own it
 
     def release(self) -> None:
         with self._lock:
@@ -141,7 +143,8 @@ def _is_busy(exc: BaseException) -> bool:
 
 def _sqlite_begin(conn) -> None:
     """BEGIN for a read-only unit, BEGIN IMMEDIATE for one that may write (bounded retry)."""
-    if conn.get_execution_options().get(READONLY):
+    options = conn.get_execution_options()
+    if options.get(READONLY) or options.get(DEFERRED):
         conn.exec_driver_sql("BEGIN")
         return
     for attempt in range(1, BEGIN_ATTEMPTS + 1):
@@ -207,10 +210,13 @@ def session_scope(url: str | None = None, *, write: bool = True) -> Iterator[Ses
     """A unit of work: commits on success, rolls back on any error (see the module doc)."""
     url = url or db_url()
     lane = _lane(url) if write else None
-    if lane is not None:
-        lane.acquire(BUSY_TIMEOUT_MS / 1000 * BEGIN_ATTEMPTS)
+    nested = lane.acquire(BUSY_TIMEOUT_MS / 1000 * BEGIN_ATTEMPTS) if lane is not None else False
     try:
         with open_session(url=url, write=write) as session:
+            if nested:
+                # The enclosing unit on this thread may hold SQLite's write lock: begin deferred,
+                # so this unit can read; a write here would wait for its own caller (a bug).
+                session.connection(execution_options={DEFERRED: True})
             try:
                 yield session
                 # A read-only unit ends with COMMIT too (it wrote nothing): a rollback would

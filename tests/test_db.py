@@ -130,3 +130,14 @@ def test_transact_does_not_rerun_a_refusal(sqlite_file):
     with pytest.raises(ValidationFailed):
         db.transact(unit, sqlite_file)
     assert len(calls) == 1
+
+
+def test_a_unit_inside_a_unit_on_the_same_thread_can_read(sqlite_file):
+    """A helper that opens its own unit while its caller's unit holds the write lock (the
+    caller has written): it reads without waiting for its own caller."""
+    started = time.perf_counter()
+    with db.session_scope(sqlite_file) as outer:
+        outer.execute(text("UPDATE counter SET n = 5 WHERE id = 1"))
+        with db.session_scope(sqlite_file) as inner:
+            assert inner.execute(text("SELECT count(*) FROM counter")).scalar_one() == 1
+    assert time.perf_counter() - started < 2
