@@ -107,6 +107,17 @@ RU: dict[str, str] = {
     "acts.empty.filtered": "С учётом выбранного фильтра",
     "acts.empty.hint": "Дела планируются в карточке лида, сделки, контакта или компании.",
     "common.cancel": "Отмена",
+    # ---- issue 12 «Карточки и диалоги» + top search (one block) ----
+    "search.show_all": "Показать все",
+    "search.nothing": "Ничего не найдено",
+    "search.hint": "Телефон в любом формате, ФИО, e-mail или название · Enter — к списку",
+    "title.suffix": "rxcrm",
+    "title.login": "Вход",
+    "title.card.lead": "Лид",
+    "title.card.deal": "Сделка",
+    "title.card.contact": "Контакт",
+    "title.card.company": "Компания",
+    # ---- end of the issue 12 block ----
 }
 
 EN: dict[str, str] = {
@@ -209,6 +220,17 @@ EN: dict[str, str] = {
     "acts.empty.filtered": "With the selected filter",
     "acts.empty.hint": "Activities are planned on the card of a lead, deal, contact or company.",
     "common.cancel": "Cancel",
+    # ---- issue 12 «Cards and dialogs» + top search (one block) ----
+    "search.show_all": "Show all",
+    "search.nothing": "Nothing found",
+    "search.hint": "Phone in any format, name, e-mail or title · Enter opens the list",
+    "title.suffix": "rxcrm",
+    "title.login": "Sign in",
+    "title.card.lead": "Lead",
+    "title.card.deal": "Deal",
+    "title.card.contact": "Contact",
+    "title.card.company": "Company",
+    # ---- end of the issue 12 block ----
 }
 
 CATALOGS = {"ru": RU, "en": EN}

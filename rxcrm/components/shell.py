@@ -7,6 +7,7 @@ from __future__ import annotations
 import reflex as rx
 
 from rxcrm.state.app import AppState, NotificationRow
+from rxcrm.state.search import SearchGroup, SearchHit, SearchState
 
 from . import theme
 
@@ -207,6 +208,101 @@ def _bell() -> rx.Component:
     )
 
 
+# ---- the top search (self-contained: search_box() is all the top bar needs) ---------------
+
+SEARCH_ICON = {"lead": "filter", "deal": "handshake", "contact": "contact", "company": "building-2"}
+SEARCH_W = "380px"
+SEARCH_DEBOUNCE_MS = 250  # a query per pause in typing, not per key
+
+
+def _search_hit(hit: SearchHit) -> rx.Component:
+    return rx.link(
+        rx.vstack(
+            rx.text(hit.title, size="2", weight="medium", color="#1f2933", white_space="nowrap",
+                    overflow="hidden", text_overflow="ellipsis", width="100%"),
+            rx.cond(hit.hint != "",
+                    rx.text(hit.hint, size="1", color=theme.TEXT_MUTED, white_space="nowrap", overflow="hidden",
+                            text_overflow="ellipsis", width="100%")),
+            spacing="0", width="100%", min_width="0",
+        ),
+        href=hit.href, underline="none", display="block", padding="6px 12px 6px 38px",
+        _hover={"background": "#f1f4f7"}, _focus={"background": "#eaf2fc", "outline": "none"},
+        on_click=SearchState.search_reset, data_testid="search-hit", data_href=hit.href,
+    )
+
+
+def _search_group(g: SearchGroup) -> rx.Component:
+    return rx.box(
+        rx.hstack(
+            rx.match(g.entity, *[(k, rx.icon(icon, size=14, color=theme.ACCENT)) for k, icon in SEARCH_ICON.items()],
+                     rx.icon("search", size=14, color=theme.ACCENT)),
+            rx.text(g.label, size="1", weight="bold", color=theme.TEXT_MUTED, letter_spacing="0.04em",
+                    text_transform="uppercase"),
+            rx.spacer(),
+            rx.cond(g.more,
+                    rx.link(AppState.t["search.show_all"], href=g.href_all, size="1", underline="hover",
+                            on_click=SearchState.search_reset, data_testid="search-show-all")),
+            align="center", spacing="2", padding="8px 12px 4px 14px", width="100%",
+        ),
+        rx.foreach(g.hits, _search_hit),
+        width="100%", padding_bottom="4px", border_bottom=f"1px solid {theme.BORDER}",
+        data_testid="search-group", data_entity=g.entity,
+    )
+
+
+def _search_dropdown() -> rx.Component:
+    return rx.fragment(
+        # a click anywhere else closes the dropdown
+        rx.box(position="fixed", inset="0", z_index="40", on_click=SearchState.search_close,
+               data_testid="search-overlay"),
+        rx.box(
+            rx.cond(
+                SearchState.search_empty,
+                rx.hstack(rx.icon("search-x", size=16, color="#b5bfcb"),
+                          rx.text(AppState.t["search.nothing"], size="2", color=theme.TEXT_MUTED),
+                          spacing="2", align="center", padding="14px", data_testid="search-empty"),
+                rx.foreach(SearchState.search_groups, _search_group),
+            ),
+            rx.text(AppState.t["search.hint"], size="1", color=theme.TEXT_MUTED, padding="6px 14px 8px"),
+            position="absolute", top="calc(100% + 6px)", right="0", width="460px", max_height="70vh",
+            overflow_y="auto", background="white", border=f"1px solid {theme.BORDER}", border_radius="10px",
+            box_shadow="0 12px 32px rgba(15, 23, 42, 0.14)", z_index="50", data_testid="search-dropdown",
+        ),
+    )
+
+
+def search_box() -> rx.Component:
+    """The top bar's search: type a name, phone (any format), e-mail or title; matches of
+    every kind appear grouped below as you type (debounced), Enter opens the best target."""
+    return rx.box(
+        rx.form(
+            rx.debounce_input(
+                rx.input(
+                    rx.input.slot(rx.icon("search", size=16)),
+                    name="q",
+                    on_change=SearchState.search_type,
+                    on_focus=SearchState.search_focus,
+                    placeholder=AppState.t["top.search"],
+                    width=SEARCH_W,
+                    size="2",
+                    radius="large",
+                    auto_complete="off",
+                    data_testid="global-search",
+                ),
+                value=SearchState.search_q,
+                debounce_timeout=SEARCH_DEBOUNCE_MS,
+            ),
+            on_submit=AppState.global_search,
+            reset_on_submit=False,
+            position="relative",
+            z_index="45",  # above the dropdown's overlay: the box stays usable while it is open
+        ),
+        rx.cond(SearchState.search_open, _search_dropdown()),
+        position="relative",
+        data_testid="search-box",
+    )
+
+
 def badges_timer() -> rx.Component:
     """Refreshes the counters and the bell every minute while a page is open (hidden)."""
     return rx.moment(interval=60000, on_change=AppState.poll_badges, display="none")
@@ -217,19 +313,7 @@ def topbar(title: rx.Var | str) -> rx.Component:
         rx.heading(title, size="5", weight="bold", color="#1f2933", data_testid="page-title",
                    white_space="nowrap"),
         rx.spacer(),
-        rx.form(
-            rx.input(
-                rx.input.slot(rx.icon("search", size=16)),
-                name="q",
-                placeholder=AppState.t["top.search"],
-                width="380px",
-                size="2",
-                radius="large",
-                data_testid="global-search",
-            ),
-            on_submit=AppState.global_search,
-            reset_on_submit=False,
-        ),
+        search_box(),
         _bell(),
         _user_menu(),
         badges_timer(),

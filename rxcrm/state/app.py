@@ -214,8 +214,15 @@ class AppState(rx.State):
 
     @event
     def global_search(self, form: dict):
-        q = field(form, "q", "поиск", 200).strip()
-        return rx.redirect(f"/leads?q={quote(q)}" if q else "/leads")
+        """Enter in the top search: the card when exactly one item matches, else the list of
+        the first kind with matches (leads, deals, contacts, companies) filtered by the text.
+        The dropdown (state/search.py) closes and the box starts empty on the next page."""
+        from rxcrm.services import search
+
+        from .search import SearchState
+        q = search.clean(field(form, "q", "поиск", 1000))
+        groups = self._read(search.search, q) if len(q) >= search.MIN_LEN else []
+        return [SearchState.search_reset, rx.redirect(search.best_target(groups, q))]
 
     @event
     def set_lang(self, lang: str):
