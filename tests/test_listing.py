@@ -212,3 +212,24 @@ def test_filter_url_round_trip(world):
     from urllib.parse import parse_qsl
     back = decode(dict(parse_qsl(encode(flt))), fmap)
     assert back == flt
+
+
+def test_a_sort_the_list_cannot_use_falls_back_to_the_default(world):
+    """Issue 12: a deal sort carried to contacts (or a custom field of another pipeline, or an
+    old link) must not break the list: `sort_or_default` keeps what works, else the default."""
+    db, ids, u = world
+    with session_scope(db) as s:
+        dpo, masters = f.pipeline(s, "dpo").id, f.pipeline(s, "masters").id
+        assert listing.sort_or_default(s, "deal", "amount", False) == ("amount", False)
+        assert listing.sort_or_default(s, "contact", "amount", False) == listing.DEFAULT_SORT == ("created_at", True)
+        assert listing.sort_or_default(s, "company", "full_name", True) == listing.DEFAULT_SORT
+        assert listing.sort_or_default(s, "contact", "full_name", False) == ("full_name", False)
+        assert listing.sort_or_default(s, "deal", "phone", True) == listing.DEFAULT_SORT  # not sortable
+        assert listing.sort_or_default(s, "deal", "custom.masters_exam_score", True, masters)[0] == \
+            "custom.masters_exam_score"
+        assert listing.sort_or_default(s, "deal", "custom.masters_exam_score", True, dpo) == listing.DEFAULT_SORT
+        assert listing.sort_or_default(s, "lead", "queue", False) == ("queue", False)
+        assert listing.sort_or_default(s, "deal", "queue", False) == listing.DEFAULT_SORT
+        assert listing.sort_or_default(s, "deal", "'; drop table deal; --", True) == listing.DEFAULT_SORT
+        with pytest.raises(ValidationFailed):  # the service itself still refuses it clearly
+            listing.list_page(s, u["admin"], "contact", {}, ["full_name"], sort="amount")

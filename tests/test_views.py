@@ -5,7 +5,7 @@ import pytest
 from sqlmodel import select
 
 from rxcrm.db import session_scope
-from rxcrm.models import ColumnSet, CustomField, FilterPreset, UserPageSetting
+from rxcrm.models import ColumnSet, CustomField, Deal, FilterPreset, PresetRoleDefault, UserPageSetting
 from rxcrm.services import listing, views
 from rxcrm.services.auth import actor_for
 from rxcrm.services.bootstrap import ensure_defaults
@@ -37,6 +37,10 @@ def world(db):
     return db, ids, users
 
 
+LEADS = ["Мои лиды в работе", "Очередь", "Лиды отдела в работе", "Все лиды в работе"]
+DEALS = ["Мои сделки в работе", "Сделки отдела в работе", "Менеджеры ДПО", "Все сделки в работе"]
+
+
 def names(db, actor, page):
     with session_scope(db) as s:
         return [p.name for p in views.list_presets(s, actor, page)]
@@ -57,10 +61,12 @@ def test_builtins_exist_once_after_defaults_run_twice(world):
         ensure_defaults(s)
     with session_scope(db) as s:
         rows = s.exec(select(FilterPreset).where(FilterPreset.is_builtin.is_(True))).all()
-        assert sorted(p.code for p in rows) == ["dpo_managers", "my_deals", "my_leads", "queue"]
+        assert sorted(p.code for p in rows) == ["all_deals", "all_leads", "dept_deals", "dept_leads",
+                                                "dpo_managers", "my_deals", "my_leads", "queue"]
         assert all(p.is_shared and p.owner_id is None for p in rows)
-    assert names(db, u["manager1"], "leads") == ["Мои лиды в работе", "Очередь"]
-    assert names(db, u["manager1"], "deals") == ["Мои сделки в работе", "Менеджеры ДПО"]
+        assert len(s.exec(select(PresetRoleDefault)).all()) == 8  # 2 pages × 4 roles, written once
+    assert names(db, u["manager1"], "leads") == LEADS
+    assert names(db, u["manager1"], "deals") == DEALS
     assert names(db, u["manager1"], "contacts") == []
 
 
@@ -83,12 +89,10 @@ def test_personal_presets_are_private_shared_ones_visible_to_all(world):
         views.save_preset(s, u["head1"], "deals", "Отдел: все открытые", {"semantic": ["process"]}, shared=True)
         views.save_preset(s, u["manager1"], "leads", "Лиды с лендинга", {"source": ["Лендинг"]})
     # built-ins/shared first (by sort), then personal by name; nobody else's personal ones
-    assert names(db, u["manager1"], "deals") == [
-        "Мои сделки в работе", "Менеджеры ДПО", "Отдел: все открытые", "Б: крупные", "Я: Лендинг"]
-    assert names(db, u["manager2"], "deals") == [
-        "Мои сделки в работе", "Менеджеры ДПО", "Отдел: все открытые", "Чужое"]
-    assert names(db, u["admin"], "deals") == ["Мои сделки в работе", "Менеджеры ДПО", "Отдел: все открытые"]
-    assert names(db, u["manager1"], "leads") == ["Мои лиды в работе", "Очередь", "Лиды с лендинга"]
+    assert names(db, u["manager1"], "deals") == [*DEALS, "Отдел: все открытые", "Б: крупные", "Я: Лендинг"]
+    assert names(db, u["manager2"], "deals") == [*DEALS, "Отдел: все открытые", "Чужое"]
+    assert names(db, u["admin"], "deals") == [*DEALS, "Отдел: все открытые"]
+    assert names(db, u["manager1"], "leads") == [*LEADS, "Лиды с лендинга"]
 
 
 def test_same_name_updates_instead_of_duplicating(world):
@@ -145,7 +149,7 @@ def test_delete_rules(world):
         views.delete_preset(s, u["manager1"], mine)
         views.delete_preset(s, u["admin"], shared)  # admin removes someone's shared preset
         views.delete_preset(s, u["head1"], shared2)
-    assert names(db, u["manager1"], "deals") == ["Мои сделки в работе", "Менеджеры ДПО"]
+    assert names(db, u["manager1"], "deals") == DEALS
     with session_scope(db) as s:
         assert views.default_preset(s, u["manager1"], "deals").code == "my_deals"
         assert s.exec(select(UserPageSetting)).one().default_preset_id is None
@@ -307,3 +311,111 @@ def test_available_columns(world):
         assert "custom.masters_exam_score" not in dpo
         keys = [k for k, _ in views.available_columns(s, "contacts")]
         assert keys[:2] == ["id", "full_name"] and not any(k.startswith("custom.") for k in keys)
+
+
+# ---- defaults that follow the person (issue 12) ----------------------------------------------
+
+def test_default_preset_by_role_and_a_pin_still_wins(world):
+    db, ids, u = world
+    with session_scope(db) as s:
+        director = actor_for(f.user(s, "director1", role="director", dept_code=None))
+    with session_scope(db) as s:
+        assert views.default_preset(s, u["manager1"], "deals").code == "my_deals"
+        assert views.default_preset(s, u["head1"], "deals").code == "dept_deals"
+        assert views.default_preset(s, director, "deals").code == "all_deals"
+        assert views.default_preset(s, u["admin"], "deals").code == "all_deals"
+        assert [views.default_preset(s, u[w], "leads").code for w in ("manager1", "head1", "admin")] == [
+            "my_leads", "dept_leads", "all_leads"]
+        # the head's department in work: every open deal of ДПО, whoever is responsible
+        dept = views.preset_filters(views.default_preset(s, u["head1"], "deals"), u["head1"])
+        assert dept == {"department_id": [f.dept(s, "dpo").id], "semantic": ["process"]}
+        got, _ = listing.query_items(s, u["head1"], "deal", dept, limit=None)
+        assert {i.id for i in got} == {ids["d1"], ids["d2"]}
+        everything = views.preset_filters(views.default_preset(s, director, "deals"), director)
+        assert {i.title for i in listing.query_items(s, director, "deal", everything, limit=None)[0]} == {
+            "Сделка Петрова", "Сделка Сидоровой", "Магистратура"}
+        # a pin wins; pinning it again unpins it: back to the role default
+        mine = views.save_preset(s, u["head1"], "deals", "Крупные", {"amount": {"from": 40000}})
+        views.toggle_default(s, u["head1"], "deals", mine.id)
+        assert views.default_preset(s, u["head1"], "deals").id == mine.id
+        views.toggle_default(s, u["head1"], "deals", mine.id)
+        assert views.default_preset(s, u["head1"], "deals").code == "dept_deals"
+        # a built-in pinned by hand unpins too (it used to stay pinned for good)
+        views.toggle_default(s, u["head1"], "deals", preset_id(db, "dpo_managers"))
+        assert views.default_preset(s, u["head1"], "deals").code == "dpo_managers"
+        views.toggle_default(s, u["head1"], "deals", preset_id(db, "dpo_managers"))
+        assert views.default_preset(s, u["head1"], "deals").code == "dept_deals"
+
+
+def test_my_department_placeholder_without_a_department_matches_nothing(world):
+    db, _, u = world
+    with session_scope(db) as s:
+        p = s.get(FilterPreset, preset_id(db, "dept_deals"))
+        assert views.preset_filters(p, u["admin"]) == {"department_id": [views.NO_MATCH_ID],
+                                                        "semantic": ["process"]}
+
+
+def test_role_defaults_are_rows_written_once(world):
+    db, _, u = world
+    with session_scope(db) as s:
+        row = s.exec(select(PresetRoleDefault).where(PresetRoleDefault.page == "deals",
+                                                     PresetRoleDefault.role_code == "manager")).one()
+        row.preset_id = preset_id(db, "dpo_managers")  # an admin changed it in the database
+        s.add(row)
+    with session_scope(db) as s:
+        ensure_defaults(s)  # a restart keeps the change
+    with session_scope(db) as s:
+        assert views.default_preset(s, u["manager2"], "deals").code == "dpo_managers"
+        # deleting a shared preset that is a role default drops the role default with it
+        shared = views.save_preset(s, u["head1"], "deals", "Отдел", {}, shared=True)
+        s.exec(select(PresetRoleDefault).where(PresetRoleDefault.role_code == "head",
+                                               PresetRoleDefault.page == "deals")).one().preset_id = shared.id
+        s.flush()
+        assert views.default_preset(s, u["head1"], "deals").id == shared.id
+        views.delete_preset(s, u["head1"], shared.id)
+        assert views.default_preset(s, u["head1"], "deals") is None
+
+
+def test_remember_pipeline_view_and_page_size(world):
+    db, ids, u = world
+    with session_scope(db) as s:
+        assert views.page_setting(s, u["manager1"], "deals") is None
+        views.remember(s, u["manager1"], "deals", pipeline_id=ids["masters"])
+        views.remember(s, u["manager1"], "deals", view_mode="list")
+        views.remember(s, u["manager1"], "deals", page_size=50)
+        views.remember(s, u["manager1"], "deals", view_mode="table", page_size=7)  # not values: ignored
+        row = views.page_setting(s, u["manager1"], "deals")
+        assert (row.pipeline_id, row.view_mode, row.page_size) == (ids["masters"], "list", 50)
+        assert views.page_setting(s, u["manager2"], "deals") is None  # per user
+        with pytest.raises(ValidationFailed):
+            views.remember(s, u["manager1"], "leads", pipeline_id=ids["masters"])  # a deal pipeline
+        assert len(s.exec(select(UserPageSetting)).all()) == 1
+
+
+def test_pipelines_offered_and_the_one_opened(world):
+    from rxcrm.services import catalogs
+    db, ids, u = world
+    with session_scope(db) as s:
+        offered = {w: [p.id for p in catalogs.pipelines_for(s, u[w], "deal")]
+                   for w in ("manager1", "admissions1", "head1", "admin")}
+        assert offered["manager1"] == [ids["dpo"]]  # nothing to see in Магистратура
+        assert offered["admissions1"] == [ids["masters"]]  # …nor in ДПО for admissions
+        assert offered["head1"] == [ids["dpo"]]
+        assert offered["admin"] == [ids["dpo"], ids["masters"]]
+
+        def opened(who, remembered=None):
+            pipes = catalogs.pipelines_for(s, u[who], "deal")
+            return catalogs.pipeline_for(s, u[who], "deal", pipes, remembered).id
+
+        assert opened("admissions1") == ids["masters"]  # the department's pipeline
+        assert opened("manager1") == ids["dpo"]
+        assert opened("admin") == ids["dpo"]  # no department: the default pipeline
+        assert opened("admin", ids["masters"]) == ids["masters"]  # the one chosen last
+        assert opened("manager1", ids["masters"]) == ids["dpo"]  # not offered: ignored
+        assert opened("admin", 10 ** 6) == ids["dpo"]  # gone: ignored
+        # a department's own pipeline is offered even before it holds anything visible
+        s.delete(s.exec(select(Deal).where(Deal.title == "Магистратура")).one())
+        s.flush()
+        assert [p.id for p in catalogs.pipelines_for(s, u["admissions1"], "deal")] == [ids["masters"]]
+        # leads: one pipeline
+        assert len(catalogs.pipelines_for(s, u["manager1"], "lead")) == 1

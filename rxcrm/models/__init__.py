@@ -8,7 +8,7 @@ from .crm import Communication, Company, Contact, Deal, DealProduct, Lead, Produ
 from .integration import IntakeEvent, IntegrationToken
 from .org import Department, Role, RolePermission, User, UserSession
 from .pipeline import AutomationRule, CustomField, Pipeline, Stage
-from .views import ColumnSet, FilterPreset, UserPageSetting
+from .views import ColumnSet, FilterPreset, PresetRoleDefault, UserPageSetting
 
 metadata = SQLModel.metadata
 
@@ -16,7 +16,7 @@ __all__ = [
     "Activity", "AuditRecord", "AutomationRule", "COMPANY", "CONTACT", "ColumnSet", "Comment", "Communication",
     "Company", "Contact", "CustomField", "DEAL", "Deal", "DealProduct", "Department",
     "ENTITY_KINDS", "FilterPreset", "IntakeEvent", "IntegrationToken", "LEAD", "Lead", "Notification",
-    "Pipeline", "Product",
+    "Pipeline", "PresetRoleDefault", "Product",
     "Role", "RolePermission", "Stage", "StageHistory", "TimelineEvent", "User",
     "UserPageSetting", "UserSession", "metadata", "utcnow",
 ]

@@ -35,8 +35,20 @@ class ColumnSet(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class PresetRoleDefault(SQLModel, table=True):
+    """The preset a page opens on for a role (until a person pins their own): managers their
+    own items in work, heads their department's, directors and admins everything in work."""
+    __tablename__ = "preset_role_default"
+    __table_args__ = (UniqueConstraint("page", "role_code"), TABLE_ARGS_EXTEND)
+    id: int | None = Field(default=None, primary_key=True)
+    page: str
+    role_code: str
+    preset_id: int = Field(foreign_key="filter_preset.id")
+
+
 class UserPageSetting(SQLModel, table=True):
-    """Per user and page: the pinned default preset, board/list mode, page size."""
+    """Per user and page: the pinned default preset, board/list mode, page size, and the
+    pipeline chosen last (leads/deals; no foreign key: a pipeline that is gone is ignored)."""
     __tablename__ = "user_page_setting"
     __table_args__ = (UniqueConstraint("user_id", "page"), TABLE_ARGS_EXTEND)
     id: int | None = Field(default=None, primary_key=True)
@@ -45,3 +57,4 @@ class UserPageSetting(SQLModel, table=True):
     default_preset_id: int | None = Field(default=None, foreign_key="filter_preset.id")
     view_mode: str = ""
     page_size: int = 20
+    pipeline_id: int | None = None

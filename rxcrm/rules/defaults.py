@@ -110,3 +110,29 @@ CUSTOM_FIELDS = {
 
 SOURCES = ["Маркетплейс", "Лендинг", "Опросная форма", "Звонок", "Email", "Вручную", "Импорт",
            "Рекомендация", "Выставка"]
+
+# Built-in filter presets (Представления фильтра), written once by services/bootstrap.py
+# (matched by code; an existing row stays as it is). Placeholders in list values are resolved
+# per person by services/views.preset_filters: "@me" → the person, "@mydept" → the person's
+# department, "@dept:<code>" → the active users of that department.
+# (code, page, name, filters, sort)
+BUILTIN_PRESETS = [
+    ("my_leads", "leads", "Мои лиды в работе", {"responsible_id": ["@me"], "semantic": ["process"]}, 10),
+    # «Очередь» (services/queue.py): the UI lists it with sort="queue" (preset.code == "queue").
+    ("queue", "leads", "Очередь", {"responsible_id": ["@me"], "semantic": ["process"]}, 15),
+    ("dept_leads", "leads", "Лиды отдела в работе", {"department_id": ["@mydept"], "semantic": ["process"]}, 20),
+    ("all_leads", "leads", "Все лиды в работе", {"semantic": ["process"]}, 30),
+    ("my_deals", "deals", "Мои сделки в работе", {"responsible_id": ["@me"], "semantic": ["process"]}, 10),
+    ("dept_deals", "deals", "Сделки отдела в работе", {"department_id": ["@mydept"], "semantic": ["process"]},
+     15),
+    ("dpo_managers", "deals", "Менеджеры ДПО", {"responsible_id": ["@dept:dpo"], "semantic": ["process"]}, 20),
+    ("all_deals", "deals", "Все сделки в работе", {"semantic": ["process"]}, 30),
+]
+
+# The preset a page opens on, per role, until a person pins their own (rows of
+# `preset_role_default`, written once per page and role). Managers: their own items in work;
+# heads: their department's; directors and admins: everything in work.
+ROLE_DEFAULT_PRESETS = {
+    "leads": {"manager": "my_leads", "head": "dept_leads", "director": "all_leads", "admin": "all_leads"},
+    "deals": {"manager": "my_deals", "head": "dept_deals", "director": "all_deals", "admin": "all_deals"},
+}

@@ -1,11 +1,15 @@
 """Small reference lists for pickers and filters (users, programs, pipelines, stages)."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlmodel import Session
 
 from rxcrm.models import Department, Pipeline, Product, Stage, User
 from rxcrm.rules.defaults import SOURCES
+
+from . import access
+from .context import Actor
+from .fields import MODELS
 
 
 def users(session: Session, active_only: bool = True) -> list[tuple[int, str]]:
@@ -35,6 +39,38 @@ def pipelines(session: Session, entity: str) -> list[Pipeline]:
 def default_pipeline(session: Session, entity: str) -> Pipeline | None:
     pipes = pipelines(session, entity)
     return next((p for p in pipes if p.is_default), pipes[0] if pipes else None)
+
+
+def pipelines_for(session: Session, actor: Actor, entity: str) -> list[Pipeline]:
+    """The pipelines offered to `actor` in the picker: those where they can see at least one
+    item, and their department's own — every pipeline for whoever may add items anywhere
+    (admins: a new, empty pipeline must be reachable). One EXISTS per pipeline, each an
+    index probe on (pipeline_id, stage_id, deleted_at, department_id, responsible_id)."""
+    pipes = pipelines(session, entity)
+    if not pipes or access.level(session, actor, entity, "add") == "all":
+        return pipes
+    model = MODELS[entity]
+    visible = access.scope(session, actor, model, entity, "view")
+    probes = [exists().where(model.pipeline_id == p.id, model.deleted_at.is_(None), visible).label(f"p{p.id}")
+              for p in pipes]
+    seen = session.execute(select(*probes)).one()
+    offered = [p for p, has in zip(pipes, seen) if has or
+               (actor.department_id is not None and p.department_id == actor.department_id)]
+    return offered or [default_pipeline(session, entity)]
+
+
+def pipeline_for(session: Session, actor: Actor, entity: str, offered: list[Pipeline],
+                 remembered: int | None = None) -> Pipeline | None:
+    """The pipeline a page opens on for `actor`: the one they chose last (if still offered),
+    else their department's, else the default one, else the first offered."""
+    by_id = {p.id: p for p in offered}
+    if remembered in by_id:
+        return by_id[remembered]
+    if actor.department_id is not None:
+        mine = next((p for p in offered if p.department_id == actor.department_id), None)
+        if mine is not None:
+            return mine
+    return next((p for p in offered if p.is_default), offered[0] if offered else default_pipeline(session, entity))
 
 
 def stages(session: Session, pipeline_id: int) -> list[Stage]:

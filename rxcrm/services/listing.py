@@ -40,31 +40,52 @@ def count(session: Session, actor: Actor, entity: str, filters: dict, now: datet
     return session.execute(select(func.count()).select_from(model).where(*conds)).scalar_one()
 
 
+DEFAULT_SORT = ("created_at", True)  # newest first
+
+
+def _sort_expr(model, entity: str, fmap: dict[str, FieldDef], sort: str):
+    """(joins, expression) to order `entity` by field `sort`, or None when it cannot sort."""
+    fd = fmap.get(sort)
+    if fd is None or not fd.sortable:
+        return None
+    if fd.key.startswith("custom."):
+        return [], model.custom[fd.key.split(".", 1)[1]].as_string()
+    if fd.kind == "stage":
+        return [(Stage, Stage.id == model.stage_id)], Stage.sort
+    if fd.kind == "user":
+        return [(User, User.id == getattr(model, fd.column))], User.full_name
+    if fd.kind == "program":
+        return [(Product, Product.id == model.program_id)], Product.title
+    if fd.key == "name":
+        return [], model.last_name
+    if fd.column is None:
+        return None
+    return [], getattr(model, fd.column)
+
+
+def can_sort(session: Session, entity: str, sort: str, pipeline_id: int | None = None) -> bool:
+    """Whether a list of `entity` (in `pipeline_id`) can be ordered by `sort`."""
+    if sort == "queue":
+        return entity == "lead"
+    return _sort_expr(MODELS[entity], entity, field_map(session, entity, pipeline_id), sort) is not None
+
+
+def sort_or_default(session: Session, entity: str, sort: str, desc: bool,
+                    pipeline_id: int | None = None) -> tuple[str, bool]:
+    """`(sort, desc)` when the list can be ordered so, else the default order (a sort from an
+    old link, another page or another pipeline's field falls back silently)."""
+    return (sort, bool(desc)) if can_sort(session, entity, sort, pipeline_id) else DEFAULT_SORT
+
+
 def _order(model, entity: str, fmap: dict[str, FieldDef], sort: str, desc: bool):
     if sort == "queue":  # the work queue of /leads (services/queue.py); fixed order
         from . import queue
         return queue.order_expression(model, entity)
-    fd = fmap.get(sort)
-    if fd is None or not fd.sortable:
-        raise ValidationFailed(f"Нельзя сортировать по полю «{sort}»")
-    joins = []
-    if fd.key.startswith("custom."):
-        expr = model.custom[fd.key.split(".", 1)[1]].as_string()
-    elif fd.kind == "stage":
-        joins.append((Stage, Stage.id == model.stage_id))
-        expr = Stage.sort
-    elif fd.kind == "user":
-        joins.append((User, User.id == getattr(model, fd.column)))
-        expr = User.full_name
-    elif fd.kind == "program":
-        joins.append((Product, Product.id == model.program_id))
-        expr = Product.title
-    elif fd.key == "name":
-        expr = model.last_name
-    elif fd.column is None:
-        raise ValidationFailed(f"Нельзя сортировать по полю «{fd.label}»")
-    else:
-        expr = getattr(model, fd.column)
+    found = _sort_expr(model, entity, fmap, sort)
+    if found is None:
+        fd = fmap.get(sort)
+        raise ValidationFailed(f"Нельзя сортировать по полю «{fd.label if fd else sort}»")
+    joins, expr = found
     order = [expr.desc() if desc else expr.asc(), model.id.desc() if desc else model.id.asc()]
     return joins, order
 

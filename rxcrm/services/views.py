@@ -10,7 +10,14 @@ Presets (`filter_preset`):
 Filters are stored as given (the filter dict of services/filters.py); built-ins use
 placeholders in list values, resolved per actor by `preset_filters`:
     "@me"          → the actor's user id
+    "@mydept"      → the actor's department id (for the `department_id` filter)
     "@dept:<code>" → ids of the active users of that department
+
+The preset a page opens on (`default_preset`): the one the person pinned, else the one of
+their role (`preset_role_default` rows: managers their own items in work, heads their
+department's, directors and admins everything in work — rules/defaults.py declares them).
+`user_page_setting` also remembers per person and page the pipeline chosen last, board or
+list, and the page size (`remember` / `page_setting`).
 
 Column sets (`column_set`): the user's own row for the page, else the row for everyone
 (user_id NULL), else fields.DEFAULT_COLUMNS; keys that left the catalog are dropped."""
@@ -23,33 +30,29 @@ from sqlalchemy import update
 from sqlalchemy.orm import object_session
 from sqlmodel import Session, select
 
-from rxcrm.models import ColumnSet, CustomField, Department, FilterPreset, Pipeline, User, UserPageSetting, utcnow
+from rxcrm.models import (ColumnSet, CustomField, Department, FilterPreset, Pipeline, PresetRoleDefault, User,
+                          UserPageSetting, utcnow)
 from rxcrm.models.org import ROLE_ADMIN, ROLE_HEAD
+from rxcrm.rules import defaults
 
 from .context import Actor
 from .errors import AccessDenied, NotFound, ValidationFailed
 from .fields import DEFAULT_COLUMNS, all_fields, field_map
+from .listing import PAGE_SIZES
 
 PAGES: dict[str, str] = {"leads": "lead", "deals": "deal", "contacts": "contact", "companies": "company"}
 RESERVED_FILTER_KEYS = frozenset({"q", "activity", "semantic", "pipeline_id", "department_id", "reached_stage",
                                   "reached_at"})
 NAME_MAX = 80
 ME = "@me"
+MY_DEPT = "@mydept"
 DEPT_PREFIX = "@dept:"
 NO_MATCH_ID = 0  # a placeholder that resolves to nobody becomes this id (no row has it)
 
 SHARE_ROLES = (ROLE_HEAD, ROLE_ADMIN)
 
-# code, page, name, filters, sort
-BUILTIN_PRESETS = (
-    ("my_leads", "leads", "Мои лиды в работе", {"responsible_id": [ME], "semantic": ["process"]}, 10),
-    # «Очередь» (services/queue.py): the UI lists it with sort="queue" (preset.code == "queue").
-    ("queue", "leads", "Очередь", {"responsible_id": [ME], "semantic": ["process"]}, 15),
-    ("my_deals", "deals", "Мои сделки в работе", {"responsible_id": [ME], "semantic": ["process"]}, 10),
-    ("dpo_managers", "deals", "Менеджеры ДПО", {"responsible_id": [f"{DEPT_PREFIX}dpo"], "semantic": ["process"]},
-     20),
-)
-DEFAULT_PRESET_CODES = {"leads": "my_leads", "deals": "my_deals"}
+BUILTIN_PRESETS = defaults.BUILTIN_PRESETS  # (code, page, name, filters, sort)
+VIEW_MODES = ("kanban", "list")
 
 
 # ---- helpers --------------------------------------------------------------------------
@@ -96,13 +99,22 @@ def _get_preset(session: Session, actor: Actor, preset_id: int) -> FilterPreset:
 # ---- presets --------------------------------------------------------------------------
 
 def ensure_builtin_presets(session: Session) -> None:
-    """Create the built-in presets that are missing (matched by code); existing rows stay."""
-    have = {p.code for p in session.exec(select(FilterPreset).where(FilterPreset.is_builtin.is_(True))).all()}
+    """Create the built-in presets that are missing (matched by code) and the role defaults
+    of each page that has none for a role; existing rows stay."""
+    have = {p.code: p for p in session.exec(select(FilterPreset).where(FilterPreset.is_builtin.is_(True))).all()}
     for code, page, name, filters, sort in BUILTIN_PRESETS:
         if code in have:
             continue
-        session.add(FilterPreset(page=page, name=name, owner_id=None, is_shared=True, is_builtin=True,
-                                 code=code, filters=copy.deepcopy(filters), sort=sort))
+        have[code] = FilterPreset(page=page, name=name, owner_id=None, is_shared=True, is_builtin=True,
+                                  code=code, filters=copy.deepcopy(filters), sort=sort)
+        session.add(have[code])
+    session.flush()
+    rows = {(r.page, r.role_code) for r in session.exec(select(PresetRoleDefault)).all()}
+    for page, by_role in defaults.ROLE_DEFAULT_PRESETS.items():
+        for role, code in by_role.items():
+            preset = have.get(code)
+            if (page, role) not in rows and preset is not None and preset.page == page:
+                session.add(PresetRoleDefault(page=page, role_code=role, preset_id=preset.id))
     session.flush()
 
 
@@ -185,6 +197,9 @@ def delete_preset(session: Session, actor: Actor, preset_id: int) -> None:
         raise AccessDenied("Удалить общее представление могут только его автор, руководители и администраторы")
     session.execute(update(UserPageSetting).where(UserPageSetting.default_preset_id == preset.id)
                     .values(default_preset_id=None))
+    for row in session.exec(select(PresetRoleDefault).where(PresetRoleDefault.preset_id == preset.id)).all():
+        session.delete(row)
+    session.flush()
     session.delete(preset)
     session.flush()
 
@@ -214,9 +229,9 @@ def set_default_preset(session: Session, actor: Actor, page: str, preset_id: int
 
 def toggle_default(session: Session, actor: Actor, page: str, preset_id: int) -> None:
     """The pin of a preset list: pin `preset_id` as the page default; pinning the pinned one
-    again unpins it (a built-in default stays: it is the fallback anyway)."""
-    current = default_preset(session, actor, page)
-    unpin = current is not None and current.id == preset_id and not current.is_builtin
+    again unpins it (the page then opens on the role's default again)."""
+    row = _page_setting(session, actor.user_id, page) if actor.user_id is not None else None
+    unpin = row is not None and row.default_preset_id == preset_id
     set_default_preset(session, actor, page, None if unpin else preset_id)
 
 
@@ -227,7 +242,8 @@ def presets_with_default(session: Session, actor: Actor, page: str) -> list[tupl
 
 
 def default_preset(session: Session, actor: Actor, page: str) -> FilterPreset | None:
-    """The pinned preset if it is still visible, else the page's built-in default (or None)."""
+    """The pinned preset if it is still visible, else the default of the actor's role for
+    the page (a `preset_role_default` row), else None (the page opens unfiltered)."""
     _check_page(page)
     if actor.user_id is not None:
         row = _page_setting(session, actor.user_id, page)
@@ -235,11 +251,41 @@ def default_preset(session: Session, actor: Actor, page: str) -> FilterPreset | 
             preset = session.get(FilterPreset, row.default_preset_id)
             if preset is not None and preset.page == page and is_visible(preset, actor):
                 return preset
-    code = DEFAULT_PRESET_CODES.get(page)
-    if code is None:
-        return None
-    return session.exec(select(FilterPreset).where(
-        FilterPreset.is_builtin.is_(True), FilterPreset.code == code, FilterPreset.page == page)).first()
+    return role_default_preset(session, actor.role, page)
+
+
+def role_default_preset(session: Session, role: str, page: str) -> FilterPreset | None:
+    """The preset `page` opens on for `role` (None when the role has none)."""
+    return session.exec(select(FilterPreset).join(PresetRoleDefault, PresetRoleDefault.preset_id == FilterPreset.id)
+                        .where(PresetRoleDefault.page == page, PresetRoleDefault.role_code == role,
+                               FilterPreset.page == page)).first()
+
+
+def page_setting(session: Session, actor: Actor, page: str) -> UserPageSetting | None:
+    """The actor's remembered settings of `page` (pinned preset, pipeline, view, page size)."""
+    _check_page(page)
+    return _page_setting(session, actor.user_id, page) if actor.user_id is not None else None
+
+
+def remember(session: Session, actor: Actor, page: str, *, pipeline_id: int | None = None,
+             view_mode: str | None = None, page_size: int | None = None) -> None:
+    """Remember what the person chose on `page` (only the arguments given; unknown values
+    are ignored), so that the page opens that way next time."""
+    _check_page(page)
+    if actor.user_id is None:
+        return
+    row = _page_setting(session, actor.user_id, page) or UserPageSetting(user_id=actor.user_id, page=page)
+    if pipeline_id is not None:
+        pipe = session.get(Pipeline, pipeline_id)
+        if pipe is None or pipe.entity != PAGES.get(page):
+            raise ValidationFailed("Воронка не найдена", fields={"pipeline_id": "unknown"})
+        row.pipeline_id = pipeline_id
+    if view_mode in VIEW_MODES:
+        row.view_mode = view_mode
+    if page_size in PAGE_SIZES:
+        row.page_size = page_size
+    session.add(row)
+    session.flush()
 
 
 def _dept_user_ids(session: Session, code: str) -> list[int]:
@@ -255,6 +301,9 @@ def _resolve_value(value, actor: Actor, session: Session | None) -> list:
     if isinstance(value, str) and value == ME:
         if actor.user_id is not None:
             out.append(actor.user_id)
+    elif isinstance(value, str) and value == MY_DEPT:
+        if actor.department_id is not None:
+            out.append(actor.department_id)
     elif isinstance(value, str) and value.startswith(DEPT_PREFIX):
         if session is None:
             raise ValueError("preset_filters needs a session to resolve a department placeholder")
@@ -265,7 +314,7 @@ def _resolve_value(value, actor: Actor, session: Session | None) -> list:
 
 
 def _is_placeholder(value) -> bool:
-    return isinstance(value, str) and (value == ME or value.startswith(DEPT_PREFIX))
+    return isinstance(value, str) and (value in (ME, MY_DEPT) or value.startswith(DEPT_PREFIX))
 
 
 def preset_filters(preset: FilterPreset, actor: Actor, session: Session | None = None) -> dict:
