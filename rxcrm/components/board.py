@@ -100,7 +100,16 @@ def _column(col: BoardColumn) -> rx.Component:
         ),
         kanban_column(
             rx.foreach(col.cards, _card),
+            rx.cond(
+                col.count == 0,
+                rx.center(
+                    rx.text(WorkState.column_empty_text, size="2", color="#98a2b3"),
+                    border="1px dashed #d5dbe3", border_radius="8px", height="64px", width="100%",
+                    data_testid="column-empty",
+                ),
+            ),
             droppable_id=col.id.to_string(),
+            width="100%",
             data_testid="kanban-column",
             data_stage=col.name,
         ),

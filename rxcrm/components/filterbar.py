@@ -176,32 +176,55 @@ def filter_panel() -> rx.Component:
 
 
 def _chip(chip: Chip) -> rx.Component:
+    """A removable condition; a long one is cut with «…» (the whole text on hover)."""
     return rx.badge(
-        chip.label,
-        rx.icon("x", size=12, cursor="pointer", on_click=WorkState.remove_chip(chip.key),
+        rx.text(chip.label, overflow="hidden", text_overflow="ellipsis", white_space="nowrap", min_width="0"),
+        rx.icon("x", size=12, cursor="pointer", on_click=WorkState.remove_chip(chip.key), flex_shrink="0",
                 data_testid="chip-remove"),
-        variant="soft", color_scheme="blue", size="2", radius="full", data_testid="filter-chip",
-        white_space="nowrap", flex_shrink="0", title=chip.label,
+        variant="soft", color_scheme="blue", size="1", radius="full", data_testid="filter-chip",
+        white_space="nowrap", flex_shrink="1", min_width="64px", max_width="230px", title=chip.label,
+        padding_y="3px",
+    )
+
+
+def _more_chips() -> rx.Component:
+    """«+N»: the conditions that do not fit in the bar, listed (and removable) in a popover."""
+    return rx.popover.root(
+        rx.popover.trigger(
+            rx.badge("+" + WorkState.chips_more.length().to_string(), variant="surface", color_scheme="blue",
+                     size="1", radius="full", padding_y="3px", cursor="pointer", flex_shrink="0", margin_right="2px",
+                     data_testid="filter-more",
+                     title=WorkState.t["work.chips.more"]),
+        ),
+        rx.popover.content(
+            rx.vstack(
+                rx.text(WorkState.t["work.chips.more"], size="1", weight="bold", color=theme.TEXT_MUTED),
+                rx.foreach(WorkState.chips_more, _chip),
+                spacing="2", align="start", data_testid="filter-more-list",
+            ),
+            side="bottom", align="start", max_width="320px",
+        ),
     )
 
 
 def search_box() -> rx.Component:
     return rx.hstack(
         rx.icon("search", size=15, color=theme.TEXT_MUTED, flex_shrink="0", margin_left="4px"),
-        rx.hstack(
-            rx.foreach(WorkState.chips, _chip),
-            spacing="1", align="center", flex_shrink="1", min_width="0", max_width="60%",
-            overflow_x="auto", style={"scrollbar_width": "none"},
+        rx.hstack(  # the first chips shrink (cut with «…») before the search box does
+            rx.foreach(WorkState.chips_shown, _chip),
+            rx.cond(WorkState.chips_more.length() > 0, _more_chips()),
+            spacing="1", align="center", flex="0 1 auto", min_width="0", overflow="hidden",
         ),
         rx.form(
             rx.input(name="q", value=WorkState.q, on_change=WorkState.set_q,
-                     placeholder="Фильтр + поиск: имя, телефон, email, название",
+                     placeholder="Поиск: имя, телефон, email, название",
+                     title="Фильтр + поиск: имя, телефон, email, название",
                      variant="soft", size="2", width="100%", data_testid="search-input",
                      background="transparent", style={"box_shadow": "none"}),
             on_submit=WorkState.search,
             reset_on_submit=False,
-            flex="1",
-            min_width="180px",
+            flex="1 0 200px",
+            min_width="200px",
         ),
         rx.cond(WorkState.chips.length() > 0,
                 rx.tooltip(rx.icon_button(rx.icon("x", size=15), variant="ghost", size="2", color_scheme="gray",
@@ -210,7 +233,7 @@ def search_box() -> rx.Component:
         rx.popover.root(
             rx.popover.trigger(
                 rx.button(rx.icon("sliders-horizontal", size=15), "Фильтр", variant="soft", size="1",
-                          data_testid="filter-open"),
+                          flex_shrink="0", data_testid="filter-open"),
             ),
             rx.popover.content(filter_panel(), width="860px", max_width="95vw", align="end", side="bottom"),
             open=WorkState.filter_open,

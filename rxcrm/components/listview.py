@@ -9,8 +9,8 @@ from . import theme
 
 
 def _header(col: ListColumn) -> rx.Component:
-    arrow = rx.cond(WorkState.sort == col.key,
-                    rx.icon(rx.cond(WorkState.desc, "arrow-down", "arrow-up"), size=13), rx.fragment())
+    sorted_here = WorkState.sort == col.key
+    arrow = rx.cond(sorted_here, rx.icon(rx.cond(WorkState.desc, "arrow-down", "arrow-up"), size=13), rx.fragment())
     return rx.table.column_header_cell(
         rx.cond(
             col.sortable,
@@ -19,8 +19,41 @@ def _header(col: ListColumn) -> rx.Component:
             rx.text(col.label),
         ),
         white_space="nowrap",
-        color="#4a5563",
+        color=rx.cond(sorted_here, "#1f2933", "#4a5563"),
         font_size="12px",
+        data_testid="list-header",
+        data_sorted=rx.cond(sorted_here, rx.cond(WorkState.desc, "desc", "asc"), ""),
+    )
+
+
+def empty_hint(compact: bool = False) -> rx.Component:
+    """Why the board or list is empty and what to do: a filter that matches nothing
+    («Сбросить фильтр»), or nothing here yet («Создать», another pipeline)."""
+    actions = rx.hstack(
+        rx.cond(WorkState.empty_can_reset,
+                rx.button(rx.icon("filter-x", size=14), WorkState.t["work.empty.reset"], size="2", variant="soft",
+                          on_click=WorkState.clear_filters, data_testid="empty-reset")),
+        rx.cond(WorkState.empty_can_create,
+                rx.button(rx.icon("plus", size=14), WorkState.t["work.empty.create_button"], size="2",
+                          variant="soft", on_click=WorkState.set_create_open(True), data_testid="empty-create")),
+        spacing="2",
+    )
+    icon = rx.icon(rx.cond(WorkState.empty_can_reset, "search-x", "inbox"), size=20 if compact else 28,
+                   color="#98a2b3", flex_shrink="0")
+    title = rx.text(WorkState.empty_title, size="2" if compact else "3", weight="bold", color="#1f2933")
+    text = rx.text(WorkState.empty_text, size="2", color=theme.TEXT_MUTED)
+    if compact:
+        body = rx.hstack(icon, rx.vstack(title, text, spacing="0", align="start", min_width="0"), rx.spacer(),
+                         actions, align="center", spacing="3", width="100%")
+        padding = "12px 16px"
+    else:
+        body = rx.vstack(icon, title, text, actions, spacing="2", align="center", max_width="520px",
+                         text_align="center")
+        padding = "40px 24px"
+    return rx.flex(
+        body, justify="center", width="100%", padding=padding, background="white",
+        border=f"1px dashed {theme.BORDER}" if not compact else f"1px solid {theme.BORDER}",
+        border_radius="10px", data_testid="empty-hint",
     )
 
 
@@ -189,9 +222,7 @@ def list_view() -> rx.Component:
             width="100%",
             overflow_x="auto",
         ),
-        rx.cond(WorkState.total == 0,
-                rx.center(rx.text("Ничего не найдено — измените фильтр", color=theme.TEXT_MUTED, size="2"),
-                          padding="32px", width="100%")),
+        rx.cond((WorkState.total == 0) & (WorkState.empty_title != ""), empty_hint()),
         pager(),
         confirm_delete(),
         column_chooser(),

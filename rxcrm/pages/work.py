@@ -6,7 +6,7 @@ import reflex as rx
 
 from rxcrm.components.board import board
 from rxcrm.components.filterbar import missing_fields_dialog, toolbar
-from rxcrm.components.listview import list_view
+from rxcrm.components.listview import empty_hint, list_view
 from rxcrm.components.shell import layout
 from rxcrm.state.work import WorkState
 
@@ -22,8 +22,11 @@ def work_page(route: str):
             rx.vstack(
                 toolbar(),
                 rx.cond(WorkState.error != "",
-                        rx.callout(WorkState.error, icon="triangle-alert", color_scheme="red", size="1")),
-                rx.cond(WorkState.is_kanban, board(), list_view()),
+                        rx.callout(WorkState.error, icon="triangle-alert", color_scheme="red", size="1",
+                                   data_testid="work-error")),
+                rx.cond(WorkState.is_kanban,
+                        rx.fragment(rx.cond(WorkState.empty_title != "", empty_hint(compact=True)), board()),
+                        list_view()),
                 missing_fields_dialog(),
                 spacing="4",
                 width="100%",

@@ -6,13 +6,15 @@ the screen shows (one page of rows, the first cards of each column)."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
-from urllib.parse import quote
+from urllib.parse import urlencode
 
 import reflex as rx
 
+from rxcrm import i18n
 from rxcrm.db import session_scope
-from rxcrm.services import catalogs, create, export, filters as flt, fmt, items, listing, views
+from rxcrm.services import access, catalogs, create, export, filters as flt, fmt, items, listing, views
 from rxcrm.services.errors import ServiceError, ValidationFailed
 from rxcrm.services.fields import field_map
 
@@ -25,6 +27,8 @@ STANDARD_FILTERS = ("stage_id", "source", "responsible_id", "program_id", "creat
 PANEL_LIST_KEYS = ("stage_id", "source", "responsible_id", "program_id", "activity", "semantic")
 PANEL_RANGE_KEYS = ("created_at", "updated_at", "amount")
 ACTIVITY_LABELS = {"overdue": "Просрочены", "today": "На сегодня", "none": "Нет дел"}
+NO_FILTER = "none"  # `?filter=none`: the view is deliberately unfiltered (not "use the default preset")
+CHIPS_SHOWN = 2  # chips in the bar; the rest fold into «+N»
 
 
 @dataclasses.dataclass
@@ -114,6 +118,15 @@ class WorkState(AppState):
     _filters: dict = {}
     error: str = ""
     loading: bool = False
+    # how each page looked last in this tab (page → view, pipeline, filter, preset, sort, paging)
+    _memory: dict = {}
+
+    # an empty board or list says why and what to do
+    empty_title: str = ""
+    empty_text: str = ""
+    empty_can_reset: bool = False
+    empty_can_create: bool = False
+    column_empty_text: str = ""
 
     # board
     board: list[BoardColumn] = []
@@ -190,6 +203,14 @@ class WorkState(AppState):
         return sum(c.count for c in self.board)
 
     @rx.var
+    def chips_shown(self) -> list[Chip]:
+        return self.chips[:CHIPS_SHOWN]
+
+    @rx.var
+    def chips_more(self) -> list[Chip]:
+        return self.chips[CHIPS_SHOWN:]
+
+    @rx.var
     def filter_stage_ids(self) -> list[str]:
         return [str(v) for v in self._filters.get("stage_id", [])]
 
@@ -200,45 +221,103 @@ class WorkState(AppState):
 
     @event
     def on_load(self):
+        """Open a page: what the URL says (a reload, a link from a colleague, back/forward);
+        a bare URL (the sidebar) brings back how this page looked last in this tab, else the
+        person's defaults. Each page keeps its own view, pipeline, filter, sort and paging."""
         actor = self._require_actor()
         self.page = self._page_from_path()
         self.entity = PAGE_ENTITY[self.page]
-        params = dict(self.router.url.query_parameters)
-        self.view = params.get("view", "kanban" if self.entity in ("lead", "deal") else "list")
-        if self.view not in ("kanban", "list"):
-            self.view = "kanban"
-        self.error, self.selected, self.all_matching, self.page_no = "", [], False, 1
+        params = {k: v for k, v in dict(self.router.url.query_parameters).items() if isinstance(v, str)}
+        self.error, self.selected, self.all_matching = "", [], False
         self.filter_open = self.chooser_open = self.missing_open = self.confirm_delete_open = False
+        self.list_columns, self.rows, self.board, self.total = [], [], [], 0
+        self.column_empty_text = i18n.catalog(self.lang).get(f"work.column_empty.{self.entity}", "")
         self._read(lambda s, a: self._open_page(s, a, params), actor=actor)
         return self._reload(actor)
 
     def _open_page(self, s, actor, params: dict) -> None:
-        """The page's pipeline, its filter (from the URL, else the pinned preset), pickers."""
-        pipes = catalogs.pipelines(s, self.entity) if self.entity in ("lead", "deal") else []
-        self.pipeline_options = _opts((p.id, p.name) for p in pipes)
-        wanted = params.get("pipeline", "")
-        ids = [p.id for p in pipes]
-        if id_or_none(wanted) in ids:
-            self.pipeline_id = id_or_none(wanted)
-        else:
-            default = catalogs.default_pipeline(s, self.entity) if pipes else None
-            self.pipeline_id = default.id if default else 0
+        """The page's pipeline, view, filter, sort and paging: from the URL; with no URL
+        parameters from this tab's memory of the page, else the person's defaults (the
+        pinned or role preset, the pipeline chosen last or their department's)."""
+        memory = None if params else self._memory.get(self.page)
+        setting = views.page_setting(s, actor, self.page)
+        self._open_pipeline(s, actor, params, memory, setting)
         fmap = field_map(s, self.entity, self.pipeline_id or None)
+        default_view = "kanban" if self.entity in ("lead", "deal") else "list"
+        if memory is not None:
+            self.view = memory["view"]
+            self._filters, self.active_preset_id = copy.deepcopy(memory["filters"]), memory["preset"]
+            sort, desc = memory["sort"], memory["desc"]
+            self.page_size, self.page_no = memory["page_size"], memory["page_no"]
+        else:
+            self.view = params.get("view") or (setting.view_mode if setting is not None else "") or default_view
+            preset_code = self._open_filter(s, actor, params, fmap)
+            queue = preset_code == "queue"
+            sort = params.get("sort") or ("queue" if queue else listing.DEFAULT_SORT[0])
+            desc = params.get("dir", "desc" if listing.DEFAULT_SORT[1] else "asc") != "asc"
+            if queue and "view" not in params:
+                self.view = "list"
+            size = id_or_none(params.get("size"))
+            if size not in listing.PAGE_SIZES:
+                size = setting.page_size if setting is not None and setting.page_size in listing.PAGE_SIZES \
+                    else 20
+            self.page_size, self.page_no = size, id_or_none(params.get("page")) or 1
+        if self.entity not in ("lead", "deal"):
+            self.view = "list"
+        elif self.view not in ("kanban", "list"):
+            self.view = "kanban"
+        self.sort, self.desc = listing.sort_or_default(s, self.entity, sort, desc, self.pipeline_id or None)
+        self.q = self._filters.get("q", "")
+        self._load_options(s, actor)
+
+    def _open_pipeline(self, s, actor, params: dict, memory: dict | None, setting) -> None:
+        """Pipelines offered (those where the person sees something, and their department's)
+        and the one to show: the URL's (any pipeline of the entity: a shared link shows what
+        its sender saw), else this tab's, else the one chosen last, their department's, the default."""
+        if self.entity not in ("lead", "deal"):
+            self.pipeline_options, self.pipeline_id = [], 0
+            return
+        offered = catalogs.pipelines_for(s, actor, self.entity)
+        every = {p.id: p for p in catalogs.pipelines(s, self.entity)}
+        wanted = memory["pipeline_id"] if memory is not None else id_or_none(params.get("pipeline"))
+        if wanted in every:
+            chosen = every[wanted]
+            if all(p.id != wanted for p in offered):
+                offered = sorted([*offered, chosen], key=lambda p: (p.sort, p.id))
+        else:
+            chosen = catalogs.pipeline_for(s, actor, self.entity, offered,
+                                           setting.pipeline_id if setting is not None else None)
+        self.pipeline_options = _opts((p.id, p.name) for p in offered)
+        self.pipeline_id = chosen.id if chosen is not None else 0
+
+    def _open_filter(self, s, actor, params: dict, fmap) -> str:
+        """The filter from the URL: its conditions; else the preset it names; else nothing
+        when it says `filter=none`; else the person's default preset. The preset named
+        alongside conditions stays marked only if it means the same for this person.
+        Returns the code of the preset applied (built-ins), or ""."""
         try:
             decoded = flt.decode(params, fmap)
         except (ValueError, ServiceError):
             decoded = {}
-        self.active_preset_id = 0
-        if not decoded:
-            preset = views.default_preset(s, actor, self.page)
-            if preset is not None:
-                decoded = views.preset_filters(preset, actor)
-                self.active_preset_id = preset.id
-        if id_or_none(params.get("preset")):
-            self.active_preset_id = id_or_none(params.get("preset"))
-        self._filters = decoded
-        self.q = decoded.get("q", "")
-        self._load_options(s, actor)
+        named = None
+        preset_param = id_or_none(params.get("preset"))
+        if preset_param is not None:
+            named = next((p for p in views.list_presets(s, actor, self.page) if p.id == preset_param), None)
+        if decoded:
+            mine = views.preset_filters(named, actor, s) if named is not None else None
+            same = mine is not None and flt.normalized(mine) == flt.normalized(decoded)
+            self._filters, self.active_preset_id = decoded, named.id if same else 0
+            return named.code if same else ""
+        if named is not None:
+            self._filters, self.active_preset_id = views.preset_filters(named, actor, s), named.id
+            return named.code
+        if params.get("filter") == NO_FILTER:
+            self._filters, self.active_preset_id = {}, 0
+            return ""
+        preset = views.default_preset(s, actor, self.page)
+        self._filters = views.preset_filters(preset, actor, s) if preset is not None else {}
+        self.active_preset_id = preset.id if preset is not None else 0
+        return preset.code if preset is not None else ""
 
     def _load_options(self, s, actor) -> None:
         self.source_options = _opts((x, x) for x in catalogs.sources())
@@ -314,14 +393,33 @@ class WorkState(AppState):
         self.filter_values, self.filter_ranges = vals, ranges
 
     def _url(self) -> str:
-        params = {}
+        """The whole view as a URL (written with history.replaceState): board/list, pipeline,
+        the preset, the filter (`filter=none` when there is none, so a cleared filter stays
+        cleared after a reload instead of falling back to the default preset), and for a
+        list its sort, direction, page size and page."""
+        params: list[tuple[str, str]] = []
         if self.entity in ("lead", "deal"):
-            params["view"] = self.view
-        if self.entity == "deal" and self.pipeline_id:
-            params["pipeline"] = str(self.pipeline_id)
-        qs = "&".join(f"{k}={quote(v)}" for k, v in params.items())
+            params.append(("view", self.view))
+            if self.pipeline_id:
+                params.append(("pipeline", str(self.pipeline_id)))
+        if self.active_preset_id:
+            params.append(("preset", str(self.active_preset_id)))
+        if not any(v not in (None, "", [], {}) for v in self._filters.values()):
+            params.append(("filter", NO_FILTER))
+        if not self.is_kanban:
+            params += [("sort", self.sort), ("dir", "desc" if self.desc else "asc"), ("size", str(self.page_size))]
+            if self.page_no > 1:
+                params.append(("page", str(self.page_no)))
+        qs = urlencode(params)
         fqs = flt.encode(self._filters)
         return f"/{self.page}?" + "&".join(x for x in (qs, fqs) if x)
+
+    def _remember(self) -> None:
+        """This tab's memory of the page (a bare URL, e.g. the sidebar, brings it back)."""
+        self._memory = {**self._memory, self.page: {
+            "view": self.view, "pipeline_id": self.pipeline_id, "filters": copy.deepcopy(self._filters),
+            "preset": self.active_preset_id, "sort": self.sort, "desc": self.desc, "page_size": self.page_size,
+            "page_no": self.page_no}}
 
     def _reload(self, actor=None):
         actor = actor or self._require_actor()
@@ -334,14 +432,42 @@ class WorkState(AppState):
                 self._load_board(s, a)
             else:
                 self._load_list(s, a)
+            self._empty_hint(s, a)
 
         try:
             self._read(load, actor=actor)
         except ValidationFailed as exc:
             self.error = exc.message
             self.board, self.rows, self.total = [], [], 0
+            self.empty_title, self.empty_text, self.empty_can_reset, self.empty_can_create = "", "", False, False
+        self._remember()
         url = self._url().replace("\\", "\\\\").replace("'", "\\'")
         return rx.call_script(f"window.history.replaceState(null, '', '{url}')")
+
+    def _empty_hint(self, s, actor) -> None:
+        """An empty board or list says why and what to do: a filter that matches nothing
+        (→ «Сбросить фильтр»), or nothing here yet (→ «Создать», another pipeline)."""
+        cat = i18n.catalog(self.lang)
+        empty = (sum(c.count for c in self.board) == 0) if self.is_kanban else self.total == 0
+        self.empty_title, self.empty_text, self.empty_can_reset, self.empty_can_create = "", "", False, False
+        if not empty:
+            return
+        items = cat[f"work.items.{self.entity}"]
+        if any(v not in (None, "", [], {}) for v in self._filters.values()):
+            preset = next((p.name for p in self.presets if p.id == self.active_preset_id), "")
+            self.empty_title = cat["work.empty.filtered.title"]
+            self.empty_text = cat["work.empty.filtered.preset"].format(name=preset, items=items) if preset \
+                else cat["work.empty.filtered.text"].format(items=items)
+            self.empty_can_reset = True
+            return
+        pipeline = next((o.label for o in self.pipeline_options if o.value == str(self.pipeline_id)), "")
+        self.empty_title = cat["work.empty.pipeline.title"].format(pipeline=pipeline, items=items) if pipeline \
+            else cat["work.empty.page.title"].format(items=items)
+        self.empty_can_create = access.level(s, actor, self.entity, "add") != "none"
+        text = [cat["work.empty.create"] if self.empty_can_create else cat["work.empty.wait"]]
+        if len(self.pipeline_options) > 1:
+            text.append(cat["work.empty.other_pipeline"])
+        self.empty_text = " ".join(text)
 
     def _load_board(self, s, actor) -> None:
         f = self._effective_filters()
@@ -355,6 +481,7 @@ class WorkState(AppState):
         self.board = cols
 
     def _load_list(self, s, actor) -> None:
+        self.sort, self.desc = listing.sort_or_default(s, self.entity, self.sort, self.desc, self.pipeline_id or None)
         cols = views.columns_for(s, actor, self.page, self.pipeline_id or None)
         page = listing.list_page(s, actor, self.entity, self._effective_filters(), cols, self.sort, self.desc,
                                  self.page_no, self.page_size, pipeline_id=self.pipeline_id or None,
@@ -476,15 +603,20 @@ class WorkState(AppState):
     def set_view(self, view: str | list[str]):
         self.view = choice(view, ("kanban", "list"), "вид")
         self.selected, self.all_matching = [], False
+        if self.entity in ("lead", "deal"):
+            self._call(views.remember, self.page, view_mode=self.view)
         return self._reload()
 
     @event
     def set_pipeline(self, value: str):
+        """Another pipeline (only one of those offered); remembered for the person, so the
+        page opens on it next time."""
         pipeline_id = to_id(value, "воронка")
         if any(o.value == str(pipeline_id) for o in self.pipeline_options):
             self.pipeline_id = pipeline_id
             # stage filters of another pipeline make no sense here
-            self._filters.pop("stage_id", None)
+            self._filters = {k: v for k, v in self._filters.items() if k != "stage_id"}
+            self._call(views.remember, self.page, pipeline_id=pipeline_id)
             self._read(self._load_options)
             self.page_no = 1
             return self._reload()
@@ -606,7 +738,7 @@ class WorkState(AppState):
         if code == "queue":  # «Очередь»: the work-priority order of seed 001 §2.1.6
             self.sort, self.view = "queue", "list"
         elif self.sort == "queue":
-            self.sort, self.desc = "created_at", True
+            self.sort, self.desc = listing.DEFAULT_SORT
         self.q = self._filters.get("q", "")
         self.active_preset_id, self.page_no, self.filter_open = preset_id, 1, False
         return self._reload()
@@ -652,11 +784,17 @@ class WorkState(AppState):
     # ---- list -------------------------------------------------------------------------
     @event
     def set_sort(self, key: str):
+        """A click on a column header: the same column flips its direction; another one starts
+        with the biggest/newest first for dates and money, A–Я otherwise. A field the list
+        cannot sort by falls back to the default order."""
         key = to_text(key, "сортировка", 200)
         if self.sort == key:
             self.desc = not self.desc
         else:
             self.sort, self.desc = key, key in ("created_at", "updated_at", "amount")
+        self.sort, self.desc = self._read(lambda s, a: listing.sort_or_default(s, self.entity, self.sort, self.desc,
+                                                                               self.pipeline_id or None))
+        self.page_no = 1
         return self._reload()
 
     @event
@@ -670,6 +808,7 @@ class WorkState(AppState):
         size = to_int(value, "строк на странице", 1, 10**6)
         if size in listing.PAGE_SIZES:
             self.page_size, self.page_no = size, 1
+            self._call(views.remember, self.page, page_size=size)
             return self._reload()
 
     @event
