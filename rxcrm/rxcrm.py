@@ -64,22 +64,29 @@ app = rx.App(
 )
 app.register_lifespan_task(reminders_task)
 app.register_lifespan_task(intake_task)
-app.add_page(login_page, route="/login", title="Вход — rxcrm", on_load=LoginState.on_load)
+def _title(route: str):
+    """The browser tab's title: the page's name in the person's language, «Сделки — rxcrm»."""
+    return AppState.t[SECTIONS[route][0]] + " — " + AppState.t["app.name"]
+
+
+app.add_page(login_page, route="/login", title=LoginState.t["title.login"] + " — rxcrm", on_load=LoginState.on_load)
 app.add_page(index_page, route="/", title="rxcrm", on_load=[AppState.check_login, AppState.go_home])
 for _route in WORK_ROUTES:
-    app.add_page(work_page(_route), route=_route, title="rxcrm", on_load=[AppState.check_login, WorkState.on_load])
-app.add_page(activities_page, route="/activities", title="rxcrm",
+    app.add_page(work_page(_route), route=_route, title=_title(_route),
+                 on_load=[AppState.check_login, WorkState.on_load])
+app.add_page(activities_page, route="/activities", title=_title("/activities"),
              on_load=[AppState.check_login, ActivitiesState.on_load])
-app.add_page(settings_page, route="/settings", title="rxcrm",
+app.add_page(settings_page, route="/settings", title=_title("/settings"),
              on_load=[AppState.check_login, SettingsState.on_load])
-app.add_page(history_page, route="/history", title="rxcrm",
+app.add_page(history_page, route="/history", title=_title("/history"),
              on_load=[AppState.check_login, HistoryState.on_load])
-app.add_page(analytics_page, route="/analytics", title="rxcrm",
+app.add_page(analytics_page, route="/analytics", title=_title("/analytics"),
              on_load=[AppState.check_login, AnalyticsState.on_load])
 for _route in SECTIONS:
     if _route not in WORK_ROUTES and _route not in ("/activities", "/settings", "/history", "/analytics"):
-        app.add_page(section_page(_route), route=_route, title="rxcrm", on_load=AppState.check_login)
+        app.add_page(section_page(_route), route=_route, title=_title(_route), on_load=AppState.check_login)
 for _route, _param in [("/leads", "lead_id"), ("/deals", "deal_id"), ("/contacts", "contact_id"),
                        ("/companies", "company_id")]:
-    app.add_page(card_page(_route), route=f"{_route}/[{_param}]", title="rxcrm",
+    # the card's own title: «Иванов Иван — Сделка — rxcrm» (CardState.page_title)
+    app.add_page(card_page(_route), route=f"{_route}/[{_param}]", title=CardState.page_title,
                  on_load=[AppState.check_login, CardState.load_card])

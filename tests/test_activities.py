@@ -566,3 +566,20 @@ def test_bucket_counts_match_the_bucket_totals(w):
         assert acts.bucket_counts(s, m1, now=later) == {"overdue": 1, "today": 0, "upcoming": 2, "done": 1}
         with pytest.raises(ValidationFailed):
             acts.bucket_counts(s, m1, kind="visit", now=later)
+
+
+# ---- the activity form's first date: the next working hour (issue 12) ----------------------
+
+@pytest.mark.parametrize("now, expected", [
+    ("2026-11-24 14:20", "2026-11-24 15:00"),   # a Tuesday afternoon: the next whole hour
+    ("2026-11-24 14:00", "2026-11-24 15:00"),   # on the hour: the next one, not now
+    ("2026-11-24 07:10", "2026-11-24 09:00"),   # before the office opens
+    ("2026-11-24 17:30", "2026-11-25 09:00"),   # after the last start: the next morning
+    ("2026-11-20 18:10", "2026-11-23 09:00"),   # a Friday evening: Monday
+    ("2026-11-03 17:30", "2026-11-05 09:00"),   # 4 November, День народного единства
+    ("2027-01-01 10:00", "2027-01-11 09:00"),   # the New Year holidays
+    ("2026-05-08 17:45", "2026-05-12 09:00"),   # before 9 May and the 11th (a transferred day off)
+])
+def test_suggested_start_is_the_next_working_hour(now, expected):
+    got = acts.suggested_start(datetime.fromisoformat(now).replace(tzinfo=TZ))
+    assert got == datetime.fromisoformat(expected).replace(tzinfo=TZ)

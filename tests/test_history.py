@@ -215,3 +215,87 @@ def test_a_refused_admin_action_reads_as_a_denial(world):
         rows, _ = history.history_page(s, A["admin"], action="denied")
     assert rows and rows[0]["action_label"] == "Отказ в доступе" and rows[0]["user"] == "Петров Иван"
     assert rows[0]["details"].startswith("попытка: Создание сотрудника")
+
+
+# ---- every action code reads in words (issue 12) -----------------------------------------------
+
+import ast  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+RXCRM = Path(__file__).resolve().parents[1] / "rxcrm"
+AUDIT_CALLS = {"record", "refused", "require_admin", "_require_admin"}
+
+
+def _recorded_actions() -> dict[str, str]:
+    """Every audit action code the code base can record, found in its source: the third
+    argument of audit.record / audit.refused / require_admin (what a refusal names), the
+    `action=` of an AuditRecord(...) and the "action" of an audit row written in bulk
+    (a dict with "entity_type" too). Module constants are resolved; a code passed through
+    a parameter is found where the wrapper is called. Returns {code: where}."""
+    found: dict[str, str] = {}
+    unresolved: list[str] = []
+    for path in RXCRM.rglob("*.py"):
+        if "migrations" in path.parts:
+            continue
+        tree = ast.parse(path.read_text())
+        consts = {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
+                  and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)
+                  for t in n.targets if isinstance(t, ast.Name)}
+        params = {a.arg for fn in ast.walk(tree) if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef))
+                  for a in fn.args.args + fn.args.kwonlyargs}
+        where = f"{path.relative_to(RXCRM.parent)}"
+
+        def take(node, line):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                found.setdefault(node.value, f"{where}:{line}")
+            elif isinstance(node, ast.Name) and node.id in consts:
+                found.setdefault(consts[node.id], f"{where}:{line}")
+            elif not (isinstance(node, ast.Name) and node.id in params):
+                unresolved.append(f"{where}:{line}: {ast.unparse(node)}")
+
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                fn = node.func
+                name = fn.attr if isinstance(fn, ast.Attribute) else fn.id if isinstance(fn, ast.Name) else ""
+                owner = fn.value.id if isinstance(fn, ast.Attribute) and isinstance(fn.value, ast.Name) else ""
+                is_audit = (name in ("record", "refused") and (owner == "audit" or path.name == "audit.py"
+                                                               and not owner)) or \
+                    name in ("require_admin", "_require_admin")
+                if is_audit and len(node.args) >= 3:
+                    take(node.args[2], node.lineno)
+                if name == "AuditRecord":
+                    for kw in node.keywords:
+                        if kw.arg == "action":
+                            take(kw.value, node.lineno)
+            if isinstance(node, ast.Dict):
+                keys = {k.value: v for k, v in zip(node.keys, node.values) if isinstance(k, ast.Constant)}
+                if "action" in keys and "entity_type" in keys and "action_label" not in keys:  # not a /history row
+                    take(keys["action"], node.lineno)
+    assert not unresolved, "audit actions the test cannot read (use a literal or a module constant):\n" + \
+        "\n".join(unresolved)
+    return found
+
+
+def test_every_action_any_service_records_reads_in_words():
+    found = _recorded_actions()
+    assert {"create", "update", "move", "login_failed", "denied", "intake_assign", "rule_update",
+            "user_create", "token_list"} <= set(found), sorted(found)  # the scan sees them all
+    missing = {code: where for code, where in found.items() if code not in history.ACTION_LABEL}
+    assert not missing, f"no words for these action codes on /history: {missing}"
+    # and the /history filter offers every action that makes a row of its own
+    offered = {code for code, _ in history.history_actions()}
+    own_rows = {code for code in found if code not in history.REFUSAL_ONLY}
+    assert own_rows <= offered, sorted(own_rows - offered)
+
+
+def test_an_assignment_by_an_integration_reads_in_words(world):
+    db, ids, A = world
+    from rxcrm.models import Lead
+    from rxcrm.services import assignment
+    with session_scope(db) as s:
+        lead = s.exec(select(Lead).where(Lead.title == "С сайта")).one()
+        assignment.record(s, Actor.system("intake"), "landing", "lead", lead, "по очереди")
+    with session_scope(db) as s:
+        rows, _ = history.history_page(s, A["admin"], action="intake_assign", now=NOW)
+    assert rows and rows[0]["action_label"] == "Назначение ответственного"
+    assert rows[0]["details"] == "Лендинг → Петров И. (по очереди)"

@@ -224,3 +224,24 @@ def test_bad_on_enter_rule_is_refused_and_nothing_saved(w, stage, action, field)
         with pytest.raises(AccessDenied):
             rules_admin.save_on_enter(s, a["manager1"], None, "Моё", "dpo", "REGISTRATION",
                                       [{"type": "notify", "to": "responsible", "text": "x"}])
+
+
+def test_field_choices_name_each_pipelines_fillable_fields_with_their_values(w):
+    """The rules editor offers these instead of raw codes (issue 12)."""
+    db, a, ids = w
+    with session_scope(db) as s:
+        choices = rules_admin.field_choices(s)
+    assert set(choices) >= {"leads", "dpo", "masters"}
+    dpo = {r["key"]: r for r in choices["dpo"]}
+    assert dpo["custom.dpo_contract_number"]["label"] == "Номер договора"
+    assert dpo["custom.dpo_contract_signed"]["options"] == ["Да", "Нет"]
+    assert dpo["program_id"] == {"key": "program_id", "label": "Образовательная программа", "kind": "program",
+                                 "options": []}
+    assert dpo["is_repeat"]["options"] == ["Да", "Нет"]
+    assert "custom.masters_exam_score" not in dpo and "custom.masters_exam_score" in {r["key"] for r in choices["masters"]}
+    # only what a person (or a rule) can fill: no computed columns, no ids, no stage
+    assert not {"id", "stage_id", "created_at", "next_activity_at", "phone"} & set(dpo)
+    # every offered field is accepted by the rule it is offered for
+    with session_scope(db) as s:
+        rule = rules_admin.save_required(s, a["admin1"], None, "dpo", "CONTRACT", list(dpo))
+        assert rule.config["fields"] == list(dpo)

@@ -97,3 +97,44 @@ def test_manager_cannot_switch_rules(tokens):
     mgr.set_rule_active(rid, False)
     st.on_load()
     assert next(r for r in st.rules if r.id == rid).active
+
+
+def test_rules_editor_offers_stages_and_fields_from_lists_not_codes(tokens):
+    """Issue 12: the editor names fields by their labels, per the chosen stage's pipeline, and
+    values from the field's own list; no raw code like custom.dpo_contract_number is typed."""
+    st = _state(tokens["sadmin"])
+    st.on_load()
+    dpo = {o.value: o.label for o in st.rule_fields["dpo"]}
+    assert dpo["custom.dpo_contract_number"] == "Номер договора" and dpo["program_id"] == "Образовательная программа"
+    assert "custom.masters_exam_score" not in dpo
+    # required fields: pick the stage, then fields by name
+    assert st.req_field_options == []
+    st.set_req_stage("dpo:REGISTRATION")
+    labels = [o.label for o in st.req_field_options]
+    assert "Номер договора" in labels and "Сумма баллов" not in labels
+    st.add_req_field("custom.dpo_contract_number")
+    st.add_req_field("custom.masters_exam_score")  # not a field of this pipeline: refused
+    assert [c.label for c in st.req_field_chips] == ["Номер договора"]
+    assert "Номер договора" not in [o.label for o in st.req_field_options]
+    n = len(st.rules)
+    st.add_required_rule({"stage": st.req_stage, "fields": st.req_fields_csv})
+    assert len(st.rules) == n + 1 and st.req_fields == []
+    new = next(r for r in st.rules if r.text == "Заполнить: «Номер договора»" and r.name.endswith("· Регистрация"))
+    # a trigger: from any stage of a pipeline, a yes/no field offers Да/Нет, targets of that pipeline only
+    st.set_trig_stage("dpo:")
+    assert {o.value.split(":")[0] for o in st.trig_to_options} == {"dpo"} and len(st.trig_to_options) > 3
+    assert "Воронка ДПО 2 часть · любая стадия" in [o.label for o in st.trig_from_options]
+    st.set_trig_field("custom.dpo_contract_signed")
+    assert st.trig_value_options == ["Да", "Нет"]
+    st.add_trigger_rule({"name": "Подписан → Аванс", "from_stage": "dpo:", "field": st.trig_field,
+                         "equals": "Да", "to_stage": "dpo:PREPAYMENT"})
+    trig = next(r for r in st.rules if r.name == "Подписан → Аванс")
+    assert "любая стадия" in trig.text and "«Договор подписан» = «Да»" in trig.text
+    # on entering a stage, set a field: the field's values are offered
+    st.set_enter_stage("masters:REGISTRATION")
+    st.set_enter_field("custom.masters_place_kind")
+    assert st.enter_value_options == ["Платное", "Бюджетное"]
+    st.set_enter_stage("dpo:CONTRACT")  # another pipeline: the field choice is dropped
+    assert st.enter_field == "" and st.enter_value_options == []
+    st.delete_rule(new.id)
+    st.delete_rule(trig.id)

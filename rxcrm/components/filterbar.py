@@ -342,19 +342,15 @@ def toolbar() -> rx.Component:
 
 
 def missing_input(f: MissingField) -> rx.Component:
-    """One required field in a dialog: select for enums, date/number/text input otherwise."""
+    """One required field in a dialog, with the control of its kind (forms.field_control):
+    a program or a user from a searchable list, a date picker (ДД.ММ.ГГГГ), a yes/no switch,
+    an enum's options; text boxes are `missing-input`, other controls `missing-<key>`."""
+    from rxcrm.components.forms import field_control
     return rx.vstack(
         rx.text(f.label, size="2", weight="medium"),
-        rx.cond(
-            f.kind == "enum",
-            rx.select(f.options, name=f.key, default_value=f.value, placeholder="Выберите…", width="100%"),
-            rx.input(name=f.key, default_value=f.value, width="100%",
-                     type=rx.cond(f.kind == "date", "date", "text"),
-                     placeholder=rx.cond((f.kind == "money") | (f.kind == "number"), "0", ""),
-                     data_testid="missing-input"),
-        ),
-        rx.cond(f.error != "", rx.text(f.error, size="1", color=theme.DANGER)),
-        spacing="1", width="100%", align="start",
+        field_control(f, "missing-input", "missing-" + f.key),
+        rx.cond(f.error != "", rx.text(f.error, size="1", color=theme.DANGER, data_testid="missing-error")),
+        spacing="1", width="100%", align="start", data_testid="missing-field", data_kind=f.kind,
     )
 
 

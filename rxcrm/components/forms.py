@@ -37,3 +37,90 @@ def form_dialog(title, body: rx.Component, *, on_submit, open_var, on_open_chang
         ),
         open=open_var, on_open_change=on_open_change,
     )
+
+
+# ---- Russian date/time inputs and a searchable select (components/ru_inputs.jsx) ---------
+# Chromium's <input type="date"> / "time" show the browser locale's format (11/24/2026,
+# 02:30 PM in an English browser) and ignore lang="ru"; these are text inputs that show and
+# submit ДД.ММ.ГГГГ and ЧЧ:ММ (the state parses them with services/fmt.parse_date/parse_time).
+
+_RU_ASSET = rx.asset("ru_inputs.jsx", shared=True)
+
+
+class _RuInput(rx.Component):
+    library = f"$/public{_RU_ASSET}"
+    name: rx.Var[str]
+    default_value: rx.Var[str]
+    placeholder: rx.Var[str]
+    input_testid: rx.Var[str]
+    size: rx.Var[str]
+    width: rx.Var[str]
+
+
+class RuDateInput(_RuInput):
+    tag = "RuDateInput"
+    on_value: rx.EventHandler[lambda value: [value]]  # the ISO date once whole, "" when cleared
+
+
+class RuTimeInput(_RuInput):
+    tag = "RuTimeInput"
+    from_hour: rx.Var[int]
+    to_hour: rx.Var[int]
+
+
+class SearchSelect(_RuInput):
+    tag = "SearchSelect"
+    options: rx.Var[list]
+    empty_text: rx.Var[str]
+    max_shown: rx.Var[int]
+
+
+def date_input(name: str, default_value="", testid: str | None = None, **props) -> rx.Component:
+    """ДД.ММ.ГГГГ with a calendar; `default_value` ISO or Russian."""
+    return RuDateInput.create(name=name, default_value=default_value, **({"input_testid": testid} if testid is not None else {}),
+                              **props)
+
+
+def time_input(name: str, default_value="", testid: str | None = None, **props) -> rx.Component:
+    """ЧЧ:ММ (24 h) with half-hour slots."""
+    return RuTimeInput.create(name=name, default_value=default_value, **({"input_testid": testid} if testid is not None else {}),
+                              **props)
+
+
+def search_select(name: str, options, default_value="", placeholder: str = "Начните вводить…",
+                  testid: str | None = None, **props) -> rx.Component:
+    """A searchable list over Option(value, label) rows; submits the chosen value under `name`."""
+    return SearchSelect.create(name=name, options=options, default_value=default_value, placeholder=placeholder,
+                               **({"input_testid": testid} if testid is not None else {}), **props)
+
+
+def yes_no(name, value, testid=None) -> rx.Component:
+    """A yes/no field as a switch that always submits «Да» or «Нет» (a hidden «Нет» first;
+    the checked switch's «Да» comes later in the form and wins)."""
+    return rx.hstack(
+        rx.el.input(type="hidden", name=name, value="Нет"),
+        rx.switch(name=name, value="Да", default_checked=value == "Да", size="2",
+                  **({"data_testid": testid} if testid is not None else {})),
+        align="center", spacing="2", min_height="32px",
+    )
+
+
+def field_control(f, text_testid, other_testid=None) -> rx.Component:
+    """The control of one field a person fills in (`f`: a MissingField/EditField var — key,
+    kind, value, options, choices): a program or a user from a searchable list, a date as
+    ДД.ММ.ГГГГ with a calendar, yes/no as a switch, an enum from its options, numbers and
+    text as text boxes. `text_testid` marks text boxes, `other_testid` the other controls."""
+    other = other_testid if other_testid is not None else text_testid
+    return rx.match(
+        f.kind,
+        ("program", search_select(f.key, f.choices, f.value, "Начните вводить название программы…", testid=other)),
+        ("user", search_select(f.key, f.choices, f.value, "Начните вводить фамилию…", testid=other)),
+        ("date", date_input(f.key, f.value, testid=other)),
+        ("bool", yes_no(f.key, f.value, other)),
+        ("enum", rx.select(f.options, name=f.key, default_value=f.value, placeholder="Выберите…", width="100%",
+                           data_testid=other)),
+        ("money", "number", "int",
+         rx.input(name=f.key, default_value=f.value, width="100%", input_mode="decimal", placeholder="0",
+                  data_testid=text_testid)),
+        rx.input(name=f.key, default_value=f.value, width="100%", data_testid=text_testid),
+    )

@@ -5,7 +5,7 @@ import reflex as rx
 
 from rxcrm.components import theme
 from rxcrm.components.filterbar import missing_fields_dialog, missing_input
-from rxcrm.components.forms import form_dialog, option_select
+from rxcrm.components.forms import date_input, field_control, form_dialog, option_select, search_select, time_input
 from rxcrm.components.shell import layout
 from rxcrm.state.card import Block, CardState, EditField, Event, Found, LinkRow, Planned, StageChip
 
@@ -34,19 +34,11 @@ def _stage(st: StageChip) -> rx.Component:
 
 
 def _edit_input(f: EditField) -> rx.Component:
-    def sel(options):
-        return option_select(options, "—", name=f.key, default_value=f.value)
+    """One field of a block in edit: the same control per kind as the required-fields dialog
+    (a program or a user from a searchable list, ДД.ММ.ГГГГ with a calendar, a yes/no switch)."""
     return rx.vstack(
         rx.text(f.label, size="1", color=theme.TEXT_MUTED),
-        rx.match(
-            f.kind,
-            ("user", sel(CardState.user_options)),
-            ("program", sel(CardState.program_options)),
-            ("enum", rx.select(f.options, name=f.key, default_value=f.value, placeholder="—", width="100%")),
-            ("bool", rx.select(["Да", "Нет"], name=f.key, default_value=f.value, placeholder="—", width="100%")),
-            ("date", rx.input(name=f.key, type="date", default_value=f.value, width="100%")),
-            rx.input(name=f.key, default_value=f.value, width="100%", data_testid="edit-" + f.key),
-        ),
+        field_control(f, "edit-" + f.key),
         rx.cond(f.error != "", rx.text(f.error, size="1", color=theme.DANGER)),
         spacing="1", width="100%", align="start",
     )
@@ -139,8 +131,9 @@ def _done_dialog() -> rx.Component:
 def _resched_dialog() -> rx.Component:
     return form_dialog(
         "Перенести дело",
-        rx.hstack(rx.input(name="date", type="date", width="100%"),
-                  rx.input(name="time", type="time", default_value="10:00", width="140px"), width="100%"),
+        rx.hstack(date_input("date", CardState.resched_date, testid="resched-date", flex="1"),
+                  time_input("time", CardState.resched_time, testid="resched-time", width="130px"),
+                  width="100%", spacing="2"),
         on_submit=CardState.reschedule, open_var=CardState.resched_open, on_open_change=CardState.set_resched_open,
         submit="Перенести", reset=True, max_width="420px",
     )
@@ -173,9 +166,8 @@ def _composer() -> rx.Component:
                 width="100%", spacing="2",
             ),
             rx.hstack(
-                rx.input(name="date", type="date", data_testid="activity-date", flex="1"),
-                rx.input(name="time", type="time", default_value="10:00", width="120px",
-                         data_testid="activity-time"),
+                date_input("date", CardState.activity_date, testid="activity-date", flex="1"),
+                time_input("time", CardState.activity_time, testid="activity-time", width="120px"),
                 rx.input(name="duration", type="number", default_value="15", width="110px",
                          placeholder="мин", title="Длительность, минут"),
                 rx.select.root(
@@ -271,21 +263,28 @@ def _pipeline_select() -> rx.Component:
     )
 
 
+def _radio(value: str, label: str) -> rx.Component:
+    """A radio option whose whole line — the label too — is clickable (a <label> around both)."""
+    return rx.el.label(
+        rx.radio_group.item(value=value),
+        rx.text(label, size="2"),
+        display="flex", align_items="center", gap="8px", cursor="pointer", data_testid="finish-option",
+        data_value=value,
+    )
+
+
 def _lead_finish() -> rx.Component:
     mode = CardState.finish_mode
     return rx.vstack(
         rx.radio_group.root(
             rx.vstack(
                 rx.text("Качественный — создать:", size="2", weight="bold"),
-                rx.hstack(rx.radio_group.item(value="deal_contact"), rx.text("Сделку и контакт (+ компанию)", size="2"),
-                          align="center"),
-                rx.hstack(rx.radio_group.item(value="deal"), rx.text("Только сделку", size="2"), align="center"),
-                rx.hstack(rx.radio_group.item(value="existing"),
-                          rx.text("Сделку для существующего контакта (выбрать из списка)", size="2"), align="center"),
+                _radio("deal_contact", "Сделку и контакт (+ компанию)"),
+                _radio("deal", "Только сделку"),
+                _radio("existing", "Сделку для существующего контакта (выбрать из списка)"),
                 rx.text("Не в работу:", size="2", weight="bold", padding_top="6px"),
-                rx.hstack(rx.radio_group.item(value="JUNK"), rx.text("Некачественный", size="2"), align="center"),
-                rx.hstack(rx.radio_group.item(value="DUPLICATE"), rx.text("Нецелевые\\Дубли", size="2"),
-                          align="center"),
+                _radio("JUNK", "Некачественный"),
+                _radio("DUPLICATE", "Нецелевые\\Дубли"),
                 spacing="2", align="start",
             ),
             value=mode, on_change=CardState.set_finish_mode, data_testid="finish-mode",
@@ -310,11 +309,7 @@ def _lead_finish() -> rx.Component:
 def _deal_finish() -> rx.Component:
     return rx.vstack(
         rx.radio_group.root(
-            rx.hstack(
-                rx.hstack(rx.radio_group.item(value="won"), rx.text("Сделка успешна", size="2"), align="center"),
-                rx.hstack(rx.radio_group.item(value="lost"), rx.text("Сделка проиграна", size="2"), align="center"),
-                spacing="5",
-            ),
+            rx.hstack(_radio("won", "Сделка успешна"), _radio("lost", "Сделка проиграна"), spacing="5"),
             value=CardState.finish_mode, on_change=CardState.set_finish_mode, data_testid="finish-mode",
         ),
         rx.cond(CardState.finish_mode == "lost",
@@ -356,7 +351,8 @@ def _new_deal_dialog() -> rx.Component:
         rx.vstack(
             rx.input(name="title", placeholder="Название сделки", width="100%", data_testid="new-deal-title"),
             _pipeline_select(),
-            option_select(CardState.program_options, "Образовательная программа", name="program"),
+            search_select("program", CardState.program_options, "", "Образовательная программа: начните вводить…",
+                          testid="new-deal-program"),
             rx.input(name="amount", placeholder="Сумма, ₽ (по умолчанию — цена программы)", width="100%"),
             spacing="3", width="100%",
         ),

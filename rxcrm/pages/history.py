@@ -4,7 +4,7 @@ from __future__ import annotations
 import reflex as rx
 
 from rxcrm.components import theme
-from rxcrm.components.forms import option_select
+from rxcrm.components.forms import date_input, option_select
 from rxcrm.components.shell import layout
 from rxcrm.state.history import HistoryRow, HistoryState
 
@@ -40,11 +40,11 @@ def history_page() -> rx.Component:
                     _sel("entity", HistoryState.h_entity, HistoryState.h_entity_options),
                     _sel("action", HistoryState.h_action, HistoryState.h_action_options),
                     rx.text("с", size="2"),
-                    rx.input(type="date", value=HistoryState.h_from, size="2",
-                             on_change=lambda v: HistoryState.set_filter("from", v)),
+                    date_input("date_from", HistoryState.h_from, testid="history-from", width="150px",
+                               on_value=lambda v: HistoryState.set_filter("from", v)),
                     rx.text("по", size="2"),
-                    rx.input(type="date", value=HistoryState.h_to, size="2",
-                             on_change=lambda v: HistoryState.set_filter("to", v)),
+                    date_input("date_to", HistoryState.h_to, testid="history-to", width="150px",
+                               on_value=lambda v: HistoryState.set_filter("to", v)),
                     spacing="2", align="center", flex_wrap="wrap", width="100%",
                 ),
                 rx.table.root(

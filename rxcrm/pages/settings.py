@@ -212,11 +212,48 @@ def _rule_row(r: RuleRow) -> rx.Component:
     )
 
 
-def _stage_select(name: str, placeholder: str, width: str = "260px") -> rx.Component:
-    return rx.box(_opt_select(name, SettingsState.stage_options, placeholder), width=width)
+def _stage_select(name: str, placeholder: str, width: str = "260px", value=None, on_change=None,
+                  options=None, testid: str | None = None) -> rx.Component:
+    """A stage from the list «Воронка · Стадия» (the value "pipeline:STAGE" never shows)."""
+    props = {"value": value, "on_change": on_change} if value is not None else {}
+    return rx.box(option_select(options if options is not None else SettingsState.stage_options, placeholder,
+                                name=name, trigger_props={"data_testid": testid} if testid else None, **props),
+                  width=width)
+
+
+def _field_select(options, value, on_change, placeholder: str, testid: str, width: str = "240px",
+                  name: str | None = None) -> rx.Component:
+    """A field of the chosen stage's pipeline, by its label (custom fields too)."""
+    props = {"name": name} if name else {}
+    return rx.box(option_select(options, placeholder, value=value, on_change=on_change,
+                                trigger_props={"data_testid": testid}, **props), width=width)
+
+
+def _value_input(name: str, options, placeholder: str, width: str = "160px") -> rx.Component:
+    """The value a rule compares or sets: a list when the field has one (enum, Да/Нет), else typed."""
+    return rx.cond(
+        options.length() > 0,
+        rx.box(rx.select(options, name=name, placeholder="Значение", width="100%",
+                         data_testid=f"rule-{name}-select"), width=width),
+        rx.input(name=name, placeholder=placeholder, width=width, data_testid=f"rule-{name}-input"),
+    )
+
+
+def _chip(o) -> rx.Component:
+    return rx.badge(
+        o.label,
+        rx.icon("x", size=12, cursor="pointer", on_click=SettingsState.remove_req_field(o.value),
+                data_testid="rule-field-remove"),
+        variant="soft", size="2", data_testid="rule-field-chip",
+    )
+
+
+def _hint(text: str) -> rx.Component:
+    return rx.text(text, size="1", color=theme.TEXT_MUTED)
 
 
 def _rules_tab() -> rx.Component:
+    no_stage = "Сначала выберите стадию"
     return rx.vstack(
         rx.text("Правила хранятся в базе (первоначально — из объявлений rxcrm/rules/); один движок применяет "
                 "включённые правила при любом изменении (интерфейс, массовые действия, интеграции).",
@@ -225,32 +262,58 @@ def _rules_tab() -> rx.Component:
                       rx.table.body(rx.foreach(SettingsState.rules, _rule_row)), variant="surface", size="1",
                       width="100%"),
         rx.text("Обязательные поля стадии", weight="bold", size="3", padding_top="8px"),
-        rx.form(rx.hstack(
-            _stage_select("stage", "Стадия"),
-            rx.input(name="fields", placeholder="Поля через запятую: amount, custom.dpo_contract_number",
-                     width="380px"),
-            rx.button("Добавить", type="submit", size="2"), spacing="2", align="center", wrap="wrap"),
-            on_submit=SettingsState.add_required_rule, reset_on_submit=True),
+        rx.form(rx.vstack(
+            rx.hstack(
+                _stage_select("stage", "Стадия", value=SettingsState.req_stage, on_change=SettingsState.set_req_stage,
+                              testid="rule-req-stage"),
+                rx.cond(SettingsState.req_stage != "",
+                        _field_select(SettingsState.req_field_options, "", SettingsState.add_req_field,
+                                      "Добавить поле…", "rule-req-field"),
+                        _hint(no_stage)),
+                rx.el.input(type="hidden", name="fields", value=SettingsState.req_fields_csv),
+                rx.button("Добавить правило", type="submit", size="2", data_testid="rule-req-add",
+                          disabled=SettingsState.req_fields.length() == 0),
+                spacing="2", align="center", wrap="wrap"),
+            rx.cond(SettingsState.req_fields.length() > 0,
+                    rx.hstack(rx.foreach(SettingsState.req_field_chips, _chip), spacing="2", wrap="wrap")),
+            spacing="2", width="100%"),
+            on_submit=SettingsState.add_required_rule, reset_on_submit=False),
         rx.text("Перевод по полю", weight="bold", size="3", padding_top="8px"),
         rx.form(rx.hstack(
             rx.input(name="name", placeholder="Название правила", width="240px"),
-            _stage_select("from_stage", "Из стадии", "220px"),
-            rx.input(name="field", placeholder="Поле (custom.…)", width="180px"),
-            rx.input(name="equals", placeholder="Значение (Да)", width="120px"),
-            _stage_select("to_stage", "В стадию", "220px"),
-            rx.button("Добавить", type="submit", size="2"), spacing="2", align="center", wrap="wrap"),
+            _stage_select("from_stage", "Из стадии", "230px", value=SettingsState.trig_stage,
+                          on_change=SettingsState.set_trig_stage, options=SettingsState.trig_from_options,
+                          testid="rule-trig-from"),
+            rx.cond(SettingsState.trig_stage != "",
+                    rx.hstack(
+                        _field_select(SettingsState.trig_field_options, SettingsState.trig_field,
+                                      SettingsState.set_trig_field, "Поле", "rule-trig-field", "220px", name="field"),
+                        rx.text("=", size="2"),
+                        _value_input("equals", SettingsState.trig_value_options, "Значение"),
+                        _stage_select("to_stage", "В стадию", "220px", options=SettingsState.trig_to_options,
+                                      testid="rule-trig-to"),
+                        spacing="2", align="center", wrap="wrap"),
+                    _hint(no_stage)),
+            rx.button("Добавить", type="submit", size="2", data_testid="rule-trig-add"),
+            spacing="2", align="center", wrap="wrap"),
             on_submit=SettingsState.add_trigger_rule, reset_on_submit=True),
         rx.text("При входе на стадию", weight="bold", size="3", padding_top="8px"),
         rx.form(rx.hstack(
             rx.input(name="name", placeholder="Название правила", width="240px"),
-            _stage_select("stage", "Стадия", "220px"),
+            _stage_select("stage", "Стадия", "220px", value=SettingsState.enter_stage,
+                          on_change=SettingsState.set_enter_stage, testid="rule-enter-stage"),
             rx.box(option_select(SettingsState.rule_action_options, "Действие", value=SettingsState.rule_action,
                                  on_change=SettingsState.set_rule_action,
                                  trigger_props={"data_testid": "rule-action"}), width="200px"),
             rx.match(
                 SettingsState.rule_action,
-                ("set", rx.hstack(rx.input(name="field", placeholder="Поле (probability, custom.…)", width="200px"),
-                                  rx.input(name="value", placeholder="Значение", width="140px"), spacing="2")),
+                ("set", rx.cond(SettingsState.enter_stage != "",
+                                rx.hstack(_field_select(SettingsState.enter_field_options, SettingsState.enter_field,
+                                                        SettingsState.set_enter_field, "Поле", "rule-enter-field",
+                                                        "220px", name="field"),
+                                          _value_input("value", SettingsState.enter_value_options, "Значение"),
+                                          spacing="2", align="center"),
+                                _hint(no_stage))),
                 ("notify", rx.hstack(rx.box(_opt_select("to", SettingsState.recipient_options, "Кому"), width="200px"),
                                      rx.input(name="text", placeholder="Текст ({title} — название)", width="280px"),
                                      spacing="2")),

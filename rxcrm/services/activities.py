@@ -142,6 +142,15 @@ def refresh_next_activity(session: Session, entity: str, item_id: int) -> dateti
 
 # ---- activities -----------------------------------------------------------------------
 
+def suggested_start(now: datetime | None = None) -> datetime:
+    """Where the activity form starts: the next whole working hour of the office (09:00–18:00
+    Moscow on a working day of the Russian production calendar, services/workdays.py) after
+    `now` — 14:20 on a Tuesday → 15:00, 17:30 → 09:00 of the next working day, a Friday
+    evening or 31 December → the first working morning after the weekend or the holidays."""
+    from . import workdays
+    return workdays.next_working_hour((now or utcnow()) + timedelta(minutes=1))
+
+
 def plan_activity(session: Session, actor: Actor, entity: str, item_id: int, *, kind: str, subject: str,
                   start_at: datetime, duration_min: int, description: str = "",
                   responsible_id: int | None = None, remind_before_min: int | None = None,

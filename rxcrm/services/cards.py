@@ -3,14 +3,15 @@
 Opening a card is audited (seed 001 §2.6: the history records even views)."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import select
 from sqlmodel import Session
 
-from rxcrm.models import Activity, Company, Contact, Deal, Lead, TimelineEvent, User, utcnow
+from rxcrm.models import Activity, Company, Contact, Deal, Lead, Pipeline, Product, TimelineEvent, User, utcnow
 
-from . import access, audit, fmt, listing
+from . import access, audit, catalogs, fmt, listing
 from .context import Actor
 from .fields import field_map
 from .items import get_item
@@ -173,35 +174,172 @@ def timeline(session: Session, actor: Actor, entity: str, item_id: int, offset: 
                                 .offset(offset).limit(limit + 1)).scalars())
     more = len(rows) > limit
     rows = rows[:limit]
-    users = dict(session.execute(select(User.id, User.full_name).where(
-        User.id.in_({r.user_id for r in rows if r.user_id}))).all()) if rows else {}
-    return [_event(r, users, now) for r in rows], more
+    look = _Names(session, entity, getattr(item, "pipeline_id", None), rows)
+    return [_event(r, look, now) for r in rows], more
 
 
-def _event(ev: TimelineEvent, users: dict, now: datetime) -> dict:
+# ---- the timeline in words: values as people read them ------------------------------------
+# A field change stores raw values (ids, numbers, ISO dates: data {"field", "label", "old",
+# "new"}); the Лента shows «Ответственный: Петров А. И. → Иванова М. О.», «Программа: пусто →
+# Цифровой маркетинг», «Сумма: 47 025 ₽ → 48 000 ₽». Names are looked up once per page.
+
+EMPTY = "пусто"
+ID_KINDS = {"user": (User, User.full_name), "program": (Product, Product.title), "contact": (Contact, Contact.full_name),
+            "company": (Company, Company.title), "pipeline": (Pipeline, Pipeline.name)}
+ID_NOUN = {"user": "сотрудник", "program": "программа", "contact": "контакт", "company": "компания",
+           "pipeline": "воронка"}
+ACTIVITY_KIND = {"call": "Звонок", "meeting": "Встреча", "task": "Задача", "email": "Письмо"}
+MAX_VALUE = 200
+
+
+class _Names:
+    """Kinds of the entity's fields and the names of every id a page of events mentions
+    (one query per kind of name)."""
+
+    def __init__(self, session: Session, entity: str, pipeline_id: int | None, rows: list[TimelineEvent]):
+        self.fmap = field_map(session, entity, pipeline_id) if entity in ("lead", "deal", "contact", "company") else {}
+        ids: dict[str, set[int]] = {k: set() for k in ID_KINDS}
+        ids["user"].update(r.user_id for r in rows if r.user_id)
+        for r in rows:
+            d = r.data or {}
+            if r.kind == "field_changed":
+                kind = self.kind(d.get("field", ""))
+                if kind in ids:
+                    ids[kind].update(v for v in (d.get("old"), d.get("new")) if _is_id(v))
+            elif r.kind == "activity_planned" and _is_id(d.get("responsible_id")):
+                ids["user"].add(d["responsible_id"])
+        self.names: dict[str, dict[int, str]] = {}
+        for kind, found in ids.items():
+            model, col = ID_KINDS[kind]
+            self.names[kind] = dict(session.execute(select(model.id, col).where(model.id.in_(found))).all()) \
+                if found else {}
+
+    def kind(self, key: str) -> str:
+        fd = self.fmap.get(key)
+        if fd is not None:
+            return fd.kind
+        return "user" if key == "responsible_id" else ""
+
+    def user(self, user_id) -> str:
+        return self.names["user"].get(user_id, "")
+
+
+def _is_id(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def value_text(value, kind: str, names: dict[int, str] | None = None, fallback: str = "") -> str:
+    """One value of a field as the card shows it (Russian formats, names for ids)."""
+    if value is None or value == "" or value == []:
+        return EMPTY
+    if kind in ID_KINDS:
+        name = (names or {}).get(value) if _is_id(value) else None
+        if name:
+            return fmt.short_name(name) if kind == "user" else name
+        return fallback or (f"{ID_NOUN[kind]} №{value}" if _is_id(value) else str(value))
+    if isinstance(value, bool) or kind == "bool":
+        if value in (True, "Да", "да", "true", 1):
+            return "Да"
+        if value in (False, "Нет", "нет", "false", 0):
+            return "Нет"
+    try:
+        if kind == "money":
+            return fmt.money(Decimal(str(value)))
+        if kind in ("number", "int"):
+            num = Decimal(str(value))
+            return fmt.number(num.quantize(Decimal(1)) if num == num.to_integral() else num)
+    except (InvalidOperation, ValueError):
+        pass
+    if kind in ("date", "datetime") and isinstance(value, str):
+        try:
+            if kind == "date" or len(value) == 10:
+                return fmt.date_short(date.fromisoformat(value[:10]))
+            return fmt.dt_short(datetime.fromisoformat(value))
+        except ValueError:
+            pass
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value)
+    return text if len(text) <= MAX_VALUE else text[:MAX_VALUE - 1] + "…"
+
+
+def _field_text(d: dict, look: _Names) -> str:
+    key = d.get("field", "")
+    kind = look.kind(key)
+    names = look.names.get(kind)
+    label = d.get("label") or (look.fmap[key].label if key in look.fmap else key)
+    old = value_text(d.get("old"), kind, names, d.get("old_text", ""))
+    new = value_text(d.get("new"), kind, names, d.get("new_text", ""))
+    return f"{label}: {old} → {new}"
+
+
+def _activity_text(d: dict, look: _Names, now: datetime) -> str:
+    parts = [ACTIVITY_KIND.get(d.get("kind", ""), ""), d.get("subject", "")]
+    if d.get("start"):
+        try:
+            parts.append(fmt.dt_short(datetime.fromisoformat(d["start"]), now))
+        except (TypeError, ValueError):
+            pass
+    who = look.user(d.get("responsible_id"))
+    if who:
+        parts.append(fmt.short_name(who))
+    return " · ".join(p for p in parts if p)
+
+
+def _event(ev: TimelineEvent, look: _Names, now: datetime) -> dict:
     d = ev.data or {}
     if ev.kind == "stage_changed":
         text = f"{d.get('from', '—')} → {d.get('to', '—')}"
     elif ev.kind == "field_changed":
-        old, new = d.get("old"), d.get("new")
-        text = f"«{d.get('label', d.get('field', ''))}»: {_v(old)} → {_v(new)}"
+        text = _field_text(d, look)
     elif ev.kind in ("comment", "email"):
         text = d.get("text", "")
-    elif ev.kind in ("activity_done", "activity_planned"):
-        text = " ".join(x for x in (d.get("subject", ""), d.get("result", "")) if x)
+    elif ev.kind == "activity_planned":
+        text = _activity_text(d, look, now)
+    elif ev.kind == "activity_done":
+        text = " — ".join(x for x in (d.get("subject", ""), d.get("result", "")) if x)
     else:
         text = d.get("text", "")
-    who = users.get(ev.user_id) or ("Правило «" + ev.rule + "»" if ev.rule else "Система")
+    who = look.user(ev.user_id) or ("Правило «" + ev.rule + "»" if ev.rule else "Система")
     return {"id": ev.id, "kind": ev.kind, "label": KIND_LABEL.get(ev.kind, ev.kind), "text": text,
             "who": who, "rule": ev.rule, "at": fmt.dt_short(ev.created_at, now)}
 
 
-def _v(value) -> str:
-    if value is None or value == "":
-        return "пусто"
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value)
+# ---- fields a person fills in a dialog: each kind with its own control ---------------------
+
+def field_inputs(session: Session, actor: Actor, rows: list[dict]) -> list[dict]:
+    """`rows` ({key, label, kind, options, value} — a stage's missing fields, a block in edit)
+    with `choices` [(value, label)] for the kinds chosen from a list: programs (active ones,
+    plus the current one), users who may be responsible (plus the current one), an enum's
+    options, Да/Нет. Other kinds get []."""
+    kinds = {r.get("kind") for r in rows}
+    programs = catalogs.programs(session) if "program" in kinds else []
+    users = catalogs.assignable_users(session) if "user" in kinds else []
+    out = []
+    for r in rows:
+        kind, value = r.get("kind", "text"), str(r.get("value") or "")
+        if kind == "program":
+            choices = _with_current(session, programs, value, Product, Product.title)
+        elif kind == "user":
+            choices = _with_current(session, users, value, User, User.full_name)
+        elif kind == "enum":
+            choices = [(o, o) for o in r.get("options") or []]
+        elif kind == "bool":
+            choices = [("Да", "Да"), ("Нет", "Нет")]
+        else:
+            choices = []
+        out.append({**r, "value": value, "choices": [(str(v), str(lab)) for v, lab in choices]})
+    return out
+
+
+def _with_current(session: Session, pairs: list, value: str, model, col) -> list:
+    """The list plus the item's current value when it is no longer offered (an archived
+    program, a switched-off user), so the control still shows it."""
+    if value.isdigit() and all(str(i) != value for i, _ in pairs):
+        name = session.execute(select(col).where(model.id == int(value))).scalar()
+        if name:
+            return [(int(value), name), *pairs]
+    return pairs
 
 
 def planned(session: Session, actor: Actor, entity: str, item_id: int, now: datetime | None = None) -> list[dict]:
@@ -210,7 +348,8 @@ def planned(session: Session, actor: Actor, entity: str, item_id: int, now: date
     rows = session.execute(select(Activity).where(Activity.entity_type == entity, Activity.entity_id == item_id,
                                                   Activity.done.is_(False)).order_by(Activity.start_at)).scalars()
     return [{"id": a.id, "kind": a.kind, "subject": a.subject or "Дело", "at": fmt.dt_short(a.start_at, now),
-             "overdue": a.start_at < now} for a in rows]
+             "overdue": a.start_at < now, "date": fmt.date_input(a.start_at), "time": fmt.time_input(a.start_at)}
+            for a in rows]
 
 
 

@@ -80,3 +80,50 @@ def phone(value: str | None) -> str:
     if len(d) == 11 and d[0] == "7":
         return f"+7 {d[1:4]} {d[4:7]}-{d[7:9]}-{d[9:11]}"
     return (value or "").strip()
+
+
+# ---- what people type: ДД.ММ.ГГГГ and ЧЧ:ММ (forms show these whatever the browser's language) ----
+
+def parse_date(text) -> date | None:
+    """`24.11.2026` (also `24.11.26`, `24/11/2026`) or ISO `2026-11-24` → a date; None when it
+    is not a real date."""
+    import re
+
+    s = str(text or "").strip()
+    try:
+        if re.match(r"\d{4}-\d{2}-\d{2}(?:$|[T ])", s):
+            return date.fromisoformat(s[:10])
+        m = re.fullmatch(r"(\d{1,2})[./](\d{1,2})[./](\d{2}|\d{4})", s)
+        if m:
+            year = int(m[3]) + (2000 if len(m[3]) == 2 else 0)
+            return date(year, int(m[2]), int(m[1]))
+    except ValueError:
+        return None
+    return None
+
+
+def parse_time(text):
+    """`14:30`, `9:05`, `14.30`, `1430` → a time; None when it is not a time of day."""
+    import re
+    from datetime import time as _time
+
+    s = str(text or "").strip()
+    m = re.fullmatch(r"(\d{1,2})[:.](\d{2})", s) or re.fullmatch(r"(\d{2})(\d{2})", s)
+    if not m:
+        return None
+    h, mi = int(m[1]), int(m[2])
+    return _time(h, mi) if 0 <= h < 24 and 0 <= mi < 60 else None
+
+
+def date_input(d: date | datetime | None) -> str:
+    """A date as a form shows it: `24.11.2026` (a datetime in Moscow time)."""
+    if d is None:
+        return ""
+    if isinstance(d, datetime):
+        d = local(d).date()
+    return d.strftime("%d.%m.%Y")
+
+
+def time_input(dt: datetime | None) -> str:
+    """A time of day as a form shows it: `14:30` (Moscow time)."""
+    return local(dt).strftime("%H:%M") if dt else ""

@@ -40,14 +40,22 @@ ACTION_LABEL = {
     "permission_set": "Изменение прав", "permissions_reset": "Сброс прав к исходным",
     "rule_update": "Изменение правил", "token_create": "Выпуск токена интеграции",
     "token_revoke": "Отзыв токена интеграции", "intake_replay": "Повтор события интеграции",
+    "intake_assign": "Назначение ответственного",
     "denied": "Отказ в доступе",
     # what a refused attempt tried (details["action"] of a "denied" row)
     "department_list": "Просмотр отделов", "permission_matrix": "Просмотр прав", "user_list": "Просмотр сотрудников",
     "user_item_counts": "Просмотр элементов сотрудника", "token_list": "Просмотр токенов",
     "intake_events": "Просмотр событий интеграций",
 }
+# Codes that only name what a refused attempt tried (details of a "denied" row), never a row of their own.
+REFUSAL_ONLY = frozenset({"department_list", "permission_matrix", "user_list", "user_item_counts", "token_list",
+                          "intake_events"})
+INTEGRATION_LABEL = {"marketplace": "Маркетплейс", "landing": "Лендинг", "education": "УС ДПО"}
+RULE_OP = {"create": "добавлено", "update": "изменено", "delete": "удалено", "activate": "включено",
+           "deactivate": "выключено"}
 ENTITY_LABEL = {"lead": "Лид", "deal": "Сделка", "contact": "Контакт", "company": "Компания",
-                "user": "Сотрудник", "department": "Отдел", "permission": "Права доступа", "analytics": "Аналитика"}
+                "user": "Сотрудник", "department": "Отдел", "permission": "Права доступа", "analytics": "Аналитика",
+                "rule": "Правило"}
 SOURCE_LABEL = {"ui": "Интерфейс", "intake": "Интеграция", "rule": "Правило", "system": "Система"}
 WHO_BY_SOURCE = {"intake": "Интеграция", "rule": "Правило", "system": "Система", "ui": "Система"}
 PATH = {"lead": "leads", "deal": "deals", "contact": "contacts", "company": "companies"}
@@ -174,6 +182,8 @@ class _Lookups:
                     dept_ids.update(vals)
             if isinstance(d.get("to_user_id"), int):
                 user_ids.add(d["to_user_id"])
+            if r.action == "intake_assign" and isinstance(d.get("user_id"), int):
+                user_ids.add(d["user_id"])
             if isinstance(d.get("department_id"), int):
                 dept_ids.add(d["department_id"])
         self.users = self._pairs(User.id, User.full_name, user_ids)
@@ -191,6 +201,7 @@ class _Lookups:
             for iid, title in session.execute(stmt).all():
                 self.titles[(ent, iid)] = title or f"№{iid}"
         self.fmaps: dict[str, dict] = {}
+        self._stage_names: dict | None = None
 
     def _pairs(self, id_col, name_col, ids) -> dict:
         if not ids:
@@ -201,6 +212,18 @@ class _Lookups:
         if entity not in self.fmaps:
             self.fmaps[entity] = field_map(self.session, entity) if entity in MODELS else {}
         return self.fmaps[entity]
+
+    def stage_names(self) -> dict:
+        """{(pipeline code, stage code): name} and {(pipeline code, ""): pipeline name}, read once
+        (rule rows name stages by code)."""
+        if self._stage_names is None:
+            from rxcrm.models import Pipeline, Stage
+            pipes = dict(self.session.execute(select(Pipeline.id, Pipeline.code)).all())
+            names = {(code, ""): name for code, name in self.session.execute(select(Pipeline.code, Pipeline.name))}
+            for pid, code, name in self.session.execute(select(Stage.pipeline_id, Stage.code, Stage.name)):
+                names[(pipes.get(pid, ""), code)] = name
+            self._stage_names = names
+        return self._stage_names
 
     def item(self, entity: str, item_id) -> str:
         return self.titles.get((entity, item_id), f"№{item_id}" if item_id else "")
@@ -222,6 +245,8 @@ def _rows(session: Session, actor: Actor, recs: list[AuditRecord], now: datetime
         elif ent == "department":
             title = look.depts.get(r.entity_id, "") or d.get("name", "")
             href = ""
+        elif ent == "rule":
+            title, href = _rule_title(d, look), ""
         else:
             title, href = "", ""
         if r.user_id:
@@ -365,7 +390,30 @@ def _details(r: AuditRecord, d: dict, look: _Lookups, now: datetime) -> str:
         return f"изменено ячеек: {d.get('changed', 0)}"
     if a == "department_create":
         return str(d.get("name", ""))
+    if a == "intake_assign":
+        who = look.users.get(d.get("user_id"))
+        text = f"{INTEGRATION_LABEL.get(d.get('integration'), d.get('integration') or 'Интеграция')} → " \
+               f"{fmt.short_name(who) if who else 'никому'}"
+        return text + (f" ({d['how']})" if d.get("how") else "")
+    if a == "rule_update":
+        from .rules_admin import KIND_LABEL as RULE_KIND
+        snap = d.get("new") or d.get("old") or {}
+        op = RULE_OP.get(d.get("op", ""), d.get("op", ""))
+        kind = RULE_KIND.get(snap.get("kind", ""), "")
+        return " · ".join(x for x in (f"Правило {op}" if op else "", kind) if x)
     return ""
+
+
+def _rule_title(d: dict, look: _Lookups) -> str:
+    """A rule as the history names it: its name, or «Воронка · Стадия» (by their names)."""
+    snap = d.get("new") or d.get("old") or {}
+    if not isinstance(snap, dict):
+        return ""
+    if snap.get("name"):
+        return str(snap["name"])
+    names = look.stage_names()
+    pipe, stage = snap.get("pipeline_code", ""), snap.get("stage_code", "")
+    return " · ".join(x for x in (names.get((pipe, ""), pipe), names.get((pipe, stage), stage)) if x)
 
 
 def _filters_text(entity: str, filters: dict, look: _Lookups) -> str:
@@ -388,7 +436,7 @@ MAIN_ACTIONS = ("create", "update", "delete", "restore", "move", "convert", "clo
                 "activity_planned", "activity_done", "activity_rescheduled", "comment", "email",
                 "user_create", "user_update", "user_deactivate", "user_activate", "password_reset", "reassign",
                 "department_create", "department_update", "permission_set", "permissions_reset", "rule_update",
-                "token_create", "token_revoke", "intake_replay", "denied")
+                "token_create", "token_revoke", "intake_replay", "intake_assign", "denied")
 
 
 def history_actions() -> list[tuple[str, str]]:

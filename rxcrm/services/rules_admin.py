@@ -121,6 +121,24 @@ def _labels(session: Session, pipe) -> dict[str, str]:
     return {k: f.label for k, f in field_map(session, entity, pipe.id if pipe else None).items()}
 
 
+def field_choices(session: Session) -> dict[str, list[dict]]:
+    """What the rules editor offers per pipeline code: the fields a person can fill (a stage
+    may require them, a trigger may watch them, an on-enter rule may set them — the field
+    catalog's editable ones incl. the pipeline's custom fields), each {"key", "label", "kind",
+    "options"}: an enum's options, «Да»/«Нет» for yes/no, [] for free values."""
+    from .items import editable
+    out: dict[str, list[dict]] = {}
+    for pipe in session.exec(select(Pipeline).order_by(Pipeline.sort, Pipeline.id)).all():
+        rows = []
+        for fd in field_map(session, pipe.entity, pipe.id).values():
+            if not editable(fd):
+                continue
+            options = list(fd.options) if fd.kind == "enum" else ["Да", "Нет"] if fd.kind == "bool" else []
+            rows.append({"key": fd.key, "label": fd.label, "kind": fd.kind, "options": options})
+        out[pipe.code] = rows
+    return out
+
+
 def list_rules(session: Session) -> list[dict]:
     """Every rule (active or not) in engine order: id, kind, kind_label, name, pipeline_code,
     stage_code, pipeline, stage (names), text, is_active."""
@@ -317,5 +335,5 @@ def delete_rule(session: Session, actor: Actor, rule_id: int) -> None:
     audit.record(session, actor, "rule_update", "rule", int(rule_id), {"op": "delete", "old": before, "new": None})
 
 
-__all__ = ["ACTION_TYPES", "KIND_LABEL", "RECIPIENTS", "delete_rule", "describe", "list_rules", "on_enter_action",
-           "save_on_enter", "save_required", "save_trigger", "set_active"]
+__all__ = ["ACTION_TYPES", "KIND_LABEL", "RECIPIENTS", "delete_rule", "describe", "field_choices", "list_rules",
+           "on_enter_action", "save_on_enter", "save_required", "save_trigger", "set_active"]

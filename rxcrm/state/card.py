@@ -6,14 +6,17 @@ from datetime import datetime
 
 import reflex as rx
 
-from rxcrm.services import activities, cards, catalogs, conversion, create, items, listing
+from rxcrm import i18n
+from rxcrm.services import activities, cards, catalogs, conversion, create, fmt, items, listing
 from rxcrm.services.errors import AccessDenied, NotFound, ServiceError, ValidationFailed
 from rxcrm.settings import TZ
 
 from .app import AppState
 from .base import choice, event, field, id_or_none, opt_id, to_bool, to_form, to_id, to_int, to_text
-from .work import MissingField, Option
+from .fieldinput import form_values, missing_rows, typed_values
+from .work import MissingField, Option, missing_field
 
+START_REQUIRED = "Укажите дату (ДД.ММ.ГГГГ) и время начала (ЧЧ:ММ)"
 FINISH_MODES = ("deal_contact", "deal", "existing", "JUNK", "DUPLICATE", "won", "lost")
 
 ENTITY = {"leads": "lead", "deals": "deal", "contacts": "contact", "companies": "company"}
@@ -65,6 +68,8 @@ class Planned:
     subject: str = ""
     at: str = ""
     overdue: bool = False
+    date: str = ""  # ДД.ММ.ГГГГ and ЧЧ:ММ of its start (what «Перенести» starts from)
+    time: str = ""
 
 
 # A field being edited has the same shape as a field a stage asks for.
@@ -116,11 +121,17 @@ class CardState(AppState):
     composer_tab: str = "comment"
     composer_error: str = ""
 
+    # the activity form starts at the next working hour (services.activities.suggested_start)
+    activity_date: str = ""
+    activity_time: str = ""
+
     # planned activity: done / reschedule
     done_id: int = 0
     done_open: bool = False
     resched_id: int = 0
     resched_open: bool = False
+    resched_date: str = ""
+    resched_time: str = ""
 
     # stage move refused → required fields dialog
     missing_open: bool = False
@@ -187,6 +198,8 @@ class CardState(AppState):
         self.planned_items = [Planned(**p) for p in planned]
         self.events = [_event_row(e) for e in events]
         self.events_more = more
+        start = activities.suggested_start()
+        self.activity_date, self.activity_time = fmt.date_input(start), fmt.time_input(start)
 
     def _events(self, offset: int):
         return self._read(cards.timeline, self.card_entity, self.card_id, offset=offset, kind=self.kind_filter)
@@ -206,6 +219,14 @@ class CardState(AppState):
         self.events_more = more
 
     # ---- helpers ------------------------------------------------------------------------
+    @rx.var
+    def page_title(self) -> str:
+        """The browser tab: «Иванов Иван — Сделка — rxcrm» (the kind alone while loading)."""
+        cat = i18n.catalog(self.lang)
+        kind = cat.get(f"title.card.{self.card_entity}", "")
+        name = self.card_error or self.card_title
+        return " — ".join(p for p in (name, kind, cat.get("app.name", "rxcrm")) if p)
+
     @rx.var
     def is_closed(self) -> bool:
         return self.card_semantic in ("success", "failure")
@@ -237,22 +258,25 @@ class CardState(AppState):
             return self.open_finish()
         return self._move(stage_id, None)
 
-    def _move(self, stage_id: int, values: dict | None):
+    def _move(self, stage_id: int, values: dict | None, typed: dict | None = None):
+        """Move the card; a refusal for missing fields opens the dialog (each field with its
+        control), a wrong value marks its field and keeps what was typed (`typed`)."""
+        typed = typed if typed is not None else values or {}
         try:
+            if values is not None:
+                values = form_values(self.missing_fields, values)  # a date typed as ДД.ММ.ГГГГ → ISO
             self._call(items.move_stage, self.card_entity, self.card_id, stage_id, values=values,
                       expected_version=self.card_version)
         except items.MissingFields as exc:
             self.missing_message = exc.message
-            self.missing_fields = [MissingField(m["key"], m["label"], m["kind"], list(m.get("options") or []),
-                                                (values or {}).get(m["key"], ""))
-                                   for m in exc.details.get("missing", [])]
+            self.missing_fields = [missing_field(r) for r in self._read(cards.field_inputs, missing_rows(exc, typed))]
             self._pending = {"stage_id": stage_id}
             self.missing_open = True
             return
         except ValidationFailed as exc:
             if self.missing_open:
                 self.missing_message = exc.message
-                self.missing_fields = [dataclasses.replace(f, value=str((values or {}).get(f.key, "")),
+                self.missing_fields = [dataclasses.replace(f, value=str(typed.get(f.key, "")),
                                                            error=exc.fields.get(f.key, ""))
                                        for f in self.missing_fields]
                 return
@@ -267,8 +291,7 @@ class CardState(AppState):
         form = to_form(form)
         if not self._pending:
             return
-        return self._move(self._pending["stage_id"], {f.key: to_text(form.get(f.key), f.label)
-                                                      for f in self.missing_fields})
+        return self._move(self._pending["stage_id"], form, typed_values(self.missing_fields, form))
 
     @event
     def close_missing(self):
@@ -278,8 +301,9 @@ class CardState(AppState):
     @event
     def start_edit(self, block: str):
         block = to_text(block, "блок", 200)
-        rows = self._read(cards.edit_fields, self.card_entity, self.card_id, block)
-        self.edit_fields = [EditField(r["key"], r["label"], r["kind"], r["options"], r["value"]) for r in rows]
+        rows = self._read(lambda s, a: cards.field_inputs(s, a, cards.edit_fields(s, a, self.card_entity,
+                                                                                  self.card_id, block)))
+        self.edit_fields = [missing_field(r) for r in rows]
         self.edit_block, self.edit_error = block, ""
 
     @event
@@ -289,10 +313,11 @@ class CardState(AppState):
     @event
     def save_edit(self, form: dict):
         form = to_form(form)
-        values = {f.key: to_text(form.get(f.key), f.label) for f in self.edit_fields}
+        typed = typed_values(self.edit_fields, form)
         # keep what the manager typed, whatever happens
-        self.edit_fields = [dataclasses.replace(f, value=str(values.get(f.key, "")), error="") for f in self.edit_fields]
+        self.edit_fields = [dataclasses.replace(f, value=typed[f.key], error="") for f in self.edit_fields]
         try:
+            values = form_values(self.edit_fields, form)  # a date typed as ДД.ММ.ГГГГ → ISO
             self._call(items.update_fields, self.card_entity, self.card_id, values, expected_version=self.card_version)
         except ValidationFailed as exc:
             self.edit_error = exc.message
@@ -325,7 +350,7 @@ class CardState(AppState):
         form = to_form(form)
         start = _local_start(form)
         if start is None:
-            self.composer_error = "Укажите дату и время начала"
+            self.composer_error = START_REQUIRED
             return
         try:
             duration = to_int(field(form, "duration", "длительность", 10) or "15", "длительность", 1, 24 * 60)
@@ -333,6 +358,7 @@ class CardState(AppState):
             self.composer_error = "Длительность — число минут"
             return
         remind = field(form, "remind", "напоминание", 10)
+        remind = "" if remind == "none" else remind  # «Не напоминать»
         try:
             self._call(activities.plan_activity, self.card_entity, self.card_id,
                       kind=field(form, "kind", "вид дела", 20) or "call", subject=field(form, "subject", "тема", 500),
@@ -375,6 +401,9 @@ class CardState(AppState):
     @event
     def open_resched(self, activity_id: int):
         self.resched_id, self.resched_open = to_id(activity_id, "дело"), True
+        item = next((p for p in self.planned_items if p.id == self.resched_id), None)
+        self.resched_date, self.resched_time = (item.date, item.time) if item else (self.activity_date,
+                                                                                   self.activity_time)
 
     @event
     def set_resched_open(self, value: bool):
@@ -384,7 +413,7 @@ class CardState(AppState):
     def reschedule(self, form: dict):
         start = _local_start(to_form(form))
         if start is None:
-            return rx.toast.error("Укажите дату и время")
+            return rx.toast.error(START_REQUIRED)
         self._call(activities.reschedule_activity, self.resched_id, start)
         self.resched_open = False
         return self._after_change("Дело перенесено")
@@ -437,7 +466,14 @@ class CardState(AppState):
     @event
     def submit_finish(self, form: dict):
         form = to_form(form)
-        extra = {f.key: to_text(form.get(f.key), f.label) for f in self.finish_missing}
+        typed = typed_values(self.finish_missing, form)
+        self.finish_missing = [dataclasses.replace(f, value=typed[f.key], error="") for f in self.finish_missing]
+        try:
+            extra = form_values(self.finish_missing, form)  # a date typed as ДД.ММ.ГГГГ → ISO
+        except ValidationFailed as exc:
+            self.finish_error = exc.message
+            self.finish_missing = [dataclasses.replace(f, error=exc.fields.get(f.key, "")) for f in self.finish_missing]
+            return
         mode = self.finish_mode
         reason = field(form, "reason", "причина", 2000)
         pipeline_id = opt_id(form.get("pipeline"), "воронка")
@@ -462,11 +498,12 @@ class CardState(AppState):
             target = self._call(finish)
         except items.MissingFields as exc:
             self.finish_error = exc.message
-            self.finish_missing = [MissingField(m["key"], m["label"], m["kind"], list(m.get("options") or []),
-                                                str(extra.get(m["key"], ""))) for m in exc.details.get("missing", [])]
+            self.finish_missing = [missing_field(r) for r in self._read(cards.field_inputs, missing_rows(exc, typed))]
             return
         except ServiceError as exc:
             self.finish_error = exc.message
+            fields = getattr(exc, "fields", None) or {}
+            self.finish_missing = [dataclasses.replace(f, error=fields.get(f.key, "")) for f in self.finish_missing]
             return
         self.finish_open = False
         if target:
@@ -516,10 +553,10 @@ class CardState(AppState):
 
 
 def _local_start(form: dict) -> datetime | None:
-    """The date and time typed in a dialog (Moscow time), or None when they are not valid."""
-    day = to_text(form.get("date"), "дата", 20).strip()
-    at = to_text(form.get("time"), "время", 20).strip() or "10:00"
-    try:
-        return datetime.fromisoformat(f"{day}T{at}").replace(tzinfo=TZ)
-    except ValueError:
+    """The date (ДД.ММ.ГГГГ, ISO too) and time (ЧЧ:ММ) typed in a form, as Moscow time, or
+    None when they are not a real date and time."""
+    day = fmt.parse_date(to_text(form.get("date"), "дата", 20))
+    at = fmt.parse_time(to_text(form.get("time"), "время", 20).strip() or "10:00")
+    if day is None or at is None:
         return None
+    return datetime.combine(day, at, tzinfo=TZ)

@@ -117,6 +117,15 @@ class SettingsState(AppState):
                                          Option("education", "УС ДПО")]
     rules: list[RuleRow] = []
     stage_options: list[Option] = []  # "pipeline:STAGE" — every stage of every pipeline
+    # the rules editor picks fields and values from lists (rules_admin.field_choices), by pipeline code
+    rule_fields: dict[str, list[Option]] = {}      # pipeline code → fields a person can fill
+    rule_field_values: dict[str, list[str]] = {}   # "pipeline:field" → its values (enum options, Да/Нет)
+    req_stage: str = ""                            # «Обязательные поля»: the stage…
+    req_fields: list[str] = []                     # …and the fields chosen so far
+    trig_stage: str = ""                           # «Перевод по полю»: from stage ("pipeline:" = any)
+    trig_field: str = ""
+    enter_stage: str = ""                          # «При входе на стадию»
+    enter_field: str = ""                          # (the field of a "set" action)
     rule_action: str = "activity"  # the action of a new on-enter rule
     rule_action_options: list[Option] = [Option(k, v) for k, v in rules_admin.ACTION_TYPES.items()]
     activity_kind_options: list[Option] = [Option("call", "Звонок"), Option("meeting", "Встреча"),
@@ -167,6 +176,10 @@ class SettingsState(AppState):
             self.intake_waiting = intake.pending_count(s)
             self.rules = _rules(s)
             self.stage_options = _stage_options(s)
+            choices = rules_admin.field_choices(s)
+            self.rule_fields = {code: [Option(r["key"], r["label"]) for r in rows] for code, rows in choices.items()}
+            self.rule_field_values = {f"{code}:{r['key']}": list(r["options"]) for code, rows in choices.items()
+                                      for r in rows if r["options"]}
             m = admin.permission_matrix(s, actor)
             self.matrix = [MatrixRow(r, rl, e, el, [MatrixCell(r, e, a, m[r][e][a]) for a, _ in labels["actions"]])
                            for r, rl in labels["roles"] for e, el in labels["entities"]]
@@ -296,21 +309,125 @@ class SettingsState(AppState):
         rule_id = to_id(rule_id, "правило")
         return self._do(lambda s, a: rules_admin.delete_rule(s, a, rule_id), "Правило удалено")
 
+    # ---- the editor's pickers: stages and fields from lists, never raw codes ----------------
+    # (each var reads the state vars it depends on itself, so Reflex sees its dependencies)
+    @rx.var
+    def req_field_options(self) -> list[Option]:
+        """Fields of the chosen stage's pipeline not chosen yet."""
+        return [o for o in self.rule_fields.get(_pipe(self.req_stage), []) if o.value not in self.req_fields]
+
+    @rx.var
+    def req_field_chips(self) -> list[Option]:
+        labels = {o.value: o.label for o in self.rule_fields.get(_pipe(self.req_stage), [])}
+        return [Option(k, labels.get(k, k)) for k in self.req_fields]
+
+    @rx.var
+    def req_fields_csv(self) -> str:
+        return ",".join(self.req_fields)
+
+    @rx.var
+    def trig_from_options(self) -> list[Option]:
+        """Every stage, and per pipeline «любая стадия» ("pipeline:")."""
+        out, seen = [], set()
+        for o in self.stage_options:
+            pipe = _pipe(o.value)
+            if pipe not in seen:
+                seen.add(pipe)
+                out.append(Option(f"{pipe}:", o.label.split(" · ")[0] + " · любая стадия"))
+            out.append(o)
+        return out
+
+    @rx.var
+    def trig_to_options(self) -> list[Option]:
+        """Stages of the same pipeline as the from-stage (a trigger moves within a pipeline)."""
+        pipe = _pipe(self.trig_stage)
+        return [o for o in self.stage_options if pipe and _pipe(o.value) == pipe and o.value != self.trig_stage]
+
+    @rx.var
+    def trig_field_options(self) -> list[Option]:
+        return self.rule_fields.get(_pipe(self.trig_stage), [])
+
+    @rx.var
+    def trig_value_options(self) -> list[str]:
+        return self.rule_field_values.get(f"{_pipe(self.trig_stage)}:{self.trig_field}", [])
+
+    @rx.var
+    def enter_field_options(self) -> list[Option]:
+        return self.rule_fields.get(_pipe(self.enter_stage), [])
+
+    @rx.var
+    def enter_value_options(self) -> list[str]:
+        return self.rule_field_values.get(f"{_pipe(self.enter_stage)}:{self.enter_field}", [])
+
+    def _stage_value(self, value) -> str:
+        value = to_text(value, "стадия", 200)
+        allowed = {o.value for o in self.stage_options} | {f"{_pipe(o.value)}:" for o in self.stage_options}
+        return choice(value, allowed, "стадия")
+
+    def _field_key(self, stage_value: str, value) -> str:
+        keys = [o.value for o in self.rule_fields.get(_pipe(stage_value), [])]
+        return choice(to_text(value, "поле", 200), keys, "поле")
+
+    @event
+    def set_req_stage(self, value: str):
+        """Another stage: its pipeline's fields are offered (those of another pipeline dropped)."""
+        stage = self._stage_value(value)
+        if _pipe(stage) != _pipe(self.req_stage):
+            self.req_fields = []
+        self.req_stage = stage
+
+    @event
+    def add_req_field(self, key: str):
+        key = self._field_key(self.req_stage, key)
+        if key not in self.req_fields:
+            self.req_fields = [*self.req_fields, key]
+
+    @event
+    def remove_req_field(self, key: str):
+        key = to_text(key, "поле", 200)
+        self.req_fields = [k for k in self.req_fields if k != key]
+
+    @event
+    def set_trig_stage(self, value: str):
+        stage = self._stage_value(value)
+        if _pipe(stage) != _pipe(self.trig_stage):
+            self.trig_field = ""
+        self.trig_stage = stage
+
+    @event
+    def set_trig_field(self, key: str):
+        self.trig_field = self._field_key(self.trig_stage, key)
+
+    @event
+    def set_enter_stage(self, value: str):
+        stage = self._stage_value(value)
+        if _pipe(stage) != _pipe(self.enter_stage):
+            self.enter_field = ""
+        self.enter_stage = stage
+
+    @event
+    def set_enter_field(self, key: str):
+        self.enter_field = self._field_key(self.enter_stage, key)
+
     @event
     def add_required_rule(self, form: dict):
         form = to_form(form)
-        pipe, _, stage = field(form, "stage", "стадия", 200).partition(":")
+        pipe, _, stage = (field(form, "stage", "стадия", 200) or self.req_stage).partition(":")
         if not stage:
             return rx.toast.error("Выберите стадию")
-        fields = field(form, "fields", "поля", 2000)
-        return self._do(lambda s, a: rules_admin.save_required(s, a, None, pipe, stage, fields), "Правило добавлено")
+        fields = field(form, "fields", "поля", 2000) or ",".join(self.req_fields)
+        if not fields.strip():
+            return rx.toast.error("Добавьте хотя бы одно поле")
+        result = self._do(lambda s, a: rules_admin.save_required(s, a, None, pipe, stage, fields), "Правило добавлено")
+        self.req_fields = []
+        return result
 
     @event
     def add_trigger_rule(self, form: dict):
         form = to_form(form)
-        pipe, _, src = field(form, "from_stage", "стадия", 200).partition(":")
+        pipe, _, src = field(form, "from_stage", "стадия", 200).partition(":")  # "pipeline:" = any stage
         to_pipe, _, dst = field(form, "to_stage", "стадия", 200).partition(":")
-        if not src or not dst:
+        if not pipe or not dst:
             return rx.toast.error("Выберите стадии")
         if to_pipe != pipe:
             return rx.toast.error("Стадии должны быть из одной воронки")
@@ -343,6 +460,11 @@ class SettingsState(AppState):
     def restore(self, entity: str, item_id: int):
         entity, item_id = choice(entity, ITEM_ENTITIES, "элемент"), to_id(item_id, "номер")
         return self._do(lambda s, a: recycle.restore(s, a, entity, item_id), "Восстановлено вместе с историей")
+
+
+def _pipe(stage_value: str) -> str:
+    """The pipeline code of a "pipeline:STAGE" option value."""
+    return (stage_value or "").partition(":")[0]
 
 
 def _rules(s) -> list[RuleRow]:

@@ -80,12 +80,21 @@ class ListColumn:
 
 @dataclasses.dataclass
 class MissingField:
+    """A field a dialog asks for (components/forms.field_control picks its control by kind)."""
     key: str = ""
     label: str = ""
     kind: str = "text"
     options: list[str] = dataclasses.field(default_factory=list)
     value: str = ""
     error: str = ""
+    choices: list[Option] = dataclasses.field(default_factory=list)  # program/user/enum/bool: the pick list
+
+
+def missing_field(row: dict) -> MissingField:
+    """A dialog field from a row of services.cards.field_inputs (with its pick list)."""
+    choices = [Option(str(v), str(lab)) for v, lab in row.get("choices", [])]
+    return MissingField(row["key"], row["label"], row.get("kind", "text"), list(row.get("options") or []),
+                        str(row.get("value") or ""), "", choices)
 
 
 @dataclasses.dataclass
@@ -558,9 +567,11 @@ class WorkState(AppState):
                       if c.id in summary else c for c in self.board]
 
     def _open_missing(self, exc: items.MissingFields, item_id: int, stage_id: int, version: int | None) -> None:
+        from rxcrm.services import cards
+
+        from .fieldinput import missing_rows
         self.missing_message = exc.message
-        self.missing_fields = [MissingField(m["key"], m["label"], m["kind"], list(m.get("options") or []), "")
-                               for m in exc.details.get("missing", [])]
+        self.missing_fields = [missing_field(r) for r in self._read(cards.field_inputs, missing_rows(exc))]
         self._pending = {"item_id": item_id, "stage_id": stage_id, "version": version}
         self.missing_open = True
 
@@ -572,14 +583,15 @@ class WorkState(AppState):
     @event
     def submit_missing(self, form: dict):
         """Save the fields the stage needs and retry the move (one transaction)."""
+        from .fieldinput import form_values, typed_values
         form = to_form(form)
         if not self._pending:
             return
-        values = {f.key: to_text(form.get(f.key), f.label) for f in self.missing_fields}
+        typed = typed_values(self.missing_fields, form)
         # keep what was typed even if the save fails
-        self.missing_fields = [dataclasses.replace(f, value=str(values.get(f.key, "")), error="")
-                               for f in self.missing_fields]
+        self.missing_fields = [dataclasses.replace(f, value=typed[f.key], error="") for f in self.missing_fields]
         try:
+            values = form_values(self.missing_fields, form)  # a date typed as ДД.ММ.ГГГГ → ISO
             self._call(items.move_stage, self.entity, self._pending["item_id"], self._pending["stage_id"],
                       values=values, expected_version=self._pending.get("version"))
         except items.MissingFields as exc:
