@@ -134,3 +134,38 @@ def test_download_writes_a_private_export(app_db, monkeypatch):
 def test_page_builds(app_db):
     from rxcrm.pages.analytics import analytics_page
     assert analytics_page() is not None
+
+
+def _replaced_url(ev) -> dict[str, str]:
+    """The query of the URL a `history.replaceState` event writes."""
+    import re
+    from urllib.parse import parse_qs, urlsplit
+    url = re.search(r"replaceState\(null, '', '(/analytics[^']*)'\)", str(ev)).group(1)
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+def test_the_url_always_says_what_is_shown(app_db, monkeypatch):
+    """A saved view with another period (year) opened from a month URL: the URL says year."""
+    st = _state(monkeypatch, {"period": "year", "source": "Звонок"})
+    run(st.on_load())
+    st.save_preset({"name": "Звонки за год"})
+    view_id = st.an_preset_id
+    st = _state(monkeypatch, {"period": "month"})
+    assert _replaced_url(run(st.on_load()))["period"] == "month"
+    q = _replaced_url(run(st.apply_preset(view_id)))
+    assert (st.an_period, st.an_source) == ("year", "Звонок")
+    assert q["period"] == "year" and q["source"] == "Звонок" and q["view"] == str(view_id)
+    # a reload of that URL shows the same dashboard and marks the same view
+    again = _state(monkeypatch, q)
+    q2 = _replaced_url(run(again.on_load()))
+    assert (again.an_period, again.an_source, again.an_preset_id) == ("year", "Звонок", view_id)
+    assert q2 == q
+    # a filter change leaves the view: the URL no longer names it
+    q3 = _replaced_url(run(again.set_period("quarter")))
+    assert q3["period"] == "quarter" and "view" not in q3
+    # the pinned default view opened on a bare /analytics: the URL names its period and the view
+    again.pin_preset(view_id)
+    fresh = _state(monkeypatch, {})
+    q4 = _replaced_url(run(fresh.on_load()))
+    assert (q4["period"], q4["view"]) == ("year", str(view_id))
+    again.pin_preset(view_id)

@@ -15,13 +15,14 @@ from rxcrm.services import charts, export, fmt, views
 from rxcrm.services.errors import ServiceError
 
 from .app import AppState
-from .base import choice, event, field, to_bool, to_form, to_id, to_text
+from .base import choice, event, field, id_or_none, to_bool, to_form, to_id, to_text
 from .work import Option, PresetItem, preset_items
 
 FILTER_VARS = ("an_pipeline", "an_department", "an_user", "an_source", "an_program")
 
 PAGE = views.ANALYTICS_PAGE
 # URL parameter ↔ Params field
+VIEW_KEY = "view"  # the saved view shown (a filter_preset id)
 URL_KEYS = {"period": "period", "from": "date_from", "to": "date_to", "pipeline": "pipeline_id",
             "dept": "department_id", "user": "responsible_id", "source": "source", "program": "program_id"}
 
@@ -254,6 +255,7 @@ class AnalyticsState(AppState):
         self.an_can_share = actor.role in views.SHARE_ROLES
         query = self.router.url.query_parameters
         raw = {name: to_text(query[key], key, 100) for key, name in URL_KEYS.items() if query.get(key)}
+        named = id_or_none(query.get(VIEW_KEY))
 
         def read(s, a):
             nonlocal raw
@@ -265,6 +267,13 @@ class AnalyticsState(AppState):
             self.an_program_options = _opts(opts["programs"], ("all", "Все программы"))
             self._load_presets(s, a)
             self.an_preset_id = 0
+            # the URL names the saved view it shows (written by _reload): mark it; alone, open it
+            view = next((p for p in views.list_presets(s, a, PAGE) if p.id == named), None) \
+                if named is not None else None
+            if view is not None:
+                self.an_preset_id = view.id
+                if not raw:
+                    raw = dict(view.filters or {})
             if not raw:
                 preset = views.default_preset(s, a, PAGE)
                 if preset is not None:
@@ -302,11 +311,19 @@ class AnalyticsState(AppState):
             return rx.toast.error(exc.message)
         self._show(dash, subtitle)
         self.an_error, self.an_loaded = "", True
-        p = dash.ctx.params
         self.an_pipeline = str(dash.ctx.deal_pipeline.id)
-        qs = urlencode({key: getattr(p, field) for key, field in URL_KEYS.items()
-                        if getattr(p, field) not in (None, "")} | {"pipeline": self.an_pipeline})
-        return rx.call_script(f"window.history.replaceState(null, '', '/analytics?{qs}')")
+        return self._url_event(dash.ctx.params)
+
+    def _url_event(self, p: an.Params):
+        """Write what is shown into the URL: every parameter of the dashboard (the period
+        always, the pipeline as resolved) and the saved view it came from, so a reload or a
+        link shows the same — never the URL of the view before."""
+        params = {key: getattr(p, field) for key, field in URL_KEYS.items() if getattr(p, field) not in (None, "")}
+        params["period"], params["pipeline"] = p.period, self.an_pipeline
+        if self.an_preset_id:
+            params[VIEW_KEY] = str(self.an_preset_id)
+        url = f"/analytics?{urlencode(params)}".replace("\\", "\\\\").replace("'", "\\'")
+        return rx.call_script(f"window.history.replaceState(null, '', '{url}')")
 
     def _show(self, dash: an.Dashboard, subtitle: str) -> None:
         ctx = dash.ctx
