@@ -156,3 +156,22 @@ def test_analytics_url_names_the_period_of_a_saved_view(page):
     page.reload()
     expect(page.get_by_test_id("an-subtitle")).to_have_text(shown)
     assert "period=year" in page.url
+
+
+def test_nothing_here_yet_says_what_to_do(page):
+    """admissions1 sees no lead and no company of the demo data."""
+    login(page, "admissions1")
+    page.goto("/companies")
+    hint = page.get_by_test_id("empty-hint")
+    expect(hint).to_contain_text("Здесь пока нет компаний")
+    expect(hint.get_by_test_id("empty-create")).to_be_visible()
+    expect(hint.get_by_test_id("empty-reset")).to_have_count(0)
+    shot(page, "companies_nothing_yet")
+    hint.get_by_test_id("empty-create").click()
+    expect(page.get_by_role("dialog")).to_contain_text("Новая компания")
+    page.keyboard.press("Escape")
+    page.goto("/leads")
+    hint = page.get_by_test_id("empty-hint")
+    expect(hint).to_contain_text("В представлении «Мои лиды в работе» нет лидов")
+    expect(page.get_by_test_id("column-empty").first).to_have_text("Нет лидов")
+    shot(page, "leads_empty_preset")
