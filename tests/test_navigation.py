@@ -254,3 +254,13 @@ def test_the_filter_bar_shows_two_chips_and_folds_the_rest(nav_world):
     assert len(st.chips) == 4
     assert [c.key for c in st.chips_shown] == [c.key for c in st.chips[:2]]
     assert [c.key for c in st.chips_more] == [c.key for c in st.chips[2:]]
+
+
+def test_another_login_in_the_same_tab_does_not_inherit_the_view(nav_world):
+    tokens, _ = nav_world
+    st = _open(tokens["nv_m1"], "/deals?view=list")
+    st.search({"q": "Иванова 3"})
+    f.route(st, tokens["nv_m2"], "/deals")  # manager1 logs out, manager2 logs in, same tab
+    st.check_login()
+    _drain(st.on_load())
+    assert st.q == "" and [c.key for c in st.chips] == ["responsible_id", "semantic"] and st.board_total == 4

@@ -127,7 +127,8 @@ class WorkState(AppState):
     _filters: dict = {}
     error: str = ""
     loading: bool = False
-    # how each page looked last in this tab (page → view, pipeline, filter, preset, sort, paging)
+    # how each page looked last in this tab ("<user id>:<page>" → view, pipeline, filter, preset, sort,
+    # paging): per person, so another login in the same tab never inherits it
     _memory: dict = {}
 
     # an empty board or list says why and what to do
@@ -248,7 +249,7 @@ class WorkState(AppState):
         """The page's pipeline, view, filter, sort and paging: from the URL; with no URL
         parameters from this tab's memory of the page, else the person's defaults (the
         pinned or role preset, the pipeline chosen last or their department's)."""
-        memory = None if params else self._memory.get(self.page)
+        memory = None if params else self._memory.get(f"{actor.user_id}:{self.page}")
         setting = views.page_setting(s, actor, self.page)
         self._open_pipeline(s, actor, params, memory, setting)
         fmap = field_map(s, self.entity, self.pipeline_id or None)
@@ -423,9 +424,9 @@ class WorkState(AppState):
         fqs = flt.encode(self._filters)
         return f"/{self.page}?" + "&".join(x for x in (qs, fqs) if x)
 
-    def _remember(self) -> None:
+    def _remember(self, actor) -> None:
         """This tab's memory of the page (a bare URL, e.g. the sidebar, brings it back)."""
-        self._memory = {**self._memory, self.page: {
+        self._memory = {**self._memory, f"{actor.user_id}:{self.page}": {
             "view": self.view, "pipeline_id": self.pipeline_id, "filters": copy.deepcopy(self._filters),
             "preset": self.active_preset_id, "sort": self.sort, "desc": self.desc, "page_size": self.page_size,
             "page_no": self.page_no}}
@@ -449,7 +450,7 @@ class WorkState(AppState):
             self.error = exc.message
             self.board, self.rows, self.total = [], [], 0
             self.empty_title, self.empty_text, self.empty_can_reset, self.empty_can_create = "", "", False, False
-        self._remember()
+        self._remember(actor)
         url = self._url().replace("\\", "\\\\").replace("'", "\\'")
         return rx.call_script(f"window.history.replaceState(null, '', '{url}')")
 
