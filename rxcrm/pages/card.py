@@ -168,8 +168,9 @@ def _composer() -> rx.Component:
             rx.hstack(
                 date_input("date", CardState.activity_date, testid="activity-date", flex="1"),
                 time_input("time", CardState.activity_time, testid="activity-time", width="120px"),
-                rx.input(name="duration", type="number", default_value="15", width="110px",
-                         placeholder="мин", title="Длительность, минут"),
+                rx.input(rx.input.slot(rx.text("мин", size="1", color=theme.TEXT_MUTED), side="right"),
+                         name="duration", default_value="15", width="96px", input_mode="numeric",
+                         title="Длительность, минут", data_testid="activity-duration"),
                 rx.select.root(
                     rx.select.trigger(width="170px", placeholder="Напомнить"),
                     rx.select.content(rx.select.item("Не напоминать", value="none"),
