@@ -223,6 +223,13 @@ def test_rules_editor_offers_fields_and_stages_from_lists(page):
     page.get_by_test_id("rule-req-field").click()
     page.get_by_role("option", name="Номер договора").click()
     expect(page.get_by_test_id("rule-field-chip")).to_have_text("Номер договора")
+    page.get_by_test_id("rule-trig-from").click()
+    page.get_by_role("option", name="Воронка ДПО 2 часть · любая стадия").click()
+    page.get_by_test_id("rule-trig-field").click()
+    page.get_by_role("option", name="Договор подписан").click()
+    expect(page.get_by_role("combobox").filter(has_text="Значение")).to_be_visible()  # Да/Нет from a list, not typed
+    page.get_by_test_id("rule-field-chip").scroll_into_view_if_needed()
+    page.mouse.wheel(0, 400)
     shot(page, "rules-editor")
     page.get_by_test_id("rule-req-add").click()
     row = page.get_by_test_id("rule-row").filter(has_text="Регистрация").filter(has_text="Заполнить: «Номер договора»")
@@ -230,3 +237,19 @@ def test_rules_editor_offers_fields_and_stages_from_lists(page):
     expect(page.locator("body")).not_to_contain_text("custom.dpo_contract_number")
     row.get_by_test_id("rule-delete").click()
     expect(row).to_have_count(0)
+
+
+def test_history_dates_are_russian_and_every_action_reads_in_words(page):
+    login(page, "admin")
+    page.goto("/history")
+    expect(page.get_by_test_id("history-row").first).to_be_visible()
+    codes = re.compile(r"\b[a-z]+_[a-z_]+\b")  # intake_assign, rule_update… never on screen
+    for text in page.get_by_test_id("history-row").all_inner_texts():
+        assert not codes.search(text), text
+    shot(page, "history")
+    frm = page.get_by_test_id("history-from")
+    frm.fill("01.01.2030")  # typed as people write dates: the filter takes the day
+    expect(page.get_by_test_id("history-total")).to_have_text("Всего: 0")
+    expect(frm).to_have_value("01.01.2030")
+    frm.fill("")
+    expect(page.get_by_test_id("history-total")).not_to_have_text("Всего: 0")
