@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import event
+from sqlmodel import select
 
 from rxcrm.db import get_engine, session_scope
 from rxcrm.models import Communication, Company
@@ -79,6 +80,18 @@ def test_an_email_finds_its_contact_and_english_labels(world):
     groups = _find(db, a["srch1"], "anna.ponomareva@example.ru", lang="en")
     assert _titles(groups)["contact"] == ["Пономарёва Анна Сергеевна"]
     assert groups[0]["label"] in ("Deals", "Contacts")
+
+
+def test_the_hint_shows_the_phone_that_matched(world):
+    db, a = world
+    with session_scope(db) as s:
+        from rxcrm.models import Contact
+        c = s.exec(select(Contact).where(Contact.last_name == "Пономарёва")).one()
+        s.add(Communication(**comm_row("contact", c.id, "phone", "+7 903 111-22-33")))
+    by = {g["entity"]: g for g in _find(db, a["srch1"], "111-22-33")}
+    assert by["contact"]["hits"][0]["hint"].startswith("+7 903 111-22-33 · ")
+    by = {g["entity"]: g for g in _find(db, a["srch1"], "654-32-10")}
+    assert by["contact"]["hits"][0]["hint"].startswith("+7 987 654-32-10 · ")
 
 
 def test_results_are_scoped_like_the_lists(world):

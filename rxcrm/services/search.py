@@ -21,6 +21,8 @@ from rxcrm.models import utcnow
 
 from . import access, fmt, listing
 from .context import Actor
+from .filters import looks_like_phone
+from .phones import normalize_phone, phone_search_key
 
 # (entity, group label, list route)
 GROUPS = (("lead", "Лиды", "leads"), ("deal", "Сделки", "deals"), ("contact", "Контакты", "contacts"),
@@ -52,19 +54,33 @@ def _title(entity: str, item) -> str:
     return item.title or f"№{item.id}"
 
 
-def _hint(entity: str, vals: dict) -> str:
+def _pick(joined: str, q: str, kind: str) -> str:
+    """One of an item's phones/e-mails (listing.resolve joins them with ", "): the one the
+    query matched (a phone by its tail, an e-mail by its start), else the first."""
+    values = [v for v in (joined or "").split(", ") if v]
+    if not values:
+        return ""
+    if kind == "phone" and looks_like_phone(q):
+        key = phone_search_key(q) or ""
+        hit = next((v for v in values if normalize_phone(v)[::-1].startswith(key)), None)
+    else:
+        hit = next((v for v in values if v.lower().startswith(q.lower())), None)
+    return hit or values[0]
+
+
+def _hint(entity: str, vals: dict, q: str = "") -> str:
     parts: list[str] = []
     if entity == "lead":
-        parts = [vals.get("name") or "", (vals.get("phone") or "").split(", ")[0], vals.get("stage_id") or ""]
+        parts = [vals.get("name") or "", _pick(vals.get("phone"), q, "phone"), vals.get("stage_id") or ""]
     elif entity == "deal":
         amount = vals.get("amount")
         parts = [vals.get("contact_id") or "", vals.get("stage_id") or "",
                  fmt.money(amount) if amount else ""]
     elif entity == "contact":
-        parts = [(vals.get("phone") or "").split(", ")[0], (vals.get("email") or "").split(", ")[0],
+        parts = [_pick(vals.get("phone"), q, "phone"), _pick(vals.get("email"), q, "email"),
                  vals.get("company_id") or ""]
     elif entity == "company":
-        parts = [(vals.get("phone") or "").split(", ")[0], vals.get("industry") or ""]
+        parts = [_pick(vals.get("phone"), q, "phone"), vals.get("industry") or ""]
     return " · ".join(p for p in parts if p)
 
 
@@ -90,7 +106,7 @@ def search(session: Session, actor: Actor, q, per_group: int = PER_GROUP, now: d
         values = listing.resolve(s, entity, rows, HINT_KEYS[entity])
         return {"entity": entity, "label": GROUP_LABEL_EN[entity] if lang == "en" else label,
                 "href_all": list_href(route, q), "more": more,
-                "hits": [{"id": item.id, "title": _title(entity, item), "hint": _hint(entity, vals),
+                "hits": [{"id": item.id, "title": _title(entity, item), "hint": _hint(entity, vals, q),
                           "href": f"/{route}/{item.id}"} for item, vals in zip(rows, values)]}
 
     if workers <= 1:
