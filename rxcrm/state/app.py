@@ -8,6 +8,7 @@ event (a revoked session is refused at once); `_call()` is the one way handlers 
 services (state/base.py)."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import Callable
@@ -213,15 +214,20 @@ class AppState(rx.State):
             return rx.redirect("/leads", replace=True)
 
     @event
-    def global_search(self, form: dict):
+    async def global_search(self, form: dict):
         """Enter in the top search: the card when exactly one item matches, else the list of
         the first kind with matches (leads, deals, contacts, companies) filtered by the text.
-        The dropdown (state/search.py) closes and the box starts empty on the next page."""
+        The dropdown (state/search.py) closes and the box starts empty on the next page. The
+        read runs on a worker thread, like the dropdown's."""
         from rxcrm.services import search
 
-        from .search import SearchState
+        from .search import SEARCH_WORKERS, SearchState
         q = search.clean(field(form, "q", "поиск", 1000))
-        groups = self._read(search.search, q) if len(q) >= search.MIN_LEN else []
+        groups = []
+        if len(q) >= search.MIN_LEN:
+            actor = self._require_actor()
+            groups = await asyncio.to_thread(
+                transact, lambda s: search.search(s, actor, q, workers=SEARCH_WORKERS), write=False)
         return [SearchState.search_reset, rx.redirect(search.best_target(groups, q))]
 
     @event
