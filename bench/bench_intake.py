@@ -55,7 +55,8 @@ def make_app():
     from starlette.applications import Starlette
 
     import rxcrm
-    from rxcrm import api
+    from rxcrm import api, hooks
+    hooks.wire()  # the rules, notifications and audit react to what intake writes
     print(f"bench_intake server: rxcrm from {Path(rxcrm.__file__).parent}", file=sys.stderr, flush=True)
     limit = os.environ.get("BENCH_INTAKE_CONCURRENCY")
     if limit and hasattr(api, "INTAKE_CONCURRENCY"):  # --intake-concurrency: override the worker's limit
@@ -282,6 +283,8 @@ def _pg_database(admin_url: str, name: str, drop_only: bool = False) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from rxcrm import hooks
+    hooks.wire()  # the editor thread writes through the services here
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=20)

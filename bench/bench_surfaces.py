@@ -141,6 +141,8 @@ def run(size: int, repeat: int, workdir: Path) -> None:
 
 
 def main() -> None:
+    from rxcrm import hooks
+    hooks.wire()
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1000,100000")
     ap.add_argument("--repeat", type=int, default=15)

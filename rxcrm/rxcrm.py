@@ -11,7 +11,7 @@ import os
 import reflex as rx
 from starlette.applications import Starlette
 
-from rxcrm import api, web
+from rxcrm import api, hooks, web
 from rxcrm.state.base import backend_exception_handler
 from rxcrm.tasks import intake_task, reminders_task
 
@@ -47,6 +47,7 @@ def _private_state_dir() -> None:
 
 
 def startup() -> None:
+    hooks.wire()  # who reacts to what the services do: rxcrm/hooks.py
     migrate()
     with session_scope() as s:
         ensure_defaults(s)

@@ -18,9 +18,12 @@ os.environ.setdefault("REFLEX_DB_URL", f"sqlite:///{_TMP / 'app.db'}")
 
 from sqlalchemy import create_engine, text  # noqa: E402
 
+from rxcrm import hooks  # noqa: E402
 from rxcrm.db import get_engine, migrate, session_scope  # noqa: E402
 from rxcrm.models import metadata  # noqa: E402
 from rxcrm.services.bootstrap import ensure_defaults  # noqa: E402
+
+hooks.wire()  # as the app does at its start: rules, notifications and the audit react to events
 
 PG_URL = os.environ.get("RXCRM_TEST_PG_URL", "")
 _sqlite_template: Path | None = None

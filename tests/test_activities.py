@@ -9,7 +9,7 @@ from sqlmodel import select
 from rxcrm.db import session_scope
 from rxcrm.models import Activity, AuditRecord, Comment, Deal, Lead, TimelineEvent, User
 from rxcrm.services import activities as acts
-from rxcrm.services import cards, items, listing
+from rxcrm.services import cards, events, items, listing
 from rxcrm.services.auth import actor_for
 from rxcrm.services.errors import AccessDenied, NotFound, ServiceError, ValidationFailed
 from rxcrm.settings import TZ
@@ -130,12 +130,12 @@ def test_validators_are_called_before_saving(w):
     db, a, ids = w
     seen = []
 
-    def five_days(session, item, start_at):
+    def five_days(session, *, item, start_at):
         seen.append((item.id, start_at))
         if start_at > NOW + timedelta(days=7):
             raise ValidationFailed("Дело нельзя планировать позже 5 рабочих дней после последнего контакта")
 
-    acts.VALIDATORS.append(five_days)
+    events.subscribe(events.ACTIVITY_SCHEDULING, five_days)
     try:
         with session_scope(db) as s, pytest.raises(ValidationFailed, match="5 рабочих дней"):
             plan(s, a["manager1"], "deal", ids["d1"], start_at=NOW + timedelta(days=8))
@@ -144,7 +144,7 @@ def test_validators_are_called_before_saving(w):
         with session_scope(db) as s, pytest.raises(ValidationFailed, match="5 рабочих дней"):
             acts.reschedule_activity(s, a["manager1"], act.id, NOW + timedelta(days=9), now=NOW)
     finally:
-        acts.VALIDATORS.remove(five_days)
+        events.unsubscribe(events.ACTIVITY_SCHEDULING, five_days)
     assert [x[0] for x in seen] == [ids["d1"]] * 3
     with session_scope(db) as s:
         assert len(s.exec(select(Activity)).all()) == 1

@@ -8,7 +8,7 @@ from sqlmodel import select
 
 from rxcrm.db import session_scope
 from rxcrm.models import AuditRecord, Deal, StageHistory, TimelineEvent
-from rxcrm.services import items, listing, rules_engine
+from rxcrm.services import events, items, listing
 from rxcrm.services.auth import actor_for
 from rxcrm.services.errors import AccessDenied, NotFound, ServiceError, ValidationFailed
 
@@ -106,14 +106,20 @@ def test_permissions_on_moves(w):
         items.move_stage(s, a["head"], "deal", ids["d1"], lead_stage)
 
 
-def test_after_stage_change_hook_runs_once_per_move(w, monkeypatch):
+def test_stage_changed_is_published_once_per_move(w):
     db, a, ids = w
     calls = []
-    monkeypatch.setattr(rules_engine, "AFTER_STAGE_CHANGE",
-                        [lambda s, actor, e, item, old, new: calls.append((e, item.id, old.name, new.name))])
-    with session_scope(db) as s:
-        items.move_stage(s, a["manager1"], "deal", ids["d1"], ids["REGISTRATION"])
-        items.move_stage(s, a["manager1"], "deal", ids["d1"], ids["REGISTRATION"])  # no-op
+
+    def listener(s, *, actor, entity, item, old, new):
+        calls.append((entity, item.id, old.name, new.name))
+
+    events.subscribe(events.STAGE_CHANGED, listener)
+    try:
+        with session_scope(db) as s:
+            items.move_stage(s, a["manager1"], "deal", ids["d1"], ids["REGISTRATION"])
+            items.move_stage(s, a["manager1"], "deal", ids["d1"], ids["REGISTRATION"])  # no-op
+    finally:
+        events.unsubscribe(events.STAGE_CHANGED, listener)
     assert calls == [("deal", ids["d1"], "Интерес", "Регистрация")]
 
 

@@ -189,7 +189,7 @@ def test_automation_moves_notify_the_responsible(w):
 def test_stage_change_hook_notifies_only_for_rule_moves(w):
     db, a, ids = w
     reg = None
-    # the hook is installed by default (rules_engine.AFTER_STAGE_CHANGE)
+    # notifications.on_stage_changed listens to STAGE_CHANGED (rxcrm/hooks.py)
     with session_scope(db) as s:
         reg = f.stage(s, "dpo", "REGISTRATION").id
         items.move_stage(s, a["manager1"], "deal", ids["d1"], reg)  # by hand: no notice

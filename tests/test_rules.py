@@ -15,6 +15,7 @@ from rxcrm.db import session_scope
 from rxcrm.models import (Activity, AuditRecord, AutomationRule, Deal, Lead, Notification, Stage, StageHistory,
                           TimelineEvent, User, utcnow)
 from rxcrm.services import activities as acts
+from rxcrm.services import events as domain_events
 from rxcrm.services import items, listing, queue, rules_engine, views, workdays
 from rxcrm.services.auth import actor_for
 from rxcrm.services.errors import ValidationFailed
@@ -226,7 +227,7 @@ def test_latest_activity_date_counts_from_last_contact_or_creation():
 
 def test_planning_later_than_five_working_days_is_refused_with_the_date(w):
     db, a, ids = w
-    assert rules_engine.activity_discipline in acts.VALIDATORS  # on without any setup
+    assert rules_engine.on_activity_scheduling in domain_events.subscribers(domain_events.ACTIVITY_SCHEDULING)
     now = utcnow()
     with session_scope(db) as s:
         d = s.get(Deal, ids["d1"])

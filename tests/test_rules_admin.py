@@ -7,9 +7,9 @@ import pytest
 from sqlmodel import select
 
 from rxcrm.db import session_scope
-from rxcrm.models import AuditRecord, AutomationRule, Deal, Stage
+from rxcrm.models import Activity, AuditRecord, AutomationRule, Deal, Notification, Stage, User
 from rxcrm.rules import automation, stage_requirements
-from rxcrm.services import items, rules_admin
+from rxcrm.services import auth, items, rules_admin
 from rxcrm.services.auth import actor_for
 from rxcrm.services.bootstrap import ensure_defaults
 from rxcrm.services.errors import AccessDenied, NotFound, ValidationFailed
@@ -188,7 +188,7 @@ def test_a_new_on_enter_rule_acts_on_entry(w):
         rules_admin.save_on_enter(s, a["admin1"], None, "Регистрация: сообщить", "dpo", "REGISTRATION",
                                   [{"type": "notify", "to": "responsible", "text": "«{title}» на регистрации"}])
         texts = {r["name"]: r["text"] for r in rules_admin.list_rules(s)}
-        assert texts["Регистрация: письмо"] == "дело «Отправить программу»"
+        assert texts["Регистрация: письмо"] == "запланировать письмо «Отправить программу» через 2 ч"
         assert texts["Регистрация: сообщить"] == "уведомить ответственного: ««{title}» на регистрации»"
     with session_scope(db) as s:
         items.move_stage(s, a["manager1"], "deal", ids["d1"], f.stage(s, "dpo", "REGISTRATION").id)
@@ -245,3 +245,44 @@ def test_field_choices_name_each_pipelines_fillable_fields_with_their_values(w):
     with session_scope(db) as s:
         rule = rules_admin.save_required(s, a["admin1"], None, "dpo", "CONTRACT", list(dpo))
         assert rule.config["fields"] == list(dpo)
+
+
+def test_an_action_is_one_plug_in(db, monkeypatch):
+    """Adding an on-enter action = one class: the admin validates and describes it through
+    the plug-in, the engine runs it, the /settings form reads its fields — nothing else
+    names it."""
+    from rxcrm.rules import actions
+    from rxcrm.rules.actions.base import FormField, RuleAction, clean_text
+
+    class Comment(RuleAction):
+        code, label, order = "comment", "Оставить комментарий", 9
+        form = (FormField("text", "Текст комментария"),)
+
+        def validate(self, ctx, raw):
+            return {"type": self.code, "text": clean_text(raw.get("text"), "text", "Текст комментария")}
+
+        def describe(self, config, names):
+            return f"оставить комментарий «{config['text']}»"
+
+        def run(self, ctx, config):
+            ctx.notify("responsible", "Комментарий правила: " + config["text"])
+
+    monkeypatch.setitem(actions.ACTIONS, "comment", Comment())
+    with session_scope(db) as s:
+        admin = f.user(s, "plugadmin", role="admin", dept_code=None)
+        m = f.user(s, "plugmgr")
+        deal = f.deal(s, "Плагин", m)
+        rules_admin.save_on_enter(s, auth.actor_for(admin), None, "Регистрация: комментарий", "dpo",
+                                  "REGISTRATION", [{"type": "comment", "text": "  проверить   документы "}])
+        assert [x["key"] for x in rules_admin.action_form("comment")] == ["text"]
+        rows = {r["name"]: r["text"] for r in rules_admin.list_rules(s)}
+        assert rows["Регистрация: комментарий"] == "оставить комментарий «проверить документы»"
+        with pytest.raises(ValidationFailed, match="Текст комментария"):
+            rules_admin.save_on_enter(s, auth.actor_for(admin), None, "Пусто", "dpo", "REGISTRATION",
+                                      [{"type": "comment", "text": ""}])
+        ids = deal.id, m.id
+    with session_scope(db) as s:
+        items.move_stage(s, auth.actor_for(s.get(User, ids[1])), "deal", ids[0], f.stage(s, "dpo", "REGISTRATION").id)
+    with session_scope(db) as s:
+        assert "Комментарий правила: проверить документы" in s.exec(
+            select(Notification.text).where(Notification.user_id == ids[1])).all()

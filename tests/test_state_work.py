@@ -185,4 +185,25 @@ def test_queue_preset_switches_the_leads_list_to_queue_order(app_world):
     assert st.sort == "queue" and st.view == "list" and st.error == ""
     other = next(p for p in st.presets if p.name == "Мои лиды в работе")
     st.apply_preset(other.id)
-    assert st.sort == "created_at"
+    assert st.sort == "created_at"  # the queue order came with «Очередь»: another preset drops it
+
+
+def test_a_saved_preset_brings_back_its_sort_and_view(app_world):
+    """A preset is the whole view: saved from a list sorted by amount ascending, it opens
+    that list in that order again — and a sort the person chose stays when a preset has none."""
+    token, ids, stages = app_world
+    st = _state(token)
+    st.on_load()
+    _drain(st.set_view("list"))
+    _drain(st.set_sort("amount"))
+    _drain(st.set_sort("amount"))  # ascending
+    assert (st.sort, st.desc) == ("amount", False)
+    st.save_preset({"name": "Дешёвые сначала"})
+    mine = next(p for p in st.presets if p.name == "Дешёвые сначала")
+    _drain(st.set_view("kanban"))
+    _drain(st.set_sort("title"))
+    st.apply_preset(mine.id)
+    assert (st.view, st.sort, st.desc) == ("list", "amount", False)
+    amounts = [r["amount"] for r in st.rows]
+    assert amounts and amounts == sorted(amounts, key=lambda a: float(a.replace("\u00a0", "").replace("₽", "")
+                                                                 .replace(",", ".") or 0))

@@ -25,7 +25,7 @@ class _Tracked(SQLModel):
     `WHERE version = <the version this transaction read>`, so of two transactions that read
     the same version and both write, the later one gets `StaleDataError` (which
     `db.transact` retries, and the retry sees the new version). The number itself grows only
-    through `items._touch` (a person's or a rule's change of the card); writes that are no
+    through `records.touch` (a person's or a rule's change of the card); writes that are no
     card edit (e.g. `next_activity_at` kept by the activity service) keep it as it is."""
 
     @declared_attr

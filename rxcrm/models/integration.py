@@ -1,4 +1,4 @@
-"""Integrations (SPEC §4.5–4.7, §4.11): secret tokens per integration and the raw intake log.
+"""Integrations: secret tokens per integration and the raw intake log.
 
 Every accepted event is stored as it came (`payload`) before it is processed, so nothing
 is lost when processing fails; (integration, event_id) is unique — the idempotency key."""

@@ -7,7 +7,7 @@ from sqlmodel import Field, SQLModel, UniqueConstraint
 
 from .base import TABLE_ARGS_EXTEND, utcnow
 
-# Role codes (SPEC §5). Levels of a permission: none < own < department < all.
+# Role codes. Levels of a permission: none < own < department < all.
 ROLE_MANAGER, ROLE_HEAD, ROLE_DIRECTOR, ROLE_ADMIN = "manager", "head", "director", "admin"
 ROLES = (ROLE_MANAGER, ROLE_HEAD, ROLE_DIRECTOR, ROLE_ADMIN)
 LEVELS = ("none", "own", "department", "all")

@@ -56,7 +56,7 @@ RULE_KINDS = ("required", "trigger", "on_enter")
 
 
 class AutomationRule(SQLModel, table=True):
-    """An editable rule (issue 6), applied by services/rules_engine.py. Written once from
+    """An editable rule, applied by services/rules_engine.py. Written once from
     the declarations in rxcrm/rules/ by services/bootstrap.py; afterwards the DB is the truth.
 
     kind "required": `stage_code` is the stage, config {"fields": [field keys]};

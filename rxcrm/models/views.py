@@ -20,7 +20,12 @@ class FilterPreset(SQLModel, table=True):
     is_builtin: bool = False
     code: str = ""  # stable code of built-in presets
     filters: dict = json_field(dict)
-    sort: int = 100
+    sort: int = 100  # the preset's place in the menu
+    # The rest of the view it names ("" = no opinion: the page keeps its own): board or list,
+    # and the list's order (a catalog field, or "queue": services/queue.py's work priority).
+    view_mode: str = ""
+    list_sort: str = ""
+    list_desc: bool = False
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -1,4 +1,4 @@
-"""Automation rules per pipeline (SPEC §4.4, §4.8; seed 000 §2.5, seed 001 §2.1).
+"""Automation rules per pipeline.
 
 Plain data: FIELD_TRIGGERS and ON_ENTER are the shipped defaults, written once into the
 `automation_rule` table (kinds "trigger" / "on_enter") by `services/bootstrap.py`;
@@ -44,8 +44,8 @@ ON_ENTER — "when an item enters a stage, do these actions":
     An action that cannot be done (e.g. the responsible is deactivated) is skipped
     and the timeline says why; the move itself stands.
 
-ACTIVITY_DISCIPLINE — seed 001: "ДЕЛО не может быть назначено на срок, позднее 5
-рабочих дней с момента последнего контакта с Клиентом". Working days are those of
+ACTIVITY_DISCIPLINE — «ДЕЛО не может быть назначено на срок, позднее 5 рабочих дней с
+момента последнего контакта с Клиентом». Working days are those of
 the production calendar of `calendar` (the `holidays` package: weekends and public
 holidays off, transferred working Saturdays on). The last contact is the item's
 `last_contact_at` (a done call/meeting or a sent e-mail) or, never contacted, its

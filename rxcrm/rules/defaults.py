@@ -1,4 +1,4 @@
-"""Default configuration shipped with rxcrm (SPEC §2): departments, roles, the access
+"""Default configuration shipped with rxcrm: departments, roles, the access
 matrix, pipelines with their stages and the custom fields of each deal pipeline.
 
 This is data: `services.bootstrap.ensure_defaults` writes it to the database on first
@@ -81,7 +81,7 @@ PIPELINES = [
     },
 ]
 
-# Custom fields per pipeline (seed 000 §2.7). (code, label, label_en, type, options, block)
+# Custom fields per pipeline. (code, label, label_en, type, options, block)
 YES_NO = ["Да", "Нет"]
 CUSTOM_FIELDS = {
     "dpo": [
@@ -115,11 +115,13 @@ SOURCES = ["Маркетплейс", "Лендинг", "Опросная фор�
 # (matched by code; an existing row stays as it is). Placeholders in list values are resolved
 # per person by services/views.preset_filters: "@me" → the person, "@mydept" → the person's
 # department, "@dept:<code>" → the active users of that department.
-# (code, page, name, filters, sort)
+# (code, page, name, filters, order in the menu[, the rest of the view: {"view": "kanban" |
+# "list", "sort": a field key or "queue", "desc": bool}])
 BUILTIN_PRESETS = [
     ("my_leads", "leads", "Мои лиды в работе", {"responsible_id": ["@me"], "semantic": ["process"]}, 10),
-    # «Очередь» (services/queue.py): the UI lists it with sort="queue" (preset.code == "queue").
-    ("queue", "leads", "Очередь", {"responsible_id": ["@me"], "semantic": ["process"]}, 15),
+    # «Очередь»: my leads in work as a list in the order they should be worked (services/queue.py).
+   ("queue", "leads", "Очередь", {"responsible_id": ["@me"], "semantic": ["process"]}, 15,
+     {"view": "list", "sort": "queue", "desc": False}),
     ("dept_leads", "leads", "Лиды отдела в работе", {"department_id": ["@mydept"], "semantic": ["process"]}, 20),
     ("all_leads", "leads", "Все лиды в работе", {"semantic": ["process"]}, 30),
     ("my_deals", "deals", "Мои сделки в работе", {"responsible_id": ["@me"], "semantic": ["process"]}, 10),

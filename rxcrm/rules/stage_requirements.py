@@ -1,4 +1,4 @@
-"""Required fields per stage (SPEC §4.3, seed 001 §2.1.4).
+"""Required fields per stage .
 
 An item may enter the stage only when every listed field has a value; otherwise the
 move is refused and the UI asks for exactly these fields. Keys are field keys of the

@@ -5,38 +5,34 @@ event and an audit record, and keeps the item's denormalised `next_activity_at` 
 open activity start; the board/list counters and the activity-state filter read it) and
 `last_contact_at` right — in the caller's transaction.
 
-Rule checks on the planned time (seed 001 activity discipline: "not later than 5 working
-days after the last contact") plug into `VALIDATORS`; each is called with
-`(session, item, start_at)` before an activity is saved or moved and raises
-`ValidationFailed` to refuse."""
+Rule checks on the planned time (the activity discipline: not later than 5 working days
+after the last contact) subscribe to the ACTIVITY_SCHEDULING event (services/events.py),
+published with `item` and `start_at` before an activity is saved or moved; a subscriber
+refuses with `ValidationFailed`. A planned activity is announced as ACTIVITY_PLANNED."""
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import and_, case, exists, false, func, or_, select, true
 from sqlmodel import Session
 
-from rxcrm.models import Activity, Comment, Company, Contact, Deal, Lead, User, utcnow
+from rxcrm.models import Activity, Comment, Deal, Lead, User, utcnow
 from rxcrm.models.activity import ACTIVITY_KINDS, CALL, EMAIL_ACT, MAX_DURATION_MIN, MEETING
 from rxcrm.settings import TZ
 
-from . import access, audit, fmt
+from . import access, audit, events, fmt
 from .context import Actor
+from .entities import MODELS as ENTITY_MODELS, WORK_ENTITIES, href, label as entity_label
 from .errors import NotFound, ServiceError, ValidationFailed
 from .filters import day_bounds
-from .items import ENTITY_LABEL, _timeline, get_item
+from .records import get_item, timeline as _timeline, titles
 
 log = logging.getLogger(__name__)
 
 KIND_LABEL = {"call": "Звонок", "meeting": "Встреча", "task": "Задача", "email": "Письмо"}
-ENTITY_MODELS = {"lead": Lead, "deal": Deal, "contact": Contact, "company": Company}
-ENTITY_PATH = {"lead": "leads", "deal": "deals", "contact": "contacts", "company": "companies"}
-# Items that carry next_activity_at / last_contact_at (the stage-tracked ones).
-WORK_ENTITIES = ("lead", "deal")
 CONTACT_KINDS = (CALL, MEETING, EMAIL_ACT)  # completing one of these is a contact with the client
 
 SUBJECT_MAX = 200
@@ -46,15 +42,7 @@ REMIND_MAX_MIN = 1440
 PAST_TOLERANCE = timedelta(minutes=5)
 BUCKETS = ("overdue", "today", "upcoming", "done")
 
-# Pluggable rule checks: fn(session, item, start_at) -> None, raising ValidationFailed.
-VALIDATORS: list[Callable[[Session, object, datetime], None]] = []
-
-
 # ---- helpers --------------------------------------------------------------------------
-
-def href(entity: str, item_id: int | None) -> str:
-    return f"/{ENTITY_PATH[entity]}/{item_id}" if entity in ENTITY_PATH and item_id else ""
-
 
 def _iso(dt: datetime) -> str:
     """Timestamps in timeline/audit data: ISO 8601 in UTC (like the columns)."""
@@ -103,8 +91,7 @@ def _check_start(session: Session, item, start_at: datetime, now: datetime) -> d
     if start_at < now - PAST_TOLERANCE:
         raise ValidationFailed("Нельзя запланировать дело на прошедшее время",
                                fields={"start_at": "Время уже прошло"})
-    for validator in VALIDATORS:
-        validator(session, item, start_at)
+    events.publish(session, events.ACTIVITY_SCHEDULING, item=item, start_at=start_at)
     return start_at
 
 
@@ -202,6 +189,7 @@ def plan_activity(session: Session, actor: Actor, entity: str, item_id: int, *, 
                  {"activity_id": act.id, "kind": kind, "subject": subject, "start": _iso(start_at),
                   "responsible_id": user.id})
     refresh_next_activity(session, entity, item.id)
+    events.publish(session, events.ACTIVITY_PLANNED, actor=actor, entity=entity, item=item, activity=act)
     return act
 
 
@@ -344,21 +332,6 @@ def _live_item(entity: str = ""):
     return or_(*conds)
 
 
-def titles(session: Session, pairs) -> dict[tuple[str, int], str]:
-    """{(entity, id): title} for (entity, id) pairs, one query per item kind."""
-    by_kind: dict[str, set[int]] = {}
-    for ent, iid in pairs:
-        if ent in ENTITY_MODELS and iid:
-            by_kind.setdefault(ent, set()).add(iid)
-    out = {}
-    for ent, ids in by_kind.items():
-        model = ENTITY_MODELS[ent]
-        col = model.full_name if ent == "contact" else model.title
-        for iid, title in session.execute(select(model.id, col).where(model.id.in_(ids))).all():
-            out[(ent, iid)] = title
-    return out
-
-
 def end_of_today(now: datetime) -> datetime:
     return day_bounds(now.astimezone(TZ).date())[1]
 
@@ -403,7 +376,7 @@ def my_activities(session: Session, actor: Actor, bucket: str, kind: str = "", e
             "subject": a.subject or "Дело", "at": fmt.dt_short(a.start_at, now),
             "overdue": (not a.done) and a.start_at < now, "done": a.done,
             "done_at": fmt.dt_short(a.done_at, now) if a.done_at else "", "result": a.result,
-            "entity": a.entity_type, "entity_label": ENTITY_LABEL.get(a.entity_type, a.entity_type),
+            "entity": a.entity_type, "entity_label": entity_label(a.entity_type, a.entity_type),
             "item_id": a.entity_id, "item_title": names.get((a.entity_type, a.entity_id), ""),
             "href": href(a.entity_type, a.entity_id),
         })
@@ -463,12 +436,7 @@ def nav_counters(session: Session, actor: Actor, now: datetime | None = None) ->
     return {"leads": int(leads or 0), "deals": int(deals or 0), "activities": int(activities or 0)}
 
 
-__all__ = ["BUCKETS", "DEFAULT_ADAPTER", "KIND_LABEL", "MailAdapter", "RecordingMailAdapter", "VALIDATORS",
+__all__ = ["BUCKETS", "DEFAULT_ADAPTER", "KIND_LABEL", "MailAdapter", "RecordingMailAdapter",
            "add_comment", "bucket_counts", "complete_activity", "end_of_today", "href", "my_activities", "nav_counters",
            "plan_activity", "refresh_next_activity", "reschedule_activity", "send_email", "titles",
            "valid_email"]
-
-# The activity discipline of rules/automation.py (seed 001) is on wherever activities are planned.
-from . import rules_engine as _rules_engine  # noqa: E402
-
-_rules_engine.register_validators()

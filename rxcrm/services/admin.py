@@ -22,7 +22,7 @@ from rxcrm.models import (
 from rxcrm.models.org import LEVELS
 from rxcrm.rules import defaults
 
-from . import audit, auth, fmt
+from . import audit, auth, fmt, notifications
 from .access import ADMIN_ONLY, require_admin
 from .context import Actor
 from .errors import AccessDenied, NotFound, ValidationFailed
@@ -306,7 +306,6 @@ def reassign_items(session: Session, actor: Actor, from_user_id: int, to_user_id
     _expire(session, entities)
     total = sum(counts[e] for e in ITEM_ENTITIES)
     if total:
-        from . import notifications
         parts = [f"{ENTITY_LABEL[e].lower()}: {counts[e]}" for e in ITEM_ENTITIES if counts[e]]
         notifications.notify(session, dst.id, notifications.ASSIGNED,
                              f"Вам переданы элементы сотрудника {src.full_name} — " + ", ".join(parts), now=now)

@@ -1,4 +1,4 @@
-"""Supervisor analytics (SPEC §6): funnels, conversion, time in stage, dynamics, managers.
+"""Supervisor analytics: funnels, conversion, time in stage, dynamics, managers.
 
 Everything is computed in SQL (aggregates only; never a table in memory) from the items and
 their `stage_history`, through the same scoped conditions as the lists (`listing.scoped`):

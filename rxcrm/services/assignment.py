@@ -1,4 +1,4 @@
-"""Who gets a new item that an integration created (SPEC §4.11).
+"""Who gets a new item that an integration created (round robin within the department, or the head above a sum).
 
 The declarations below are data: per integration, the department whose people receive
 the items and the mode:
@@ -23,7 +23,7 @@ from sqlmodel import Session
 
 from rxcrm.models import AuditRecord, Department, User
 
-from . import audit, notifications
+from . import audit
 from .context import Actor
 
 ASSIGNMENT: dict[str, dict] = {
@@ -96,10 +96,10 @@ def assign(session: Session, integration: str, amount=None) -> int | None:
 
 
 def record(session: Session, actor: Actor, integration: str, entity: str, item, how: str) -> None:
-    """Log the assignment (the round robin's cursor) and notify the responsible."""
+    """Log the assignment (the round robin's cursor). The responsible hears of the new item
+    through its ITEM_CREATED event (notifications.on_item_created)."""
     audit.record(session, actor, ASSIGN_ACTION, entity, item.id,
                  {"integration": integration, "user_id": item.responsible_id, "how": how})
-    notifications.on_assigned(session, actor, entity, item, None)
 
 
 __all__ = ["ASSIGNMENT", "THRESHOLD_EXAMPLE", "assign", "head_of", "managers", "pick", "record"]

@@ -1,4 +1,6 @@
-"""Writing the audit trail (История). Every service that changes or shows data calls it."""
+"""Writing the audit trail (История). Services record what they do with `record`; the
+item lifecycle (created, changed, moved, deleted) is recorded by the event subscribers at
+the end of this module (wired in rxcrm/hooks.py)."""
 from __future__ import annotations
 
 import logging
@@ -80,3 +82,22 @@ def _write(bind, row: dict) -> None:
     except Exception:  # noqa: BLE001 — the refusal stands even if its record cannot be written
         log.exception("could not record the refused action %r of user %s", row["details"].get("action"),
                       row["user_id"])
+
+
+# ---- event subscribers (wired in rxcrm/hooks.py) --------------------------------------------
+
+def on_item_created(session: Session, *, actor: Actor, entity: str, item, stage, details: dict) -> None:
+    record(session, actor, "create", entity, item.id, details)
+
+
+def on_fields_changed(session: Session, *, actor: Actor, entity: str, item, changes: dict) -> None:
+    record(session, actor, "update", entity, item.id,
+           {"changes": {k: {"old": o, "new": n} for k, (o, n) in changes.items()}})
+
+
+def on_stage_changed(session: Session, *, actor: Actor, entity: str, item, old, new) -> None:
+    record(session, actor, "move", entity, item.id, {"from": old.name, "to": new.name})
+
+
+def on_item_deleted(session: Session, *, actor: Actor, entity: str, item) -> None:
+    record(session, actor, "delete", entity, item.id, {"title": getattr(item, "title", "")})

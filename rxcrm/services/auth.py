@@ -1,6 +1,6 @@
 """Login, sessions and passwords (argon2). Tokens are random; only their hash is stored.
 
-Login throttling (issue 11). Every failed attempt is an audit row action="login_failed"
+Login throttling. Every failed attempt is an audit row action="login_failed"
 with details {"login" (as typed, stripped, lower-cased), "reason", "client"}; the policy
 reads those rows, so it needs no table of its own and survives restarts.
 

@@ -1,6 +1,6 @@
 """The card page's read side: header, field blocks, links and the timeline (Лента).
 
-Opening a card is audited (seed 001 §2.6: the history records even views)."""
+Opening a card is audited (the history records who looked at what, not only changes)."""
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -14,7 +14,7 @@ from rxcrm.models import Activity, Company, Contact, Deal, Lead, Pipeline, Produ
 from . import access, audit, catalogs, fmt, listing
 from .context import Actor
 from .fields import field_map
-from .items import get_item
+from .records import get_item
 
 TIMELINE_PAGE = 30
 KIND_LABEL = {

@@ -1,4 +1,4 @@
-"""Finishing work on items (SPEC §4.1, §4.2): lead conversion (Завершить обработку),
+"""Finishing work on items: lead conversion (Завершить обработку),
 junk leads, closing deals won/lost, reopening (heads), deals from a contact/company card.
 
 Each operation is all-or-nothing inside the caller's transaction: the multi-step ones
@@ -13,7 +13,7 @@ from rxcrm.models import (
     Comment, Communication, Company, Contact, Deal, Lead, Pipeline, Product, Stage, StageHistory, User,
 )
 
-from . import access, audit, catalogs, create, items
+from . import access, audit, catalogs, create, items, records
 from .context import Actor
 from .errors import AccessDenied, ServiceError, ValidationFailed
 
@@ -93,7 +93,7 @@ def convert_lead(session: Session, actor: Actor, lead_id: int, *, mode: str, pip
     Returns {"deal_id", "contact_id", "company_id"}. All or nothing."""
     if mode not in MODES:
         raise ValidationFailed("Выберите, что создать: сделку, сделку и контакт или выбрать из списка")
-    lead = items.get_item(session, "lead", lead_id)
+    lead = records.get_item(session, "lead", lead_id)
     access.require(session, actor, "lead", "edit", lead)
     if lead.semantic != "process":
         raise ValidationFailed(ALREADY_PROCESSED, code="already_processed")
@@ -156,9 +156,9 @@ def convert_lead(session: Session, actor: Actor, lead_id: int, *, mode: str, pip
         links = {"deal_id": deal.id, "deal": deal.title, "contact_id": deal.contact_id,
                  "contact": contact.full_name if contact else "", "company_id": deal.company_id,
                  "company": company.title if company else "", "mode": mode}
-        items._timeline(session, actor, "lead", lead.id, "converted",
+        records.timeline(session, actor, "lead", lead.id, "converted",
                         {"text": "Лид обработан: " + ", ".join(parts), **links})
-        items._timeline(session, actor, "deal", deal.id, "converted",
+        records.timeline(session, actor, "deal", deal.id, "converted",
                         {"text": f"Создана из лида «{lead.title}»", "lead_id": lead.id, "lead": lead.title,
                          "contact_id": deal.contact_id, "company_id": deal.company_id, "mode": mode})
         audit.record(session, actor, "convert", "lead", lead.id, links)
@@ -173,7 +173,7 @@ def junk_lead(session: Session, actor: Actor, lead_id: int, *, stage_code: str =
     reason = (reason or "").strip()
     if not reason:
         raise ValidationFailed("Укажите причину", fields={"reason": "Обязательное поле"})
-    lead = items.get_item(session, "lead", lead_id)
+    lead = records.get_item(session, "lead", lead_id)
     access.require(session, actor, "lead", "edit", lead)
     if lead.semantic != "process":
         raise ValidationFailed(ALREADY_PROCESSED, code="already_processed")
@@ -182,7 +182,7 @@ def junk_lead(session: Session, actor: Actor, lead_id: int, *, stage_code: str =
         lead.close_reason = reason
         session.add(lead)
         items.move_stage(session, actor, "lead", lead.id, stage.id, allow_final=True)
-        items._timeline(session, actor, "lead", lead.id, "closed",
+        records.timeline(session, actor, "lead", lead.id, "closed",
                         {"text": f"{stage.name}: {reason}", "stage_id": stage.id, "stage": stage.name,
                          "reason": reason, "won": False})
         audit.record(session, actor, "close", "lead", lead.id, {"stage": stage.name, "reason": reason})
@@ -200,7 +200,7 @@ def close_deal(session: Session, actor: Actor, deal_id: int, *, won: bool, reaso
     reason = (reason or "").strip()
     if not won and not reason:
         raise ValidationFailed("Укажите причину проигрыша", fields={"reason": "Обязательное поле"})
-    deal = items.get_item(session, "deal", deal_id)
+    deal = records.get_item(session, "deal", deal_id)
     access.require(session, actor, "deal", "edit", deal)
     if deal.semantic != "process":
         raise ValidationFailed("Сделка уже завершена", code="already_closed")
@@ -214,9 +214,9 @@ def close_deal(session: Session, actor: Actor, deal_id: int, *, won: bool, reaso
             comment = Comment(entity_type="deal", entity_id=deal.id, text=reason, author_id=actor.user_id)
             session.add(comment)
             session.flush()
-            items._timeline(session, actor, "deal", deal.id, "comment",
+            records.timeline(session, actor, "deal", deal.id, "comment",
                             {"text": reason, "comment_id": comment.id, "reason": True})
-        items._timeline(session, actor, "deal", deal.id, "closed",
+        records.timeline(session, actor, "deal", deal.id, "closed",
                         {"text": stage.name + (f": {reason}" if reason else ""), "won": won, "reason": reason,
                          "stage_id": stage.id, "stage": stage.name})
         audit.record(session, actor, "close", "deal", deal.id,
@@ -232,7 +232,7 @@ def reopen(session: Session, actor: Actor, entity: str, item_id: int, stage_id: 
         raise ValidationFailed("Вернуть в работу можно лид или сделку")
     if actor.role not in REOPEN_ROLES:
         raise AccessDenied("Вернуть в работу может только руководитель")
-    item = items.get_item(session, entity, item_id)
+    item = records.get_item(session, entity, item_id)
     access.require(session, actor, entity, "edit", item)
     if item.semantic == "process":
         raise ValidationFailed("Уже в работе", code="not_closed")
@@ -257,7 +257,7 @@ def reopen(session: Session, actor: Actor, entity: str, item_id: int, stage_id: 
         else:
             item.close_reason = ""
         session.add(item)
-        items._timeline(session, actor, entity, item.id, "reopened",
+        records.timeline(session, actor, entity, item.id, "reopened",
                         {"text": f"Возвращено в работу: {old.name if old else '—'} → {target.name}",
                          "from": old.name if old else "", "to": target.name, "to_stage_id": target.id})
         audit.record(session, actor, "reopen", entity, item.id,

@@ -1,4 +1,4 @@
-"""Creating CRM items (contacts, companies, leads, deals) and repeat detection (SPEC §4.10).
+"""Creating CRM items (contacts, companies, leads, deals) and repeat detection (a phone or e-mail already known makes a «Повторный» lead or deal).
 
 Every creator checks the "add" permission on the new item, validates its input (nothing
 is written when a value is wrong), writes the item, its phones/emails (`communication`),
@@ -23,11 +23,13 @@ from rxcrm.models import (
     TimelineEvent, User, utcnow,
 )
 
-from . import access, audit, catalogs, items, rules_engine
+from . import access, audit, catalogs, events, items
 from .context import Actor
 from .errors import ServiceError, ValidationFailed
 from .fields import FieldDef, field_map
 from .phones import comm_row, digits, normalize_email, normalize_phone, search_text
+from .records import get_item, set_value, timeline, touch
+from .requirements import missing_fields
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$")
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
@@ -159,7 +161,7 @@ def _values(session: Session, entity: str, pipeline_id: int | None, values: dict
 
 def _apply(item, parsed: dict) -> None:
     for key, value in parsed.items():
-        items._set(item, key, value)
+        set_value(item, key, value)
 
 
 def _entry_stage(session: Session, pipeline_id: int, *, stage_id: int | None = None,
@@ -181,7 +183,7 @@ def _entry_stage(session: Session, pipeline_id: int, *, stage_id: int | None = N
 
 def check_stage_fields(session: Session, entity: str, item, stage: Stage) -> None:
     """Refuse like items.move_stage when the entry stage requires fields the item lacks."""
-    missing = rules_engine.missing_fields(session, entity, item, stage)
+    missing = missing_fields(session, entity, item, stage)
     if missing:
         names = ", ".join(f"«{f.label}»" for f in missing)
         raise items.MissingFields(f"Чтобы создать на стадии «{stage.name}», заполните: {names}",
@@ -202,19 +204,24 @@ def _enter_first_stage(session: Session, actor: Actor, entity: str, item, stage:
                              stage_id=stage.id, from_stage_id=None, semantic=stage.semantic,
                              created_at=item.created_at, user_id=actor.user_id,
                              responsible_id=item.responsible_id, department_id=item.department_id))
-    items._timeline(session, actor, entity, item.id, "created",
+    timeline(session, actor, entity, item.id, "created",
                     {"text": f"{CREATED_TEXT[entity]} на стадии «{stage.name}»", "stage_id": stage.id, "stage": stage.name,
                      "pipeline_id": item.pipeline_id, "source": getattr(item, "source", ""), **extra})
     session.flush()
-    from . import rules_engine
-    rules_engine.apply_on_enter(session, actor, entity, item, stage)  # on-enter rules of the first stage
+
+
+def _created(session: Session, actor: Actor, entity: str, item, stage: Stage | None, details: dict) -> None:
+    """Announce the new item (ITEM_CREATED): the audit, the responsible's bell and the
+    first stage's on-enter rules follow from it (rxcrm/hooks.py)."""
+    events.publish(session, events.ITEM_CREATED, actor=actor, entity=entity, item=item, stage=stage,
+                   details=details)
 
 
 def _linked(session: Session, actor: Actor, entity: str, item_id, check: bool):
     """A contact/company to link to (not deleted; visible to the actor when `check`)."""
     if item_id in (None, ""):
         return None
-    obj = items.get_item(session, entity, int(item_id))
+    obj = get_item(session, entity, int(item_id))
     if check:
         access.require(session, actor, entity, "view", obj)
     return obj
@@ -248,9 +255,9 @@ def create_contact(session: Session, actor: Actor, *, last_name: str, first_name
     session.add(contact)
     session.flush()
     _add_comms(session, "contact", contact.id, ph, em)
-    items._timeline(session, actor, "contact", contact.id, "created",
+    timeline(session, actor, "contact", contact.id, "created",
                     {"text": f"Создан контакт {full}", "source": contact.source})
-    audit.record(session, actor, "create", "contact", contact.id,
+    _created(session, actor, "contact", contact, None,
                  {"title": full, "phones": [p[0] for p in ph], "emails": [e[0] for e in em]})
     return contact
 
@@ -274,8 +281,8 @@ def create_company(session: Session, actor: Actor, *, title: str, phones=(), ema
     session.add(company)
     session.flush()
     _add_comms(session, "company", company.id, ph, em)
-    items._timeline(session, actor, "company", company.id, "created", {"text": f"Создана компания «{title}»"})
-    audit.record(session, actor, "create", "company", company.id, {"title": title})
+    timeline(session, actor, "company", company.id, "created", {"text": f"Создана компания «{title}»"})
+    _created(session, actor, "company", company, None, {"title": title})
     return company
 
 
@@ -322,7 +329,7 @@ def create_lead(session: Session, actor: Actor, *, title: str = "", last_name: s
     _add_comms(session, "lead", lead.id, ph, em)
     _enter_first_stage(session, actor, "lead", lead, stage, {})
     found = detect_repeat(session, "lead", lead, [p[0] for p in ph], [e[0] for e in em])
-    audit.record(session, actor, "create", "lead", lead.id,
+    _created(session, actor, "lead", lead, stage,
                  {"title": lead.title, "source": lead.source, "stage": stage.name,
                   "repeat_contact_id": found.id if found else None})
     return lead
@@ -449,7 +456,7 @@ def _create_deal(session: Session, actor: Actor, *, check_links: bool, pipeline_
         own_is_new = not _has_history(session, contact.id, deal_id=deal.id, lead_id=lead_id)
         found = detect_repeat(session, "deal", deal, phones, emails,
                               exclude_contact_ids=(contact.id,) if own_is_new else ())
-    audit.record(session, actor, "create", "deal", deal.id,
+    _created(session, actor, "deal", deal, stage,
                  {"title": deal.title, "pipeline": pipe.name, "stage": stage.name, "source": deal.source,
                   "amount": float(deal.amount or 0), "lead_id": lead_id,
                   "repeat_contact_id": found.id if found else None})
@@ -532,9 +539,9 @@ def link_contact(session: Session, actor: Actor, entity: str, item_id: int, cont
     already had other leads or deals. A deal also gets the contact's company if it has none."""
     if entity not in ("lead", "deal"):
         raise ValidationFailed("Контакт привязывается к лиду или сделке")
-    item = items.get_item(session, entity, item_id)
+    item = get_item(session, entity, item_id)
     access.require(session, actor, entity, "edit", item)
-    contact = items.get_item(session, "contact", contact_id)
+    contact = get_item(session, "contact", contact_id)
     access.require(session, actor, "contact", "view", contact)
     if item.contact_id == contact.id:
         return item
@@ -548,9 +555,9 @@ def link_contact(session: Session, actor: Actor, entity: str, item_id: int, cont
         item.company_id = contact.company_id
     if entity == "deal":
         item.search_text = deal_search_text(session, item)
-    items._touch(item, actor)
+    touch(item, actor)
     session.add(item)
-    items._timeline(session, actor, entity, item.id, "contact_linked",
+    timeline(session, actor, entity, item.id, "contact_linked",
                     {"text": f"Привязан контакт {contact.full_name}", "contact_id": contact.id,
                      "contact": contact.full_name, "old_contact_id": old})
     audit.record(session, actor, "link_contact", entity, item.id,
@@ -563,7 +570,7 @@ def unlink_contact(session: Session, actor: Actor, entity: str, item_id: int):
     flag goes too. The company link stays."""
     if entity not in ("lead", "deal"):
         raise ValidationFailed("Контакт привязывается к лиду или сделке")
-    item = items.get_item(session, entity, item_id)
+    item = get_item(session, entity, item_id)
     access.require(session, actor, entity, "edit", item)
     if item.contact_id is None and not item.is_repeat:
         return item
@@ -573,10 +580,10 @@ def unlink_contact(session: Session, actor: Actor, entity: str, item_id: int):
     item.is_repeat = False
     if entity == "deal":
         item.search_text = deal_search_text(session, item)
-    items._touch(item, actor)
+    touch(item, actor)
     session.add(item)
     name = contact.full_name if contact else ""
-    items._timeline(session, actor, entity, item.id, "contact_unlinked",
+    timeline(session, actor, entity, item.id, "contact_unlinked",
                     {"text": f"Отвязан контакт {name}".strip(), "contact_id": old, "contact": name})
     audit.record(session, actor, "unlink_contact", entity, item.id, {"contact_id": old})
     return item

@@ -1,4 +1,4 @@
-"""Integration intake (SPEC §4.5–4.7, §4.10–4.11): the marketplace, the landing forms and
+"""Integration intake: the marketplace, the landing forms and
 the education system (УС ДПО) push JSON events; `rxcrm/api.py` serves
 ``POST /api/intake/{integration}`` and calls `accept`.
 
@@ -52,7 +52,7 @@ from rxcrm.models import (
 )
 from rxcrm.models.integration import FAILED, INTEGRATIONS, PROCESSED, RECEIVED
 
-from . import access, assignment, audit, catalogs, conversion, create, items
+from . import access, assignment, audit, catalogs, conversion, create, items, records
 from .context import Actor
 from .errors import AccessDenied, NotFound, ServiceError, ValidationFailed
 from .intake_validation import EDUCATION_STAGES, IntakeError, validate  # noqa: F401 (re-exported)
@@ -547,7 +547,7 @@ def _name(client: dict | None) -> str:
 
 
 def _note(session: Session, actor: Actor, entity: str, item_id: int, text: str, **extra) -> None:
-    items._timeline(session, actor, entity, item_id, "intake", {"text": text, **extra})
+    records.timeline(session, actor, entity, item_id, "intake", {"text": text, **extra})
 
 
 def _lead_repeat_by_leads(session: Session, lead: Lead, client: dict) -> None:
@@ -675,9 +675,9 @@ def _mp_added(session, actor, data, program, price, lead) -> dict:
 def _set_action(session: Session, actor: Actor, lead: Lead, action: str) -> None:
     old = lead.marketplace_action
     lead.marketplace_action = action
-    items._touch(lead, actor)
+    records.touch(lead, actor)
     session.add(lead)
-    items._timeline(session, actor, "lead", lead.id, "field_changed",
+    records.timeline(session, actor, "lead", lead.id, "field_changed",
                     {"field": "marketplace_action", "label": "Действие на Маркетплейсе", "old": old, "new": action})
 
 
@@ -717,7 +717,7 @@ def _mp_cart(session, actor, data, program, price, lead) -> dict:
             items.move_stage(session, actor, "lead", lead.id, converted.id, allow_final=True)
         lead.deal_id, lead.contact_id = deal.id, lead.contact_id or contact.id
         session.add(lead)
-        items._timeline(session, actor, "lead", lead.id, "converted",
+        records.timeline(session, actor, "lead", lead.id, "converted",
                         {"text": f"Программа в корзине: создана сделка №{deal.id}", "deal_id": deal.id,
                          "contact_id": contact.id})
     return _answer(lead, deal, stage=_stage_name(session, deal), duplicate=False, changed=True,

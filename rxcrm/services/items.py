@@ -1,7 +1,9 @@
 """Write side of the work surfaces: stage moves, field edits, bulk actions, deletion.
 
-Every change checks access, applies the rules engine, and writes a timeline event,
-a stage-history row (for moves) and an audit record — in the caller's transaction."""
+Every change checks access and the stage's required fields, writes a timeline event and
+a stage-history row (for moves), then publishes an event (FIELDS_CHANGED, STAGE_CHANGED,
+ITEM_DELETED — services/events.py): the audit log, the notifications and the rules engine
+react to it (wired in rxcrm/hooks.py) — all in the caller's transaction."""
 from __future__ import annotations
 
 import re
@@ -9,58 +11,23 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy.orm import object_session
 from sqlmodel import Session
 
-from rxcrm.models import Product, Stage, StageHistory, TimelineEvent, User, utcnow
+from rxcrm.models import Product, Stage, StageHistory, User, utcnow
 
-from . import access, audit, rules_engine
+from . import access, events, fmt
 from .context import Actor
 from .errors import AccessDenied, NotFound, ServiceError, ValidationFailed
-from .fields import MODELS, FieldDef, field_map
+from .fields import FieldDef, field_map
+from .records import get_item, plain, set_value, timeline, touch, value_of
+from .requirements import missing_fields
 
-ENTITY_LABEL = {"lead": "Лид", "deal": "Сделка", "contact": "Контакт", "company": "Компания"}
 # Fields the list/board may edit directly (others belong to the card page).
 EDITABLE_KINDS = {"text", "int", "money", "number", "date", "enum", "bool", "program", "user"}
 
 
 class MissingFields(ValidationFailed):
     """Entering the stage needs these fields; `details["missing"]` lists them."""
-
-
-def get_item(session: Session, entity: str, item_id: int):
-    item = session.get(MODELS[entity], item_id)
-    if item is None or item.deleted_at is not None:
-        raise NotFound(f"{ENTITY_LABEL[entity]} №{item_id} не найден" if entity != "deal"
-                       else f"Сделка №{item_id} не найдена")
-    return item
-
-
-_TOUCHED_BY = "rxcrm_touched_by"  # session.info: {(model, id): user id} of people's changes in this unit
-
-
-def _touch(item, actor: Actor) -> None:
-    """Mark a change of the card: who/when, and the version grows by one — the only place
-    that bumps it (the mapper only guards writes with it, see models.crm._Tracked).
-
-    A rule's change that follows a person's change of the same item in the same unit of
-    work (an on-enter rule after a move, a trigger after an edit) keeps that person as the
-    one who changed the card last: the conflict notice names them, not «другой пользователь»."""
-    item.updated_at = utcnow()
-    session = object_session(item)
-    people = session.info.setdefault(_TOUCHED_BY, {}) if session is not None else {}
-    key = (type(item).__name__, item.id)
-    if actor.user_id is not None or key not in people:
-        item.updated_by_id = actor.user_id
-        if actor.user_id is not None:
-            people[key] = actor.user_id
-    item.version = (item.version or 0) + 1
-
-
-def _timeline(session: Session, actor: Actor, entity: str, item_id: int, kind: str, data: dict,
-              rule: str = "") -> None:
-    session.add(TimelineEvent(entity_type=entity, entity_id=item_id, kind=kind, user_id=actor.user_id,
-                              rule=rule or ("" if actor.source != "rule" else actor.login), data=data))
 
 
 # ---- field values ---------------------------------------------------------------------
@@ -179,42 +146,22 @@ def parse_values(fmap: dict[str, FieldDef], values: dict[str, object],
     return parsed
 
 
-def _set(item, key: str, value) -> None:
-    if key.startswith("custom."):
-        custom = dict(item.custom or {})
-        code = key.split(".", 1)[1]
-        if value is None:
-            custom.pop(code, None)
-        else:
-            custom[code] = value
-        item.custom = custom
-    else:
-        setattr(item, key, value)
-
-
-def _plain(value):
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
-
-
 def apply_values(session: Session, actor: Actor, entity: str, item, values: dict[str, object]) -> dict:
     """Validate all values first (nothing is written if one is wrong), then set them and
-    record old → new per field. Returns {key: (old, new)} of what changed."""
+    record old → new per field on the timeline. Returns {key: (old, new)} of what changed.
+    (Callers publish FIELDS_CHANGED once their whole change is made.)"""
     fmap = field_map(session, entity, getattr(item, "pipeline_id", None))
     parsed = parse_values(fmap, values)
-    olds = {key: rules_engine.value_of(item, key) for key in parsed}
-    new = {key: value for key, (_fd, value) in parsed.items() if _plain(olds[key]) != _plain(value)}
+    olds = {key: value_of(item, key) for key in parsed}
+    new = {key: value for key, (_fd, value) in parsed.items() if plain(olds[key]) != plain(value)}
     check_references(session, new)  # (an unchanged, since deactivated responsible stays)
     changes = {}
     for key, value in new.items():
         fd, old = parsed[key][0], olds[key]
-        _set(item, key, value)
-        changes[key] = (_plain(old), _plain(value))
-        _timeline(session, actor, entity, item.id, "field_changed",
-                  {"field": key, "label": fd.label, "old": _plain(old), "new": _plain(value)})
+        set_value(item, key, value)
+        changes[key] = (plain(old), plain(value))
+        timeline(session, actor, entity, item.id, "field_changed",
+                 {"field": key, "label": fd.label, "old": plain(old), "new": plain(value)})
     if "responsible_id" in changes and changes["responsible_id"][1]:
         user = session.get(User, changes["responsible_id"][1])
         item.department_id = user.department_id
@@ -235,9 +182,8 @@ def check_version(session: Session, item, expected_version: int | None) -> None:
     if expected_version is None or item.version == expected_version:
         return
     who = session.get(User, item.updated_by_id) if item.updated_by_id else None
-    from .fmt import dt_short
     raise Conflict(f"Карточку изменил {who.full_name if who else 'другой пользователь'} "
-                   f"({dt_short(item.updated_at)}) — обновите страницу, чтобы не затереть изменения",
+                   f"({fmt.dt_short(item.updated_at)}) — обновите страницу, чтобы не затереть изменения",
                    details={"version": item.version})
 
 
@@ -248,14 +194,9 @@ def update_fields(session: Session, actor: Actor, entity: str, item_id: int, val
     check_version(session, item, expected_version)
     changes = apply_values(session, actor, entity, item, values)
     if changes:
-        _touch(item, actor)
+        touch(item, actor)
         session.add(item)
-        audit.record(session, actor, "update", entity, item.id,
-                     {"changes": {k: {"old": o, "new": n} for k, (o, n) in changes.items()}})
-        if "responsible_id" in changes:
-            from . import notifications
-            notifications.on_assigned(session, actor, entity, item, changes["responsible_id"][0])
-        rules_engine.after_fields_changed(session, actor, entity, item, changes)
+        events.publish(session, events.FIELDS_CHANGED, actor=actor, entity=entity, item=item, changes=changes)
     return changes
 
 
@@ -292,13 +233,8 @@ def move_stage(session: Session, actor: Actor, entity: str, item_id: int, stage_
     if new.semantic != "process" and not allow_final:
         raise ValidationFailed(f"«{new.name}» — завершающая стадия: используйте «Завершить»",
                                code="final_stage")
-    changes = {}
-    if values:
-        changes = apply_values(session, actor, entity, item, values)
-        if changes:
-            audit.record(session, actor, "update", entity, item.id,
-                         {"changes": {k: {"old": o, "new": n} for k, (o, n) in changes.items()}})
-    missing = rules_engine.missing_fields(session, entity, item, new)
+    changes = apply_values(session, actor, entity, item, values) if values else {}
+    missing = missing_fields(session, entity, item, new)
     if missing:
         names = ", ".join(f"«{f.label}»" for f in missing)
         raise MissingFields(f"Чтобы перевести на стадию «{new.name}», заполните: {names}",
@@ -306,26 +242,28 @@ def move_stage(session: Session, actor: Actor, entity: str, item_id: int, stage_
                                                   "options": list(f.options)} for f in missing],
                                      "stage_id": new.id, "stage": new.name})
     if new.id == old.id:
-        _touch(item, actor)
+        touch(item, actor)
         session.add(item)
-        rules_engine.after_fields_changed(session, actor, entity, item, changes)
+        if changes:
+            events.publish(session, events.FIELDS_CHANGED, actor=actor, entity=entity, item=item, changes=changes)
         return MoveResult(item.id, old.name, new.name, False)
     now = utcnow()
     entered_old_at = item.stage_changed_at
     item.stage_id, item.semantic, item.stage_changed_at = new.id, new.semantic, now
     item.closed_at = now if new.semantic != "process" else None
-    _touch(item, actor)
+    touch(item, actor)
     session.add(item)
     session.add(StageHistory(entity_type=entity, entity_id=item.id, pipeline_id=item.pipeline_id,
                              stage_id=new.id, from_stage_id=old.id, prev_at=entered_old_at, semantic=new.semantic,
                              created_at=now, user_id=actor.user_id, responsible_id=item.responsible_id,
                              department_id=item.department_id))
-    _timeline(session, actor, entity, item.id, "stage_changed",
-              {"from_stage_id": old.id, "to_stage_id": new.id, "from": old.name, "to": new.name})
-    audit.record(session, actor, "move", entity, item.id, {"from": old.name, "to": new.name})
-    rules_engine.after_stage_change(session, actor, entity, item, old, new)
-    # Field triggers of the dialog's values run after the person's own move (it wins).
-    rules_engine.after_fields_changed(session, actor, entity, item, changes)
+    timeline(session, actor, entity, item.id, "stage_changed",
+             {"from_stage_id": old.id, "to_stage_id": new.id, "from": old.name, "to": new.name})
+    events.publish(session, events.STAGE_CHANGED, actor=actor, entity=entity, item=item, old=old, new=new)
+    # The dialog's values are announced after the person's own move: their field triggers
+    # run from the new stage (the person's move wins).
+    if changes:
+        events.publish(session, events.FIELDS_CHANGED, actor=actor, entity=entity, item=item, changes=changes)
     return MoveResult(item.id, old.name, new.name, True)
 
 
@@ -346,7 +284,7 @@ class BulkResult:
         return text
 
 
-def _bulk(session: Session, ids: list[int], op) -> BulkResult:
+def bulk(session: Session, ids: list[int], op) -> BulkResult:
     """Run `op(item_id)` per item in a savepoint: one refusal does not undo the others.
 
     An id that does not exist (or is deleted) and an item the actor may not touch get the
@@ -366,11 +304,11 @@ def _bulk(session: Session, ids: list[int], op) -> BulkResult:
 
 
 def bulk_move(session: Session, actor: Actor, entity: str, ids: list[int], stage_id: int) -> BulkResult:
-    return _bulk(session, ids, lambda i: move_stage(session, actor, entity, i, stage_id))
+    return bulk(session, ids, lambda i: move_stage(session, actor, entity, i, stage_id))
 
 
 def bulk_assign(session: Session, actor: Actor, entity: str, ids: list[int], user_id: int) -> BulkResult:
-    return _bulk(session, ids, lambda i: update_fields(session, actor, entity, i, {"responsible_id": user_id}))
+    return bulk(session, ids, lambda i: update_fields(session, actor, entity, i, {"responsible_id": user_id}))
 
 
 def delete_item(session: Session, actor: Actor, entity: str, item_id: int) -> None:
@@ -378,11 +316,11 @@ def delete_item(session: Session, actor: Actor, entity: str, item_id: int) -> No
     item = get_item(session, entity, item_id)
     access.require(session, actor, entity, "delete", item)
     item.deleted_at = utcnow()
-    _touch(item, actor)
+    touch(item, actor)
     session.add(item)
-    _timeline(session, actor, entity, item.id, "deleted", {})
-    audit.record(session, actor, "delete", entity, item.id, {"title": getattr(item, "title", "")})
+    timeline(session, actor, entity, item.id, "deleted", {})
+    events.publish(session, events.ITEM_DELETED, actor=actor, entity=entity, item=item)
 
 
 def bulk_delete(session: Session, actor: Actor, entity: str, ids: list[int]) -> BulkResult:
-    return _bulk(session, ids, lambda i: delete_item(session, actor, entity, i))
+    return bulk(session, ids, lambda i: delete_item(session, actor, entity, i))

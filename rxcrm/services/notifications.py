@@ -15,18 +15,16 @@ from sqlmodel import Session
 from rxcrm.models import Activity, Notification, User, utcnow
 
 from . import fmt
-from .activities import ENTITY_MODELS, KIND_LABEL, href, titles
+from .activities import KIND_LABEL
 from .context import Actor
-from .items import ENTITY_LABEL
+from .entities import ENTITIES, MODELS, href, label as entity_label
+from .records import title_of, titles
 
 REMINDER, ASSIGNED, AUTOMATION = "reminder", "assigned", "automation"
 # A reminder found more than this long after the activity's start is dropped silently
 # (the activity already shows as overdue; a flood of stale reminders helps nobody).
 REMINDER_STALE = timedelta(hours=1)
 
-ASSIGNED_TEXT = {"lead": "Вам назначен лид «{}»", "deal": "Вам назначена сделка «{}»",
-                 "contact": "Вам назначен контакт «{}»", "company": "Вам назначена компания «{}»"}
-ENTITY_ACC = {"lead": "лид", "deal": "сделку", "contact": "контакт", "company": "компанию"}
 
 
 def notify(session: Session, user_id: int, kind: str, text: str, entity: str = "",
@@ -35,10 +33,6 @@ def notify(session: Session, user_id: int, kind: str, text: str, entity: str = "
                      created_at=now or utcnow())
     session.add(n)
     return n
-
-
-def _title(item) -> str:
-    return getattr(item, "title", None) or getattr(item, "full_name", "") or f"№{item.id}"
 
 
 # ---- reminders ------------------------------------------------------------------------
@@ -70,7 +64,7 @@ def due_reminders(session: Session, now: datetime | None = None) -> int:
                 f"{fmt.dt_short(r.start_at, now)}")
         title = names.get((r.entity_type, r.entity_id))
         if title:
-            text += f" — {ENTITY_LABEL.get(r.entity_type, '')} «{title}»"
+            text += f" — {entity_label(r.entity_type)} «{title}»"
         notify(session, r.responsible_id, REMINDER, text, r.entity_type, r.entity_id, now)
         made += 1
     return made
@@ -83,7 +77,7 @@ def _live_ids(session: Session, rows) -> set[tuple[str, int]]:
         by_kind.setdefault(r.entity_type, set()).add(r.entity_id)
     out = set()
     for ent, ids in by_kind.items():
-        model = ENTITY_MODELS.get(ent)
+        model = MODELS.get(ent)
         if model is None:
             continue
         for iid in session.execute(select(model.id).where(model.id.in_(ids), model.deleted_at.is_(None))).scalars():
@@ -129,7 +123,15 @@ def mark_read(session: Session, actor: Actor, ids: list[int] | None = None, now:
     return int(res.rowcount or 0)
 
 
-# ---- hooks ----------------------------------------------------------------------------
+# ---- event subscribers (wired in rxcrm/hooks.py) ----------------------------------------
+
+def assigned_text(entity: str, title: str) -> str:
+    """«Вам назначена сделка «…»» / «Вам назначен лид «…»»."""
+    e = ENTITIES.get(entity)
+    if e is None:
+        return f"Вам назначено «{title}»"
+    return f"Вам {'назначена' if e.feminine else 'назначен'} {e.label.lower()} «{title}»"
+
 
 def on_assigned(session: Session, actor: Actor, entity: str, item, old_responsible_id: int | None) -> None:
     """After an item's responsible changed (or a new item got one): tell the new
@@ -140,7 +142,7 @@ def on_assigned(session: Session, actor: Actor, entity: str, item, old_responsib
     user = session.get(User, new_id)
     if user is None or not user.is_active:
         return
-    text = ASSIGNED_TEXT.get(entity, "Вам назначено «{}»").format(_title(item))
+    text = assigned_text(entity, title_of(item))
     if actor.user_id is not None and actor.full_name:
         text += f" — {actor.full_name}"
     notify(session, new_id, ASSIGNED, text, entity, item.id)
@@ -151,17 +153,29 @@ def on_automation_move(session: Session, entity: str, item, old_stage_name: str,
     """An automation rule moved the item: tell its responsible."""
     if not getattr(item, "responsible_id", None):
         return
-    text = (f"Правило «{rule_name}» перевело {ENTITY_ACC.get(entity, '')} «{_title(item)}»: "
-            f"{old_stage_name} → {new_stage_name}")
+    acc = ENTITIES[entity].accusative if entity in ENTITIES else ""
+    text = f"Правило «{rule_name}» перевело {acc} «{title_of(item)}»: {old_stage_name} → {new_stage_name}"
     notify(session, item.responsible_id, AUTOMATION, text, entity, item.id)
 
 
-def stage_change_hook(session: Session, actor: Actor, entity: str, item, old, new) -> None:
-    """Adapter for rules_engine.AFTER_STAGE_CHANGE: notifies on moves made by a rule
-    (actor.source == "rule", actor.login = the rule's name)."""
+def on_stage_changed(session: Session, *, actor: Actor, entity: str, item, old, new) -> None:
+    """STAGE_CHANGED: a move made by a rule (actor.source == "rule", actor.login = the
+    rule's name) is told to the item's responsible."""
     if actor.source == "rule":
         on_automation_move(session, entity, item, old.name, new.name, actor.login)
 
 
-__all__ = ["ASSIGNED", "AUTOMATION", "REMINDER", "due_reminders", "mark_read", "notify", "on_assigned",
-           "on_automation_move", "stage_change_hook", "unread", "unread_count"]
+def on_fields_changed(session: Session, *, actor: Actor, entity: str, item, changes: dict) -> None:
+    """FIELDS_CHANGED: a new responsible hears of it."""
+    if "responsible_id" in changes:
+        on_assigned(session, actor, entity, item, changes["responsible_id"][0])
+
+
+def on_item_created(session: Session, *, actor: Actor, entity: str, item, stage, details: dict) -> None:
+    """ITEM_CREATED: the responsible of a new item hears of it (unless they made it)."""
+    on_assigned(session, actor, entity, item, None)
+
+
+__all__ = ["ASSIGNED", "AUTOMATION", "REMINDER", "assigned_text", "due_reminders", "mark_read", "notify",
+           "on_assigned", "on_automation_move", "on_fields_changed", "on_item_created", "on_stage_changed", "unread",
+           "unread_count"]

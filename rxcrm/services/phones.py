@@ -1,4 +1,4 @@
-"""Phone and email normalisation for storage and search (SPEC §3 phone matching)."""
+"""Phone and email normalisation for storage and search (a phone matches in any format: +7, 8, spaces, brackets, a tail)."""
 from __future__ import annotations
 
 import re

@@ -1,4 +1,4 @@
-"""«Очередь»: a manager's work order for open leads (seed 001 §2.1.6, SPEC §4.9).
+"""«Очередь»: a manager's work order for open leads .
 
 The sort key "queue" of listing.query_items / list_page / ordered_ids (the built-in
 preset «Очередь», code "queue", on /leads: my leads in work). Leads are ranked:

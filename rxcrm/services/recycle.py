@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from rxcrm.models import Department, User, utcnow
 
-from . import audit, fmt, items
+from . import audit, entities, fmt, items, records
 from .context import Actor
 from .errors import AccessDenied, NotFound, ValidationFailed
 from .fields import MODELS
@@ -68,7 +68,7 @@ def deleted_items(session: Session, actor: Actor, entity: str | None = None, off
     users = dict(session.execute(select(User.id, User.full_name).where(User.id.in_(uids))).all()) if uids else {}
     depts = dict(session.execute(select(Department.id, Department.name)).all())
     now = now or utcnow()
-    out = [{"entity": r.entity, "entity_label": items.ENTITY_LABEL[r.entity], "id": r.id,
+    out = [{"entity": r.entity, "entity_label": entities.label(r.entity), "id": r.id,
             "title": r.title or f"№{r.id}", "deleted_at": fmt.dt_short(r.deleted_at, now),
             "deleted_by": users.get(r.deleted_by, ""), "responsible": users.get(r.responsible_id, ""),
             "department": depts.get(r.department_id, ""), "href": f"/{PATH[r.entity]}/{r.id}"}
@@ -84,17 +84,16 @@ def restore(session: Session, actor: Actor, entity: str, item_id: int):
     dept = _dept_scope(actor)
     item = session.get(MODELS[entity], item_id)
     if item is None:
-        raise NotFound(f"{items.ENTITY_LABEL[entity]} №{item_id} не найден" if entity != "deal"
-                       else f"Сделка №{item_id} не найдена")
+        raise NotFound(entities.get(entity).not_found(item_id))
     if dept is not None and item.department_id != dept:
         raise AccessDenied("Нет доступа: элемент другого отдела")
     if item.deleted_at is None:
         raise ValidationFailed("Элемент не в корзине", code="not_deleted")
     deleted_at, item.deleted_at = item.deleted_at, None
-    items._touch(item, actor)
+    records.touch(item, actor)
     session.add(item)
     title = getattr(item, "title", None) or getattr(item, "full_name", "")
-    items._timeline(session, actor, entity, item.id, "restored", {"text": "Восстановлено из корзины"})
+    records.timeline(session, actor, entity, item.id, "restored", {"text": "Восстановлено из корзины"})
     audit.record(session, actor, "restore", entity, item.id,
                  {"title": title, "deleted_at": deleted_at.isoformat() if deleted_at else None})
     return item
@@ -103,7 +102,7 @@ def restore(session: Session, actor: Actor, entity: str, item_id: int):
 def restore_many(session: Session, actor: Actor, entity: str, ids: list[int]) -> items.BulkResult:
     """Restore several items; one refusal does not undo the others (per-item savepoints)."""
     _dept_scope(actor)
-    return items._bulk(session, ids, lambda i: restore(session, actor, entity, i))
+    return items.bulk(session, ids, lambda i: restore(session, actor, entity, i))
 
 
 __all__ = ["DENIED", "can_view", "deleted_items", "restore", "restore_many"]

@@ -1,4 +1,4 @@
-"""Editing the rules on /settings (issue 6): required fields per stage, field-triggered
+"""Editing the rules on /settings: required fields per stage, field-triggered
 moves and on-enter actions live in `automation_rule` (services/rules_engine.py reads the
 active rows). Everyone may read them; changes are for administrators only
 (admin.require_admin), validated against the pipeline's stages and field catalog,
@@ -9,11 +9,14 @@ from sqlmodel import Session, select
 
 from rxcrm.models import AutomationRule, Pipeline, Stage, utcnow
 
+from rxcrm.rules.actions import ACTIONS
+
 from . import audit
 from .access import require_admin
 from .context import Actor
 from .errors import NotFound, ValidationFailed
 from .fields import field_map
+from .items import editable, parse_value
 
 KIND_LABEL = {"required": "Обязательные поля", "trigger": "Перевод по полю", "on_enter": "При входе на стадию"}
 MAX_NAME = 200
@@ -84,9 +87,6 @@ def _next_sort(session: Session) -> int:
     return (rows or 0) + 10
 
 
-_ACTION_WORDS = {"activity": "дело", "notify": "уведомление", "set": "заполнить поле"}
-
-
 def describe(rule: AutomationRule, stages: dict | None = None, labels: dict | None = None) -> str:
     """What a rule does, in words; `stages` {(pipeline code, stage code): name} names the stages,
     `labels` {field key: label} names the fields."""
@@ -103,16 +103,22 @@ def describe(rule: AutomationRule, stages: dict | None = None, labels: dict | No
     if rule.kind == "trigger":
         src = st(rule.stage_code) if rule.stage_code else "любая стадия"
         return f"Когда {fl(cfg.get('field'))} = «{cfg.get('equals')}»: {src} → {st(cfg.get('to_stage'))}"
+    names = _Names(labels or {})
     parts = []
     for a in cfg.get("actions", []):
-        kind = a.get("type", "")
-        if kind == "set":
-            parts.append(f"заполнить {fl(a.get('field'))} значением «{a.get('value')}»")
-        elif kind == "notify":
-            parts.append(f"уведомить {RECIPIENTS.get(a.get('to'), 'руководителя отдела')}: «{a.get('text', '')}»")
-        else:
-            parts.append(f"{_ACTION_WORDS.get(kind, kind)} «{a.get('subject', '')}»")
+        plugin = ACTIONS.get(a.get("type", ""))
+        parts.append(plugin.describe(a, names) if plugin else f"неизвестное действие «{a.get('type', '')}»")
     return "; ".join(parts)
+
+
+class _Names:
+    """Field labels for an action's `describe`."""
+
+    def __init__(self, labels: dict[str, str]):
+        self.labels = labels
+
+    def field(self, key: str) -> str:
+        return self.labels.get(key, key)
 
 
 def _labels(session: Session, pipe) -> dict[str, str]:
@@ -243,60 +249,48 @@ def save_trigger(session: Session, actor: Actor, rule_id: int | None, name: str,
     return _save(session, actor, rule, op, before)
 
 
-ACTION_TYPES = {"activity": "Запланировать дело", "set": "Заполнить поле", "notify": "Уведомить"}
-RECIPIENTS = {"responsible": "ответственного", "department_head": "руководителя отдела"}
-MAX_TEXT = 300
-MAX_IN_HOURS = 30 * 24
+ACTION_TYPES = {code: a.label for code, a in ACTIONS.items()}  # the action picker on /settings
 
 
-def _int_in(value, lo: int, hi: int, field: str, label: str) -> int:
-    try:
-        n = int(str(value).strip())
-    except (TypeError, ValueError):
-        raise ValidationFailed(f"{label}: целое число от {lo} до {hi}", fields={field: "Число"}) from None
-    if not lo <= n <= hi:
-        raise ValidationFailed(f"{label}: от {lo} до {hi}", fields={field: f"от {lo} до {hi}"})
-    return n
+def action_form(code: str) -> list[dict]:
+    """The inputs of an action's form on /settings (its plug-in's `form`), as plain dicts:
+    {"key", "label", "kind", "options": [(value, label)], "required", "default", "placeholder"}."""
+    plugin = ACTIONS.get(code)
+    return [{"key": f.key, "label": f.label, "kind": f.kind, "options": list(f.options), "required": f.required,
+             "default": f.default, "placeholder": f.placeholder} for f in (plugin.form if plugin else ())]
 
 
-def on_enter_action(session: Session, pipe: Pipeline, action_type: str, *, kind: str = "call", subject: str = "",
-                    in_hours=24, duration_min=None, field: str = "", value=None, to: str = "responsible",
-                    text: str = "") -> dict:
-    """One validated action of an on-enter rule (the shapes of rules/automation.py ON_ENTER)."""
-    from rxcrm.models.activity import ACTIVITY_KINDS, MAX_DURATION_MIN
-    if action_type == "activity":
-        if kind not in ACTIVITY_KINDS:
-            raise ValidationFailed(f"Неизвестный вид дела: {kind}", fields={"kind": "Вид дела"})
-        subject = " ".join((subject or "").split())
-        if not subject or len(subject) > MAX_TEXT:
-            raise ValidationFailed(f"Тема дела: от 1 до {MAX_TEXT} символов", fields={"subject": "Обязательное поле"})
-        action = {"type": "activity", "kind": kind, "subject": subject,
-                  "in_hours": _int_in(in_hours, 0, MAX_IN_HOURS, "in_hours", "Через сколько часов")}
-        if duration_min not in (None, ""):
-            limit = MAX_DURATION_MIN.get(kind, 7 * 24 * 60)
-            action["duration_min"] = _int_in(duration_min, 1, limit, "duration_min", "Длительность, мин")
-        return action
-    if action_type == "set":
-        key = _field_keys(session, pipe, [field])
-        if len(key) != 1:
+class _FieldContext:
+    """What an action's `validate` may ask about the rule's pipeline: a field a rule may
+    fill (by key) and the stored form of a value for it (checked like an edit)."""
+
+    def __init__(self, session: Session, pipe: Pipeline):
+        self.session, self.pipe = session, pipe
+
+    def field(self, key: str):
+        found = _field_keys(self.session, self.pipe, [key])
+        if len(found) != 1:
             raise ValidationFailed("Укажите одно поле", fields={"field": "Одно поле"})
-        from .items import editable, parse_value
-        fd = field_map(session, pipe.entity, pipe.id)[key[0]]
+        fd = field_map(self.session, self.pipe.entity, self.pipe.id)[found[0]]
         if not editable(fd):
             raise ValidationFailed(f"Поле «{fd.label}» нельзя заполнять правилом", fields={"field": "Не редактируется"})
-        val = _equals(value, fd.kind)
+        return fd
+
+    def value(self, fd, raw):
+        val = _equals(raw, fd.kind)
         if val in (None, ""):
             raise ValidationFailed("Укажите значение поля", fields={"value": "Обязательное поле"})
         parse_value(fd, val)  # the value must be valid for the field (a wrong one raises here, not on a move)
-        return {"type": "set", "field": key[0], "value": val}
-    if action_type == "notify":
-        if to not in RECIPIENTS:
-            raise ValidationFailed(f"Неизвестный получатель: {to}", fields={"to": "Получатель"})
-        text = " ".join((text or "").split())
-        if not text or len(text) > MAX_TEXT:
-            raise ValidationFailed(f"Текст уведомления: от 1 до {MAX_TEXT} символов", fields={"text": "Обязательное поле"})
-        return {"type": "notify", "to": to, "text": text}
-    raise ValidationFailed(f"Неизвестное действие: {action_type}", fields={"action": "Действие"})
+        return val
+
+
+def on_enter_action(session: Session, pipe: Pipeline, action_type: str, **raw) -> dict:
+    """One validated action of an on-enter rule: the action plug-in (rxcrm/rules/actions/)
+    turns its typed form into the stored config."""
+    plugin = ACTIONS.get(action_type)
+    if plugin is None:
+        raise ValidationFailed(f"Неизвестное действие: {action_type}", fields={"action": "Действие"})
+    return plugin.validate(_FieldContext(session, pipe), raw)
 
 
 def save_on_enter(session: Session, actor: Actor, rule_id: int | None, name: str, pipeline_code: str,
@@ -335,5 +329,5 @@ def delete_rule(session: Session, actor: Actor, rule_id: int) -> None:
     audit.record(session, actor, "rule_update", "rule", int(rule_id), {"op": "delete", "old": before, "new": None})
 
 
-__all__ = ["ACTION_TYPES", "KIND_LABEL", "RECIPIENTS", "delete_rule", "describe", "field_choices", "list_rules",
+__all__ = ["ACTION_TYPES", "KIND_LABEL", "action_form", "delete_rule", "describe", "field_choices", "list_rules",
            "on_enter_action", "save_on_enter", "save_required", "save_trigger", "set_active"]

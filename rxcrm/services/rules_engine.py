@@ -1,92 +1,40 @@
-"""The one engine that applies the rules to items.
+"""The one engine that applies the rules to items — a subscriber of the write services'
+events (wired in rxcrm/hooks.py), never called by them directly.
 
-The first three kinds live in the `automation_rule` table (written once from the
-declarations in rxcrm/rules/ by services/bootstrap.py, edited by admins on /settings
-through services/rules_admin.py); only ACTIVE rows apply, read per call:
+The rule kinds live in the `automation_rule` table (written once from the declarations in
+rxcrm/rules/ by services/bootstrap.py, edited by admins on /settings through
+services/rules_admin.py); only ACTIVE rows apply, read per call:
 
-- required fields per stage (kind "required"): `missing_fields`;
-- field-triggered moves (kind "trigger"): `after_fields_changed`,
-  called by items.update_fields and items.move_stage(values=…) (and `set_values`);
-- on-enter actions (kind "on_enter"): a hook in `AFTER_STAGE_CHANGE`, run by every
-  items.move_stage; `apply_on_enter` for other entries;
-- activity discipline (ACTIVITY_DISCIPLINE): `activity_discipline`, put into
-  activities.VALIDATORS by `register_validators` (called when activities is imported).
+- required fields per stage (kind "required"): a query, services/requirements.py, asked by
+  items.move_stage and create before they write;
+- field-triggered moves (kind "trigger"): `on_fields_changed` (event FIELDS_CHANGED);
+- on-enter actions (kind "on_enter"): `on_stage_changed` (STAGE_CHANGED) and
+  `on_item_created` (ITEM_CREATED: the first stage); `apply_on_enter` does the work;
+- activity discipline (ACTIVITY_DISCIPLINE): `on_activity_scheduling` refuses a date too
+  far from the last contact (ACTIVITY_SCHEDULING).
+
+Every change a rule makes is made by an Actor(source="rule", login=<rule name>), so the
+timeline event (`rule` column), the audit record (source "rule") and the bell name the rule.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 from sqlmodel import Session, select
 
-from rxcrm.models import AutomationRule, Pipeline, Stage, TimelineEvent, User, utcnow
+from rxcrm.models import Pipeline, Stage, TimelineEvent, User, utcnow
+from rxcrm.rules.actions import ACTIONS
 from rxcrm.rules.automation import ACTIVITY_DISCIPLINE, MAX_DEPTH
 from rxcrm.settings import TZ
 
+from . import activities, events, items, notifications, workdays
 from .context import Actor
 from .errors import ServiceError, ValidationFailed
-from .fields import FieldDef, field_map
+from .records import touch
+from .requirements import active_rules
 
 log = logging.getLogger(__name__)
-
-def _notify_automation(session: Session, actor, entity: str, item, old: Stage, new: Stage) -> None:
-    from . import notifications  # late import: notifications imports items which imports us
-    notifications.stage_change_hook(session, actor, entity, item, old, new)
-
-
-# Hooks called after a stage change: fn(session, actor, entity, item, old_stage, new_stage).
-AFTER_STAGE_CHANGE: list[Callable] = [_notify_automation]
-
-
-
-def value_of(item, key: str):
-    if key.startswith("custom."):
-        return (item.custom or {}).get(key.split(".", 1)[1])
-    return getattr(item, key, None)
-
-
-def active_rules(session: Session, kind: str, pipeline_code: str, stage_code: str | None = None
-                 ) -> list[AutomationRule]:
-    """Active rows of one kind for a pipeline (and a stage), in their order."""
-    stmt = select(AutomationRule).where(AutomationRule.kind == kind, AutomationRule.is_active.is_(True),
-                                        AutomationRule.pipeline_code == pipeline_code)
-    if stage_code is not None:
-        stmt = stmt.where(AutomationRule.stage_code == stage_code)
-    return list(session.exec(stmt.order_by(AutomationRule.sort, AutomationRule.id)).all())
-
-
-def required_for(session: Session, entity: str, stage: Stage) -> list[FieldDef]:
-    pipe = session.get(Pipeline, stage.pipeline_id)
-    keys: list[str] = []
-    if pipe is not None:
-        for rule in active_rules(session, "required", pipe.code, stage.code):
-            keys += [k for k in (rule.config or {}).get("fields", []) if k not in keys]
-    fmap = field_map(session, entity, stage.pipeline_id)
-    return [fmap[k] for k in keys if k in fmap]
-
-
-def missing_fields(session: Session, entity: str, item, stage: Stage) -> list[FieldDef]:
-    """Fields the stage requires that the item does not have (amount 0 counts as empty)."""
-    out = []
-    for fd in required_for(session, entity, stage):
-        value = value_of(item, fd.key)
-        if value is None or (isinstance(value, str) and not value.strip()) or \
-                (fd.kind == "money" and value == 0):
-            out.append(fd)
-    return out
-
-
-def after_stage_change(session: Session, actor, entity: str, item, old: Stage, new: Stage) -> None:
-    for hook in AFTER_STAGE_CHANGE:
-        hook(session, actor, entity, item, old, new)
-
-
-# ---- automation (kinds trigger / on_enter) -------------------------------------------------
-# Rule kinds: field-triggered moves (after_fields_changed), on-enter actions (a hook in
-# AFTER_STAGE_CHANGE) and the activity discipline (a validator in activities.VALIDATORS).
-# Every change is made by an Actor(source="rule", login=<rule name>), so the timeline
-# event (`rule` column), the audit record (source "rule") and the bell name the rule.
 
 _DEPTH_KEY = "rxcrm_rules_depth"
 
@@ -143,9 +91,9 @@ def _run(session: Session, entity: str, item, rule: str, fn) -> bool:
         return False
 
 
-def after_fields_changed(session: Session, actor, entity: str, item, changes: dict) -> None:
-    """Apply the active trigger rules after fields of `item` changed; `changes` is {key: (old, new)}
-    as returned by items.apply_values. Called by items.update_fields / move_stage(values=)."""
+def on_fields_changed(session: Session, *, actor, entity: str, item, changes: dict) -> None:
+    """FIELDS_CHANGED: apply the active trigger rules; `changes` is {key: (old, new)} as
+    returned by items.apply_values."""
     if not changes or entity not in ("lead", "deal") or getattr(item, "semantic", "process") != "process":
         return
     code = _pipeline_code(session, item)
@@ -153,7 +101,6 @@ def after_fields_changed(session: Session, actor, entity: str, item, changes: di
              if (r.config or {}).get("field") in changes and changes[r.config["field"]][1] == r.config.get("equals")]
     if not rules:
         return
-    from . import items  # late import: items imports us
     with _nested(session) as ok:
         if not ok:
             return
@@ -171,7 +118,6 @@ def after_fields_changed(session: Session, actor, entity: str, item, changes: di
 
 
 def _activity_start(session: Session, item, in_hours: float, now: datetime) -> datetime:
-    from . import workdays
     start = workdays.next_working_hour(now + timedelta(hours=in_hours))
     limit = latest_activity_date(item, now)
     if start.astimezone(TZ).date() > limit:  # keep within the discipline: the limit day, working hours
@@ -181,29 +127,42 @@ def _activity_start(session: Session, item, in_hours: float, now: datetime) -> d
     return start
 
 
-def _on_enter_action(session: Session, ra: Actor, entity: str, item, action: dict, now: datetime) -> None:
-    kind = action["type"]
-    if kind == "activity":
-        from . import activities
-        act_kind = action.get("kind", "call")
-        duration = action.get("duration_min") or {"call": 15, "meeting": 60}.get(act_kind, 30)
-        activities.plan_activity(session, ra, entity, item.id, kind=act_kind, subject=action["subject"],
-                                 start_at=_activity_start(session, item, action.get("in_hours", 24), now),
-                                 duration_min=duration, responsible_id=item.responsible_id, now=now)
-    elif kind == "set":
-        set_values(session, ra, entity, item, {action["field"]: action["value"]})
-    elif kind == "notify":
-        from . import notifications
-        title = getattr(item, "title", "") or f"№{item.id}"
-        text = action.get("text", "").replace("{title}", title) or f"Правило «{ra.login}»: «{title}»"
-        users = _recipients(session, item, action.get("to", "responsible"))
+class _ActionContext:
+    """What an on-enter action (rxcrm/rules/actions/) may do to the item that entered the
+    stage — as the rule (`ra`), in the mover's transaction."""
+
+    def __init__(self, session: Session, ra: Actor, entity: str, item, now: datetime):
+        self.session, self.ra, self.entity, self.item, self.now = session, ra, entity, item, now
+
+    def title(self) -> str:
+        return getattr(self.item, "title", "") or f"№{self.item.id}"
+
+    def plan_activity(self, kind: str, subject: str, in_hours: float, duration_min: int | None) -> None:
+        duration = duration_min or {"call": 15, "meeting": 60}.get(kind, 30)
+        activities.plan_activity(self.session, self.ra, self.entity, self.item.id, kind=kind, subject=subject,
+                                 start_at=_activity_start(self.session, self.item, in_hours, self.now),
+                                 duration_min=duration, responsible_id=self.item.responsible_id, now=self.now)
+
+    def set_values(self, values: dict) -> None:
+        set_values(self.session, self.ra, self.entity, self.item, values)
+
+    def notify(self, to: str, text: str) -> None:
+        text = text or f"Правило «{self.ra.login}»: «{self.title()}»"
+        users = _recipients(self.session, self.item, to)
         if not users:
             raise ServiceError("некому отправить уведомление", code="no_recipient")
         for u in users:
-            notifications.notify(session, u.id, notifications.AUTOMATION, text, entity, item.id, now)
-        _report(session, entity, item, ra.login, "Уведомление: " + ", ".join(u.full_name for u in users))
-    else:
-        raise ServiceError(f"неизвестное действие правила: {kind}")
+            notifications.notify(self.session, u.id, notifications.AUTOMATION, text, self.entity, self.item.id,
+                                 self.now)
+        _report(self.session, self.entity, self.item, self.ra.login,
+                "Уведомление: " + ", ".join(u.full_name for u in users))
+
+
+def _on_enter_action(session: Session, ra: Actor, entity: str, item, action: dict, now: datetime) -> None:
+    plugin = ACTIONS.get(action.get("type", ""))
+    if plugin is None:
+        raise ServiceError(f"неизвестное действие правила: {action.get('type')}")
+    plugin.run(_ActionContext(session, ra, entity, item, now), action)
 
 
 def _recipients(session: Session, item, to: str) -> list[User]:
@@ -221,15 +180,12 @@ def _recipients(session: Session, item, to: str) -> list[User]:
 
 def set_values(session: Session, actor: Actor, entity: str, item, values: dict) -> dict:
     """Set fields like an edit (validation, timeline old → new, audit), without the access
-    check and version bump of a person's edit; fires field triggers in turn."""
-    from . import audit, items
+    check of a person's edit; its FIELDS_CHANGED fires field triggers in turn."""
     changes = items.apply_values(session, actor, entity, item, values)
     if changes:
-        items._touch(item, actor)
+        touch(item, actor)
         session.add(item)
-        audit.record(session, actor, "update", entity, item.id,
-                     {"changes": {k: {"old": o, "new": n} for k, (o, n) in changes.items()}})
-        after_fields_changed(session, actor, entity, item, changes)
+        events.publish(session, events.FIELDS_CHANGED, actor=actor, entity=entity, item=item, changes=changes)
     return changes
 
 
@@ -252,14 +208,17 @@ def apply_on_enter(session: Session, actor, entity: str, item, stage: Stage, now
                      lambda a=action, ra=ra: _on_enter_action(session, ra, entity, item, a, now))
 
 
-def _on_enter_hook(session: Session, actor, entity: str, item, old: Stage, new: Stage) -> None:
-    """On-enter rules run on moves between working stages; not on closing, nor on a
-    reopen (a head returning a closed item to work is not a new entry)."""
+def on_stage_changed(session: Session, *, actor, entity: str, item, old: Stage, new: Stage) -> None:
+    """STAGE_CHANGED: on-enter rules run on moves between working stages; not on closing,
+    nor on a reopen (a head returning a closed item to work is not a new entry)."""
     if new.semantic == "process" and old.semantic == "process":
         apply_on_enter(session, actor, entity, item, new)
 
 
-AFTER_STAGE_CHANGE.append(_on_enter_hook)
+def on_item_created(session: Session, *, actor, entity: str, item, stage: Stage | None, details: dict) -> None:
+    """ITEM_CREATED: the on-enter rules of a lead's or deal's first stage."""
+    if stage is not None:
+        apply_on_enter(session, actor, entity, item, stage)
 
 
 # ---- activity discipline --------------------------------------------------------------
@@ -267,7 +226,6 @@ AFTER_STAGE_CHANGE.append(_on_enter_hook)
 def latest_activity_date(item, now: datetime | None = None) -> date:
     """The last Moscow day an activity of `item` may be planned for: N working days after
     the last contact (or the creation); at least the first working day from today."""
-    from . import workdays
     base = getattr(item, "last_contact_at", None) or getattr(item, "created_at", None) or now or utcnow()
     if base.utcoffset() is None:
         base = base.replace(tzinfo=UTC)
@@ -277,12 +235,11 @@ def latest_activity_date(item, now: datetime | None = None) -> date:
     return max(limit, today)
 
 
-def activity_discipline(session: Session, item, start_at: datetime) -> None:
-    """activities.VALIDATORS entry: refuse an activity later than the discipline allows
-    (leads and deals in work only)."""
+def on_activity_scheduling(session: Session, *, item, start_at: datetime) -> None:
+    """ACTIVITY_SCHEDULING: refuse an activity later than the discipline allows (leads and
+    deals in work only)."""
     if not hasattr(item, "last_contact_at") or getattr(item, "semantic", "process") != "process":
         return
-    from . import workdays
     limit = latest_activity_date(item)
     if start_at.astimezone(TZ).date() > limit:
         n = int(ACTIVITY_DISCIPLINE.get("max_working_days_after_last_contact", 5))
@@ -290,11 +247,3 @@ def activity_discipline(session: Session, item, start_at: datetime) -> None:
                                f"({n} рабочих дней после последнего контакта)",
                                fields={"start_at": f"Не позже {workdays.date_long(limit)}"},
                                code="activity_discipline")
-
-
-def register_validators() -> None:
-    """Put the activity discipline into activities.VALIDATORS (once). Called when this
-    module is imported — activities imports items, which imports us, so it is always on."""
-    from . import activities
-    if activity_discipline not in activities.VALIDATORS:
-        activities.VALIDATORS.append(activity_discipline)

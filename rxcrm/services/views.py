@@ -51,7 +51,7 @@ NO_MATCH_ID = 0  # a placeholder that resolves to nobody becomes this id (no row
 
 SHARE_ROLES = (ROLE_HEAD, ROLE_ADMIN)
 
-BUILTIN_PRESETS = defaults.BUILTIN_PRESETS  # (code, page, name, filters, sort)
+BUILTIN_PRESETS = defaults.BUILTIN_PRESETS  # (code, page, name, filters, sort[, view])
 VIEW_MODES = ("kanban", "list")
 
 
@@ -102,11 +102,14 @@ def ensure_builtin_presets(session: Session) -> None:
     """Create the built-in presets that are missing (matched by code) and the role defaults
     of each page that has none for a role; existing rows stay."""
     have = {p.code: p for p in session.exec(select(FilterPreset).where(FilterPreset.is_builtin.is_(True))).all()}
-    for code, page, name, filters, sort in BUILTIN_PRESETS:
+    for code, page, name, filters, sort, *rest in BUILTIN_PRESETS:
         if code in have:
             continue
+        view = rest[0] if rest else {}
         have[code] = FilterPreset(page=page, name=name, owner_id=None, is_shared=True, is_builtin=True,
-                                  code=code, filters=copy.deepcopy(filters), sort=sort)
+                                  code=code, filters=copy.deepcopy(filters), sort=sort,
+                                  view_mode=view.get("view", ""), list_sort=view.get("sort", ""),
+                                  list_desc=bool(view.get("desc", False)))
         session.add(have[code])
     session.flush()
     rows = {(r.page, r.role_code) for r in session.exec(select(PresetRoleDefault)).all()}
@@ -159,9 +162,27 @@ def validate_filters(session: Session, page: str, filters) -> dict:
     return filters
 
 
+VIEW_MODES = ("kanban", "list")
+
+
+def preset_view(preset: FilterPreset | None) -> dict:
+    """The rest of the view a preset names: {"view", "sort", "desc"} for what it sets
+    (a preset that names no order or mode leaves the page's own)."""
+    if preset is None:
+        return {}
+    out = {}
+    if preset.view_mode in VIEW_MODES:
+        out["view"] = preset.view_mode
+    if preset.list_sort:
+        out["sort"], out["desc"] = preset.list_sort, bool(preset.list_desc)
+    return out
+
+
 def save_preset(session: Session, actor: Actor, page: str, name: str, filters: dict,
-                shared: bool = False) -> FilterPreset:
-    """Save the actor's preset; the same name (same owner and page) updates it."""
+                shared: bool = False, view_mode: str = "", list_sort: str = "",
+                list_desc: bool = False) -> FilterPreset:
+    """Save the actor's preset — the filter and the view it was saved from (board/list and
+    the list's order); the same name (same owner and page) updates it."""
     _check_page(page)
     name = " ".join((name or "").split())
     if not name:
@@ -182,6 +203,9 @@ def save_preset(session: Session, actor: Actor, page: str, name: str, filters: d
     preset.name = name
     preset.filters = filters
     preset.is_shared = bool(shared)
+    preset.view_mode = view_mode if view_mode in VIEW_MODES else ""
+    preset.list_sort = (list_sort or "")[:100]
+    preset.list_desc = bool(list_desc) if preset.list_sort else False
     session.add(preset)
     session.flush()
     return preset

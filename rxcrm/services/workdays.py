@@ -1,4 +1,4 @@
-"""Working days of the Russian production calendar (activity discipline, seed 001).
+"""Working days of the Russian production calendar (the activity discipline counts in them).
 
 A working day is one the `holidays` package's calendar says is worked: not a weekend
 (unless a transferred working Saturday) and not a public holiday or a transferred day

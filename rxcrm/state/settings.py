@@ -128,9 +128,10 @@ class SettingsState(AppState):
     enter_field: str = ""                          # (the field of a "set" action)
     rule_action: str = "activity"  # the action of a new on-enter rule
     rule_action_options: list[Option] = [Option(k, v) for k, v in rules_admin.ACTION_TYPES.items()]
-    activity_kind_options: list[Option] = [Option("call", "Звонок"), Option("meeting", "Встреча"),
-                                           Option("task", "Задача"), Option("email", "Письмо")]
-    recipient_options: list[Option] = [Option(k, v.capitalize()) for k, v in rules_admin.RECIPIENTS.items()]
+    activity_kind_options: list[Option] = [Option(v, lab) for f in rules_admin.action_form("activity")
+                                           if f["key"] == "kind" for v, lab in f["options"]]
+    recipient_options: list[Option] = [Option(v, lab) for f in rules_admin.action_form("notify")
+                                       if f["key"] == "to" for v, lab in f["options"]]
     user_dialog: bool = False
     password_dialog: bool = False
     reassign_dialog: bool = False
@@ -447,9 +448,7 @@ class SettingsState(AppState):
         if not stage:
             return rx.toast.error("Выберите стадию")
         kind = self.rule_action
-        keys = {"activity": ("kind", "subject", "in_hours", "duration_min"), "set": ("field", "value"),
-                "notify": ("to", "text")}[kind]
-        values = {k: field(form, k, k, 2000).strip() for k in keys}
+        values = {f["key"]: field(form, f["key"], f["label"], 2000).strip() for f in rules_admin.action_form(kind)}
         action = {"type": kind, **{k: v for k, v in values.items() if v}}
         name = field(form, "name", "название", 200)
         return self._do(lambda s, a: rules_admin.save_on_enter(s, a, None, name, pipe, stage, [action]),

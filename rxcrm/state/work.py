@@ -150,6 +150,7 @@ class WorkState(AppState):
     page_size: int = 20
     sort: str = "created_at"
     desc: bool = True
+    _sort_by_preset: bool = False  # the order came with a preset (reset when another preset has none)
     selected: list[str] = []
     all_matching: bool = False
 
@@ -260,13 +261,12 @@ class WorkState(AppState):
             sort, desc = memory["sort"], memory["desc"]
             self.page_size, self.page_no = memory["page_size"], memory["page_no"]
         else:
-            self.view = params.get("view") or (setting.view_mode if setting is not None else "") or default_view
-            preset_code = self._open_filter(s, actor, params, fmap)
-            queue = preset_code == "queue"
-            sort = params.get("sort") or ("queue" if queue else listing.DEFAULT_SORT[0])
-            desc = params.get("dir", "desc" if listing.DEFAULT_SORT[1] else "asc") != "asc"
-            if queue and "view" not in params:
-                self.view = "list"
+            named = views.preset_view(self._open_filter(s, actor, params, fmap))  # the view the preset names
+            self.view = params.get("view") or named.get("view") or \
+                (setting.view_mode if setting is not None else "") or default_view
+            sort = params.get("sort") or named.get("sort") or listing.DEFAULT_SORT[0]
+            self._sort_by_preset = not params.get("sort") and bool(named.get("sort"))
+            desc = params.get("dir", "desc" if named.get("desc", listing.DEFAULT_SORT[1]) else "asc") != "asc"
             size = id_or_none(params.get("size"))
             if size not in listing.PAGE_SIZES:
                 size = setting.page_size if setting is not None and setting.page_size in listing.PAGE_SIZES \
@@ -300,11 +300,11 @@ class WorkState(AppState):
         self.pipeline_options = _opts((p.id, p.name) for p in offered)
         self.pipeline_id = chosen.id if chosen is not None else 0
 
-    def _open_filter(self, s, actor, params: dict, fmap) -> str:
+    def _open_filter(self, s, actor, params: dict, fmap):
         """The filter from the URL: its conditions; else the preset it names; else nothing
         when it says `filter=none`; else the person's default preset. The preset named
         alongside conditions stays marked only if it means the same for this person.
-        Returns the code of the preset applied (built-ins), or ""."""
+        Returns the preset applied (its view and order apply too), or None."""
         try:
             decoded = flt.decode(params, fmap)
         except (ValueError, ServiceError):
@@ -317,17 +317,17 @@ class WorkState(AppState):
             mine = views.preset_filters(named, actor, s) if named is not None else None
             same = mine is not None and flt.normalized(mine) == flt.normalized(decoded)
             self._filters, self.active_preset_id = decoded, named.id if same else 0
-            return named.code if same else ""
+            return named if same else None
         if named is not None:
             self._filters, self.active_preset_id = views.preset_filters(named, actor, s), named.id
-            return named.code
+            return named
         if params.get("filter") == NO_FILTER:
             self._filters, self.active_preset_id = {}, 0
-            return ""
+            return None
         preset = views.default_preset(s, actor, self.page)
         self._filters = views.preset_filters(preset, actor, s) if preset is not None else {}
         self.active_preset_id = preset.id if preset is not None else 0
-        return preset.code if preset is not None else ""
+        return preset
 
     def _load_options(self, s, actor) -> None:
         self.source_options = _opts((x, x) for x in catalogs.sources())
@@ -742,16 +742,20 @@ class WorkState(AppState):
 
         def find(s, a):
             preset = next((p for p in views.list_presets(s, a, self.page) if p.id == preset_id), None)
-            return (preset.code, views.preset_filters(preset, a)) if preset is not None else None
+            return (views.preset_view(preset), views.preset_filters(preset, a)) if preset is not None else None
 
         found = self._read(find)
         if found is None:
             return rx.toast.error("Представление не найдено")
-        code, self._filters = found
-        if code == "queue":  # «Очередь»: the work-priority order of seed 001 §2.1.6
-            self.sort, self.view = "queue", "list"
-        elif self.sort == "queue":
+        named, self._filters = found
+        if self.entity in ("lead", "deal") and named.get("view"):
+            self.view = named["view"]
+        if named.get("sort"):  # the preset names its order (e.g. «Очередь»: the work priority)
+            self.sort, self.desc = named["sort"], named["desc"]
+            self._sort_by_preset = True
+        elif self._sort_by_preset:  # the order came with the last preset, not from the person
             self.sort, self.desc = listing.DEFAULT_SORT
+            self._sort_by_preset = False
         self.q = self._filters.get("q", "")
         self.active_preset_id, self.page_no, self.filter_open = preset_id, 1, False
         return self._reload()
@@ -766,7 +770,8 @@ class WorkState(AppState):
         name = field(form, "name", "название", 200) or self.preset_name
 
         def save(s, a):
-            preset = views.save_preset(s, a, self.page, name, dict(self._filters), shared=to_bool(form.get("shared")))
+            preset = views.save_preset(s, a, self.page, name, dict(self._filters), shared=to_bool(form.get("shared")),
+                                       view_mode=self.view, list_sort=self.sort, list_desc=self.desc)
             self.active_preset_id = preset.id
             self._load_presets(s, a)
 
@@ -801,6 +806,7 @@ class WorkState(AppState):
         with the biggest/newest first for dates and money, A–Я otherwise. A field the list
         cannot sort by falls back to the default order."""
         key = to_text(key, "сортировка", 200)
+        self._sort_by_preset = False
         if self.sort == key:
             self.desc = not self.desc
         else:

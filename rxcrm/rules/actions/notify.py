@@ -1,0 +1,30 @@
+"""«Уведомить»: a notice in the bell of the responsible or the department's head;
+"{title}" in the text becomes the item's title."""
+from __future__ import annotations
+
+from .base import FormField, RuleAction, choice, clean_text
+
+RECIPIENTS = (("responsible", "Ответственному"), ("department_head", "Руководителю отдела"))
+WHOM = {"responsible": "ответственного", "department_head": "руководителя отдела"}
+
+
+class Notify(RuleAction):
+    code = "notify"
+    label, label_en, order = "Уведомить", "Notify", 3
+    form = (
+        FormField("to", "Кому", "choice", RECIPIENTS, default="responsible"),
+        FormField("text", "Текст уведомления", placeholder="Сделка «{title}» перешла на стадию …"),
+    )
+
+    def validate(self, ctx, raw: dict) -> dict:
+        return {"type": self.code, "to": choice(raw.get("to") or "responsible", RECIPIENTS, "to", "Кому"),
+                "text": clean_text(raw.get("text"), "text", "Текст уведомления")}
+
+    def describe(self, config: dict, names) -> str:
+        return f"уведомить {WHOM.get(config.get('to'), 'руководителя отдела')}: «{config.get('text', '')}»"
+
+    def run(self, ctx, config: dict) -> None:
+        ctx.notify(config.get("to", "responsible"), config.get("text", "").replace("{title}", ctx.title()))
+
+
+ACTION = Notify()

@@ -1,0 +1,44 @@
+"""«Запланировать дело»: a Дело for the item's responsible, starting N hours after the
+entry, rounded up to the next working hour (09:00–18:00 Moscow, Russian working days),
+never later than the activity discipline allows."""
+from __future__ import annotations
+
+from rxcrm.models.activity import ACTIVITY_KINDS, MAX_DURATION_MIN
+
+from .base import FormField, RuleAction, choice, clean_text, int_in
+
+KINDS = (("call", "Звонок"), ("meeting", "Встреча"), ("task", "Задача"), ("email", "Письмо"))
+MAX_IN_HOURS = 30 * 24
+ACCUSATIVE = {"call": "звонок", "meeting": "встречу", "task": "задачу", "email": "письмо"}
+
+
+class PlanActivity(RuleAction):
+    code = "activity"
+    label, label_en, order = "Запланировать дело", "Plan an activity", 1
+    form = (
+        FormField("kind", "Вид дела", "choice", KINDS, default="call"),
+        FormField("subject", "Тема дела", placeholder="Например: Подтвердить регистрацию"),
+        FormField("in_hours", "Через сколько часов", "int", default="24"),
+        FormField("duration_min", "Длительность, мин", "int", required=False),
+    )
+
+    def validate(self, ctx, raw: dict) -> dict:
+        kind = choice(raw.get("kind") or "call", tuple((k, k) for k in ACTIVITY_KINDS), "kind", "Вид дела")
+        config = {"type": self.code, "kind": kind,
+                  "subject": clean_text(raw.get("subject"), "subject", "Тема дела"),
+                  "in_hours": int_in(raw.get("in_hours", 24), 0, MAX_IN_HOURS, "in_hours", "Через сколько часов")}
+        if raw.get("duration_min") not in (None, ""):
+            limit = MAX_DURATION_MIN.get(kind, 7 * 24 * 60)
+            config["duration_min"] = int_in(raw["duration_min"], 1, limit, "duration_min", "Длительность, мин")
+        return config
+
+    def describe(self, config: dict, names) -> str:
+        when = f" через {config.get('in_hours', 24)} ч" if config.get("in_hours") else " сразу"
+        return f"запланировать {ACCUSATIVE.get(config.get('kind'), 'дело')} «{config.get('subject', '')}»{when}"
+
+    def run(self, ctx, config: dict) -> None:
+        ctx.plan_activity(config.get("kind", "call"), config["subject"], config.get("in_hours", 24),
+                          config.get("duration_min"))
+
+
+ACTION = PlanActivity()
