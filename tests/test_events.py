@@ -89,3 +89,17 @@ def test_wire_subscribes_exactly_the_hooks():
     hooks.wire()  # idempotent
     for name in events.EVENTS:
         assert events.subscribers(name) == hooks.HOOKS[name], name
+
+
+def test_services_import_each_other_at_the_top_only():
+    """An import inside a function hides a dependency (and used to hide a cycle)."""
+    hidden = []
+    for path in SERVICES.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for fn in ast.walk(tree):
+            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for node in ast.walk(fn):
+                    if isinstance(node, ast.ImportFrom) and (node.level == 1 or
+                                                             (node.module or "").startswith("rxcrm.services")):
+                        hidden.append(f"{path.name}:{node.lineno}")
+    assert hidden == [], hidden

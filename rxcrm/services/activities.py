@@ -29,6 +29,7 @@ from .entities import MODELS as ENTITY_MODELS, WORK_ENTITIES, href, label as ent
 from .errors import NotFound, ServiceError, ValidationFailed
 from .filters import day_bounds
 from .records import get_item, timeline as _timeline, titles
+from . import workdays
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,6 @@ def suggested_start(now: datetime | None = None) -> datetime:
     Moscow on a working day of the Russian production calendar, services/workdays.py) after
     `now` — 14:20 on a Tuesday → 15:00, 17:30 → 09:00 of the next working day, a Friday
     evening or 31 December → the first working morning after the weekend or the holidays."""
-    from . import workdays
     return workdays.next_working_hour((now or utcnow()) + timedelta(minutes=1))
 
 

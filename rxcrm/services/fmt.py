@@ -9,6 +9,8 @@ from babel.numbers import format_decimal
 
 from rxcrm.settings import TZ
 
+from .phones import normalize_phone
+
 NBSP_THIN = "\u00a0"
 
 
@@ -74,7 +76,6 @@ def short_name(full_name: str | None) -> str:
 
 def phone(value: str | None) -> str:
     """A phone as shown: Russian numbers as `+7 987 654-32-10`, others as typed."""
-    from .phones import normalize_phone
 
     d = normalize_phone(value or "")
     if len(d) == 11 and d[0] == "7":

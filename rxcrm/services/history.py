@@ -21,6 +21,8 @@ from .context import Actor
 from .errors import AccessDenied, ValidationFailed
 from .fields import MODELS, field_map
 from .filters import day_bounds
+from .admin import ACTION_LABEL as ACT, ENTITY_LABEL as ENT, LEVEL_LABEL as LVL, ROLE_LABEL
+from .rules_admin import KIND_LABEL as RULE_KIND
 
 DENIED = "История доступна руководителям, директору и администратору"
 PAGE_LIMIT_MAX = 200
@@ -285,7 +287,6 @@ def _value(value, fd, look: _Lookups, key: str) -> str:
     if key == "department_id":
         return look.depts.get(value, f"№{value}")
     if key == "role":
-        from .admin import ROLE_LABEL
         return ROLE_LABEL.get(value, str(value))
     if kind in ("money", "number") or (kind == "int" and isinstance(value, (int, float))):
         return _num(value)
@@ -369,7 +370,6 @@ def _details(r: AuditRecord, d: dict, look: _Lookups, now: datetime) -> str:
     if a == "email":
         return ", ".join(x for x in (f"кому: {d['to']}" if d.get("to") else "", d.get("subject", "")) if x)
     if a == "user_create":
-        from .admin import ROLE_LABEL
         dept = look.depts.get(d.get("department_id"), "")
         return ", ".join(x for x in (f"логин {d.get('login', '')}", ROLE_LABEL.get(d.get("role"), ""), dept) if x)
     if a in ("user_deactivate", "password_reset"):
@@ -382,7 +382,6 @@ def _details(r: AuditRecord, d: dict, look: _Lookups, now: datetime) -> str:
         to = look.users.get(d.get("to_user_id"), d.get("to", ""))
         return f"→ {to}" + (": " + ", ".join(parts) if parts else ": нечего передавать")
     if a == "permission_set":
-        from .admin import ACTION_LABEL as ACT, ENTITY_LABEL as ENT, LEVEL_LABEL as LVL, ROLE_LABEL
         return (f"{ROLE_LABEL.get(d.get('role'), d.get('role'))} · {ENT.get(d.get('entity'), d.get('entity'))} · "
                 f"{ACT.get(d.get('action'), d.get('action'))}: {LVL.get(d.get('old'), d.get('old'))} → "
                 f"{LVL.get(d.get('new'), d.get('new'))}")
@@ -396,7 +395,6 @@ def _details(r: AuditRecord, d: dict, look: _Lookups, now: datetime) -> str:
                f"{fmt.short_name(who) if who else 'никому'}"
         return text + (f" ({d['how']})" if d.get("how") else "")
     if a == "rule_update":
-        from .rules_admin import KIND_LABEL as RULE_KIND
         snap = d.get("new") or d.get("old") or {}
         op = RULE_OP.get(d.get("op", ""), d.get("op", ""))
         kind = RULE_KIND.get(snap.get("kind", ""), "")

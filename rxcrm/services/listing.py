@@ -20,6 +20,7 @@ from .context import Actor
 from .errors import ValidationFailed
 from .fields import MODELS, FieldDef, field_map
 from .filters import conditions, day_bounds
+from . import queue
 
 PAGE_SIZES = (10, 20, 50, 100)
 BOARD_PAGE = 20
@@ -79,7 +80,6 @@ def sort_or_default(session: Session, entity: str, sort: str, desc: bool,
 
 def _order(model, entity: str, fmap: dict[str, FieldDef], sort: str, desc: bool):
     if sort == "queue":  # the work queue of /leads (services/queue.py); fixed order
-        from . import queue
         return queue.order_expression(model, entity)
     found = _sort_expr(model, entity, fmap, sort)
     if found is None:

@@ -122,7 +122,6 @@ class _Names:
 
 
 def _labels(session: Session, pipe) -> dict[str, str]:
-    from .fields import field_map
     entity = pipe.entity if pipe else "deal"
     return {k: f.label for k, f in field_map(session, entity, pipe.id if pipe else None).items()}
 
@@ -132,7 +131,6 @@ def field_choices(session: Session) -> dict[str, list[dict]]:
     may require them, a trigger may watch them, an on-enter rule may set them — the field
     catalog's editable ones incl. the pipeline's custom fields), each {"key", "label", "kind",
     "options"}: an enum's options, «Да»/«Нет» for yes/no, [] for free values."""
-    from .items import editable
     out: dict[str, list[dict]] = {}
     for pipe in session.exec(select(Pipeline).order_by(Pipeline.sort, Pipeline.id)).all():
         rows = []

@@ -39,6 +39,7 @@ from .context import Actor
 from .errors import AccessDenied, NotFound, ValidationFailed
 from .fields import DEFAULT_COLUMNS, all_fields, field_map
 from .listing import PAGE_SIZES
+from .analytics import parse
 
 PAGES: dict[str, str] = {"leads": "lead", "deals": "deal", "contacts": "contact", "companies": "company"}
 RESERVED_FILTER_KEYS = frozenset({"q", "activity", "semantic", "pipeline_id", "department_id", "reached_stage",
@@ -139,7 +140,6 @@ def validate_filters(session: Session, page: str, filters) -> dict:
     """A preset's filter must be a JSON-able dict whose keys are filters of the page's entity
     (for the analytics page: the dashboard parameters)."""
     if page == ANALYTICS_PAGE:
-        from .analytics import parse
         if filters is not None and not isinstance(filters, dict):
             raise ValidationFailed("Фильтр представления должен быть набором условий", fields={"filters": "type"})
         return parse(filters).as_dict()
