@@ -26,7 +26,6 @@ def require_admin(session: Session, actor: Actor | None, action: str, message: s
         audit.refused(session, actor, action, message, details)
         raise AccessDenied(message)
 
-LEVEL_ORDER = {"none": 0, "own": 1, "department": 2, "all": 3}
 NO_ACCESS = "Нет доступа: недостаточно прав для этого действия"
 
 

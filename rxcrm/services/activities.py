@@ -21,6 +21,7 @@ from sqlmodel import Session
 
 from rxcrm.models import Activity, Comment, Deal, Lead, User, utcnow
 from rxcrm.models.activity import ACTIVITY_KINDS, CALL, EMAIL_ACT, MAX_DURATION_MIN, MEETING
+from rxcrm.models.pipeline import PROCESS
 from rxcrm.settings import TZ
 
 from . import access, audit, events, fmt
@@ -424,7 +425,7 @@ def nav_counters(session: Session, actor: Actor, now: datetime | None = None) ->
     def items(model):
         nxt = model.next_activity_at
         return (select(func.count(case((or_(nxt.is_(None), nxt < end), 1))))
-                .where(model.responsible_id == actor.user_id, model.semantic == "process",
+                .where(model.responsible_id == actor.user_id, model.semantic == PROCESS,
                        model.deleted_at.is_(None))
                 .scalar_subquery())
 

@@ -20,6 +20,7 @@ from rxcrm.models import (
     Activity, AuditRecord, Department, RolePermission, TimelineEvent, User, UserSession, utcnow,
 )
 from rxcrm.models.org import LEVELS
+from rxcrm.models.pipeline import PROCESS
 from rxcrm.rules import defaults
 
 from . import audit, auth, fmt, notifications
@@ -239,7 +240,7 @@ def user_item_counts(session: Session, actor: Actor, user_id: int) -> dict[str, 
         conds = [model.responsible_id == user_id, model.deleted_at.is_(None)]
         if ent in ("lead", "deal"):
             total, open_ = session.execute(select(
-                func.count(), func.count().filter(model.semantic == "process")).where(*conds)).one()
+                func.count(), func.count().filter(model.semantic == PROCESS)).where(*conds)).one()
             out[ent], out[f"{ent}_open"] = int(total), int(open_)
         else:
             out[ent] = int(session.execute(select(func.count()).select_from(model).where(*conds)).scalar_one())
@@ -276,7 +277,7 @@ def reassign_items(session: Session, actor: Actor, from_user_id: int, to_user_id
         model = MODELS[ent]
         conds = [model.responsible_id == src.id, model.deleted_at.is_(None)]
         if only_open and ent in ("lead", "deal"):
-            conds.append(model.semantic == "process")
+            conds.append(model.semantic == PROCESS)
         ids = list(session.execute(select(model.id).where(*conds).order_by(model.id)).scalars())
         for start in range(0, len(ids), CHUNK):
             chunk = ids[start:start + CHUNK]

@@ -36,6 +36,7 @@ from sqlmodel import Session
 from rxcrm.db import open_session
 from rxcrm.models import Department, Pipeline, Product, StageHistory, User, utcnow
 from rxcrm.models.org import ROLE_MANAGER
+from rxcrm.models.pipeline import PROCESS, SUCCESS, FAILURE
 from rxcrm.settings import TZ
 
 from . import audit, catalogs, fmt
@@ -280,8 +281,8 @@ def funnel(session: Session, actor: Actor, ctx: Ctx, entity: str) -> Funnel | No
     model, conds = _conds(session, actor, ctx, entity)
     sh = StageHistory
     # best = the furthest a (not lost) item got in the period: a process stage's sort, or "won"
-    rank = {st.id: (_BEST_WON if st.semantic == "success" else st.sort) for st in stages if st.semantic != "failure"}
-    closing_ids = [st.id for st in stages if st.semantic != "process"]
+    rank = {st.id: (_BEST_WON if st.semantic == SUCCESS else st.sort) for st in stages if st.semantic != FAILURE}
+    closing_ids = [st.id for st in stages if st.semantic != PROCESS]
     by_best: list = []
     if rank:
         inner = (_history(ctx, entity, pipe.id, sh.entity_id.label("eid"),
@@ -300,15 +301,15 @@ def funnel(session: Session, actor: Actor, ctx: Ctx, entity: str) -> Funnel | No
     out = Funnel(entity=entity, pipeline_id=pipe.id, pipeline_name=pipe.name, stages=[], lost=[])
     for st in stages:
         fs = FunnelStage(st.id, st.name, st.color, st.semantic)
-        if st.semantic == "process":
+        if st.semantic == PROCESS:
             hits = [(n, a) for b, n, a in by_best if b is not None and b >= st.sort]
             fs.count = sum(n for n, _ in hits)
             fs.amount = sum((Decimal(a or 0) for _, a in hits), Decimal(0))
         else:
             fs.count, fs.amount = by_stage.get(st.id, (0, Decimal(0)))
         fs.href = list_href(ctx, entity, reached_stage=[st.id], reached_at=ctx.period)
-        (out.lost if st.semantic == "failure" else out.stages).append(fs)
-    out.stages.sort(key=lambda x: x.semantic != "process")
+        (out.lost if st.semantic == FAILURE else out.stages).append(fs)
+    out.stages.sort(key=lambda x: x.semantic != PROCESS)
     first = out.stages[0].count if out.stages else 0
     prev = None
     for fs in out.stages:
@@ -316,8 +317,8 @@ def funnel(session: Session, actor: Actor, ctx: Ctx, entity: str) -> Funnel | No
         fs.conv_prev = _pct(fs.count, prev) if prev is not None else None
         prev = fs.count
     out.entered = first
-    out.won = sum(fs.count for fs in out.stages if fs.semantic == "success")
-    out.won_amount = sum((fs.amount for fs in out.stages if fs.semantic == "success"), Decimal(0))
+    out.won = sum(fs.count for fs in out.stages if fs.semantic == SUCCESS)
+    out.won_amount = sum((fs.amount for fs in out.stages if fs.semantic == SUCCESS), Decimal(0))
     out.lost_count = sum(fs.count for fs in out.lost)
     out.conversion = _pct(out.won, first)
     return out
@@ -354,9 +355,9 @@ def conversions(session: Session, actor: Actor, ctx: Ctx, entity: str,
              "utm": model.utm_campaign}[d] for d in dims]
     sem = model.semantic
     rows = session.execute(
-        select(*cols, func.count(), func.sum(case((sem == "process", 1), else_=0)),
-               func.sum(case((sem == "success", 1), else_=0)), func.sum(case((sem == "failure", 1), else_=0)),
-               func.sum(case((sem == "success", model.amount), else_=0)))
+        select(*cols, func.count(), func.sum(case((sem == PROCESS, 1), else_=0)),
+               func.sum(case((sem == SUCCESS, 1), else_=0)), func.sum(case((sem == FAILURE, 1), else_=0)),
+               func.sum(case((sem == SUCCESS, model.amount), else_=0)))
         .where(*conds).group_by(*cols)).all()
     out: dict[str, list[ConvRow]] = {}
     for i, dim in enumerate(dims):
@@ -414,7 +415,7 @@ def time_in_stage(session: Session, actor: Actor, ctx: Ctx, entity: str = "deal"
     """Median and 90th percentile of the stays that ended in the period, per stage. SQL
     counts stays per (stage, whole hours); the percentiles are taken from that histogram."""
     pipe = ctx.pipeline(entity)
-    stages = [st for st in catalogs.stages(session, pipe.id) if st.semantic == "process"]
+    stages = [st for st in catalogs.stages(session, pipe.id) if st.semantic == PROCESS]
     model, conds = _conds(session, actor, ctx, entity)
     sh = StageHistory
     hours = func.round(_days_between(session, sh.created_at, sh.prev_at) * 24)
@@ -468,14 +469,14 @@ def dynamics(session: Session, actor: Actor, ctx: Ctx) -> pd.DataFrame:
     model, conds = _conds(session, actor, ctx, "deal")
     sh = StageHistory
     semantic = {st.id: st.semantic for st in catalogs.stages(session, ctx.deal_pipeline.id)}
-    closing = [sid for sid, sem in semantic.items() if sem != "process"]
+    closing = [sid for sid, sem in semantic.items() if sem != PROCESS]
     day = _local_day(session, sh.created_at)
     ended = (_history(ctx, "deal", ctx.deal_pipeline.id, day.label("day"), sh.stage_id.label("sid"),
                       sh.entity_id.label("eid")).where(sh.stage_id.in_(closing)).distinct().subquery())
     rows = session.execute(select(ended.c.day, ended.c.sid, func.count()).join(model, model.id == ended.c.eid)
                            .where(*conds).group_by(ended.c.day, ended.c.sid)).all() if closing else []
     for d, sid, cnt in rows:
-        name = "won" if semantic[sid] == "success" else "lost"
+        name = "won" if semantic[sid] == SUCCESS else "lost"
         per_day = series.setdefault(name, {})
         per_day[d] = per_day.get(d, 0) + cnt
     buckets = []
@@ -497,7 +498,7 @@ def lost_reasons(session: Session, actor: Actor, ctx: Ctx) -> list[tuple[str, in
     """Deals lost in the period (entries into a failure stage) by their reason, most first."""
     model, conds = _conds(session, actor, ctx, "deal")
     sh = StageHistory
-    failure = [st.id for st in catalogs.stages(session, ctx.deal_pipeline.id) if st.semantic == "failure"]
+    failure = [st.id for st in catalogs.stages(session, ctx.deal_pipeline.id) if st.semantic == FAILURE]
     if not failure:
         return []
     lost = (_history(ctx, "deal", ctx.deal_pipeline.id, sh.entity_id.label("eid"))
@@ -534,8 +535,8 @@ class ManagerRow:
 def managers(session: Session, actor: Actor, ctx: Ctx) -> list[ManagerRow]:
     """The rating: by won amount in the period, then by conversion."""
     model, conds = _conds(session, actor, ctx, "deal")
-    proc = model.semantic == "process"
-    won = model.semantic == "success"
+    proc = model.semantic == PROCESS
+    won = model.semantic == SUCCESS
     in_period = and_(model.created_at >= ctx.start, model.created_at < ctx.end)
     closed_in = and_(won, model.closed_at >= ctx.start, model.closed_at < ctx.end)
     one = literal_column("1")
@@ -551,7 +552,7 @@ def managers(session: Session, actor: Actor, ctx: Ctx) -> list[ManagerRow]:
         .where(*conds, model.responsible_id.is_not(None)).group_by(model.responsible_id)).all()
     leads: dict[int, int] = {}
     if ctx.lead_pipeline is not None:
-        lmodel, lconds = _conds(session, actor, ctx, "lead", semantic=["process"])
+        lmodel, lconds = _conds(session, actor, ctx, "lead", semantic=[PROCESS])
         leads = dict(session.execute(select(lmodel.responsible_id, func.count())
                                      .where(*lconds, lmodel.responsible_id.is_not(None))
                                      .group_by(lmodel.responsible_id)).all())
@@ -566,7 +567,7 @@ def managers(session: Session, actor: Actor, ctx: Ctx) -> list[ManagerRow]:
                        created=int(r[4] or 0), won_created=int(r[5] or 0), won=int(r[6] or 0),
                        won_amount=Decimal(r[7] or 0))
         m.conversion = _pct(m.won_created, m.created)
-        base = dict(responsible_id=[uid], semantic=["process"])
+        base = dict(responsible_id=[uid], semantic=[PROCESS])
         m.href = list_href(ctx, "deal", **base)
         m.overdue_href = list_href(ctx, "deal", **base, activity="overdue")
         m.forgotten_href = list_href(ctx, "deal", **base, activity="none")

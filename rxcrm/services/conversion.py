@@ -12,6 +12,7 @@ from sqlmodel import Session
 from rxcrm.models import (
     Comment, Communication, Company, Contact, Deal, Lead, Pipeline, Product, Stage, StageHistory, User,
 )
+from rxcrm.models.pipeline import PROCESS, SUCCESS, FAILURE
 
 from . import access, audit, catalogs, create, items, records
 from .context import Actor
@@ -45,7 +46,7 @@ def final_stage(session: Session, pipeline_id: int, semantic: str, code: str | N
     stages = [s for s in catalogs.stages(session, pipeline_id) if s.semantic == semantic]
     st = next((s for s in stages if s.code == code), None) or (stages[0] if stages else None)
     if st is None:
-        raise ServiceError("В воронке нет завершающей стадии «%s»" % {"success": "успех", "failure": "провал"}
+        raise ServiceError("В воронке нет завершающей стадии «%s»" % {SUCCESS: "успех", FAILURE: "провал"}
                            .get(semantic, semantic))
     return st
 
@@ -95,7 +96,7 @@ def convert_lead(session: Session, actor: Actor, lead_id: int, *, mode: str, pip
         raise ValidationFailed("Выберите, что создать: сделку, сделку и контакт или выбрать из списка")
     lead = records.get_item(session, "lead", lead_id)
     access.require(session, actor, "lead", "edit", lead)
-    if lead.semantic != "process":
+    if lead.semantic != PROCESS:
         raise ValidationFailed(ALREADY_PROCESSED, code="already_processed")
     if mode == "existing" and not contact_id and not company_id:
         raise ValidationFailed("Выберите контакт или компанию из списка",
@@ -103,7 +104,7 @@ def convert_lead(session: Session, actor: Actor, lead_id: int, *, mode: str, pip
     pipe = session.get(Pipeline, int(pipeline_id)) if pipeline_id else deal_pipeline_for(session, lead)
     if pipe is None or pipe.entity != "deal":
         raise ValidationFailed("Выберите воронку сделок", fields={"pipeline_id": "Выберите воронку"})
-    success = final_stage(session, lead.pipeline_id, "success", "CONVERTED")
+    success = final_stage(session, lead.pipeline_id, SUCCESS, "CONVERTED")
     responsible_id = _active_responsible(session, lead)
     with atomic(session):
         contact = company = None
@@ -175,9 +176,9 @@ def junk_lead(session: Session, actor: Actor, lead_id: int, *, stage_code: str =
         raise ValidationFailed("Укажите причину", fields={"reason": "Обязательное поле"})
     lead = records.get_item(session, "lead", lead_id)
     access.require(session, actor, "lead", "edit", lead)
-    if lead.semantic != "process":
+    if lead.semantic != PROCESS:
         raise ValidationFailed(ALREADY_PROCESSED, code="already_processed")
-    stage = final_stage(session, lead.pipeline_id, "failure", stage_code)
+    stage = final_stage(session, lead.pipeline_id, FAILURE, stage_code)
     with atomic(session):
         lead.close_reason = reason
         session.add(lead)
@@ -202,9 +203,9 @@ def close_deal(session: Session, actor: Actor, deal_id: int, *, won: bool, reaso
         raise ValidationFailed("Укажите причину проигрыша", fields={"reason": "Обязательное поле"})
     deal = records.get_item(session, "deal", deal_id)
     access.require(session, actor, "deal", "edit", deal)
-    if deal.semantic != "process":
+    if deal.semantic != PROCESS:
         raise ValidationFailed("Сделка уже завершена", code="already_closed")
-    stage = final_stage(session, deal.pipeline_id, "success" if won else "failure", "WON" if won else "LOST")
+    stage = final_stage(session, deal.pipeline_id, SUCCESS if won else FAILURE, "WON" if won else "LOST")
     with atomic(session):
         if not won:
             deal.lost_reason = reason
@@ -234,20 +235,20 @@ def reopen(session: Session, actor: Actor, entity: str, item_id: int, stage_id: 
         raise AccessDenied("Вернуть в работу может только руководитель")
     item = records.get_item(session, entity, item_id)
     access.require(session, actor, entity, "edit", item)
-    if item.semantic == "process":
+    if item.semantic == PROCESS:
         raise ValidationFailed("Уже в работе", code="not_closed")
     stages = {s.id: s for s in catalogs.stages(session, item.pipeline_id)}
     if stage_id is not None:
         target = stages.get(stage_id)
-        if target is None or target.semantic != "process":
+        if target is None or target.semantic != PROCESS:
             raise ValidationFailed("Выберите рабочую стадию этой воронки", fields={"stage_id": "Рабочая стадия"})
     else:
         last = session.execute(select(StageHistory.stage_id).where(
             StageHistory.entity_type == entity, StageHistory.entity_id == item.id,
-            StageHistory.semantic == "process").order_by(StageHistory.created_at.desc(), StageHistory.id.desc())
+            StageHistory.semantic == PROCESS).order_by(StageHistory.created_at.desc(), StageHistory.id.desc())
         ).scalars().first()
-        target = stages.get(last) if last in stages and stages[last].semantic == "process" else None
-        target = target or next(s for s in stages.values() if s.semantic == "process")
+        target = stages.get(last) if last in stages and stages[last].semantic == PROCESS else None
+        target = target or next(s for s in stages.values() if s.semantic == PROCESS)
     old = stages.get(item.stage_id)
     with atomic(session):
         items.move_stage(session, actor, entity, item.id, target.id)

@@ -22,6 +22,7 @@ from rxcrm.models import (
     Communication, Company, Contact, Deal, DealProduct, Lead, Pipeline, Product, Stage, StageHistory,
     TimelineEvent, User, utcnow,
 )
+from rxcrm.models.pipeline import PROCESS
 
 from . import access, audit, catalogs, events, items
 from .context import Actor
@@ -171,11 +172,11 @@ def _entry_stage(session: Session, pipeline_id: int, *, stage_id: int | None = N
         st = next((s for s in stages if (s.id == stage_id if stage_id is not None else s.code == stage_code)), None)
         if st is None:
             raise ValidationFailed("Такой стадии нет в воронке", fields={"stage_id": "Не найдена"})
-        if st.semantic != "process":
+        if st.semantic != PROCESS:
             raise ValidationFailed(f"«{st.name}» — завершающая стадия: новый элемент начинается с рабочей стадии",
                                    code="final_stage")
         return st
-    st = next((s for s in stages if s.semantic == "process"), None)
+    st = next((s for s in stages if s.semantic == PROCESS), None)
     if st is None:
         raise ServiceError("В воронке нет рабочих стадий")
     return st

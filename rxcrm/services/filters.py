@@ -26,6 +26,7 @@ from sqlalchemy import Float, String, and_, cast, false, func, or_, select
 from sqlalchemy.orm import aliased
 
 from rxcrm.models import Communication, Department, Stage, StageHistory
+from rxcrm.models.pipeline import PROCESS, SUCCESS
 from rxcrm.settings import TZ
 
 from .errors import ValidationFailed
@@ -122,9 +123,9 @@ def reached_expr():
     for a process stage, entering k, any later process stage (by sort) or a success stage;
     for a success/failure stage, entering exactly it. Join k to the pipeline yourself."""
     k, st = aliased(Stage), aliased(Stage)
-    reached = or_(and_(k.semantic == "process",
-                       or_(st.semantic == "success", and_(st.semantic == "process", st.sort >= k.sort))),
-                  and_(k.semantic != "process", st.id == k.id))
+    reached = or_(and_(k.semantic == PROCESS,
+                       or_(st.semantic == SUCCESS, and_(st.semantic == PROCESS, st.sort >= k.sort))),
+                  and_(k.semantic != PROCESS, st.id == k.id))
     return k, st, reached
 
 

@@ -51,6 +51,7 @@ from rxcrm.models import (
     utcnow,
 )
 from rxcrm.models.integration import FAILED, INTEGRATIONS, PROCESSED, RECEIVED
+from rxcrm.models.pipeline import PROCESS
 
 from . import access, assignment, audit, catalogs, conversion, create, items, records
 from .context import Actor
@@ -661,7 +662,7 @@ def _mp_added(session, actor, data, program, price, lead) -> dict:
         session.add(lead)
         _note(session, actor, "lead", lead.id, f"Программа снова на Маркетплейсе: {action.lower()}")
         return _answer(lead, stage=program_stage.name, duplicate=True, changed=True)
-    if lead is not None and lead.semantic == "process":
+    if lead is not None and lead.semantic == PROCESS:
         if lead.marketplace_action != action:
             _set_action(session, actor, lead, action)
         return _answer(lead, stage=_stage_name(session, lead), duplicate=True, changed=False)
@@ -685,7 +686,7 @@ def _mp_removed(session, actor, lead, event) -> dict:
     dup = _lead_stage(session, "DUPLICATE")
     if lead is None:
         return _answer(None, stage="", duplicate=False, changed=False, note="Лид по этому клиенту и программе не найден")
-    if lead.semantic != "process":
+    if lead.semantic != PROCESS:
         return _answer(lead, stage=_stage_name(session, lead), duplicate=True, changed=False)
     items.move_stage(session, actor, "lead", lead.id, dup.id, allow_final=True)
     what = "избранного" if event == "favorite_removed" else "сравнения"
@@ -703,7 +704,7 @@ def _mp_cart(session, actor, data, program, price, lead) -> dict:
         contact = _client_contact(session, actor, client, SOURCE["marketplace"], responsible)
     # Already in a cart: an open deal of this contact for this program.
     open_deal = session.execute(select(Deal).where(
-        Deal.contact_id == contact.id, Deal.program_id == program.id, Deal.semantic == "process",
+        Deal.contact_id == contact.id, Deal.program_id == program.id, Deal.semantic == PROCESS,
         Deal.pipeline_id.in_(_scope_pipelines(session, "marketplace", "deal")),
         Deal.deleted_at.is_(None)).order_by(Deal.id.desc())).scalars().first()
     if open_deal is not None:
@@ -713,7 +714,7 @@ def _mp_cart(session, actor, data, program, price, lead) -> dict:
                      title=f"{program.title} — {name}", contact=contact, price=price, lead=lead,
                      responsible_id=responsible)
     if lead is not None:
-        if lead.semantic == "process" or lead.stage_id != converted.id:
+        if lead.semantic == PROCESS or lead.stage_id != converted.id:
             items.move_stage(session, actor, "lead", lead.id, converted.id, allow_final=True)
         lead.deal_id, lead.contact_id = deal.id, lead.contact_id or contact.id
         session.add(lead)
@@ -763,7 +764,7 @@ def _education_deal(session: Session, data: dict, program: Product | None) -> De
     stmt = select(Deal).where(Deal.contact_id.in_(contact_ids), Deal.program_id == program.id,
                               Deal.pipeline_id.in_(_scope_pipelines(session, "education", "deal")),
                               Deal.deleted_at.is_(None))
-    return (session.execute(stmt.where(Deal.semantic == "process").order_by(Deal.id.desc())).scalars().first()
+    return (session.execute(stmt.where(Deal.semantic == PROCESS).order_by(Deal.id.desc())).scalars().first()
             or session.execute(stmt.order_by(Deal.id.desc())).scalars().first())
 
 
@@ -778,7 +779,7 @@ def _education(session: Session, actor: Actor, data: dict) -> dict:
                          title=f"{program.title} — {contact.full_name}" if program else contact.full_name,
                          contact=contact, price=data.get("amount"))
         created = True
-    if deal.semantic != "process":
+    if deal.semantic != PROCESS:
         _note(session, actor, "deal", deal.id, f"Событие «{data['event']}» пропущено: сделка уже закрыта")
         return _answer(None, deal, stage=_stage_name(session, deal), duplicate=not created, changed=False,
                        created=created, missing=[])
@@ -802,7 +803,7 @@ def _advance(session: Session, actor: Actor, item, target: Stage, event: str) ->
     """Move the deal forward to `target`, or — when the target's required fields are not
     filled — to the furthest stage before it that it may enter, with a timeline note saying
     what is missing. Never moves backwards. (reached stage or None, missing labels)."""
-    stages = [s for s in catalogs.stages(session, item.pipeline_id) if s.semantic == "process"]
+    stages = [s for s in catalogs.stages(session, item.pipeline_id) if s.semantic == PROCESS]
     current = session.get(Stage, item.stage_id)
     order = {s.id: i for i, s in enumerate(stages)}
     if target.id not in order or current.id not in order:

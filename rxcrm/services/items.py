@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from sqlmodel import Session
 
 from rxcrm.models import Product, Stage, StageHistory, User, utcnow
+from rxcrm.models.pipeline import PROCESS
 
 from . import access, events, fmt
 from .context import Actor
@@ -230,7 +231,7 @@ def move_stage(session: Session, actor: Actor, entity: str, item_id: int, stage_
     old = session.get(Stage, item.stage_id)
     if new.id == old.id and not values:
         return MoveResult(item.id, old.name, new.name, False)
-    if new.semantic != "process" and not allow_final:
+    if new.semantic != PROCESS and not allow_final:
         raise ValidationFailed(f"«{new.name}» — завершающая стадия: используйте «Завершить»",
                                code="final_stage")
     changes = apply_values(session, actor, entity, item, values) if values else {}
@@ -250,7 +251,7 @@ def move_stage(session: Session, actor: Actor, entity: str, item_id: int, stage_
     now = utcnow()
     entered_old_at = item.stage_changed_at
     item.stage_id, item.semantic, item.stage_changed_at = new.id, new.semantic, now
-    item.closed_at = now if new.semantic != "process" else None
+    item.closed_at = now if new.semantic != PROCESS else None
     touch(item, actor)
     session.add(item)
     session.add(StageHistory(entity_type=entity, entity_id=item.id, pipeline_id=item.pipeline_id,

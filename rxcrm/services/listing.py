@@ -13,6 +13,7 @@ from sqlalchemy import and_, case, func, select
 from sqlmodel import Session
 
 from rxcrm.models import Activity, Communication, Company, Contact, Pipeline, Product, Stage, User, utcnow
+from rxcrm.models.pipeline import PROCESS
 from rxcrm.settings import TZ
 
 from . import access, fmt
@@ -276,7 +277,7 @@ def board_summary(session: Session, actor: Actor, entity: str, pipeline_id: int,
     agg = {row[0]: row[1:] for row in session.execute(stmt).all()}
     out = []
     for st in stages_of(session, pipeline_id):
-        if st.semantic != "process":
+        if st.semantic != PROCESS:
             continue
         cnt, total, overdue, today, none = agg.get(st.id, (0, 0, 0, 0, 0))
         out.append({"id": st.id, "name": st.name, "color": st.color, "count": int(cnt),
@@ -329,13 +330,9 @@ def cards(session: Session, entity: str, items: list, now: datetime | None = Non
     return out
 
 
-def pipelines(session: Session, entity: str) -> list[Pipeline]:
-    return list(session.execute(select(Pipeline).where(Pipeline.entity == entity)
-                                .order_by(Pipeline.sort, Pipeline.id)).scalars())
-
 
 __all__ = ["ListPage", "board_summary", "cards", "column_cards", "count", "display", "list_page",
-           "matching_ids", "ordered_ids", "pipelines", "query_items", "resolve", "stages_of"]
+           "matching_ids", "ordered_ids", "query_items", "resolve", "stages_of"]
 
 
 def scoped(session: Session, actor: Actor, entity: str, filters: dict, now: datetime,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from sqlmodel import Session, select
 
 from rxcrm.models import AutomationRule, Pipeline, Stage, utcnow
+from rxcrm.models.pipeline import PROCESS
 
 from rxcrm.rules.actions import ACTIONS
 
@@ -302,7 +303,7 @@ def save_on_enter(session: Session, actor: Actor, rule_id: int | None, name: str
         raise ValidationFailed(f"Название правила: от 1 до {MAX_NAME} символов", fields={"name": "Обязательное поле"})
     pipe = _pipeline(session, pipeline_code)
     stage = _stage(session, pipe, stage_code)
-    if stage.semantic != "process":
+    if stage.semantic != PROCESS:
         raise ValidationFailed("Правило при входе работает только для стадий в работе",
                                fields={"stage_code": "Стадия в работе"})
     if not actions:

@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlmodel import Session, select
 
 from rxcrm.models import Pipeline, Stage, TimelineEvent, User, utcnow
+from rxcrm.models.pipeline import PROCESS
 from rxcrm.rules.actions import ACTIONS
 from rxcrm.rules.automation import ACTIVITY_DISCIPLINE, MAX_DEPTH
 from rxcrm.settings import TZ
@@ -94,7 +95,7 @@ def _run(session: Session, entity: str, item, rule: str, fn) -> bool:
 def on_fields_changed(session: Session, *, actor, entity: str, item, changes: dict) -> None:
     """FIELDS_CHANGED: apply the active trigger rules; `changes` is {key: (old, new)} as
     returned by items.apply_values."""
-    if not changes or entity not in ("lead", "deal") or getattr(item, "semantic", "process") != "process":
+    if not changes or entity not in ("lead", "deal") or getattr(item, "semantic", PROCESS) != PROCESS:
         return
     code = _pipeline_code(session, item)
     rules = [r for r in active_rules(session, "trigger", code)
@@ -211,7 +212,7 @@ def apply_on_enter(session: Session, actor, entity: str, item, stage: Stage, now
 def on_stage_changed(session: Session, *, actor, entity: str, item, old: Stage, new: Stage) -> None:
     """STAGE_CHANGED: on-enter rules run on moves between working stages; not on closing,
     nor on a reopen (a head returning a closed item to work is not a new entry)."""
-    if new.semantic == "process" and old.semantic == "process":
+    if new.semantic == PROCESS and old.semantic == PROCESS:
         apply_on_enter(session, actor, entity, item, new)
 
 
@@ -238,7 +239,7 @@ def latest_activity_date(item, now: datetime | None = None) -> date:
 def on_activity_scheduling(session: Session, *, item, start_at: datetime) -> None:
     """ACTIVITY_SCHEDULING: refuse an activity later than the discipline allows (leads and
     deals in work only)."""
-    if not hasattr(item, "last_contact_at") or getattr(item, "semantic", "process") != "process":
+    if not hasattr(item, "last_contact_at") or getattr(item, "semantic", PROCESS) != PROCESS:
         return
     limit = latest_activity_date(item)
     if start_at.astimezone(TZ).date() > limit:
