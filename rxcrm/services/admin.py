@@ -25,6 +25,7 @@ from rxcrm.rules import defaults
 
 from . import audit, auth, fmt, notifications
 from .access import ADMIN_ONLY, require_admin
+from .entities import ENTITIES
 from .context import Actor
 from .errors import AccessDenied, NotFound, ValidationFailed
 from .fields import MODELS
@@ -36,7 +37,7 @@ CHUNK = 500
 
 ROLE_CODES = tuple(r["code"] for r in defaults.ROLES)
 ROLE_LABEL = {r["code"]: r["name"] for r in defaults.ROLES}
-ENTITY_LABEL = {"lead": "Лиды", "deal": "Сделки", "contact": "Контакты", "company": "Компании"}
+ENTITY_LABEL = {code: e.plural for code, e in ENTITIES.items()}  # «Сделки»: the access matrix rows
 ACTION_LABEL = {"view": "Просмотр", "add": "Добавление", "edit": "Изменение", "delete": "Удаление",
                 "export": "Экспорт", "import": "Импорт"}
 LEVEL_LABEL = {"none": "Нет доступа", "own": "Свои", "department": "Своего отдела", "all": "Все"}

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field, replace
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from rxcrm.models import Company, Contact, CustomField, Deal, Lead
+from rxcrm.models import CustomField
 from rxcrm.rules.defaults import SOURCES
 
-MODELS = {"lead": Lead, "deal": Deal, "contact": Contact, "company": Company}
+from .entities import MODELS  # the registry of item entities
 
 # kinds: text, int, money, number, date, datetime, bool, enum, stage, user, program,
 #        pipeline, contact, company, phone, email, activity

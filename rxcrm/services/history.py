@@ -17,11 +17,12 @@ from sqlmodel import Session
 from rxcrm.models import AuditRecord, Contact, Department, Product, User, utcnow
 
 from . import access, fmt
+from .admin import ACTION_LABEL as ACT, ENTITY_LABEL as ENT, LEVEL_LABEL as LVL, ROLE_LABEL
 from .context import Actor
+from .entities import ENTITIES, href as entity_href
 from .errors import AccessDenied, ValidationFailed
 from .fields import MODELS, field_map
 from .filters import day_bounds
-from .admin import ACTION_LABEL as ACT, ENTITY_LABEL as ENT, LEVEL_LABEL as LVL, ROLE_LABEL
 from .rules_admin import KIND_LABEL as RULE_KIND
 
 DENIED = "История доступна руководителям, директору и администратору"
@@ -55,12 +56,10 @@ REFUSAL_ONLY = frozenset({"department_list", "permission_matrix", "user_list", "
 INTEGRATION_LABEL = {"marketplace": "Маркетплейс", "landing": "Лендинг", "education": "УС ДПО"}
 RULE_OP = {"create": "добавлено", "update": "изменено", "delete": "удалено", "activate": "включено",
            "deactivate": "выключено"}
-ENTITY_LABEL = {"lead": "Лид", "deal": "Сделка", "contact": "Контакт", "company": "Компания",
-                "user": "Сотрудник", "department": "Отдел", "permission": "Права доступа", "analytics": "Аналитика",
+ENTITY_LABEL = {**{code: e.label for code, e in ENTITIES.items()}, "user": "Сотрудник", "department": "Отдел", "permission": "Права доступа", "analytics": "Аналитика",
                 "rule": "Правило"}
 SOURCE_LABEL = {"ui": "Интерфейс", "intake": "Интеграция", "rule": "Правило", "system": "Система"}
 WHO_BY_SOURCE = {"intake": "Интеграция", "rule": "Правило", "system": "Система", "ui": "Система"}
-PATH = {"lead": "leads", "deal": "deals", "contact": "contacts", "company": "companies"}
 LOGIN_REASON = {"bad_password": "неверный пароль", "unknown_login": "неизвестный логин",
                 "inactive": "учётная запись отключена", "rate_limited": "слишком много попыток"}
 USER_FIELD = {"full_name": "ФИО", "email": "E-mail", "role": "Роль", "department_id": "Отдел",
@@ -240,7 +239,7 @@ def _rows(session: Session, actor: Actor, recs: list[AuditRecord], now: datetime
         visible = (ent, r.entity_id) in look.titles
         if ent in MODELS:
             title = look.item(ent, r.entity_id)
-            href = f"/{PATH[ent]}/{r.entity_id}" if r.entity_id and visible else ""
+            href = entity_href(ent, r.entity_id) if visible else ""
         elif ent == "user":
             title = look.users.get(r.entity_id, "") or (d.get("login") or "")
             href = ""

@@ -18,7 +18,6 @@ from .errors import AccessDenied, NotFound, ValidationFailed
 from .fields import MODELS
 
 ENTITIES = ("lead", "deal", "contact", "company")
-PATH = {"lead": "leads", "deal": "deals", "contact": "contacts", "company": "companies"}
 DENIED = "Корзина доступна руководителям отделов и администратору"
 
 
@@ -71,7 +70,7 @@ def deleted_items(session: Session, actor: Actor, entity: str | None = None, off
     out = [{"entity": r.entity, "entity_label": entities.label(r.entity), "id": r.id,
             "title": r.title or f"№{r.id}", "deleted_at": fmt.dt_short(r.deleted_at, now),
             "deleted_by": users.get(r.deleted_by, ""), "responsible": users.get(r.responsible_id, ""),
-            "department": depts.get(r.department_id, ""), "href": f"/{PATH[r.entity]}/{r.id}"}
+            "department": depts.get(r.department_id, ""), "href": entities.href(r.entity, r.id)}
            for r in rows]
     return out, int(total)
 

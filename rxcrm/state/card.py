@@ -7,7 +7,7 @@ from datetime import datetime
 import reflex as rx
 
 from rxcrm import i18n
-from rxcrm.services import activities, cards, catalogs, conversion, create, fmt, items, listing
+from rxcrm.services import activities, cards, catalogs, conversion, create, entities, fmt, items, listing
 from rxcrm.services.errors import AccessDenied, NotFound, ServiceError, ValidationFailed
 from rxcrm.settings import TZ
 
@@ -19,7 +19,7 @@ from .work import MissingField, Option, missing_field
 START_REQUIRED = "Укажите дату (ДД.ММ.ГГГГ) и время начала (ЧЧ:ММ)"
 FINISH_MODES = ("deal_contact", "deal", "existing", "JUNK", "DUPLICATE", "won", "lost")
 
-ENTITY = {"leads": "lead", "deals": "deal", "contacts": "contact", "companies": "company"}
+ENTITY = entities.BY_SECTION  # "deals" → "deal"
 
 
 @dataclasses.dataclass

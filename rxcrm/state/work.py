@@ -14,14 +14,14 @@ import reflex as rx
 
 from rxcrm import i18n
 from rxcrm.db import session_scope
-from rxcrm.services import access, catalogs, create, export, filters as flt, fmt, items, listing, views
+from rxcrm.services import access, catalogs, create, entities, export, filters as flt, fmt, items, listing, views
 from rxcrm.services.errors import ServiceError, ValidationFailed
 from rxcrm.services.fields import field_map
 
 from .app import AppState
 from .base import choice, event, field, id_or_none, opt_id, to_bool, to_form, to_id, to_ids, to_int, to_text
 
-PAGE_ENTITY = {"leads": "lead", "deals": "deal", "contacts": "contact", "companies": "company"}
+PAGE_ENTITY = entities.BY_SECTION  # "deals" → "deal"
 STANDARD_FILTERS = ("stage_id", "source", "responsible_id", "program_id", "created_at", "updated_at",
                     "amount", "activity")
 PANEL_LIST_KEYS = ("stage_id", "source", "responsible_id", "program_id", "activity", "semantic")
