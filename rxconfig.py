@@ -13,6 +13,8 @@ config = rx.Config(
     cors_allowed_origins=[o.strip() for o in os.environ.get("RXCRM_ALLOWED_ORIGINS", "").split(",") if o.strip()],
     plugins=[
         rx.plugins.SitemapPlugin(),
-        rx.plugins.RadixThemesPlugin(),
+        # The app's look (Radix Themes): light, blue accent, slate greys.
+        rx.plugins.RadixThemesPlugin(theme=rx.theme(appearance="light", accent_color="blue", gray_color="slate",
+                                                    radius="medium", scaling="100%")),
     ],
 )

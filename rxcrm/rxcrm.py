@@ -57,8 +57,6 @@ def startup() -> None:
 startup()
 
 app = rx.App(
-    theme=rx.theme(appearance="light", accent_color="blue", gray_color="slate", radius="medium",
-                   scaling="100%"),
     html_lang="ru",
     api_transformer=[Starlette(routes=[*web.routes, *api.routes]), web.SecurityMiddleware],
     backend_exception_handler=backend_exception_handler,
