@@ -136,6 +136,13 @@ RU: dict[str, str] = {
     "title.card.contact": "Контакт",
     "title.card.company": "Компания",
     # ---- end of the issue 12 block ----
+    # ---- issue 12 «Телефоны и небольшие экраны» ----
+    "nav.menu": "Меню",
+    "nav.close": "Закрыть меню",
+    "board.change_stage": "Сменить стадию",
+    "list.select_page": "Все на странице",
+    "list.sort": "Сортировка",
+    # ---- end of the phones block ----
 }
 
 EN: dict[str, str] = {
@@ -267,6 +274,13 @@ EN: dict[str, str] = {
     "title.card.contact": "Contact",
     "title.card.company": "Company",
     # ---- end of the issue 12 block ----
+    # ---- issue 12 «Phones and small screens» ----
+    "nav.menu": "Menu",
+    "nav.close": "Close the menu",
+    "board.change_stage": "Change stage",
+    "list.select_page": "Whole page",
+    "list.sort": "Sort by",
+    # ---- end of the phones block ----
 }
 
 CATALOGS = {"ru": RU, "en": EN}

@@ -89,6 +89,8 @@ def _presets() -> rx.Component:
         ),
         width="220px", min_width="220px", spacing="2", align="start",
         border_right=f"1px solid {theme.BORDER}", padding_right="14px",
+        style=theme.phone(width="100%", min_width="0", border_right="none", padding_right="0",
+                          border_bottom=f"1px solid {theme.BORDER}", padding_bottom="12px"),
     )
 
 
@@ -148,7 +150,7 @@ def _filter_form() -> rx.Component:
                 _range("Дата изменения", "updated_at", "date"),
                 rx.cond(WorkState.has_board, _range("Сумма, ₽", "amount", "number")),
                 rx.cond(WorkState.has_board, _activity_radio()),
-                columns="2", spacing="3", width="100%",
+                columns=rx.breakpoints(initial="1", xs="2"), spacing="3", width="100%",
             ),
             _extra_field(),
             rx.cond(WorkState.has_board,
@@ -160,6 +162,8 @@ def _filter_form() -> rx.Component:
                 rx.spacer(),
                 rx.button("Найти", type="submit", size="2", data_testid="filter-apply"),
                 width="100%",
+                style=theme.phone(position="sticky", bottom="-16px", background="white", padding="10px 0 12px",
+                                  margin_bottom="-16px", z_index="1", border_top=f"1px solid {theme.BORDER}"),
             ),
             spacing="3", width="100%", align="start",
         ),
@@ -172,7 +176,20 @@ def _filter_form() -> rx.Component:
 
 def filter_panel() -> rx.Component:
     # Two sibling forms (presets | fields): HTML forms must not nest.
-    return rx.hstack(_presets(), _filter_form(), spacing="4", align="start", width="100%")
+    # On a phone: a head with «×» (it also takes the first focus, so the keyboard does not
+    # pop up over the panel), the presets above the fields, «Найти» kept at the bottom.
+    return rx.vstack(
+        rx.hstack(
+            rx.text("Фильтр", size="3", weight="bold"),
+            rx.spacer(),
+            rx.popover.close(rx.icon_button(rx.icon("x", size=16), variant="ghost", color_scheme="gray", size="2",
+                                            aria_label="Закрыть", data_testid="filter-close")),
+            align="center", width="100%", **theme.desktop_hidden(),
+        ),
+        rx.flex(_presets(), _filter_form(), direction=rx.breakpoints(initial="column", sm="row"),
+                spacing="4", align="start", width="100%"),
+        spacing="2", width="100%",
+    )
 
 
 def _chip(chip: Chip) -> rx.Component:
@@ -214,6 +231,10 @@ def search_box() -> rx.Component:
             rx.foreach(WorkState.chips_shown, _chip),
             rx.cond(WorkState.chips_more.length() > 0, _more_chips()),
             spacing="1", align="center", flex="0 1 auto", min_width="0", overflow="hidden",
+            # on a phone the chips take a line of their own under the search box
+            style=theme.phone(order="5", flex="1 1 100%", padding="0 2px 2px",
+                              display=rx.cond(WorkState.chips.length() > 0, "flex", "none")),
+            data_testid="filter-chips",
         ),
         rx.form(
             rx.input(name="q", value=WorkState.q, on_change=WorkState.set_q,
@@ -225,6 +246,7 @@ def search_box() -> rx.Component:
             reset_on_submit=False,
             flex="1 0 200px",
             min_width="200px",
+            style=theme.phone(flex="1 1 0", min_width="0"),
         ),
         rx.cond(WorkState.chips.length() > 0,
                 rx.tooltip(rx.icon_button(rx.icon("x", size=15), variant="ghost", size="2", color_scheme="gray",
@@ -232,26 +254,36 @@ def search_box() -> rx.Component:
                            content="Сбросить фильтр")),
         rx.popover.root(
             rx.popover.trigger(
-                rx.button(rx.icon("sliders-horizontal", size=15), "Фильтр", variant="soft", size="1",
-                          flex_shrink="0", data_testid="filter-open"),
+                rx.button(rx.icon("sliders-horizontal", size=15), rx.text("Фильтр", style=_PHONE_HIDDEN),
+                          variant="soft", size="1", flex_shrink="0", data_testid="filter-open",
+                          aria_label="Фильтр", style=theme.phone(height="32px", width="32px", padding="0")),
             ),
-            rx.popover.content(filter_panel(), width="860px", max_width="95vw", align="end", side="bottom"),
+            rx.popover.content(filter_panel(), width="860px", max_width="95vw", align="end", side="bottom",
+                               style=theme.phone(max_width="calc(100vw - 16px)")),
             open=WorkState.filter_open,
             on_open_change=WorkState.set_filter_open,
         ),
         align="center", spacing="2", flex="1", min_width="0", flex_wrap="nowrap",
         background="white", border=f"1px solid {theme.BORDER}", border_radius="8px", padding="4px 6px",
         height="40px", data_testid="filter-bar",
+        # on a phone: a line of its own, the chips (if any) wrapping under the search box
+        style=theme.phone(order="10", flex="1 1 100%", height="auto", min_height="42px", flex_wrap="wrap",
+                          row_gap="4px"),
     )
+
+
+_PHONE_HIDDEN = theme.phone(display="none")
 
 
 def _create_dialog() -> rx.Component:
     person = rx.vstack(
-        rx.hstack(rx.input(name="last_name", placeholder="Фамилия", width="100%", data_testid="create-last"),
-                  rx.input(name="first_name", placeholder="Имя", width="100%"), width="100%"),
+        rx.flex(rx.input(name="last_name", placeholder="Фамилия", width="100%", data_testid="create-last"),
+                rx.input(name="first_name", placeholder="Имя", width="100%"), width="100%", spacing="2",
+                direction=rx.breakpoints(initial="column", xs="row")),
         rx.cond(WorkState.entity != "deal", rx.input(name="middle_name", placeholder="Отчество", width="100%")),
-        rx.hstack(rx.input(name="phone", placeholder="Телефон", width="100%", data_testid="create-phone"),
-                  rx.input(name="email", placeholder="E-mail", width="100%"), width="100%"),
+        rx.flex(rx.input(name="phone", placeholder="Телефон", width="100%", data_testid="create-phone"),
+                rx.input(name="email", placeholder="E-mail", width="100%"), width="100%", spacing="2",
+                direction=rx.breakpoints(initial="column", xs="row")),
         spacing="2", width="100%",
     )
     program = option_select(WorkState.program_options, "Образовательная программа", name="program")
@@ -298,24 +330,31 @@ def _create_dialog() -> rx.Component:
 
 
 def toolbar() -> rx.Component:
+    """Создать, Канбан/Список, the pipeline, the filter bar, columns, Excel. On a phone the
+    buttons keep their icons and the filter bar takes a line of its own under them."""
     return rx.hstack(
-        rx.button(rx.icon("plus", size=15), "Создать", size="2", on_click=WorkState.set_create_open(True),
-                  data_testid="create-open"),
+        rx.button(rx.icon("plus", size=15), rx.text("Создать", style=_PHONE_HIDDEN), size="2",
+                  on_click=WorkState.set_create_open(True), data_testid="create-open", aria_label="Создать",
+                  style=theme.phone(width="36px", padding="0", flex_shrink="0")),
         _create_dialog(),
         rx.cond(
             WorkState.has_board,
             rx.segmented_control.root(
-                rx.segmented_control.item(rx.hstack(rx.icon("kanban", size=14), rx.text("Канбан"), spacing="1",
-                                                    align="center"), value="kanban"),
-                rx.segmented_control.item(rx.hstack(rx.icon("list", size=14), rx.text("Список"), spacing="1",
-                                                    align="center"), value="list"),
+                rx.segmented_control.item(rx.hstack(rx.icon("kanban", size=14),
+                                                    rx.text("Канбан", style=_PHONE_HIDDEN), spacing="1",
+                                                    align="center"), value="kanban", aria_label="Канбан"),
+                rx.segmented_control.item(rx.hstack(rx.icon("list", size=14),
+                                                    rx.text("Список", style=_PHONE_HIDDEN), spacing="1",
+                                                    align="center"), value="list", aria_label="Список"),
                 value=WorkState.view, on_change=WorkState.set_view, size="2", data_testid="view-switch",
+                style=theme.phone(flex_shrink="0", **{"& .rt-SegmentedControlItemLabel": {
+                    "padding_left": "12px", "padding_right": "12px"}}),
             ),
         ),
         rx.cond(
             WorkState.pipeline_options.length() > 1,
             rx.select.root(
-                rx.select.trigger(data_testid="pipeline-select"),
+                rx.select.trigger(data_testid="pipeline-select", style=theme.phone(flex="1 1 0", min_width="0")),
                 rx.select.content(rx.foreach(WorkState.pipeline_options,
                                              lambda o: rx.select.item(o.label, value=o.value))),
                 value=WorkState.pipeline_id.to_string(), on_change=WorkState.set_pipeline, size="2",
@@ -325,19 +364,22 @@ def toolbar() -> rx.Component:
         rx.cond(
             ~WorkState.is_kanban,
             rx.tooltip(rx.icon_button(rx.icon("settings-2", size=16), variant="soft", size="2",
-                                      on_click=WorkState.open_chooser, data_testid="column-chooser"),
+                                      on_click=WorkState.open_chooser, data_testid="column-chooser",
+                                      aria_label="Настройка колонок", style=theme.phone(flex_shrink="0")),
                        content="Настройка колонок"),
         ),
         rx.button(
             rx.cond(WorkState.export_running,
                     rx.hstack(rx.spinner(size="1"), rx.text(WorkState.export_progress.to_string() + "%"),
                               spacing="1", align="center"),
-                    rx.hstack(rx.icon("file-spreadsheet", size=15), rx.text("Excel"), spacing="1",
-                              align="center")),
+                    rx.hstack(rx.icon("file-spreadsheet", size=15), rx.text("Excel", style=_PHONE_HIDDEN),
+                              spacing="1", align="center")),
             variant="soft", size="2", on_click=WorkState.start_export, disabled=WorkState.export_running,
-            data_testid="export-button",
+            data_testid="export-button", aria_label="Excel",
+            style=theme.phone(min_width="36px", padding_x="8px", flex_shrink="0", margin_left="auto"),
         ),
-        width="100%", align="center", spacing="3",
+        width="100%", align="center", spacing=rx.breakpoints(initial="2", sm="3"),
+        style=theme.phone(flex_wrap="wrap"),
     )
 
 

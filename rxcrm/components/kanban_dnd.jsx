@@ -1,11 +1,15 @@
-// Drag and drop for the kanban board: @hello-pangea/dnd (keyboard + mouse) turned into
-// three components that take Reflex children. Reflex props are spread FIRST so that the
-// library's ref always wins (see shared/REFLEX_NOTES.md, "Pitfall").
-import React from "react";
+// Drag and drop for the kanban board: @hello-pangea/dnd (keyboard, mouse and touch — a long
+// press starts a drag on a phone) turned into three components that take Reflex children.
+// Reflex props are spread FIRST so that the library's ref always wins (see
+// shared/REFLEX_NOTES.md, "Pitfall"). While a card is dragged the board says so
+// (data-board-dragging), so the phone board's scroll-snap can pause (components/board.py).
+import React, { useState } from "react";
 import { DragDropContext, Droppable, Draggable } from "@hello-pangea/dnd";
 
 export function KanbanBoard({ onDragEnd, children, ...props }) {
+  const [dragging, setDragging] = useState(false);
   const handle = (result) => {
+    setDragging(false);
     const { source, destination, draggableId } = result;
     if (!destination) return;
     if (destination.droppableId === source.droppableId) return;
@@ -20,8 +24,8 @@ export function KanbanBoard({ onDragEnd, children, ...props }) {
     }
   };
   return (
-    <DragDropContext onDragEnd={handle}>
-      <div {...props}>{children}</div>
+    <DragDropContext onDragStart={() => setDragging(true)} onDragEnd={handle}>
+      <div {...props} data-board-dragging={dragging ? "true" : "false"}>{children}</div>
     </DragDropContext>
   );
 }

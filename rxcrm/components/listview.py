@@ -1,4 +1,9 @@
-"""The list: sortable columns, paging, row checkboxes, bulk actions, column chooser."""
+"""The list: sortable columns, paging, row checkboxes, bulk actions, column chooser.
+
+On a phone (below 768 px) the same table shows each row as a card (CSS only, one DOM): the
+title as a link on top, the most useful columns of the page (PHONE_COLUMNS, in the person's
+column order) as «label: value» lines, the selection checkbox in the corner; a bar above the
+cards selects the page and sorts; the pager wraps."""
 from __future__ import annotations
 
 import reflex as rx
@@ -6,6 +11,7 @@ import reflex as rx
 from rxcrm.state.work import ListColumn, Option, WorkState
 
 from . import theme
+from .responsive import table_as_cards
 
 
 def _header(col: ListColumn) -> rx.Component:
@@ -57,10 +63,18 @@ def empty_hint(compact: bool = False) -> rx.Component:
     )
 
 
+# the columns a phone card shows (when the person's list has them), per page
+PHONE_COLUMNS = {"lead": ["name", "stage_id", "phone", "next_activity_at"],
+                 "deal": ["stage_id", "contact_id", "amount", "next_activity_at"],
+                 "contact": ["phone", "email", "company_id", "responsible_id"],
+                 "company": ["phone", "email", "industry", "responsible_id"]}
+
+
 def _cell(row: dict, col: ListColumn) -> rx.Component:
     href = "/" + WorkState.page + "/" + row["id"]
     value = row[col.key]
     first = rx.cond((col.key == "title") | (col.key == "full_name"), True, False)
+    on_phone = rx.Var.create(PHONE_COLUMNS)[WorkState.entity].to(list).contains(col.key)
     return rx.table.cell(
         rx.cond(
             first,
@@ -77,6 +91,9 @@ def _cell(row: dict, col: ListColumn) -> rx.Component:
         overflow="hidden",
         text_overflow="ellipsis",
         white_space="nowrap",
+        data_label=col.label,
+        data_title=rx.cond(first, "1", "0"),
+        data_phone=rx.cond(first | on_phone, "1", "0"),
     )
 
 
@@ -84,7 +101,7 @@ def _row(row: dict) -> rx.Component:
     return rx.table.row(
         rx.table.cell(rx.checkbox(checked=WorkState.selected.contains(row["id"]),
                                   on_change=lambda _v: WorkState.toggle_row(row["id"]),
-                                  data_testid="row-check")),
+                                  data_testid="row-check"), data_check="1"),
         rx.foreach(WorkState.list_columns, lambda c: _cell(row, c)),
         data_testid="list-row",
         data_id=row["id"],
@@ -94,6 +111,10 @@ def _row(row: dict) -> rx.Component:
 
 def _opt(o: Option) -> rx.Component:
     return rx.select.item(o.label, value=o.value)
+
+
+# a phone: the bulk actions two to a line under «Выбрано: N»
+_BULK_PHONE = theme.phone(flex="1 1 calc(50% - 6px)", min_width="0")
 
 
 def bulk_bar() -> rx.Component:
@@ -108,26 +129,28 @@ def bulk_bar() -> rx.Component:
             ),
             rx.link("снять выделение", size="2", cursor="pointer", color="gray",
                     on_click=WorkState.clear_selection),
-            rx.spacer(),
+            rx.spacer(style=theme.phone(flex_basis="100%", height="0")),
             rx.cond(
                 WorkState.has_board,
                 rx.select.root(
-                    rx.select.trigger(placeholder="Сменить стадию", data_testid="bulk-stage"),
+                    rx.select.trigger(placeholder="Сменить стадию", data_testid="bulk-stage", style=_BULK_PHONE),
                     rx.select.content(rx.foreach(WorkState.stage_options, _opt)),
                     value="", on_change=WorkState.bulk_move, size="2",
                 ),
             ),
             rx.select.root(
-                rx.select.trigger(placeholder="Сменить ответственного", data_testid="bulk-assign"),
+                rx.select.trigger(placeholder="Сменить ответственного", data_testid="bulk-assign",
+                                  style=_BULK_PHONE),
                 rx.select.content(rx.foreach(WorkState.user_options, _opt)),
                 value="", on_change=WorkState.bulk_assign, size="2",
             ),
             rx.button(rx.icon("file-spreadsheet", size=15), "Экспорт", variant="soft", size="2",
-                      on_click=WorkState.start_export),
+                      on_click=WorkState.start_export, style=_BULK_PHONE),
             rx.button(rx.icon("trash-2", size=15), "Удалить", color_scheme="red", variant="soft", size="2",
-                      on_click=WorkState.set_confirm_delete(True), data_testid="bulk-delete"),
+                      on_click=WorkState.set_confirm_delete(True), data_testid="bulk-delete", style=_BULK_PHONE),
             align="center", spacing="3", width="100%", padding="8px 12px", background="#eaf2fc",
             border=f"1px solid #cfe0f5", border_radius="8px", data_testid="bulk-bar",
+            style=theme.phone(flex_wrap="wrap", row_gap="8px"),
         ),
     )
 
@@ -164,7 +187,8 @@ def column_chooser() -> rx.Component:
                     lambda o: rx.checkbox(o.label, checked=WorkState.chooser_selected.contains(o.value),
                                           on_change=lambda _v: WorkState.toggle_column(o.value), size="2"),
                 ),
-                columns="3", spacing="2", padding_y="12px", max_height="420px", overflow_y="auto",
+                columns=rx.breakpoints(initial="1", xs="2", sm="3"), spacing="2", padding_y="12px",
+                max_height="min(420px, 55dvh)", overflow_y="auto",
             ),
             rx.hstack(
                 rx.button("По умолчанию", variant="ghost", on_click=WorkState.reset_columns),
@@ -173,7 +197,7 @@ def column_chooser() -> rx.Component:
                 rx.spacer(),
                 rx.dialog.close(rx.button("Отменить", variant="soft", color_scheme="gray")),
                 rx.button("Применить", on_click=WorkState.save_columns(False), data_testid="apply-columns"),
-                spacing="3", width="100%",
+                spacing="3", width="100%", style=theme.phone(flex_wrap="wrap", justify_content="flex-end"),
             ),
             max_width="760px",
         ),
@@ -186,22 +210,89 @@ def pager() -> rx.Component:
     return rx.hstack(
         rx.text("Всего: ", rx.text.strong(WorkState.total), size="2", data_testid="list-total"),
         rx.spacer(),
-        rx.text("На странице", size="2", color=theme.TEXT_MUTED),
+        rx.text("На странице", size="2", color=theme.TEXT_MUTED, style=theme.phone(display="none")),
         rx.select(["10", "20", "50", "100"], value=WorkState.page_size.to_string(),
                   on_change=WorkState.set_page_size, size="1"),
         rx.icon_button(rx.icon("chevron-left", size=16), variant="soft", size="1",
                        disabled=WorkState.page_no <= 1, on_click=WorkState.set_page_no(WorkState.page_no - 1)),
-        rx.text(WorkState.page_no.to_string() + " из " + WorkState.pages.to_string(), size="2"),
+        rx.text(WorkState.page_no.to_string() + " из " + WorkState.pages.to_string(), size="2",
+                white_space="nowrap"),
         rx.icon_button(rx.icon("chevron-right", size=16), variant="soft", size="1",
                        disabled=WorkState.page_no >= WorkState.pages,
                        on_click=WorkState.set_page_no(WorkState.page_no + 1), data_testid="next-page"),
-        align="center", spacing="3", width="100%", padding_top="12px",
+        align="center", spacing=rx.breakpoints(initial="2", sm="3"), width="100%", padding_top="12px",
+        data_testid="list-pager",
+        style=theme.phone(flex_wrap="wrap", row_gap="8px"),
     )
+
+
+def _sort_item(col: ListColumn) -> rx.Component:
+    return rx.cond(
+        col.sortable,
+        rx.menu.item(
+            rx.hstack(rx.text(col.label),
+                      rx.cond(WorkState.sort == col.key,
+                              rx.icon(rx.cond(WorkState.desc, "arrow-down", "arrow-up"), size=14)),
+                      justify="between", align="center", width="100%"),
+            on_select=WorkState.set_sort(col.key), data_testid="phone-sort-item",
+        ),
+    )
+
+
+def phone_bar() -> rx.Component:
+    """On a phone, above the cards (the table head is hidden): select the page, sort."""
+    sorted_label = rx.foreach(WorkState.list_columns,
+                              lambda c: rx.cond(WorkState.sort == c.key, rx.text(c.label), rx.fragment()))
+    return rx.hstack(
+        rx.el.label(
+            rx.checkbox(checked=WorkState.page_all_selected, on_change=WorkState.toggle_page,
+                        data_testid="check-page-phone"),
+            rx.text(WorkState.t["list.select_page"], size="2"),
+            display="flex", align_items="center", gap="8px", cursor="pointer",
+        ),
+        rx.spacer(),
+        rx.menu.root(
+            rx.menu.trigger(
+                rx.button(rx.icon("arrow-up-down", size=14), sorted_label,
+                          rx.cond(WorkState.desc, rx.icon("arrow-down", size=13), rx.icon("arrow-up", size=13)),
+                          variant="soft", color_scheme="gray", size="2", data_testid="phone-sort"),
+            ),
+            rx.menu.content(rx.text(WorkState.t["list.sort"], size="1", weight="bold", color=theme.TEXT_MUTED,
+                                    padding="4px 12px"),
+                            rx.foreach(WorkState.list_columns, _sort_item),
+                            align="end"),
+        ),
+        align="center", width="100%", padding_x="4px",
+        **theme.desktop_hidden(),
+    )
+
+
+# The table as cards on a phone: the title on top, «label: value» lines, the checkbox in
+# the corner; a column without a value on this row is left out.
+LIST_AS_CARDS = table_as_cards(
+    row={"display": "flex", "flexDirection": "column", "position": "relative", "padding": "10px 44px 10px 12px"},
+    cell={"display": "flex", "alignItems": "baseline", "gap": "10px", "padding": "3px 0", "width": "100%",
+          "overflow": "hidden"},
+    cells={
+        "& td::before": {"content": "attr(data-label)", "flex": "0 0 96px", "color": theme.TEXT_MUTED,
+                         "fontSize": "12px", "whiteSpace": "nowrap", "overflow": "hidden",
+                         "textOverflow": "ellipsis"},
+        "& td > *": {"minWidth": "0", "overflow": "hidden", "textOverflow": "ellipsis", "whiteSpace": "nowrap"},
+        "& td[data-phone='0'], & td:has(> p:empty)": {"display": "none"},
+        "& td[data-title='1']": {"order": "-1", "fontSize": "15px", "paddingBottom": "6px"},
+        "& td[data-title='1'] > *": {"whiteSpace": "normal"},
+        "& td[data-title='1']::before": {"content": "none"},
+        "& td[data-check='1']": {"position": "absolute", "top": "10px", "right": "10px", "width": "auto",
+                                 "padding": "0"},
+        "& td[data-check='1']::before": {"content": "none"},
+    },
+)
 
 
 def list_view() -> rx.Component:
     return rx.vstack(
         bulk_bar(),
+        phone_bar(),
         rx.box(
             rx.table.root(
                 rx.table.header(
@@ -218,6 +309,7 @@ def list_view() -> rx.Component:
                 variant="surface",
                 size="1",
                 width="100%",
+                style=LIST_AS_CARDS,
             ),
             width="100%",
             overflow_x="auto",

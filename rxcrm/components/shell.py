@@ -60,24 +60,45 @@ def _nav_item(key: str, route: str, icon: str, counter: str, active: str) -> rx.
     )
 
 
-def sidebar(active: str) -> rx.Component:
-    return rx.vstack(
-        rx.hstack(
-            rx.box(rx.icon("graduation-cap", size=20, color="white"), background=theme.ACCENT,
-                   border_radius="8px", padding="6px", line_height="0"),
-            rx.vstack(
-                rx.text("rxcrm", color="white", weight="bold", size="4", line_height="1.1"),
-                rx.text(AppState.t["app.tagline"], color=theme.SIDEBAR_TEXT, size="1", line_height="1.2"),
-                spacing="0",
-            ),
-            align="center", spacing="3", padding_x="14px", padding_y="16px", width="100%",
+def _nav_body(active: str, in_drawer: bool = False) -> list[rx.Component]:
+    """The logo and the navigation (with its counters): the sidebar's and the phone menu's."""
+    def item(k, r, i, c):
+        link = _nav_item(k, r, i, c, active)
+        # in the phone menu a tap also closes the menu (the page under it may be this one)
+        return rx.dialog.close(link) if in_drawer else link
+
+    logo = rx.hstack(
+        rx.box(rx.icon("graduation-cap", size=20, color="white"), background=theme.ACCENT,
+               border_radius="8px", padding="6px", line_height="0"),
+        rx.vstack(
+            rx.text("rxcrm", color="white", weight="bold", size="4", line_height="1.1"),
+            rx.text(AppState.t["app.tagline"], color=theme.SIDEBAR_TEXT, size="1", line_height="1.2"),
+            spacing="0",
         ),
+        align="center", spacing="3", padding_x="14px", padding_y="16px", width="100%",
+    )
+    if in_drawer:
+        logo = rx.hstack(
+            logo,
+            rx.dialog.close(rx.icon_button(rx.icon("x", size=18), variant="ghost", color_scheme="gray", size="2",
+                                           color=theme.SIDEBAR_TEXT, aria_label=AppState.t["nav.close"],
+                                           data_testid="nav-close")),
+            align="center", width="100%", padding_right="6px",
+        )
+    return [
+        logo,
         rx.text(AppState.t["nav.section.crm"], size="1", color="#7d8a9a", weight="bold",
                 padding_x="14px", padding_top="8px", letter_spacing="0.06em"),
-        *[_nav_item(k, r, i, c, active) for k, r, i, c in NAV[:5]],
+        *[item(k, r, i, c) for k, r, i, c in NAV[:5]],
         rx.text(AppState.t["nav.section.control"], size="1", color="#7d8a9a", weight="bold",
                 padding_x="14px", padding_top="14px", letter_spacing="0.06em"),
-        *[_nav_item(k, r, i, c, active) for k, r, i, c in NAV[5:]],
+        *[item(k, r, i, c) for k, r, i, c in NAV[5:]],
+    ]
+
+
+def sidebar(active: str) -> rx.Component:
+    return rx.vstack(
+        *_nav_body(active),
         spacing="1",
         padding_x="10px",
         width=theme.SIDEBAR_W,
@@ -88,7 +109,37 @@ def sidebar(active: str) -> rx.Component:
         background=theme.SIDEBAR_BG,
         overflow_y="auto",
         data_testid="sidebar",
+        style=theme.phone(display="none"),  # on a phone: the menu button of the top bar
     )
+
+
+def nav_menu(active: str) -> rx.Component:
+    """On a phone: the top bar's menu button opening the navigation (with its counters) as a
+    sheet from the left. A tap on a section closes it; Esc or a tap beside it too."""
+    return rx.box(
+        rx.dialog.root(
+            rx.dialog.trigger(
+                rx.icon_button(rx.icon("menu", size=22), variant="ghost", color_scheme="gray", size="3",
+                               aria_label=AppState.t["nav.menu"], data_testid="nav-menu"),
+            ),
+            rx.dialog.content(
+                rx.dialog.title(AppState.t["nav.menu"], style=_VISUALLY_HIDDEN),
+                rx.dialog.description(AppState.t["nav.menu"], style=_VISUALLY_HIDDEN),
+                rx.vstack(*_nav_body(active, in_drawer=True), spacing="1", width="100%", padding_bottom="24px"),
+                position="fixed", top="0", left="0", bottom="0", margin="0",
+                width="min(300px, 86vw)", max_width="none", height="100dvh", max_height="none",
+                padding="0 10px", border_radius="0 12px 12px 0", background=theme.SIDEBAR_BG,
+                overflow_y="auto", data_testid="nav-drawer",
+                style={"animation": "none", "boxShadow": "0 0 40px rgba(0, 0, 0, 0.35)"},
+            ),
+        ),
+        flex_shrink="0", line_height="0",
+        **theme.desktop_hidden(display="block"),
+    )
+
+
+_VISUALLY_HIDDEN = {"position": "absolute", "width": "1px", "height": "1px", "overflow": "hidden",
+                    "clip": "rect(0 0 0 0)", "whiteSpace": "nowrap", "margin": "0", "padding": "0"}
 
 
 def _user_menu() -> rx.Component:
@@ -99,13 +150,17 @@ def _user_menu() -> rx.Component:
                 rx.vstack(
                     rx.text(AppState.user_name, size="2", weight="medium", color="#1f2933"),
                     rx.text(AppState.role_label, size="1", color=theme.TEXT_MUTED),
-                    spacing="0", align="start",
+                    spacing="0", align="start", style=theme.phone(display="none"),
                 ),
-                rx.icon("chevron-down", size=16, color=theme.TEXT_MUTED),
+                rx.icon("chevron-down", size=16, color=theme.TEXT_MUTED, style=theme.phone(display="none")),
                 variant="ghost", size="3", data_testid="user-menu", cursor="pointer",
+                style=theme.phone(padding="0 2px", margin="0"),
             ),
         ),
         rx.menu.content(
+            rx.box(rx.text(AppState.user_name, size="2", weight="medium"),
+                   rx.text(AppState.role_label, size="1", color=theme.TEXT_MUTED),
+                   padding="4px 12px 8px", **theme.desktop_hidden(display="block")),
             rx.text(AppState.t["user.language"], size="1", color=theme.TEXT_MUTED, padding_x="12px", padding_y="4px"),
             rx.menu.item(
                 rx.hstack(rx.text("Русский"), rx.cond(AppState.lang == "ru", rx.icon("check", size=14)),
@@ -200,6 +255,7 @@ def _bell() -> rx.Component:
                         size="1", color=theme.TEXT_MUTED, padding_top="6px"),
             ),
             width="380px",
+            max_width="calc(100vw - 16px)",
             align="end",
             data_testid="bell-popover",
         ),
@@ -254,7 +310,7 @@ def _search_dropdown() -> rx.Component:
     return rx.fragment(
         # a click anywhere else closes the dropdown
         rx.box(position="fixed", inset="0", z_index="40", on_click=SearchState.search_close,
-               data_testid="search-overlay"),
+               data_testid="search-overlay", style=theme.phone(background="rgba(15, 23, 42, 0.28)")),
         rx.box(
             rx.cond(
                 SearchState.search_empty,
@@ -267,8 +323,26 @@ def _search_dropdown() -> rx.Component:
             position="absolute", top="calc(100% + 6px)", right="0", width="460px", max_height="70vh",
             overflow_y="auto", background="white", border=f"1px solid {theme.BORDER}", border_radius="10px",
             box_shadow="0 12px 32px rgba(15, 23, 42, 0.14)", z_index="50", data_testid="search-dropdown",
+            style=theme.phone(width="auto", left="8px", right="8px", top="calc(100% - 4px)",
+                              max_height="calc(100dvh - 72px)"),
         ),
     )
+
+
+# On a phone the search is an icon-sized box in the top bar; a tap on it (focus) or an open
+# dropdown spreads it over the whole bar, as wide as the screen.
+_SEARCH_OPEN = {"position": "absolute", "inset": "0", "width": "auto", "height": theme.TOPBAR_H,
+                "padding": "10px", "zIndex": "46", "background": "white",
+                "& .rt-TextFieldRoot": {"width": "100%"},
+                "& input": {"color": "inherit"},
+                "& input::placeholder": {"color": "var(--gray-a10)"}}
+_SEARCH_PHONE = {
+    "flexShrink": "0",
+    "& .rt-TextFieldRoot": {"width": "40px", "cursor": "pointer"},
+    "& input, & input::placeholder": {"color": "transparent"},
+    "&:focus-within": _SEARCH_OPEN,
+    "&[data-open='true']": _SEARCH_OPEN,
+}
 
 
 def search_box() -> rx.Component:
@@ -287,6 +361,7 @@ def search_box() -> rx.Component:
                     size="2",
                     radius="large",
                     auto_complete="off",
+                    aria_label=AppState.t["top.search"],
                     data_testid="global-search",
                 ),
                 value=SearchState.search_q,
@@ -300,6 +375,8 @@ def search_box() -> rx.Component:
         rx.cond(SearchState.search_open, _search_dropdown()),
         position="relative",
         data_testid="search-box",
+        data_open=SearchState.search_open.to_string(),
+        style={theme.PHONE: _SEARCH_PHONE},
     )
 
 
@@ -308,19 +385,21 @@ def badges_timer() -> rx.Component:
     return rx.moment(interval=60000, on_change=AppState.poll_badges, display="none")
 
 
-def topbar(title: rx.Var | str) -> rx.Component:
+def topbar(title: rx.Var | str, active: str = "") -> rx.Component:
     return rx.hstack(
-        rx.heading(title, size="5", weight="bold", color="#1f2933", data_testid="page-title",
-                   white_space="nowrap"),
+        nav_menu(active),
+        rx.heading(title, size=rx.breakpoints(initial="4", sm="5"), weight="bold", color="#1f2933",
+                   data_testid="page-title", white_space="nowrap",
+                   style=theme.phone(overflow="hidden", text_overflow="ellipsis", min_width="0")),
         rx.spacer(),
         search_box(),
         _bell(),
         _user_menu(),
         badges_timer(),
         align="center",
-        spacing="4",
+        spacing=rx.breakpoints(initial="2", sm="4"),
         height=theme.TOPBAR_H,
-        padding_x="24px",
+        padding_x=rx.breakpoints(initial="10px", sm="24px"),
         background="white",
         border_bottom=f"1px solid {theme.BORDER}",
         position="sticky",
@@ -331,14 +410,16 @@ def topbar(title: rx.Var | str) -> rx.Component:
 
 
 def layout(active: str, title: rx.Var | str, *children: rx.Component) -> rx.Component:
-    """A protected page: the shell around `children`, nothing until the session is checked."""
+    """A protected page: the shell around `children`, nothing until the session is checked.
+    On a phone (below 768 px) the sidebar hides behind the top bar's menu button."""
     return rx.cond(
         AppState.is_authenticated,
         rx.hstack(
             sidebar(active),
             rx.vstack(
-                topbar(title),
-                rx.box(*children, padding="24px", width="100%", flex="1"),
+                topbar(title, active),
+                rx.box(*children, padding=rx.breakpoints(initial=theme.PAGE_PAD_PHONE, sm="24px"), width="100%",
+                       flex="1", min_width="0"),
                 spacing="0",
                 flex="1",
                 min_width="0",

@@ -10,3 +10,20 @@ DANGER = "#e5484d"
 SIDEBAR_W = "232px"
 TOPBAR_H = "56px"
 FONT = "Inter, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
+
+# Phones and small screens: below 768 px (Radix's and Reflex's `sm` breakpoint) the sidebar
+# becomes a menu, the board shows one column at a time, lists become cards. Rules that only
+# a phone gets sit in this media query, so the desktop keeps exactly its own CSS.
+PHONE_MAX_PX = 767
+PHONE = f"@media screen and (max-width: {PHONE_MAX_PX}.98px)"
+PAGE_PAD_PHONE = "12px"
+
+
+def phone(**css) -> dict:
+    """`style=theme.phone(display="none")`: CSS that applies on a phone only."""
+    return {PHONE: css}
+
+
+def desktop_hidden(**css) -> dict:
+    """Props of an element shown on a phone only (hidden from 768 px up)."""
+    return {"display": "none", "style": phone(display=css.pop("display", "flex"), **css)}

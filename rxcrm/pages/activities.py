@@ -1,10 +1,13 @@
 """/activities — «Мои дела»: tabs Просрочены / Сегодня / Запланированы / Выполнены with
-counts, kind and item filters, the table, «Выполнить» with a result, «Показать ещё»."""
+counts, kind and item filters, the table, «Выполнить» with a result, «Показать ещё».
+On a phone (below 768 px) the tabs scroll sideways, the filters wrap and each row of the
+table is a card (kind and time on top, the subject, the item and «Выполнить»)."""
 from __future__ import annotations
 
 import reflex as rx
 
 from rxcrm.components import theme
+from rxcrm.components.responsive import table_as_cards
 from rxcrm.components.shell import layout
 from rxcrm.state.activities import ActivitiesState, ActivityRow
 
@@ -57,11 +60,12 @@ def _select(label, value, on_change, options, testid: str) -> rx.Component:
     return rx.hstack(
         rx.text(label, size="2", color=theme.TEXT_MUTED, white_space="nowrap"),
         rx.select.root(
-            rx.select.trigger(min_width="140px", data_testid=testid),
+            rx.select.trigger(min_width="140px", data_testid=testid,
+                              style=theme.phone(min_width="0", flex="1 1 0")),
             rx.select.content(*[rx.select.item(text, value=v) for v, text in options]),
             value=value, on_change=on_change, size="2",
         ),
-        spacing="2", align="center",
+        spacing="2", align="center", style=theme.phone(flex="1 1 140px", min_width="0"),
     )
 
 
@@ -79,8 +83,9 @@ def toolbar() -> rx.Component:
             value=S.tab,
             on_change=S.set_tab,
             data_testid="activity-tabs",
+            style=theme.phone(flex="1 1 100%", min_width="0"),
         ),
-        rx.spacer(),
+        rx.spacer(style=theme.phone(display="none")),
         _select(S.t["acts.filter.kind"], S.kind, S.set_kind,
                 [("all", all_), ("call", S.t["acts.kinds.call"]), ("meeting", S.t["acts.kinds.meeting"]),
                  ("task", S.t["acts.kinds.task"]), ("email", S.t["acts.kinds.email"])], "kind-filter"),
@@ -95,6 +100,7 @@ def toolbar() -> rx.Component:
         ),
         width="100%", align="center", spacing="4", padding_x="12px", padding_y="6px", flex_wrap="wrap",
         background="white", border=f"1px solid {theme.BORDER}", border_radius="8px",
+        style=theme.phone(column_gap="10px", row_gap="8px", padding="6px 10px 10px"),
     )
 
 
@@ -138,17 +144,36 @@ def _row(r: ActivityRow) -> rx.Component:
         rx.cond(
             done_tab,
             _cell(rx.text(rx.cond(r.result != "", r.result, "—"), size="2", color="#4a5563"),
-                  max_width="360px", overflow="hidden", text_overflow="ellipsis", white_space="nowrap"),
+                  max_width="360px", overflow="hidden", text_overflow="ellipsis", white_space="nowrap",
+                  data_cell="result"),
             _cell(
                 rx.button(rx.icon("check", size=14), S.t["acts.complete"], size="1", variant="soft",
                           color_scheme="green", on_click=S.open_complete(r.id), data_testid="activity-complete"),
-                text_align="right",
+                text_align="right", data_cell="action",
             ),
         ),
         data_testid="activity-row",
         data_id=r.id,
         _hover={"background": "#f7f9fb"},
     )
+
+
+# The table as cards on a phone (one DOM): kind and time on top, the subject, the item and
+# «Выполнить» (or the result) under it.
+ROWS_AS_CARDS = table_as_cards(
+    row={"display": "grid", "gridTemplateColumns": "minmax(0, 1fr) auto", "columnGap": "10px", "rowGap": "4px",
+         "alignItems": "center", "padding": "10px 12px"},
+    cell={"display": "block", "whiteSpace": "normal", "overflow": "hidden"},
+    cells={
+        "& td:nth-child(1)": {"gridColumn": "1", "gridRow": "1"},
+        "& td:nth-child(4)": {"gridColumn": "2", "gridRow": "1", "justifySelf": "end"},
+        "& td:nth-child(2)": {"gridColumn": "1 / -1", "gridRow": "2", "fontSize": "14px"},
+        "& td:nth-child(3)": {"gridColumn": "1", "gridRow": "3"},
+        "& td:nth-child(3) a": {"whiteSpace": "normal"},
+        "& td[data-cell='action']": {"gridColumn": "2", "gridRow": "3", "alignSelf": "end"},
+        "& td[data-cell='result']": {"gridColumn": "1 / -1", "gridRow": "4", "color": theme.TEXT_MUTED},
+    },
+)
 
 
 def table() -> rx.Component:
@@ -167,6 +192,7 @@ def table() -> rx.Component:
             variant="surface",
             size="1",
             width="100%",
+            style=ROWS_AS_CARDS,
         ),
         width="100%",
         overflow_x="auto",
@@ -199,8 +225,8 @@ def empty_state() -> rx.Component:
             ),
             align="center", spacing="3",
         ),
-        padding="48px", width="100%", background="white", border=f"1px solid {theme.BORDER}",
-        border_radius="8px", data_testid="activities-empty",
+        padding=rx.breakpoints(initial="32px 16px", sm="48px"), width="100%", background="white",
+        border=f"1px solid {theme.BORDER}", border_radius="8px", data_testid="activities-empty",
     )
 
 

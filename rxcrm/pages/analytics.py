@@ -1,4 +1,7 @@
-"""/analytics — Аналитика: funnels, conversion, time in stage, dynamics, manager rating."""
+"""/analytics — Аналитика: funnels, conversion, time in stage, dynamics, manager rating.
+On a phone (below 768 px) the filters wrap two to a line (the period as a list), the KPI
+cards two to a line, the charts take the width of the screen and the tables scroll
+sideways inside their own card."""
 from __future__ import annotations
 
 import reflex as rx
@@ -19,10 +22,12 @@ def _card(title, *children, subtitle=None, right=None, testid: str | None = None
         rx.vstack(rx.text(title, size="3", weight="bold", color="#1f2933"),
                   rx.text(subtitle, size="1", color=theme.TEXT_MUTED) if subtitle is not None else rx.fragment(),
                   spacing="0"),
-        rx.spacer(), right or rx.fragment(), align="center", width="100%")
+        rx.spacer(), right or rx.fragment(), align="center", width="100%",
+        style=theme.phone(flex_wrap="wrap", row_gap="8px"))
     extra = {"data_testid": testid} if testid else {}
     return rx.vstack(head, *children, background="white", border=f"1px solid {theme.BORDER}", border_radius="10px",
-                     padding="16px 18px", spacing="3", width="100%", min_width="0", **extra, **props)
+                     padding=rx.breakpoints(initial="12px", sm="16px 18px"), spacing="3", width="100%",
+                     min_width="0", **extra, **props)
 
 
 def _empty(text: str) -> rx.Component:
@@ -39,9 +44,13 @@ def _chart(fig, testid: str, **props) -> rx.Component:
 
 # ---- header: filter + views ---------------------------------------------------------------
 
+# on a phone the filter's lists sit two to a line
+_SEL_PHONE = theme.phone(flex="1 1 calc(50% - 8px)", width="auto", min_width="0", order="2")
+
+
 def _sel(key: str, value, options, width: str) -> rx.Component:
     return option_select(options, width=width, value=value, on_change=lambda v: S.set_filter(key, v),
-                         size="2", trigger_props={"data_testid": f"an-{key}"})
+                         size="2", trigger_props={"data_testid": f"an-{key}", "style": _SEL_PHONE})
 
 
 def _preset_row(p: PresetItem) -> rx.Component:
@@ -89,14 +98,20 @@ def _filters() -> rx.Component:
     return rx.hstack(
         rx.segmented_control.root(
             rx.foreach(S.an_period_options, lambda o: rx.segmented_control.item(o.label, value=o.value)),
-            value=S.an_period, on_change=S.set_period, size="2", data_testid="an-period"),
+            value=S.an_period, on_change=S.set_period, size="2", data_testid="an-period",
+            style=theme.phone(display="none")),
+        # on a phone the period is a list (five long names do not fit in a row)
+        option_select(S.an_period_options, width="100%", value=S.an_period, on_change=S.set_period, size="2",
+                      trigger_props={"data_testid": "an-period-phone",
+                                     **theme.desktop_hidden(flex="1 1 calc(100% - 52px)", width="auto",
+                                                            min_width="0")}),
         rx.cond(S.is_custom, rx.form(
             rx.hstack(rx.input(type="date", name="date_from", default_value=S.an_from, size="2"),
                       rx.text("—", size="2"),
                       rx.input(type="date", name="date_to", default_value=S.an_to, size="2"),
                       rx.button("Применить", size="2", type="submit", variant="soft"),
-                      spacing="2", align="center"),
-            on_submit=S.apply_dates, reset_on_submit=False)),
+                      spacing="2", align="center", flex_wrap="wrap"),
+            on_submit=S.apply_dates, reset_on_submit=False, style=theme.phone(order="2", flex="1 1 100%"))),
         _sel("an_pipeline", S.an_pipeline, S.an_pipeline_options, "230px"),
         rx.cond(S.an_department_options.length() > 2,
                 _sel("an_department", S.an_department, S.an_department_options, "180px")),
@@ -104,7 +119,9 @@ def _filters() -> rx.Component:
         _sel("an_source", S.an_source, S.an_source_options, "170px"),
         _sel("an_program", S.an_program, S.an_program_options, "220px"),
         rx.tooltip(rx.icon_button(rx.icon("rotate-ccw", size=15), variant="ghost", color_scheme="gray",
-                                  on_click=S.reset_filters, size="2"), content="Сбросить фильтр"),
+                                  on_click=S.reset_filters, size="2", aria_label="Сбросить фильтр",
+                                  style=theme.phone(order="1", margin="0 4px")),
+                   content="Сбросить фильтр"),
         spacing="2", align="center", flex_wrap="wrap", width="100%",
     )
 
@@ -116,7 +133,7 @@ def _header() -> rx.Component:
         _views_menu(),
         rx.button(rx.icon("file-spreadsheet", size=15), "Скачать Excel", size="2", variant="soft",
                   on_click=S.download, data_testid="an-download"),
-        align="center", width="100%",
+        align="center", width="100%", style=theme.phone(flex_wrap="wrap", row_gap="8px"),
     )
 
 
@@ -125,9 +142,12 @@ def _header() -> rx.Component:
 def _kpi(k: Kpi) -> rx.Component:
     body = rx.vstack(
         rx.text(k.label, size="1", color=theme.TEXT_MUTED, weight="medium"),
-        rx.text(k.value, size="6", weight="bold", color="#1f2933", white_space="nowrap"),
-        rx.text(k.note, size="1", color=theme.TEXT_MUTED, white_space="nowrap"),
-        spacing="1", padding="12px 16px", background="white", border=f"1px solid {theme.BORDER}",
+        rx.text(k.value, size=rx.breakpoints(initial="5", sm="6"), weight="bold", color="#1f2933",
+                white_space="nowrap"),
+        rx.text(k.note, size="1", color=theme.TEXT_MUTED, white_space="nowrap",
+                style=theme.phone(white_space="normal")),
+        spacing="1", padding=rx.breakpoints(initial="10px 12px", sm="12px 16px"), background="white",
+        border=f"1px solid {theme.BORDER}", min_width="0",
         border_radius="10px", width="100%", height="100%", data_testid="an-kpi",
         _hover={"border_color": "#b9cde6"},
     )
@@ -227,16 +247,18 @@ def _conversion() -> rx.Component:
                                                  head("Проиграно", "lost"), head("Конверсия", "conversion"),
                                                  head("Сумма выигранных", "won_amount"))),
                     rx.table.body(rx.foreach(S.conv_rows, _conv_line)),
-                    size="1", variant="ghost", width="100%"), max_height="420px", overflow_y="auto", width="100%"),
+                    size="1", variant="ghost", width="100%"), max_height="420px", overflow_y="auto", width="100%",
+                    style=theme.phone(overflow_x="auto")),
                 _empty("За период не создано ни одной сделки")),
         subtitle="Созданные за период: сколько выиграно · нажмите на строку, чтобы открыть список",
-        right=rx.segmented_control.root(
+        right=rx.box(rx.segmented_control.root(
             rx.segmented_control.item("Источник", value="source"),
             rx.segmented_control.item("Программа", value="program"),
             rx.segmented_control.item("Менеджер", value="manager"),
             rx.segmented_control.item("UTM-кампания", value="utm"),
             rx.segmented_control.item("Лиды по источникам", value="lead_source"),
             value=S.conv_dim, on_change=S.set_conv_dim, size="1", data_testid="an-conv-dim"),
+            style=theme.phone(max_width="100%", overflow_x="auto", scrollbar_width="none")),
         testid="an-conversion",
     )
 

@@ -1,4 +1,8 @@
-"""Card pages: stage bar, field blocks, links (Связи), planned activities and the timeline."""
+"""Card pages: stage bar, field blocks, links (Связи), planned activities and the timeline.
+
+On a phone (below 768 px) the page is one column — the heading, the stage bar (scrolling
+sideways, each stage readable) with a «Сменить стадию» menu, the field blocks, Связи, then
+the composer and the timeline — and the forms wrap to the width of the screen."""
 from __future__ import annotations
 
 import reflex as rx
@@ -25,11 +29,38 @@ def _stage(st: StageChip) -> rx.Component:
                 text_overflow="ellipsis"),
         background=rx.cond(filled, st.color, "#e9edf1"),
         padding="6px 10px", flex="1", min_width="0", text_align="center",
+        style=theme.phone(flex="0 0 auto", padding="8px 12px"),
         border_radius="4px", data_testid="stage-chip", data_current=st.current.to_string(),
         data_stage=st.name, title=st.name,
         cursor=rx.cond(CardState.card_editable & ~CardState.is_closed, "pointer", "default"),
         on_click=CardState.click_stage(st.id),
         _hover={"opacity": "0.85"},
+    )
+
+
+def _stage_menu() -> rx.Component:
+    """On a phone: «Сменить стадию» — every stage of the pipeline in a list (the current one
+    ticked); a choice is a click on its chip (CardState.click_stage: required fields ask in
+    the dialog, a final stage opens the finish dialog)."""
+    item = lambda st: rx.menu.item(  # noqa: E731
+        rx.hstack(rx.box(width="10px", height="10px", border_radius="3px", background=st.color, flex_shrink="0"),
+                  rx.text(st.name, weight=rx.cond(st.current, "bold", "regular")),
+                  rx.spacer(),
+                  rx.cond(st.current, rx.icon("check", size=14)),
+                  align="center", spacing="2", width="100%"),
+        on_select=CardState.click_stage(st.id), disabled=st.current,
+        data_testid="stage-menu-item", data_stage=st.name,
+    )
+    return rx.cond(
+        CardState.card_editable & ~CardState.is_closed & (CardState.stages.length() > 0),
+        rx.box(
+            rx.menu.root(
+                rx.menu.trigger(rx.button(rx.icon("arrow-right-left", size=14), CardState.t["board.change_stage"],
+                                          size="2", variant="soft", data_testid="stage-menu")),
+                rx.menu.content(rx.foreach(CardState.stages, item), align="end", min_width="220px"),
+            ),
+            **theme.desktop_hidden(display="block"),
+        ),
     )
 
 
@@ -107,14 +138,14 @@ def _link(link: LinkRow) -> rx.Component:
 def _planned(p: Planned) -> rx.Component:
     return rx.hstack(
         rx.icon("calendar-clock", size=15, color=rx.cond(p.overdue, theme.DANGER, theme.ACCENT)),
-        rx.text(p.subject, size="2", weight="medium"),
-        rx.spacer(),
+        rx.text(p.subject, size="2", weight="medium", style=theme.phone(flex="1 1 0", min_width="0")),
+        rx.spacer(style=theme.phone(display="none")),
         rx.text(p.at, size="1", color=rx.cond(p.overdue, theme.DANGER, theme.TEXT_MUTED)),
         rx.button("Выполнить", size="1", variant="soft", color_scheme="green", on_click=CardState.open_done(p.id),
                   data_testid="activity-done"),
         rx.button("Перенести", size="1", variant="ghost", on_click=CardState.open_resched(p.id)),
         width="100%", align="center", padding="8px 12px", background="#fff8e6", border="1px solid #f5dfa8",
-        border_radius="8px", data_testid="planned-activity",
+        border_radius="8px", data_testid="planned-activity", style=theme.phone(flex_wrap="wrap", row_gap="6px"),
     )
 
 
@@ -137,6 +168,9 @@ def _resched_dialog() -> rx.Component:
         on_submit=CardState.reschedule, open_var=CardState.resched_open, on_open_change=CardState.set_resched_open,
         submit="Перенести", reset=True, max_width="420px",
     )
+
+
+_WRAP_PHONE = theme.phone(flex_wrap="wrap", row_gap="8px")
 
 
 def _composer() -> rx.Component:
@@ -162,11 +196,12 @@ def _composer() -> rx.Component:
                     name="kind", default_value="call", size="2",
                 ),
                 rx.input(name="subject", placeholder="Тема (например, Перезвонить по программе)", flex="1",
-                         data_testid="activity-subject"),
-                width="100%", spacing="2",
+                         min_width="180px", data_testid="activity-subject"),
+                width="100%", spacing="2", style=_WRAP_PHONE,
             ),
             rx.hstack(
-                date_input("date", CardState.activity_date, testid="activity-date", flex="1"),
+                rx.box(date_input("date", CardState.activity_date, testid="activity-date", width="100%"), flex="1",
+                       min_width="150px"),
                 time_input("time", CardState.activity_time, testid="activity-time", width="120px"),
                 rx.input(rx.input.slot(rx.text("мин", size="1", color=theme.TEXT_MUTED), side="right"),
                          name="duration", default_value="15", width="96px", input_mode="numeric",
@@ -180,7 +215,7 @@ def _composer() -> rx.Component:
                                       rx.select.item("За 1 день", value="1440")),
                     name="remind", default_value="15", size="2",
                 ),
-                width="100%", spacing="2",
+                width="100%", spacing="2", style=_WRAP_PHONE,
             ),
             rx.hstack(
                 rx.select.root(
@@ -223,7 +258,7 @@ def _composer() -> rx.Component:
             value=CardState.composer_tab, on_change=CardState.set_composer_tab,
         ),
         background="white", border=f"1px solid {theme.BORDER}", border_radius="10px", padding="10px 16px 14px",
-        width="100%", data_testid="composer",
+        width="100%", data_testid="composer", style=theme.phone(padding="6px 12px 12px"),
     )
 
 
@@ -310,7 +345,8 @@ def _lead_finish() -> rx.Component:
 def _deal_finish() -> rx.Component:
     return rx.vstack(
         rx.radio_group.root(
-            rx.hstack(_radio("won", "Сделка успешна"), _radio("lost", "Сделка проиграна"), spacing="5"),
+            rx.hstack(_radio("won", "Сделка успешна"), _radio("lost", "Сделка проиграна"), spacing="5",
+                      style=_WRAP_PHONE),
             value=CardState.finish_mode, on_change=CardState.set_finish_mode, data_testid="finish-mode",
         ),
         rx.cond(CardState.finish_mode == "lost",
@@ -414,20 +450,29 @@ def _actions() -> rx.Component:
 def _body() -> rx.Component:
     return rx.vstack(
         rx.hstack(
-            rx.link(rx.hstack(rx.icon("arrow-left", size=15), rx.text(CardState.t["common.back"]), spacing="1",
-                              align="center"),
-                    href="/" + CardState.card_section, size="2", color=theme.TEXT_MUTED),
-            rx.heading(CardState.card_title, size="5", data_testid="card-heading"),
+            rx.link(rx.hstack(rx.icon("arrow-left", size=16),
+                              rx.text(CardState.t["common.back"], style=theme.phone(display="none")),
+                              spacing="1", align="center"),
+                    href="/" + CardState.card_section, size="2", color=theme.TEXT_MUTED,
+                    aria_label=CardState.t["common.back"],
+                    style=theme.phone(align_self="flex-start", padding="4px 8px 8px 0", margin_right="-8px")),
+            # on a phone: the heading wraps by words beside the back arrow, the actions go under it
+            rx.heading(CardState.card_title, size=rx.breakpoints(initial="4", sm="5"), data_testid="card-heading",
+                       style=theme.phone(flex="1 1 calc(100% - 40px)", min_width="0", overflow_wrap="anywhere")),
             rx.cond(CardState.is_closed,
                     rx.badge(rx.cond(CardState.card_semantic == "success", "Успешно", "Закрыто"),
                              color_scheme=rx.cond(CardState.card_semantic == "success", "green", "red"))),
-            rx.spacer(),
+            rx.spacer(style=theme.phone(display="none")),
+            _stage_menu(),
             _actions(),
             spacing="4", align="center", width="100%",
+            style=theme.phone(flex_wrap="wrap", row_gap="8px", column_gap="8px"),
         ),
         rx.cond(CardState.stages.length() > 0,
                 rx.hstack(rx.foreach(CardState.stages, _stage), spacing="1", width="100%",
-                          data_testid="stage-bar")),
+                          data_testid="stage-bar",
+                          # on a phone the chips keep their names and the bar scrolls sideways
+                          style=theme.phone(overflow_x="auto", scrollbar_width="none", padding_bottom="2px"))),
         rx.cond(
             CardState.is_repeat,
             rx.callout(
@@ -443,7 +488,7 @@ def _body() -> rx.Component:
                 icon="repeat", color_scheme="orange", size="1", width="100%", data_testid="repeat-banner",
             ),
         ),
-        rx.hstack(
+        rx.flex(
             rx.vstack(
                 rx.foreach(CardState.blocks, _block),
                 rx.cond(
@@ -466,6 +511,7 @@ def _body() -> rx.Component:
                     ),
                 ),
                 width="40%", min_width="340px", spacing="3",
+                style=theme.phone(width="100%", min_width="0"),
             ),
             rx.vstack(
                 rx.cond(CardState.card_editable, _composer()),
@@ -490,9 +536,11 @@ def _body() -> rx.Component:
                     width="100%", spacing="3", background="white", border=f"1px solid {theme.BORDER}",
                     border_radius="10px", padding="14px 16px", align="start",
                 ),
-                flex="1", min_width="0", spacing="3",
+                flex="1", min_width="0", spacing="3", width=rx.breakpoints(initial="100%", sm="auto"),
             ),
-            spacing="4", align="start", width="100%",
+            # a phone: one column — the blocks and Связи, then the composer and the timeline
+            direction=rx.breakpoints(initial="column", sm="row"),
+            spacing=rx.breakpoints(initial="3", sm="4"), align="start", width="100%",
         ),
         missing_fields_dialog(CardState),
         _finish_dialog(),

@@ -1,10 +1,12 @@
-"""/settings — Сотрудники, Отделы, Права доступа (admins), Корзина (admins and heads)."""
+"""/settings — Сотрудники, Отделы, Права доступа (admins), Корзина (admins and heads).
+On a phone the tabs scroll sideways and each table scrolls sideways inside its own box."""
 from __future__ import annotations
 
 import reflex as rx
 
 from rxcrm.components import theme
 from rxcrm.components.forms import form_dialog, option_select
+from rxcrm.components.responsive import NOWRAP_TABLE, WIDE_TABLE
 from rxcrm.components.shell import layout
 from rxcrm.state.settings import (BinRow, DeptRow, EventRow, MatrixCell, MatrixRow, RuleRow, SettingsState,
                                   TokenRow, UserRow)
@@ -49,7 +51,7 @@ def _users_tab() -> rx.Component:
                                          on_click=SettingsState.set_user_dialog(True)), width="100%"),
         rx.table.root(_th("Сотрудник", "Роль", "Отдел", "Статус", "Последний вход", ""),
                       rx.table.body(rx.foreach(SettingsState.users, _user_row)), variant="surface", size="1",
-                      width="100%"),
+                      width="100%", style=NOWRAP_TABLE),
         _dialog(SettingsState.user_dialog, SettingsState.set_user_dialog, "Новый сотрудник", rx.vstack(
             rx.input(name="full_name", placeholder="ФИО", width="100%"),
             rx.input(name="login", placeholder="Логин (латиница)", width="100%"),
@@ -80,12 +82,13 @@ def _dept_row(d: DeptRow) -> rx.Component:
 
 def _depts_tab() -> rx.Component:
     return rx.vstack(
-        rx.form(rx.hstack(rx.input(name="name", placeholder="Название отдела", width="320px"),
-                          rx.button("Добавить отдел", type="submit", size="2"), spacing="2"),
+        rx.form(rx.hstack(rx.input(name="name", placeholder="Название отдела", width="320px",
+                                   max_width="100%"),
+                          rx.button("Добавить отдел", type="submit", size="2"), spacing="2", flex_wrap="wrap"),
                 on_submit=SettingsState.create_department, reset_on_submit=True),
         rx.table.root(_th("Отдел", "Руководитель", "Сотрудников"),
                       rx.table.body(rx.foreach(SettingsState.depts, _dept_row)), variant="surface", size="1",
-                      width="100%"),
+                      width="100%", style=NOWRAP_TABLE),
         width="100%", spacing="3",
     )
 
@@ -117,14 +120,14 @@ def _matrix_tab() -> rx.Component:
                     size="2", color=theme.TEXT_MUTED),
             rx.spacer(),
             rx.button("По умолчанию", variant="soft", size="2", on_click=SettingsState.reset_matrix),
-            width="100%", align="center",
+            width="100%", align="center", style=theme.phone(flex_wrap="wrap", row_gap="8px"),
         ),
         rx.table.root(
             rx.table.header(rx.table.row(
                 rx.table.column_header_cell("Роль"), rx.table.column_header_cell("Раздел"),
                 rx.foreach(SettingsState.action_labels, lambda a: rx.table.column_header_cell(a, font_size="12px")))),
             rx.table.body(rx.foreach(SettingsState.matrix, _matrix_row)),
-            variant="surface", size="1", width="100%",
+            variant="surface", size="1", style=NOWRAP_TABLE, width="100%",
         ),
         width="100%", spacing="3",
     )
@@ -144,7 +147,7 @@ def _bin_tab() -> rx.Component:
         rx.text("Удалено элементов: ", rx.text.strong(SettingsState.bin_total), size="2"),
         rx.table.root(_th("Раздел", "Название", "Отдел", "Удалено", "Кем", ""),
                       rx.table.body(rx.foreach(SettingsState.bin_rows, _bin_row)), variant="surface", size="1",
-                      width="100%"),
+                      width="100%", style=NOWRAP_TABLE),
         width="100%", spacing="3",
     )
 
@@ -180,20 +183,21 @@ def _integrations_tab() -> rx.Component:
                            rx.select.content(rx.foreach(SettingsState.integration_options,
                                                         lambda o: rx.select.item(o.label, value=o.value))),
                            name="integration", default_value="marketplace", size="2"),
-            rx.input(name="name", placeholder="Название (например, сайт программ)", width="300px"),
-            rx.button("Выпустить токен", type="submit", size="2"), spacing="2"),
+            rx.input(name="name", placeholder="Название (например, сайт программ)", width="300px",
+                     max_width="100%"),
+            rx.button("Выпустить токен", type="submit", size="2"), spacing="2", flex_wrap="wrap"),
             on_submit=SettingsState.create_token, reset_on_submit=True),
         rx.cond(SettingsState.new_token != "",
                 rx.callout(rx.text("Новый токен (показывается один раз): ", rx.code(SettingsState.new_token)),
                            icon="key", color_scheme="green", size="1")),
         rx.table.root(_th("Интеграция", "Название", "Выпущен", "Статус", ""),
                       rx.table.body(rx.foreach(SettingsState.tokens, _token_row)), variant="surface", size="1",
-                      width="100%"),
+                      width="100%", style=NOWRAP_TABLE),
         rx.text("Последние события", weight="bold", size="3", padding_top="8px"),
         rx.text("Ожидают обработки: ", SettingsState.intake_waiting, size="2", color=theme.TEXT_MUTED),
         rx.table.root(_th("Получено", "Интеграция", "Событие", "ID события", "Статус", "Ошибка", ""),
                       rx.table.body(rx.foreach(SettingsState.intake_events, _event_row)), variant="surface",
-                      size="1", width="100%"),
+                      size="1", width="100%", style=NOWRAP_TABLE),
         width="100%", spacing="3",
     )
 
@@ -260,7 +264,7 @@ def _rules_tab() -> rx.Component:
                 size="2", color=theme.TEXT_MUTED),
         rx.table.root(_th("Вид", "Правило", "Что делает", "Вкл.", ""),
                       rx.table.body(rx.foreach(SettingsState.rules, _rule_row)), variant="surface", size="1",
-                      width="100%"),
+                      width="100%", style=WIDE_TABLE),
         rx.text("Обязательные поля стадии", weight="bold", size="3", padding_top="8px"),
         rx.form(rx.vstack(
             rx.hstack(

@@ -4,7 +4,8 @@ from __future__ import annotations
 import reflex as rx
 
 
-from rxcrm.components.board import board
+from rxcrm.components import theme
+from rxcrm.components.board import board, stage_strip
 from rxcrm.components.filterbar import missing_fields_dialog, toolbar
 from rxcrm.components.listview import empty_hint, list_view
 from rxcrm.components.shell import layout
@@ -12,6 +13,9 @@ from rxcrm.state.work import WorkState
 
 TITLES = {"/leads": "page.leads.title", "/deals": "page.deals.title", "/contacts": "page.contacts.title",
           "/companies": "page.companies.title"}
+
+
+KANBAN_H_PHONE = f"calc(100dvh - {theme.TOPBAR_H} - 2 * {theme.PAGE_PAD_PHONE})"
 
 
 def work_page(route: str):
@@ -25,12 +29,16 @@ def work_page(route: str):
                         rx.callout(WorkState.error, icon="triangle-alert", color_scheme="red", size="1",
                                    data_testid="work-error")),
                 rx.cond(WorkState.is_kanban,
-                        rx.fragment(rx.cond(WorkState.empty_title != "", empty_hint(compact=True)), board()),
+                        rx.fragment(rx.cond(WorkState.empty_title != "", empty_hint(compact=True)), stage_strip(),
+                                    board()),
                         list_view()),
                 missing_fields_dialog(),
-                spacing="4",
+                spacing=rx.breakpoints(initial="3", sm="4"),
                 width="100%",
                 align="start",
+                # on a phone the board fills the screen under the toolbar and scrolls by itself
+                style=theme.phone(height=rx.cond(WorkState.is_kanban, KANBAN_H_PHONE, "auto"),
+                                  **{"& > *": {"flex_shrink": "0"}, "& > [data-testid='kanban']": {"flex_shrink": "1"}}),
             ),
         )
 
