@@ -266,9 +266,9 @@ def search_box() -> rx.Component:
         align="center", spacing="2", flex="1", min_width="0", flex_wrap="nowrap",
         background="white", border=f"1px solid {theme.BORDER}", border_radius="8px", padding="4px 6px",
         height="40px", data_testid="filter-bar",
-        # on a phone: a line of its own, the chips (if any) wrapping under the search box
-        style=theme.phone(order="10", flex="1 1 100%", height="auto", min_height="42px", flex_wrap="wrap",
-                          row_gap="4px"),
+        # below 1024 px: a line of its own; on a phone the chips (if any) wrap under the search box
+        style={theme.NARROW: {"order": "10", "flex": "1 1 100%"},
+               theme.PHONE: {"height": "auto", "min_height": "42px", "flex_wrap": "wrap", "row_gap": "4px"}},
     )
 
 
@@ -376,10 +376,11 @@ def toolbar() -> rx.Component:
                               spacing="1", align="center")),
             variant="soft", size="2", on_click=WorkState.start_export, disabled=WorkState.export_running,
             data_testid="export-button", aria_label="Excel",
-            style=theme.phone(min_width="36px", padding_x="8px", flex_shrink="0", margin_left="auto"),
+            style={theme.NARROW: {"margin_left": "auto"},
+                   theme.PHONE: {"min_width": "36px", "padding_x": "8px", "flex_shrink": "0"}},
         ),
         width="100%", align="center", spacing=rx.breakpoints(initial="2", sm="3"),
-        style=theme.phone(flex_wrap="wrap"),
+        style=theme.narrow(flex_wrap="wrap"),
     )
 
 

@@ -109,12 +109,12 @@ def sidebar(active: str) -> rx.Component:
         background=theme.SIDEBAR_BG,
         overflow_y="auto",
         data_testid="sidebar",
-        style=theme.phone(display="none"),  # on a phone: the menu button of the top bar
+        style=theme.narrow(display="none"),  # below 1024 px: the menu button of the top bar
     )
 
 
 def nav_menu(active: str) -> rx.Component:
-    """On a phone: the top bar's menu button opening the navigation (with its counters) as a
+    """Below 1024 px (phones, tablets): the top bar's menu button opening the navigation (with its counters) as a
     sheet from the left. A tap on a section closes it; Esc or a tap beside it too."""
     return rx.box(
         rx.dialog.root(
@@ -133,8 +133,8 @@ def nav_menu(active: str) -> rx.Component:
                 style={"animation": "none", "boxShadow": "0 0 40px rgba(0, 0, 0, 0.35)"},
             ),
         ),
-        flex_shrink="0", line_height="0",
-        **theme.desktop_hidden(display="block"),
+        flex_shrink="0", line_height="0", display="none",
+        style=theme.narrow(display="block"),
     )
 
 
@@ -150,9 +150,9 @@ def _user_menu() -> rx.Component:
                 rx.vstack(
                     rx.text(AppState.user_name, size="2", weight="medium", color="#1f2933"),
                     rx.text(AppState.role_label, size="1", color=theme.TEXT_MUTED),
-                    spacing="0", align="start", style=theme.phone(display="none"),
+                    spacing="0", align="start", style={theme.COMPACT: {"display": "none"}},
                 ),
-                rx.icon("chevron-down", size=16, color=theme.TEXT_MUTED, style=theme.phone(display="none")),
+                rx.icon("chevron-down", size=16, color=theme.TEXT_MUTED, style={theme.COMPACT: {"display": "none"}}),
                 variant="ghost", size="3", data_testid="user-menu", cursor="pointer",
                 style=theme.phone(padding="0 2px", margin="0"),
             ),
@@ -160,7 +160,7 @@ def _user_menu() -> rx.Component:
         rx.menu.content(
             rx.box(rx.text(AppState.user_name, size="2", weight="medium"),
                    rx.text(AppState.role_label, size="1", color=theme.TEXT_MUTED),
-                   padding="4px 12px 8px", **theme.desktop_hidden(display="block")),
+                   padding="4px 12px 8px", display="none", style={theme.COMPACT: {"display": "block"}}),
             rx.text(AppState.t["user.language"], size="1", color=theme.TEXT_MUTED, padding_x="12px", padding_y="4px"),
             rx.menu.item(
                 rx.hstack(rx.text("Русский"), rx.cond(AppState.lang == "ru", rx.icon("check", size=14)),
@@ -376,7 +376,8 @@ def search_box() -> rx.Component:
         position="relative",
         data_testid="search-box",
         data_open=SearchState.search_open.to_string(),
-        style={theme.PHONE: _SEARCH_PHONE},
+        # below 1024 px a narrower box; on a phone an icon that spreads when used
+        style={theme.NARROW: {"& .rt-TextFieldRoot": {"width": "260px"}}, theme.PHONE: _SEARCH_PHONE},
     )
 
 
@@ -399,6 +400,7 @@ def topbar(title: rx.Var | str, active: str = "") -> rx.Component:
         align="center",
         spacing=rx.breakpoints(initial="2", sm="4"),
         height=theme.TOPBAR_H,
+        min_width="0",
         padding_x=rx.breakpoints(initial="10px", sm="24px"),
         background="white",
         border_bottom=f"1px solid {theme.BORDER}",

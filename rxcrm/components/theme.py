@@ -17,11 +17,22 @@ FONT = "Inter, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 PHONE_MAX_PX = 767
 PHONE = f"@media screen and (max-width: {PHONE_MAX_PX}.98px)"
 PAGE_PAD_PHONE = "12px"
+# Between a phone and a wide screen (tablets, small laptops): below 1024 px the sidebar is a
+# menu too and the work toolbar puts the filter bar on a line of its own; below 1280 px the
+# top bar shows the user's avatar without the name. (A style dict lists NARROW before PHONE,
+# so that a phone's own rule comes later and wins.)
+NARROW = "@media screen and (max-width: 1023.98px)"
+COMPACT = "@media screen and (max-width: 1279.98px)"
 
 
 def phone(**css) -> dict:
     """`style=theme.phone(display="none")`: CSS that applies on a phone only."""
     return {PHONE: css}
+
+
+def narrow(**css) -> dict:
+    """CSS below 1024 px (tablets and phones)."""
+    return {NARROW: css}
 
 
 def desktop_hidden(**css) -> dict:

@@ -23,7 +23,7 @@ def _card(title, *children, subtitle=None, right=None, testid: str | None = None
                   rx.text(subtitle, size="1", color=theme.TEXT_MUTED) if subtitle is not None else rx.fragment(),
                   spacing="0"),
         rx.spacer(), right or rx.fragment(), align="center", width="100%",
-        style=theme.phone(flex_wrap="wrap", row_gap="8px"))
+        style={theme.COMPACT: {"flex_wrap": "wrap", "row_gap": "8px"}})
     extra = {"data_testid": testid} if testid else {}
     return rx.vstack(head, *children, background="white", border=f"1px solid {theme.BORDER}", border_radius="10px",
                      padding=rx.breakpoints(initial="12px", sm="16px 18px"), spacing="3", width="100%",
@@ -258,7 +258,7 @@ def _conversion() -> rx.Component:
             rx.segmented_control.item("UTM-кампания", value="utm"),
             rx.segmented_control.item("Лиды по источникам", value="lead_source"),
             value=S.conv_dim, on_change=S.set_conv_dim, size="1", data_testid="an-conv-dim"),
-            style=theme.phone(max_width="100%", overflow_x="auto", scrollbar_width="none")),
+            style={theme.COMPACT: {"max_width": "100%", "overflow_x": "auto", "scrollbar_width": "none"}}),
         testid="an-conversion",
     )
 
@@ -274,7 +274,9 @@ def _times() -> rx.Component:
 
 
 def _dynamics() -> rx.Component:
-    return _card("Динамика", rx.cond(S.dyn_has_data, _chart(S.dyn_fig, "an-dyn-chart"),
+    # the month labels turn when they do not fit side by side (a phone); at full width they stay level
+    return _card("Динамика", rx.cond(S.dyn_has_data, _chart(S.dyn_fig, "an-dyn-chart",
+                                                           layout={"xaxis": {"tickangle": "auto"}}),
                                      _empty("За период нет новых лидов и сделок")),
                  subtitle=S.dyn_title, testid="an-dynamics")
 

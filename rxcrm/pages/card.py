@@ -21,15 +21,28 @@ KIND_OPTIONS = [("all", "Все"), ("stage_changed", "Стадии"), ("field_ch
                 ("email", "Письма"), ("converted", "Конвертация"), ("closed", "Завершение"), ("created", "Создание")]
 
 
+# When the stage bar scrolls sideways (narrow screens), the current stage is brought into
+# view — sideways only, the page itself never jumps.
+_SHOW_CURRENT_STAGE = """(() => {
+  const chip = document.querySelector('[data-testid="stage-chip"][data-current="true"]');
+  const bar = chip && chip.parentElement;
+  if (!bar || bar.scrollWidth <= bar.clientWidth) return;
+  const c = chip.getBoundingClientRect(), b = bar.getBoundingClientRect();
+  bar.scrollLeft += (c.left - b.left) - (b.width - c.width) / 2;
+})()"""
+
+
 def _stage(st: StageChip) -> rx.Component:
     filled = st.current | st.passed
     return rx.box(
         rx.text(st.name, size="1", weight=rx.cond(st.current, "bold", "regular"),
                 color=rx.cond(filled, "white", "#4a5563"), white_space="nowrap", overflow="hidden",
                 text_overflow="ellipsis"),
+        rx.cond(st.current, rx.box(display="none", on_mount=rx.call_script(_SHOW_CURRENT_STAGE))),
         background=rx.cond(filled, st.color, "#e9edf1"),
         padding="6px 10px", flex="1", min_width="0", text_align="center",
-        style=theme.phone(flex="0 0 auto", padding="8px 12px"),
+        # below 1280 px the chips keep their names (the bar scrolls sideways); a phone's are taller
+        style={theme.COMPACT: {"flex": "0 0 auto"}, theme.PHONE: {"padding": "8px 12px"}},
         border_radius="4px", data_testid="stage-chip", data_current=st.current.to_string(),
         data_stage=st.name, title=st.name,
         cursor=rx.cond(CardState.card_editable & ~CardState.is_closed, "pointer", "default"),
@@ -471,8 +484,8 @@ def _body() -> rx.Component:
         rx.cond(CardState.stages.length() > 0,
                 rx.hstack(rx.foreach(CardState.stages, _stage), spacing="1", width="100%",
                           data_testid="stage-bar",
-                          # on a phone the chips keep their names and the bar scrolls sideways
-                          style=theme.phone(overflow_x="auto", scrollbar_width="none", padding_bottom="2px"))),
+                          style={theme.COMPACT: {"overflow_x": "auto", "scrollbar_width": "none",
+                                                 "padding_bottom": "2px"}})),
         rx.cond(
             CardState.is_repeat,
             rx.callout(
