@@ -2,8 +2,8 @@
 horizontal page overflow, the navigation in a menu (drawer), the board one column at a time
 (scroll-snap) with the stage name on top, a stage changed on a phone (the card's «Сменить
 стадию» menu and a touch long-press drag), lists as cards, the card page stacked, dialogs
-inside the screen, /activities and /analytics readable. The desktop keeps its layout (the
-other browser tests at 1440×900). Screenshots: /tmp/rxcrm-mobile-shots (looked at by hand)."""
+inside the screen, /activities and /analytics readable; tablets (820, 1024 px) fit too. The
+desktop keeps its layout (the other browser tests at 1440×900). Screenshots: /tmp/rxcrm-mobile-shots (looked at by hand)."""
 from __future__ import annotations
 
 import re
@@ -13,14 +13,17 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
+from .conftest import login
+
 SHOTS = Path("/tmp/rxcrm-mobile-shots")
 SHOTS.mkdir(exist_ok=True)
 PHONE = {"width": 390, "height": 844}
 SMALL = {"width": 360, "height": 740}
 
 
-def _context(browser, app_url, viewport):
-    ctx = browser.new_context(base_url=app_url, viewport=viewport, locale="ru-RU", is_mobile=True, has_touch=True)
+def _context(browser, app_url, viewport, mobile: bool = True):
+    ctx = browser.new_context(base_url=app_url, viewport=viewport, locale="ru-RU", is_mobile=mobile,
+                              has_touch=mobile)
     ctx.set_default_timeout(15000)
     return ctx
 
@@ -398,9 +401,10 @@ SCREENS = [("manager1", "/leads", "kanban-card"), ("manager1", "/deals", "kanban
            ("head", "/history", "history-row"), ("admin", "/settings", "user-row")]
 
 
-@pytest.mark.parametrize("viewport", [SMALL, PHONE], ids=["360", "390"])
+@pytest.mark.parametrize("viewport", [SMALL, PHONE, {"width": 820, "height": 1180}, {"width": 1024, "height": 768}],
+                         ids=["360", "390", "820-tablet", "1024"])
 def test_no_screen_is_wider_than_the_phone(browser, app_url, db, viewport):
-    ctx = _context(browser, app_url, viewport)
+    ctx = _context(browser, app_url, viewport, mobile=viewport["width"] < 800)
     page = ctx.new_page()
     wide = {}
     try:
@@ -408,7 +412,10 @@ def test_no_screen_is_wider_than_the_phone(browser, app_url, db, viewport):
         for login_name, path, ready in SCREENS:
             if login_name != user:
                 page.context.clear_cookies()
-                phone_login(page, login_name)
+                if viewport["width"] < 1024:
+                    phone_login(page, login_name)
+                else:  # from 1024 px the sidebar is back
+                    login(page, login_name)
                 user = login_name
             if path == "/deals/card":
                 path = f"/deals/{_manager_deal_in(db, 'Интерес')}"
