@@ -67,6 +67,11 @@ class AppState(rx.State):
     def t(self) -> dict[str, str]:
         return i18n.catalog(self.lang)
 
+    def _tr(self, key: str, **values) -> str:
+        """A label of the catalog in this person's language (for toasts and texts a
+        handler composes); pages read `AppState.t[<key>]` instead."""
+        return i18n.text(self.lang, key, **values)
+
     @rx.var
     def is_authenticated(self) -> bool:
         return self.user_id > 0

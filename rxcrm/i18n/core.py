@@ -1,11 +1,5 @@
-"""UI text catalog: Russian (default) and a complete English catalog.
-
-Components read labels through `AppState.t[<key>]`; tests check both catalogs have
-the same keys. Labels follow the words of the Bitrix24 guides in shared/seeds."""
+"""Texts of the shell, login, navigation and the words every screen shares."""
 from __future__ import annotations
-
-DEFAULT_LANG = "ru"
-LANGS = {"ru": "Русский", "en": "English"}
 
 RU: dict[str, str] = {
     "app.name": "rxcrm",
@@ -53,7 +47,7 @@ RU: dict[str, str] = {
     "page.contacts.hint": "Здесь будет список контактов с поиском и экспортом.",
     "page.companies.title": "Компании",
     "page.companies.hint": "Здесь будет список компаний с поиском и экспортом.",
-    # ---- work surfaces: empty board/list, empty column, folded chips (issue 12 «Lists and navigation») ----
+    # ---- work surfaces: empty board/list, empty column, folded chips ----
     "work.items.lead": "лидов",
     "work.items.deal": "сделок",
     "work.items.contact": "контактов",
@@ -126,7 +120,7 @@ RU: dict[str, str] = {
     "acts.empty.filtered": "С учётом выбранного фильтра",
     "acts.empty.hint": "Дела планируются в карточке лида, сделки, контакта или компании.",
     "common.cancel": "Отмена",
-    # ---- issue 12 «Карточки и диалоги» + top search (one block) ----
+    # ---- cards, dialogs and the top search ----
     "search.show_all": "Показать все",
     "search.nothing": "Ничего не найдено",
     "search.hint": "Телефон в любом формате, ФИО, e-mail или название · Enter — к списку",
@@ -135,8 +129,8 @@ RU: dict[str, str] = {
     "title.card.deal": "Сделка",
     "title.card.contact": "Контакт",
     "title.card.company": "Компания",
-    # ---- end of the issue 12 block ----
-    # ---- issue 12 «Телефоны и небольшие экраны» ----
+    # ---- end of the cards block ----
+    # ---- phones and small screens ----
     "nav.menu": "Меню",
     "nav.close": "Закрыть меню",
     "board.change_stage": "Сменить стадию",
@@ -191,7 +185,7 @@ EN: dict[str, str] = {
     "page.contacts.hint": "The contact list with search and export will be here.",
     "page.companies.title": "Companies",
     "page.companies.hint": "The company list with search and export will be here.",
-    # ---- work surfaces: empty board/list, empty column, folded chips (issue 12 «Lists and navigation») ----
+    # ---- work surfaces: empty board/list, empty column, folded chips ----
     "work.items.lead": "leads",
     "work.items.deal": "deals",
     "work.items.contact": "contacts",
@@ -264,7 +258,7 @@ EN: dict[str, str] = {
     "acts.empty.filtered": "With the selected filter",
     "acts.empty.hint": "Activities are planned on the card of a lead, deal, contact or company.",
     "common.cancel": "Cancel",
-    # ---- issue 12 «Cards and dialogs» + top search (one block) ----
+    # ---- cards, dialogs and the top search ----
     "search.show_all": "Show all",
     "search.nothing": "Nothing found",
     "search.hint": "Phone in any format, name, e-mail or title · Enter opens the list",
@@ -273,8 +267,8 @@ EN: dict[str, str] = {
     "title.card.deal": "Deal",
     "title.card.contact": "Contact",
     "title.card.company": "Company",
-    # ---- end of the issue 12 block ----
-    # ---- issue 12 «Phones and small screens» ----
+    # ---- end of the cards block ----
+    # ---- phones and small screens ----
     "nav.menu": "Menu",
     "nav.close": "Close the menu",
     "board.change_stage": "Change stage",
@@ -282,43 +276,3 @@ EN: dict[str, str] = {
     "list.sort": "Sort by",
     # ---- end of the phones block ----
 }
-
-CATALOGS = {"ru": RU, "en": EN}
-
-# Server-side messages (services raise Russian text; this maps known ones for English UI).
-MESSAGES_EN = {
-    "Неверный логин или пароль": "Wrong login or password",
-    "Введите логин и пароль": "Enter your login and password",
-    "Учётная запись отключена. Обратитесь к администратору": "The account is disabled. Contact your administrator",
-    "Нет доступа": "Access denied",
-    "Неверные данные запроса": "Invalid request data",
-    "База данных сейчас занята — повторите действие через несколько секунд":
-        "The database is busy — try again in a few seconds",
-}
-
-
-def catalog(lang: str) -> dict[str, str]:
-    return CATALOGS.get(lang, CATALOGS[DEFAULT_LANG])
-
-
-def message(text: str, lang: str) -> str:
-    return MESSAGES_EN.get(text, text) if lang == "en" else text
-
-
-def wait_words(seconds: int, lang: str) -> str:
-    """A wait in words, rounded up to whole minutes from one minute on: "через 8 секунд",
-    "через 2 минуты" / "in 2 minutes"."""
-    from datetime import timedelta
-
-    from babel.dates import format_timedelta
-
-    seconds = max(1, seconds)
-    wait = timedelta(seconds=seconds) if seconds < 60 else timedelta(minutes=-(-seconds // 60))
-    return format_timedelta(wait, threshold=1, add_direction=True, locale="en" if lang == "en" else "ru")
-
-
-def rate_limited(seconds: int, lang: str) -> str:
-    """The login throttle's refusal naming the wait."""
-    if lang == "en":
-        return f"Too many failed attempts. Try again {wait_words(seconds, lang)}"
-    return f"Слишком много неудачных попыток. Попробуйте {wait_words(seconds, lang)}"
