@@ -11,7 +11,7 @@ export REFLEX_USE_NPM := 1
 export REFLEX_TELEMETRY_ENABLED := false
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test install install-test system-deps bench migrate seed clean
+.PHONY: run test install install-test system-deps bench bench-load migrate seed clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -47,6 +47,11 @@ run: install
 ## make test: set up, start a throwaway PostgreSQL, run the whole suite, stop it
 test: install-test system-deps
 	@bash scripts/test.sh
+
+## make bench-load: 1, 10 and 50 people open /deals and drag cards through the real app
+## (loopback, bounded: ≤ 20 min); JSON lines per measure and user count
+bench-load: install-test
+	$(PY) bench/bench_load.py --users 1,10,50 --moves 20 --budget 1200
 
 ## make bench: performance figures (JSON lines), not timed tests; the intake burst runs on
 ## SQLite and on PostgreSQL (a throwaway server, stopped afterwards; a running one is reused)

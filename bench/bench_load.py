@@ -1,0 +1,283 @@
+"""Load bench: N concurrent people open /deals and drag cards, through the real app.
+
+    python bench/bench_load.py [--users 1,10,50] [--moves 20] [--topology single]
+                               [--url http://127.0.0.1:PORT --db-url URL]   # an app already running
+
+Without --url it seeds a fresh demo database (SQLite in .run/bench-load/), builds and starts
+the app in production mode on a free loopback port (under the e2e build lock, since builds
+share .web/), runs each user count in turn, stops the app. Each virtual user is a
+bench/load_client.RxClient: logs in with a demo account (managers, the head, admissions —
+several users may share an account, as colleagues share a role), opens /deals and waits for
+its board, then drags one card of its own back and forth between two stages that require
+no fields, `--moves` times, each move through the board's own event (WorkState.on_drag_end)
+and each waited for. Afterwards every move is checked in the database (a stage_history row
+per move, the card in the stage of its last move).
+
+Prints one JSON line per (measure, user count):
+    {"name": "board_open", "topology": "single", "users": 50, "p50_ms": …, "p95_ms": …,
+     "max_ms": …, "errors": 0}
+    {"name": "stage_move", …, "moves": 1000, "applied": 1000, "errors": 0}
+`errors` counts every event not answered in time and every move not applied in the database.
+Loopback only, bounded: each event waits at most --timeout seconds, the whole run --budget.
+Figures, not assertions."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from load_client import LoadError, RxClient  # noqa: E402
+
+ACCOUNTS = ["manager1", "manager2", "manager3", "manager4", "head", "admissions1", "admissions2"]
+PASSWORD = "demo"
+LOCK = "/tmp/rxcrm-e2e.lock"
+
+
+def _states():
+    from rxcrm.state.work import WorkState
+    return WorkState.get_full_name()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _up(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return 0.0
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def figures(name: str, topology: str, users: int, seconds: list[float], errors: int, **extra) -> dict:
+    ms = [s * 1000 for s in seconds]
+    return {"name": name, "topology": topology, "users": users,
+            "p50_ms": round(statistics.median(ms), 1) if ms else None, "p95_ms": round(pct(ms, 95), 1) if ms else None,
+            "max_ms": round(max(ms), 1) if ms else None, "errors": errors, **extra}
+
+
+# ---- what each user moves ---------------------------------------------------------------
+def free_stages(db_url: str) -> set[int]:
+    """Process stages of deal pipelines that require no field (a move there never asks)."""
+    os.environ["REFLEX_DB_URL"] = db_url
+    from sqlmodel import select
+
+    from rxcrm.db import session_scope
+    from rxcrm.models import Stage
+    from rxcrm.models.pipeline import PROCESS
+    from rxcrm.services import requirements
+    with session_scope(db_url, write=False) as s:
+        return {st.id for st in s.exec(select(Stage).where(Stage.semantic == PROCESS)).all()
+                if not requirements.required_for(s, "deal", st)}
+
+
+def pick(board: list[dict], free: set[int], nth: int) -> tuple[int, int, int] | None:
+    """The nth card (in board order) standing in a free stage, and another free stage of its
+    board to move it to: (card id, its stage, the other stage)."""
+    cols = [c for c in board if c["id"] in free]
+    if len(cols) < 2:
+        return None
+    found = [(card["id"], c["id"]) for c in cols for card in c["cards"]]
+    if nth >= len(found):
+        return None
+    card, stage = found[nth]
+    other = next(c["id"] for c in cols if c["id"] != stage)
+    return card, stage, other
+
+
+async def one_user(base: str, work: str, account: str, nth: int, free: set[int], moves: int, timeout: float,
+                   web_dir: Path, out: dict) -> None:
+    client = RxClient(base, timeout=timeout, web_dir=web_dir)
+    try:
+        await client.login(account, PASSWORD)
+
+        def board_arrived(c: RxClient) -> bool:
+            return any(col.get("cards") for col in c.var(work, "board", []) or [])
+
+        out["open"].append(await client.open("/deals", until=board_arrived))
+        target = pick(client.var(work, "board"), free, nth)
+        if target is None:
+            out["errors"] += 1
+            out["notes"].append(f"{account}#{nth}: no card to move")
+            return
+        card, here, there = target
+        out["cards"][card] = []
+        for _ in range(moves):
+            def answered(c: RxClient) -> bool:
+                return c.updated(work, "board") >= 2 or bool(c.var(work, "missing_open"))
+            try:
+                took = await client.call(work, "on_drag_end",
+                                         {"result": {"draggableId": str(card), "from": here, "to": there}},
+                                         until=answered)
+            except LoadError as exc:
+                out["errors"] += 1
+                out["notes"].append(str(exc))
+                continue
+            out["moves"].append(took)
+            out["cards"][card].append(there)
+            if client.var(work, "missing_open"):
+                out["notes"].append(f"card {card}: the stage asked for fields")
+            here, there = there, here
+    except LoadError as exc:
+        out["errors"] += 1
+        out["notes"].append(f"{account}: {exc}")
+    finally:
+        await client.close()
+
+
+def check_moves(db_url: str, cards: dict[int, list[int]], since) -> tuple[int, int]:
+    """(moves applied, moves sent): a stage_history row per move since `since`, and the card
+    in the stage of its last move."""
+    from sqlmodel import func, select
+
+    from rxcrm.db import session_scope
+    from rxcrm.models import Deal, StageHistory
+    applied = sent = 0
+    with session_scope(db_url, write=False) as s:
+        for card, stages in cards.items():
+            sent += len(stages)
+            rows = s.exec(select(func.count()).select_from(StageHistory).where(
+                StageHistory.entity_type == "deal", StageHistory.entity_id == card,
+                StageHistory.created_at >= since)).one()
+            deal = s.get(Deal, card)
+            ok_final = not stages or (deal is not None and deal.stage_id == stages[-1])
+            applied += min(rows, len(stages)) if ok_final else max(0, min(rows, len(stages)) - 1)
+    return applied, sent
+
+
+async def run_level(base: str, db_url: str, users: int, moves: int, timeout: float, topology: str,
+                    web_dir: Path) -> list[dict]:
+    from datetime import datetime, timezone
+    work = _states()
+    free = free_stages(db_url)
+    since = datetime.now(timezone.utc).replace(microsecond=0)
+    await asyncio.sleep(1.0)
+    out = {"open": [], "moves": [], "errors": 0, "notes": [], "cards": {}}
+    per_account: dict[str, int] = {}
+    tasks = []
+    for i in range(users):
+        account = ACCOUNTS[i % len(ACCOUNTS)]
+        nth = per_account.get(account, 0)
+        per_account[account] = nth + 1
+        tasks.append(one_user(base, work, account, nth, free, moves, timeout, web_dir, out))
+    started = time.perf_counter()
+    await asyncio.gather(*tasks)
+    wall = time.perf_counter() - started
+    applied, sent = check_moves(db_url, out["cards"], since)
+    not_applied = sent - applied
+    open_errors = users - len(out["open"])
+    rows = [figures("board_open", topology, users, out["open"], open_errors),
+            figures("stage_move", topology, users, out["moves"], out["errors"] - open_errors + not_applied,
+                    moves=users * moves, answered=len(out["moves"]), applied=applied, wall_s=round(wall, 1))]
+    if out["notes"]:
+        rows[-1]["notes"] = sorted(set(out["notes"]))[:5]
+    return rows
+
+
+# ---- the app under load -------------------------------------------------------------------
+def seed(db_url: str, leads: int, deals: int) -> None:
+    env = dict(os.environ, REFLEX_DB_URL=db_url)
+    subprocess.run([sys.executable, "-m", "rxcrm.seed", "--leads", str(leads), "--deals", str(deals), "-q"],
+                   env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+
+
+class App:
+    """`reflex run --env prod` on a free loopback port (the build holds the e2e lock)."""
+
+    def __init__(self, db_url: str, workdir: Path, extra_env: dict | None = None):
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = dict(os.environ, REFLEX_DB_URL=db_url, REFLEX_USE_NPM="1", REFLEX_TELEMETRY_ENABLED="false",
+                        PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ.get('PATH', '')}", **(extra_env or {}))
+        self.log = open(workdir / "app.log", "w")
+        self.proc = None
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(
+            [str(ROOT / ".venv" / "bin" / "reflex"), "run", "--env", "prod", "--frontend-port", str(self.port),
+             "--backend-port", str(self.port), "--loglevel", "warning"],
+            env=self.env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + 600
+        while not (_up(f"{self.base}/ping") and _up(f"{self.base}/login")):
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"the app did not start; see {self.log.name}")
+            time.sleep(1)
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.log.close()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--users", default="1,10,50")
+    ap.add_argument("--moves", type=int, default=20)
+    ap.add_argument("--topology", default="single")
+    ap.add_argument("--timeout", type=float, default=60.0, help="seconds an event may take before it counts as lost")
+    ap.add_argument("--budget", type=float, default=1200.0, help="seconds for the whole run")
+    ap.add_argument("--url", default="", help="an app already running (then --db-url is its database)")
+    ap.add_argument("--db-url", default="")
+    ap.add_argument("--deals", type=int, default=1000)
+    args = ap.parse_args()
+    levels = [int(x) for x in args.users.split(",") if x]
+    work_dir = ROOT / ".run" / "bench-load"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    deadline = time.time() + args.budget
+
+    def run_all(base: str, db_url: str) -> None:
+        for users in levels:
+            if time.time() > deadline:
+                print(json.dumps({"name": "stopped", "reason": "time budget", "users": users}), flush=True)
+                break
+            rows = asyncio.run(asyncio.wait_for(
+                run_level(base, db_url, users, args.moves, args.timeout, args.topology, ROOT / ".web"),
+                timeout=max(30.0, deadline - time.time())))
+            for row in rows:
+                print(json.dumps(row, ensure_ascii=False), flush=True)
+
+    if args.url:
+        run_all(args.url, args.db_url)
+        return 0
+    db_path = work_dir / "load.db"
+    for p in work_dir.glob("load.db*"):
+        p.unlink()
+    db_url = args.db_url or f"sqlite:///{db_path}"
+    seed(db_url, 2000, args.deals)
+    import fcntl
+    with open(LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with App(db_url, work_dir) as app:
+            run_all(app.base, db_url)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
