@@ -272,10 +272,14 @@ def main() -> int:
     db_url = args.db_url or f"sqlite:///{db_path}"
     seed(db_url, 2000, args.deals)
     import fcntl
-    with open(LOCK, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    lock = open(LOCK, "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)  # the build writes .web/, shared with the browser tests
+    try:
         with App(db_url, work_dir) as app:
+            fcntl.flock(lock, fcntl.LOCK_UN)
             run_all(app.base, db_url)
+    finally:
+        lock.close()
     return 0
 
 
