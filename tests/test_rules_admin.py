@@ -1,4 +1,4 @@
-"""Editable rules (issue 6, services/rules_admin.py): the declarations are written into
+"""Editable rules (services/rules_admin.py): the declarations are written into
 automation_rule once, admins switch, add and delete rules, the engine applies only the
 active rows — on SQLite and PostgreSQL."""
 from __future__ import annotations
@@ -227,7 +227,7 @@ def test_bad_on_enter_rule_is_refused_and_nothing_saved(w, stage, action, field)
 
 
 def test_field_choices_name_each_pipelines_fillable_fields_with_their_values(w):
-    """The rules editor offers these instead of raw codes (issue 12)."""
+    """The rules editor offers these instead of raw codes."""
     db, a, ids = w
     with session_scope(db) as s:
         choices = rules_admin.field_choices(s)
@@ -275,6 +275,8 @@ def test_an_action_is_one_plug_in(db, monkeypatch):
         rules_admin.save_on_enter(s, auth.actor_for(admin), None, "Регистрация: комментарий", "dpo",
                                   "REGISTRATION", [{"type": "comment", "text": "  проверить   документы "}])
         assert [x["key"] for x in rules_admin.action_form("comment")] == ["text"]
+        assert rules_admin.action_form("comment")[0]["label_en"] == "Текст комментария"  # no English: the Russian
+        assert ("comment", "Оставить комментарий", "Оставить комментарий") in rules_admin.action_choices()
         rows = {r["name"]: r["text"] for r in rules_admin.list_rules(s)}
         assert rows["Регистрация: комментарий"] == "оставить комментарий «проверить документы»"
         with pytest.raises(ValidationFailed, match="Текст комментария"):

@@ -248,15 +248,25 @@ def save_trigger(session: Session, actor: Actor, rule_id: int | None, name: str,
     return _save(session, actor, rule, op, before)
 
 
-ACTION_TYPES = {code: a.label for code, a in ACTIONS.items()}  # the action picker on /settings
+def action_choices() -> list[tuple[str, str, str]]:
+    """The action picker on /settings: (code, label, English label) of every action plug-in
+    registered now, in their order."""
+    return [(code, a.label, a.label_en or a.label) for code, a in ACTIONS.items()]
 
 
 def action_form(code: str) -> list[dict]:
     """The inputs of an action's form on /settings (its plug-in's `form`), as plain dicts:
-    {"key", "label", "kind", "options": [(value, label)], "required", "default", "placeholder"}."""
+    {"key", "label", "label_en", "kind", "options": [(value, label)], "options_en", "required",
+    "default", "placeholder", "placeholder_en"} (the English texts fall back to the Russian)."""
     plugin = ACTIONS.get(code)
-    return [{"key": f.key, "label": f.label, "kind": f.kind, "options": list(f.options), "required": f.required,
-             "default": f.default, "placeholder": f.placeholder} for f in (plugin.form if plugin else ())]
+    out = []
+    for f in (plugin.form if plugin else ()):
+        english = dict(f.options_en)
+        out.append({"key": f.key, "label": f.label, "label_en": f.label_en or f.label, "kind": f.kind,
+                    "options": list(f.options), "options_en": [(v, english.get(v, lab)) for v, lab in f.options],
+                    "required": f.required, "default": f.default, "placeholder": f.placeholder,
+                    "placeholder_en": f.placeholder_en or f.placeholder})
+    return out
 
 
 class _FieldContext:
@@ -328,5 +338,5 @@ def delete_rule(session: Session, actor: Actor, rule_id: int) -> None:
     audit.record(session, actor, "rule_update", "rule", int(rule_id), {"op": "delete", "old": before, "new": None})
 
 
-__all__ = ["ACTION_TYPES", "KIND_LABEL", "action_form", "delete_rule", "describe", "field_choices", "list_rules",
-           "on_enter_action", "save_on_enter", "save_required", "save_trigger", "set_active"]
+__all__ = ["KIND_LABEL", "action_choices", "action_form", "delete_rule", "describe", "field_choices",
+           "list_rules", "on_enter_action", "save_on_enter", "save_required", "save_trigger", "set_active"]

@@ -18,7 +18,9 @@ from rxcrm.services.errors import ValidationFailed
 class FormField:
     """One input of the action's form. kind: "text" | "int" | "choice" (options) |
     "field" (a field of the pipeline a rule may fill) | "field_value" (a value of the field
-    chosen in the "field" input)."""
+    chosen in the "field" input). `label` and `placeholder` are Russian, `label_en`,
+    `placeholder_en` and `options_en` ((value, English label)) what an English screen shows
+    (missing ones fall back to the Russian text)."""
     key: str
     label: str
     kind: str = "text"
@@ -26,6 +28,9 @@ class FormField:
     required: bool = True
     default: str = ""
     placeholder: str = ""
+    label_en: str = ""
+    placeholder_en: str = ""
+    options_en: tuple[tuple[str, str], ...] = ()
 
 
 class ValidationContext(Protocol):

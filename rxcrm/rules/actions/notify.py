@@ -5,6 +5,7 @@ from __future__ import annotations
 from .base import FormField, RuleAction, choice, clean_text
 
 RECIPIENTS = (("responsible", "Ответственному"), ("department_head", "Руководителю отдела"))
+RECIPIENTS_EN = (("responsible", "Responsible person"), ("department_head", "Head of department"))
 WHOM = {"responsible": "ответственного", "department_head": "руководителя отдела"}
 
 
@@ -12,8 +13,10 @@ class Notify(RuleAction):
     code = "notify"
     label, label_en, order = "Уведомить", "Notify", 3
     form = (
-        FormField("to", "Кому", "choice", RECIPIENTS, default="responsible"),
-        FormField("text", "Текст уведомления", placeholder="Сделка «{title}» перешла на стадию …"),
+        FormField("to", "Кому", "choice", RECIPIENTS, default="responsible", label_en="Recipient",
+                  options_en=RECIPIENTS_EN),
+        FormField("text", "Текст уведомления", placeholder="Сделка «{title}» перешла на стадию …",
+                  label_en="Notification text", placeholder_en="Deal “{title}” moved to the stage …"),
     )
 
     def validate(self, ctx, raw: dict) -> dict:

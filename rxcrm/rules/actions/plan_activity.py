@@ -8,6 +8,7 @@ from rxcrm.models.activity import ACTIVITY_KINDS, MAX_DURATION_MIN
 from .base import FormField, RuleAction, choice, clean_text, int_in
 
 KINDS = (("call", "Звонок"), ("meeting", "Встреча"), ("task", "Задача"), ("email", "Письмо"))
+KINDS_EN = (("call", "Call"), ("meeting", "Meeting"), ("task", "Task"), ("email", "E-mail"))
 MAX_IN_HOURS = 30 * 24
 ACCUSATIVE = {"call": "звонок", "meeting": "встречу", "task": "задачу", "email": "письмо"}
 
@@ -16,10 +17,11 @@ class PlanActivity(RuleAction):
     code = "activity"
     label, label_en, order = "Запланировать дело", "Plan an activity", 1
     form = (
-        FormField("kind", "Вид дела", "choice", KINDS, default="call"),
-        FormField("subject", "Тема дела", placeholder="Например: Подтвердить регистрацию"),
-        FormField("in_hours", "Через сколько часов", "int", default="24"),
-        FormField("duration_min", "Длительность, мин", "int", required=False),
+        FormField("kind", "Вид дела", "choice", KINDS, default="call", label_en="Activity type", options_en=KINDS_EN),
+        FormField("subject", "Тема дела", placeholder="Например: Подтвердить регистрацию", label_en="Subject",
+                  placeholder_en="E.g. Confirm the registration"),
+        FormField("in_hours", "Через сколько часов", "int", default="24", label_en="In how many hours"),
+        FormField("duration_min", "Длительность, мин", "int", required=False, label_en="Duration, min"),
     )
 
     def validate(self, ctx, raw: dict) -> dict:

@@ -11,8 +11,8 @@ class SetField(RuleAction):
     code = "set"
     label, label_en, order = "Заполнить поле", "Set a field", 2
     form = (
-        FormField("field", "Поле", "field"),
-        FormField("value", "Значение", "field_value"),
+        FormField("field", "Поле", "field", label_en="Field"),
+        FormField("value", "Значение", "field_value", label_en="Value"),
     )
 
     def validate(self, ctx, raw: dict) -> dict:
