@@ -1,5 +1,5 @@
-"""Issue 11 — /settings → Интеграции shows how many intake events wait for processing
-(stored, status "received"), with its Russian label."""
+"""/settings → Интеграции shows how many intake events wait for processing (stored, status
+"received"), next to its label from the catalog."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
+from rxcrm import i18n
 from rxcrm.db import migrate, session_scope
 from rxcrm.models import IntakeEvent, User
 from rxcrm.services import auth
@@ -42,4 +43,5 @@ def test_integrations_tab_counts_the_events_waiting(token):
     assert st.settings_error == ""
     assert st.intake_waiting == before + 2
     page = (Path(__file__).resolve().parent.parent / "rxcrm" / "pages" / "settings.py").read_text(encoding="utf-8")
-    assert '"Ожидают обработки: ", SettingsState.intake_waiting' in page
+    assert 't["settings.events.waiting"], SettingsState.intake_waiting' in page
+    assert i18n.RU["settings.events.waiting"] == "Ожидают обработки: "

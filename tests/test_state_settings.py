@@ -100,7 +100,7 @@ def test_manager_cannot_switch_rules(tokens):
 
 
 def test_rules_editor_offers_stages_and_fields_from_lists_not_codes(tokens):
-    """Issue 12: the editor names fields by their labels, per the chosen stage's pipeline, and
+    """The editor names fields by their labels, per the chosen stage's pipeline, and
     values from the field's own list; no raw code like custom.dpo_contract_number is typed."""
     st = _state(tokens["sadmin"])
     st.on_load()
@@ -138,3 +138,82 @@ def test_rules_editor_offers_stages_and_fields_from_lists_not_codes(tokens):
     assert st.enter_field == "" and st.enter_value_options == []
     st.delete_rule(new.id)
     st.delete_rule(trig.id)
+
+
+def test_the_on_enter_form_is_drawn_from_the_action_plug_in(tokens, monkeypatch):
+    """An action is one plug-in: registered, it is offered in the picker and its `form` becomes
+    the inputs of /settings → Правила «При входе на стадию» (labels, kinds, options, defaults —
+    in the person's language); what is submitted under its keys reaches its `validate`."""
+    from rxcrm.rules import actions
+    from rxcrm.rules.actions.base import FormField, RuleAction, choice, clean_text, int_in
+
+    levels = (("low", "Обычная"), ("high", "Высокая"))
+
+    class Comment(RuleAction):
+        code, label, label_en, order = "comment", "Оставить комментарий", "Leave a comment", 9
+        form = (FormField("text", "Текст комментария", placeholder="Например: проверить документы",
+                          label_en="Comment text", placeholder_en="E.g. check the documents"),
+                FormField("level", "Важность", "choice", levels, default="high", label_en="Priority",
+                          options_en=(("low", "Normal"), ("high", "High"))),
+                FormField("hours", "Через, ч", "int", default="2", required=False))
+
+        def validate(self, ctx, raw):
+            return {"type": self.code, "text": clean_text(raw.get("text"), "text", "Текст комментария"),
+                    "level": choice(raw.get("level"), levels, "level", "Важность"),
+                    "hours": int_in(raw.get("hours") or 0, 0, 48, "hours", "Через, ч")}
+
+        def describe(self, config, names):
+            return f"комментарий «{config['text']}» ({config['level']}, {config['hours']} ч)"
+
+        def run(self, ctx, config):
+            pass
+
+    monkeypatch.setitem(actions.ACTIONS, "comment", Comment())
+    st = _state(tokens["sadmin"])
+    st.lang = "ru"
+    st.on_load()
+    assert ("comment", "Оставить комментарий") in [(o.value, o.label) for o in st.rule_action_options]
+    assert [r.key for r in st.rule_form] == ["kind", "subject", "in_hours", "duration_min"]  # the default action
+    st.set_rule_action("comment")
+    rows = st.rule_form
+    assert [(r.key, r.kind, r.label) for r in rows] == [
+        ("text", "text", "Текст комментария"), ("level", "choice", "Важность"), ("hours", "int", "Через, ч")]
+    assert rows[0].placeholder == "Например: проверить документы"
+    assert [(o.value, o.label) for o in rows[1].options] == list(levels) and rows[1].default == "high"
+    assert rows[2].default == "2" and len({r.uid for r in rows}) == 3
+    st.lang = "en"
+    rows = st.rule_form
+    assert [r.label for r in rows] == ["Comment text", "Priority", "Через, ч"]  # no English label: the Russian one
+    assert rows[0].placeholder == "E.g. check the documents"
+    assert [o.label for o in rows[1].options] == ["Normal", "High"]
+    assert ("comment", "Leave a comment") in [(o.value, o.label) for o in st.rule_action_options]
+    st.lang = "ru"
+    n = len(st.rules)
+    st.add_on_enter_rule({"name": "Регистрация: комментарий", "stage": "dpo:REGISTRATION",
+                          "text": "  проверить   документы ", "level": "low", "hours": "3"})
+    added = next(r for r in st.rules if r.name == "Регистрация: комментарий")
+    assert added.text == "комментарий «проверить документы» (low, 3 ч)" and len(st.rules) == n + 1
+    st.delete_rule(added.id)
+    st.set_rule_action("activity")
+
+
+def test_switching_to_english_relabels_the_settings_lists(tokens):
+    st = _state(tokens["sadmin"])
+    st.lang = "ru"
+    st.on_load()
+    assert {o.label for o in st.role_options} >= {"Менеджер", "Администратор"}
+    assert st.level_options[0].label == "Нет доступа" and st.action_labels[0] == "Просмотр"
+    assert {r.kind for r in st.rules} >= {"Перевод по полю", "Дисциплина дел"}
+    assert [o.label for o in st.rule_action_options] == ["Запланировать дело", "Заполнить поле", "Уведомить"]
+    assert [r.label for r in st.rule_form][:2] == ["Вид дела", "Тема дела"]
+    st.lang = "en"
+    assert {o.label for o in st.role_options} >= {"Manager", "Administrator"}
+    assert st.level_options[0].label == "No access" and st.action_labels[0] == "View"
+    assert {r.kind for r in st.rules} >= {"Move by field value", "Activity discipline"}
+    assert next(r for r in st.matrix if r.entity == "deal").entity_label == "Deals"
+    assert next(u for u in st.users if u.login == "smanager").role_label == "Manager"
+    assert [o.label for o in st.rule_action_options] == ["Plan an activity", "Set a field", "Notify"]
+    assert [r.label for r in st.rule_form][:2] == ["Activity type", "Subject"]
+    assert [o.label for o in st.rule_form[0].options] == ["Call", "Meeting", "Task", "E-mail"]
+    assert "Воронка ДПО 2 часть · any stage" in [o.label for o in st.trig_from_options]  # a pipeline is data
+    st.lang = "ru"
