@@ -11,14 +11,22 @@ from rxcrm.components import theme
 from rxcrm.components.filterbar import missing_fields_dialog, missing_input
 from rxcrm.components.forms import date_input, field_control, form_dialog, option_select, search_select, time_input
 from rxcrm.components.shell import layout
+from rxcrm.models.activity import CALL, EMAIL_ACT, MEETING, TASK
 from rxcrm.state.card import Block, CardState, EditField, Event, Found, LinkRow, Planned, StageChip
 
+T = CardState.t
 
-ACTIVITY_KINDS = [("call", "Звонок"), ("meeting", "Встреча"), ("task", "Задача"), ("email", "Письмо")]
+# the kinds of activity the composer plans (as models.activity names them) and their labels
+ACTIVITY_KINDS = [(CALL, T["acts.kind.call"]), (MEETING, T["acts.kind.meeting"]), (TASK, T["acts.kind.task"]),
+                  (EMAIL_ACT, T["acts.kind.email"])]
 
-KIND_OPTIONS = [("all", "Все"), ("stage_changed", "Стадии"), ("field_changed", "Поля"), ("comment", "Комментарии"),
-                ("activity_done", "Дела выполнены"), ("activity_planned", "Дела запланированы"),
-                ("email", "Письма"), ("converted", "Конвертация"), ("closed", "Завершение"), ("created", "Создание")]
+# the timeline's filter: timeline_event kinds
+KIND_OPTIONS = [("all", T["card.filter.all"]), ("stage_changed", T["card.filter.stage_changed"]),
+                ("field_changed", T["card.filter.field_changed"]), ("comment", T["card.filter.comment"]),
+                ("activity_done", T["card.filter.activity_done"]),
+                ("activity_planned", T["card.filter.activity_planned"]), ("email", T["card.filter.email"]),
+                ("converted", T["card.filter.converted"]), ("closed", T["card.filter.closed"]),
+                ("created", T["card.filter.created"])]
 
 
 # When the stage bar scrolls sideways (narrow screens), the current stage is brought into
@@ -96,9 +104,9 @@ def _edit_form() -> rx.Component:
                     rx.callout(CardState.edit_error, icon="triangle-alert", color_scheme="red", size="1",
                                data_testid="edit-error")),
             rx.hstack(
-                rx.button("Отмена", type="button", variant="soft", color_scheme="gray", size="2",
+                rx.button(T["common.cancel"], type="button", variant="soft", color_scheme="gray", size="2",
                           on_click=CardState.cancel_edit),
-                rx.button("Сохранить", type="submit", size="2", data_testid="edit-save"),
+                rx.button(T["card.save"], type="submit", size="2", data_testid="edit-save"),
                 justify="end", width="100%", spacing="2",
             ),
             spacing="3", width="100%",
@@ -113,11 +121,11 @@ def _block(b: Block) -> rx.Component:
     editing = CardState.edit_block == b.title
     return rx.box(
         rx.hstack(
-            rx.text(b.title, weight="bold", size="2", color="#1f2933"),
+            rx.text(b.label, weight="bold", size="2", color="#1f2933"),
             rx.spacer(),
             rx.cond(
                 CardState.card_editable & CardState.edit_blocks.contains(b.title) & ~editing,
-                rx.link(rx.hstack(rx.icon("pencil", size=12), rx.text("Изменить"), spacing="1", align="center"),
+                rx.link(rx.hstack(rx.icon("pencil", size=12), rx.text(T["card.edit"]), spacing="1", align="center"),
                         size="1", cursor="pointer", on_click=CardState.start_edit(b.title),
                         data_testid="block-edit"),
             ),
@@ -154,9 +162,9 @@ def _planned(p: Planned) -> rx.Component:
         rx.text(p.subject, size="2", weight="medium", style=theme.phone(flex="1 1 0", min_width="0")),
         rx.spacer(style=theme.phone(display="none")),
         rx.text(p.at, size="1", color=rx.cond(p.overdue, theme.DANGER, theme.TEXT_MUTED)),
-        rx.button("Выполнить", size="1", variant="soft", color_scheme="green", on_click=CardState.open_done(p.id),
-                  data_testid="activity-done"),
-        rx.button("Перенести", size="1", variant="ghost", on_click=CardState.open_resched(p.id)),
+        rx.button(T["acts.complete"], size="1", variant="soft", color_scheme="green",
+                  on_click=CardState.open_done(p.id), data_testid="activity-done"),
+        rx.button(T["card.planned.reschedule"], size="1", variant="ghost", on_click=CardState.open_resched(p.id)),
         width="100%", align="center", padding="8px 12px", background="#fff8e6", border="1px solid #f5dfa8",
         border_radius="8px", data_testid="planned-activity", style=theme.phone(flex_wrap="wrap", row_gap="6px"),
     )
@@ -164,22 +172,22 @@ def _planned(p: Planned) -> rx.Component:
 
 def _done_dialog() -> rx.Component:
     return form_dialog(
-        "Дело выполнено",
-        rx.text_area(name="result", placeholder="Результат: о чём договорились", width="100%", rows="3",
+        T["card.done.title"],
+        rx.text_area(name="result", placeholder=T["card.done.placeholder"], width="100%", rows="3",
                      data_testid="done-result"),
         on_submit=CardState.complete, open_var=CardState.done_open, on_open_change=CardState.set_done_open,
-        submit="Готово", submit_testid="done-submit", reset=True, max_width="420px",
+        submit=T["card.done.submit"], submit_testid="done-submit", reset=True, max_width="420px",
     )
 
 
 def _resched_dialog() -> rx.Component:
     return form_dialog(
-        "Перенести дело",
+        T["card.resched.title"],
         rx.hstack(date_input("date", CardState.resched_date, testid="resched-date", flex="1"),
                   time_input("time", CardState.resched_time, testid="resched-time", width="130px"),
                   width="100%", spacing="2"),
         on_submit=CardState.reschedule, open_var=CardState.resched_open, on_open_change=CardState.set_resched_open,
-        submit="Перенести", reset=True, max_width="420px",
+        submit=T["card.planned.reschedule"], reset=True, max_width="420px",
     )
 
 
@@ -192,10 +200,10 @@ def _composer() -> rx.Component:
                                data_testid="composer-error"))
     comment = rx.form(
         rx.vstack(
-            rx.text_area(name="text", placeholder="Напишите комментарий…", width="100%", rows="3",
+            rx.text_area(name="text", placeholder=T["card.comment.placeholder"], width="100%", rows="3",
                          data_testid="comment-text"),
             error,
-            rx.button("Отправить", type="submit", size="2", data_testid="comment-send"),
+            rx.button(T["card.send"], type="submit", size="2", data_testid="comment-send"),
             spacing="2", align="end", width="100%",
         ),
         on_submit=CardState.add_comment, reset_on_submit=True, width="100%",
@@ -208,7 +216,7 @@ def _composer() -> rx.Component:
                     rx.select.content(*[rx.select.item(label, value=v) for v, label in ACTIVITY_KINDS]),
                     name="kind", default_value="call", size="2",
                 ),
-                rx.input(name="subject", placeholder="Тема (например, Перезвонить по программе)", flex="1",
+                rx.input(name="subject", placeholder=T["card.activity.subject"], flex="1",
                          min_width="180px", data_testid="activity-subject"),
                 width="100%", spacing="2", style=_WRAP_PHONE,
             ),
@@ -216,44 +224,44 @@ def _composer() -> rx.Component:
                 rx.box(date_input("date", CardState.activity_date, testid="activity-date", width="100%"), flex="1",
                        min_width="150px"),
                 time_input("time", CardState.activity_time, testid="activity-time", width="120px"),
-                rx.input(rx.input.slot(rx.text("мин", size="1", color=theme.TEXT_MUTED), side="right"),
+                rx.input(rx.input.slot(rx.text(T["card.activity.minutes"], size="1", color=theme.TEXT_MUTED), side="right"),
                          name="duration", default_value="15", width="96px", input_mode="numeric",
-                         title="Длительность, минут", data_testid="activity-duration"),
+                         title=T["card.activity.duration"], data_testid="activity-duration"),
                 rx.select.root(
-                    rx.select.trigger(width="170px", placeholder="Напомнить"),
-                    rx.select.content(rx.select.item("Не напоминать", value="none"),
-                                      rx.select.item("За 15 минут", value="15"),
-                                      rx.select.item("За 30 минут", value="30"),
-                                      rx.select.item("За 1 час", value="60"),
-                                      rx.select.item("За 1 день", value="1440")),
+                    rx.select.trigger(width="170px", placeholder=T["card.activity.remind"]),
+                    rx.select.content(rx.select.item(T["card.remind.none"], value="none"),
+                                      rx.select.item(T["card.remind.quarter"], value="15"),
+                                      rx.select.item(T["card.remind.half_hour"], value="30"),
+                                      rx.select.item(T["card.remind.hour"], value="60"),
+                                      rx.select.item(T["card.remind.day"], value="1440")),
                     name="remind", default_value="15", size="2",
                 ),
                 width="100%", spacing="2", style=_WRAP_PHONE,
             ),
             rx.hstack(
                 rx.select.root(
-                    rx.select.trigger(placeholder="Ответственный: как у элемента", width="100%"),
+                    rx.select.trigger(placeholder=T["card.activity.responsible"], width="100%"),
                     rx.select.content(rx.foreach(CardState.user_options,
                                                  lambda o: rx.select.item(o.label, value=o.value))),
                     name="responsible", size="2",
                 ),
                 width="100%",
             ),
-            rx.text_area(name="description", placeholder="Описание", width="100%", rows="2"),
-            rx.text("Звонок — до 15 минут, встреча — до 1 часа.", size="1", color=theme.TEXT_MUTED),
+            rx.text_area(name="description", placeholder=T["card.activity.description"], width="100%", rows="2"),
+            rx.text(T["card.activity.limits"], size="1", color=theme.TEXT_MUTED),
             error,
-            rx.button("Запланировать", type="submit", size="2", data_testid="activity-save"),
+            rx.button(T["card.activity.save"], type="submit", size="2", data_testid="activity-save"),
             spacing="2", align="end", width="100%",
         ),
         on_submit=CardState.plan_activity, reset_on_submit=False, width="100%",
     )
     email = rx.form(
         rx.vstack(
-            rx.input(name="to", placeholder="Кому (e-mail)", width="100%"),
-            rx.input(name="subject", placeholder="Тема письма", width="100%"),
-            rx.text_area(name="text", placeholder="Текст письма", width="100%", rows="4"),
+            rx.input(name="to", placeholder=T["card.email.to"], width="100%"),
+            rx.input(name="subject", placeholder=T["card.email.subject"], width="100%"),
+            rx.text_area(name="text", placeholder=T["card.email.text"], width="100%", rows="4"),
             error,
-            rx.button("Отправить", type="submit", size="2"),
+            rx.button(T["card.send"], type="submit", size="2"),
             spacing="2", align="end", width="100%",
         ),
         on_submit=CardState.send_email, reset_on_submit=True, width="100%",
@@ -261,9 +269,9 @@ def _composer() -> rx.Component:
     return rx.box(
         rx.tabs.root(
             rx.tabs.list(
-                rx.tabs.trigger("Комментарий", value="comment", data_testid="tab-comment"),
-                rx.tabs.trigger("Дело", value="activity", data_testid="tab-activity"),
-                rx.tabs.trigger("Письмо", value="email", data_testid="tab-email"),
+                rx.tabs.trigger(T["card.tab.comment"], value="comment", data_testid="tab-comment"),
+                rx.tabs.trigger(T["card.tab.activity"], value="activity", data_testid="tab-activity"),
+                rx.tabs.trigger(T["card.tab.email"], value="email", data_testid="tab-email"),
             ),
             rx.tabs.content(rx.box(comment, padding_top="10px"), value="comment"),
             rx.tabs.content(rx.box(activity, padding_top="10px"), value="activity"),
@@ -306,13 +314,13 @@ def _found(f: Found) -> rx.Component:
 
 def _pipeline_select() -> rx.Component:
     return rx.vstack(
-        rx.text("Воронка сделки", size="1", color=theme.TEXT_MUTED),
-        option_select(CardState.pipeline_options, "Воронка отдела лида", name="pipeline"),
+        rx.text(T["card.finish.pipeline"], size="1", color=theme.TEXT_MUTED),
+        option_select(CardState.pipeline_options, T["card.finish.pipeline_default"], name="pipeline"),
         spacing="1", width="100%", align="start",
     )
 
 
-def _radio(value: str, label: str) -> rx.Component:
+def _radio(value: str, label) -> rx.Component:
     """A radio option whose whole line — the label too — is clickable (a <label> around both)."""
     return rx.el.label(
         rx.radio_group.item(value=value),
@@ -327,26 +335,26 @@ def _lead_finish() -> rx.Component:
     return rx.vstack(
         rx.radio_group.root(
             rx.vstack(
-                rx.text("Качественный — создать:", size="2", weight="bold"),
-                _radio("deal_contact", "Сделку и контакт (+ компанию)"),
-                _radio("deal", "Только сделку"),
-                _radio("existing", "Сделку для существующего контакта (выбрать из списка)"),
-                rx.text("Не в работу:", size="2", weight="bold", padding_top="6px"),
-                _radio("JUNK", "Некачественный"),
-                _radio("DUPLICATE", "Нецелевые\\Дубли"),
+                rx.text(T["card.finish.good"], size="2", weight="bold"),
+                _radio("deal_contact", T["card.finish.deal_contact"]),
+                _radio("deal", T["card.finish.deal_only"]),
+                _radio("existing", T["card.finish.existing"]),
+                rx.text(T["card.finish.bad"], size="2", weight="bold", padding_top="6px"),
+                _radio("JUNK", T["card.finish.junk"]),
+                _radio("DUPLICATE", T["card.finish.duplicate"]),
                 spacing="2", align="start",
             ),
             value=mode, on_change=CardState.set_finish_mode, data_testid="finish-mode",
         ),
         rx.cond(
             (mode == "JUNK") | (mode == "DUPLICATE"),
-            rx.text_area(name="reason", placeholder="Причина (обязательно)", width="100%", rows="2",
+            rx.text_area(name="reason", placeholder=T["card.finish.reason"], width="100%", rows="2",
                          data_testid="finish-reason"),
             rx.vstack(
                 _pipeline_select(),
-                rx.input(name="deal_title", placeholder="Название сделки (по умолчанию — как у лида)", width="100%"),
+                rx.input(name="deal_title", placeholder=T["card.finish.deal_title"], width="100%"),
                 rx.cond(mode == "deal_contact",
-                        rx.input(name="company_title", placeholder="Компания (необязательно)", width="100%")),
+                        rx.input(name="company_title", placeholder=T["card.finish.company"], width="100%")),
                 rx.cond(mode == "existing", _contact_search()),
                 spacing="2", width="100%",
             ),
@@ -358,12 +366,12 @@ def _lead_finish() -> rx.Component:
 def _deal_finish() -> rx.Component:
     return rx.vstack(
         rx.radio_group.root(
-            rx.hstack(_radio("won", "Сделка успешна"), _radio("lost", "Сделка проиграна"), spacing="5",
+            rx.hstack(_radio("won", T["card.finish.won"]), _radio("lost", T["card.finish.lost"]), spacing="5",
                       style=_WRAP_PHONE),
             value=CardState.finish_mode, on_change=CardState.set_finish_mode, data_testid="finish-mode",
         ),
         rx.cond(CardState.finish_mode == "lost",
-                rx.text_area(name="reason", placeholder="Причина проигрыша (обязательно)", width="100%", rows="3",
+                rx.text_area(name="reason", placeholder=T["card.finish.lost_reason"], width="100%", rows="3",
                              data_testid="finish-reason")),
         spacing="3", width="100%", align="start",
     )
@@ -372,7 +380,8 @@ def _deal_finish() -> rx.Component:
 def _finish_dialog() -> rx.Component:
     return rx.dialog.root(
         rx.dialog.content(
-            rx.dialog.title(rx.cond(CardState.card_entity == "lead", "Завершить обработку лида", "Завершить сделку")),
+            rx.dialog.title(rx.cond(CardState.card_entity == "lead", T["card.finish.title.lead"],
+                                    T["card.finish.title.deal"])),
             rx.form(
                 rx.vstack(
                     rx.cond(CardState.card_entity == "lead", _lead_finish(), _deal_finish()),
@@ -381,8 +390,9 @@ def _finish_dialog() -> rx.Component:
                             rx.callout(CardState.finish_error, icon="triangle-alert", color_scheme="red", size="1",
                                        data_testid="finish-error")),
                     rx.hstack(
-                        rx.dialog.close(rx.button("Отмена", type="button", variant="soft", color_scheme="gray")),
-                        rx.button("Завершить", type="submit", data_testid="finish-submit"),
+                        rx.dialog.close(rx.button(T["common.cancel"], type="button", variant="soft",
+                                                  color_scheme="gray")),
+                        rx.button(T["card.finish.submit"], type="submit", data_testid="finish-submit"),
                         justify="end", width="100%", spacing="2",
                     ),
                     spacing="3", width="100%",
@@ -397,17 +407,17 @@ def _finish_dialog() -> rx.Component:
 
 def _new_deal_dialog() -> rx.Component:
     return form_dialog(
-        "Новая сделка",
+        T["card.new_deal.title"],
         rx.vstack(
-            rx.input(name="title", placeholder="Название сделки", width="100%", data_testid="new-deal-title"),
+            rx.input(name="title", placeholder=T["card.new_deal.name"], width="100%", data_testid="new-deal-title"),
             _pipeline_select(),
-            search_select("program", CardState.program_options, "", "Образовательная программа: начните вводить…",
+            search_select("program", CardState.program_options, "", T["card.new_deal.program"],
                           testid="new-deal-program"),
-            rx.input(name="amount", placeholder="Сумма, ₽ (по умолчанию — цена программы)", width="100%"),
+            rx.input(name="amount", placeholder=T["card.new_deal.amount"], width="100%"),
             spacing="3", width="100%",
         ),
         on_submit=CardState.create_deal, open_var=CardState.new_deal_open,
-        on_open_change=CardState.set_new_deal_open, submit="Создать", submit_testid="new-deal-submit",
+        on_open_change=CardState.set_new_deal_open, submit=T["card.new_deal.submit"], submit_testid="new-deal-submit",
         max_width="480px",
     )
 
@@ -416,13 +426,14 @@ def _contact_search() -> rx.Component:
     return rx.vstack(
         rx.hstack(
             rx.input(value=CardState.search_q, on_change=CardState.set_search_q,
-                     placeholder="ФИО, телефон или e-mail", flex="1", data_testid="contact-search"),
-            rx.button("Найти", type="button", variant="soft", on_click=CardState.search_contacts),
+                     placeholder=T["card.contact.search"], flex="1", data_testid="contact-search"),
+            rx.button(T["card.contact.find"], type="button", variant="soft", on_click=CardState.search_contacts),
             width="100%",
         ),
         rx.vstack(rx.foreach(CardState.found, _found), spacing="0", width="100%", max_height="180px",
                   overflow_y="auto"),
-        rx.cond(CardState.picked_contact != "", rx.text("Выбран: ", rx.text.strong(CardState.picked_contact), size="2")),
+        rx.cond(CardState.picked_contact != "", rx.text(T["card.contact.picked"] + " ", rx.text.strong(CardState.picked_contact),
+                                                         size="2")),
         width="100%", spacing="2",
     )
 
@@ -430,10 +441,10 @@ def _contact_search() -> rx.Component:
 def _link_dialog() -> rx.Component:
     return rx.dialog.root(
         rx.dialog.content(
-            rx.dialog.title("Привязать контакт"),
+            rx.dialog.title(T["card.link.title"]),
             _contact_search(),
-            rx.hstack(rx.dialog.close(rx.button("Отмена", variant="soft", color_scheme="gray")),
-                      rx.button("Привязать", on_click=CardState.link_picked), justify="end", width="100%",
+            rx.hstack(rx.dialog.close(rx.button(T["common.cancel"], variant="soft", color_scheme="gray")),
+                      rx.button(T["card.link.submit"], on_click=CardState.link_picked), justify="end", width="100%",
                       spacing="2", padding_top="12px"),
             max_width="480px",
         ),
@@ -447,14 +458,14 @@ def _actions() -> rx.Component:
             ((CardState.card_entity == "lead") | (CardState.card_entity == "deal")) & CardState.card_editable
             & ~CardState.is_closed,
             rx.button(rx.icon("flag", size=14),
-                      rx.cond(CardState.card_entity == "lead", "Завершить обработку", "Завершить"),
+                      rx.cond(CardState.card_entity == "lead", T["card.finish.lead"], T["card.finish.deal"]),
                       size="2", on_click=CardState.open_finish, data_testid="finish-open"),
         ),
         rx.cond(CardState.can_reopen,
-                rx.button(rx.icon("rotate-ccw", size=14), "Вернуть в работу", size="2", variant="soft",
+                rx.button(rx.icon("rotate-ccw", size=14), T["card.reopen"], size="2", variant="soft",
                           on_click=CardState.reopen, data_testid="reopen")),
         rx.cond((CardState.card_entity == "contact") | (CardState.card_entity == "company"),
-                rx.button(rx.icon("plus", size=14), "Создать сделку", size="2",
+                rx.button(rx.icon("plus", size=14), T["card.new_deal"], size="2",
                           on_click=CardState.set_new_deal_open(True), data_testid="new-deal-open")),
         spacing="2",
     )
@@ -473,7 +484,8 @@ def _body() -> rx.Component:
             rx.heading(CardState.card_title, size=rx.breakpoints(initial="4", sm="5"), data_testid="card-heading",
                        style=theme.phone(flex="1 1 calc(100% - 40px)", min_width="0", overflow_wrap="anywhere")),
             rx.cond(CardState.is_closed,
-                    rx.badge(rx.cond(CardState.card_semantic == "success", "Успешно", "Закрыто"),
+                    rx.badge(rx.cond(CardState.card_semantic == "success", T["card.closed.success"],
+                                     T["card.closed.failure"]),
                              color_scheme=rx.cond(CardState.card_semantic == "success", "green", "red"))),
             rx.spacer(style=theme.phone(display="none")),
             _stage_menu(),
@@ -490,12 +502,12 @@ def _body() -> rx.Component:
             CardState.is_repeat,
             rx.callout(
                 rx.hstack(
-                    rx.text(rx.cond(CardState.card_entity == "lead", "Повторный лид", "Повторная сделка"),
-                            rx.cond(CardState.repeat_contact != "", ": клиент уже есть в базе — " , ""),
+                    rx.text(rx.cond(CardState.card_entity == "lead", T["card.repeat.lead"], T["card.repeat.deal"]),
+                            rx.cond(CardState.repeat_contact != "", T["card.repeat.known"], ""),
                             rx.text.strong(CardState.repeat_contact)),
                     rx.spacer(),
                     rx.cond(CardState.card_editable,
-                            rx.link("отвязать", size="1", cursor="pointer", on_click=CardState.unlink_repeat)),
+                            rx.link(T["card.repeat.unlink"], size="1", cursor="pointer", on_click=CardState.unlink_repeat)),
                     width="100%", align="center",
                 ),
                 icon="repeat", color_scheme="orange", size="1", width="100%", data_testid="repeat-banner",
@@ -510,11 +522,11 @@ def _body() -> rx.Component:
                                                               | (CardState.card_entity == "deal"))),
                     rx.box(
                         rx.hstack(
-                            rx.text("Связи", weight="bold", size="2"),
+                            rx.text(T["card.links"], weight="bold", size="2"),
                             rx.spacer(),
                             rx.cond(CardState.card_editable & (CardState.card_contact_id == 0)
                                     & ((CardState.card_entity == "lead") | (CardState.card_entity == "deal")),
-                                    rx.link("Привязать контакт", size="1", cursor="pointer",
+                                    rx.link(T["card.links.add"], size="1", cursor="pointer",
                                             on_click=CardState.set_link_open(True))),
                             width="100%", padding_bottom="8px",
                         ),
@@ -530,7 +542,7 @@ def _body() -> rx.Component:
                 rx.cond(CardState.card_editable, _composer()),
                 rx.vstack(
                     rx.hstack(
-                        rx.text("Лента", weight="bold", size="3"),
+                        rx.text(T["card.timeline"], weight="bold", size="3"),
                         rx.spacer(),
                         rx.select.root(
                             rx.select.trigger(),
@@ -543,9 +555,9 @@ def _body() -> rx.Component:
                     rx.foreach(CardState.planned_items, _planned),
                     rx.box(rx.foreach(CardState.events, _event), width="100%", data_testid="timeline"),
                     rx.cond(CardState.events_more,
-                            rx.button("Показать ещё", variant="ghost", size="1", on_click=CardState.more_events)),
+                            rx.button(T["card.timeline.more"], variant="ghost", size="1", on_click=CardState.more_events)),
                     rx.cond(CardState.events.length() == 0,
-                            rx.text("История пуста", size="2", color=theme.TEXT_MUTED)),
+                            rx.text(T["card.timeline.empty"], size="2", color=theme.TEXT_MUTED)),
                     width="100%", spacing="3", background="white", border=f"1px solid {theme.BORDER}",
                     border_radius="10px", padding="14px 16px", align="start",
                 ),

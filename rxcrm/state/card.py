@@ -7,7 +7,8 @@ from datetime import datetime
 import reflex as rx
 
 from rxcrm import i18n
-from rxcrm.services import activities, cards, catalogs, conversion, create, entities, fmt, items, listing
+from rxcrm.i18n import card as card_texts
+from rxcrm.services import activities, cards, catalogs, conversion, create, entities, fields, fmt, items, listing
 from rxcrm.services.errors import AccessDenied, NotFound, ServiceError, ValidationFailed
 from rxcrm.settings import TZ
 
@@ -16,10 +17,12 @@ from .base import choice, event, field, id_or_none, opt_id, to_bool, to_form, to
 from .fieldinput import form_values, missing_rows, typed_values
 from .work import MissingField, Option, missing_field
 
-START_REQUIRED = "Укажите дату (ДД.ММ.ГГГГ) и время начала (ЧЧ:ММ)"
 FINISH_MODES = ("deal_contact", "deal", "existing", "JUNK", "DUPLICATE", "won", "lost")
 
 ENTITY = entities.BY_SECTION  # "deals" → "deal"
+# services.cards names a field block by its Russian title (the block's identity in the edit
+# handlers); its label is the catalog entry whose Russian text is that title
+BLOCK_KEYS = {text: key for key, text in card_texts.RU.items() if key.startswith("card.block.")}
 
 
 @dataclasses.dataclass
@@ -40,8 +43,9 @@ class FieldRow:
 
 @dataclasses.dataclass
 class Block:
-    title: str = ""
+    title: str = ""  # as services.cards names it: what start_edit sends back
     fields: list[FieldRow] = dataclasses.field(default_factory=list)
+    label: str = ""  # the title in the person's language
 
 
 @dataclasses.dataclass
@@ -81,10 +85,6 @@ class Found:
     id: int = 0
     title: str = ""
     hint: str = ""
-
-
-def _event_row(e: dict) -> "Event":
-    return Event(**{k: e[k] for k in ("id", "kind", "label", "text", "who", "at")})
 
 
 class CardState(AppState):
@@ -164,7 +164,7 @@ class CardState(AppState):
         self.stages, self.blocks, self.card_links, self.events, self.planned_items = [], [], [], [], []
         card_id = id_or_none(parts[1]) if len(parts) > 1 else None
         if card_id is None:
-            self.card_error = "Не найдено"
+            self.card_error = self._tr("common.not_found")
             return
         self.card_id = card_id
 
@@ -175,12 +175,12 @@ class CardState(AppState):
             options = ([Option(str(i), n) for i, n in catalogs.assignable_users(s)],
                        [Option(str(i), n) for i, n in catalogs.programs(s)],
                        [Option(str(p.id), p.name) for p in catalogs.pipelines(s, "deal")])
-            return data, planned, events, more, options
+            return data, planned, events, more, options, self._field_titles(s, data["pipeline_id"])
 
         try:
-            data, planned, events, more, options = self._call(read, actor=actor)
+            data, planned, events, more, options, titles = self._call(read, actor=actor)
         except (AccessDenied, NotFound) as exc:
-            self.card_error = "Нет доступа" if isinstance(exc, AccessDenied) else exc.message
+            self.card_error = self._tr("common.no_access") if isinstance(exc, AccessDenied) else exc.message
             return
         self.card_title = data["title"]
         self.card_version, self.card_semantic = data["version"], data["semantic"]
@@ -192,14 +192,36 @@ class CardState(AppState):
         current = next((i for i, st in enumerate(data["stages"]) if st["current"]), -1)
         self.stages = [StageChip(st["id"], st["name"], st["color"], st["semantic"], st["current"], i < current)
                        for i, st in enumerate(data["stages"])]
-        self.blocks = [Block(b["title"], [FieldRow(f["label"], f["value"]) for f in b["fields"]])
+        self.blocks = [Block(b["title"], [FieldRow(titles.get(f["label"], f["label"]), f["value"])
+                                          for f in b["fields"]], self._block_label(b["title"]))
                        for b in data["blocks"] if b["fields"]]
-        self.card_links = [LinkRow(**link) for link in data["links"]]
+        self.card_links = [self._link_row(link) for link in data["links"]]
         self.planned_items = [Planned(**p) for p in planned]
-        self.events = [_event_row(e) for e in events]
+        self.events = [self._event_row(e) for e in events]
         self.events_more = more
         start = activities.suggested_start()
         self.activity_date, self.activity_time = fmt.date_input(start), fmt.time_input(start)
+
+    # ---- labels the services give in Russian, in the person's language -----------------
+    def _tr_or(self, key: str, fallback: str) -> str:
+        """The catalog's label for `key`, or the service's own text when the catalog has none."""
+        return i18n.catalog(self.lang).get(key, fallback)
+
+    def _field_titles(self, session, pipeline_id) -> dict[str, str]:
+        """{the field's Russian label: its label in this person's language} of the card's fields."""
+        fmap = fields.field_map(session, self.card_entity, pipeline_id or None)
+        return {fd.label: fd.title(self.lang) for fd in fmap.values()}
+
+    def _block_label(self, title: str) -> str:
+        return self._tr_or(BLOCK_KEYS.get(title, ""), title)
+
+    def _link_row(self, link: dict) -> LinkRow:
+        entity = ENTITY.get(link["href"].strip("/").split("/")[0], "")
+        return LinkRow(self._tr_or(f"title.card.{entity}", link["kind"]), link["title"], link["href"])
+
+    def _event_row(self, e: dict) -> Event:
+        return Event(e["id"], e["kind"], self._tr_or(f"card.event.{e['kind']}", e["label"]), e["text"], e["who"],
+                     e["at"])
 
     def _events(self, offset: int):
         return self._read(cards.timeline, self.card_entity, self.card_id, offset=offset, kind=self.kind_filter)
@@ -207,15 +229,15 @@ class CardState(AppState):
     @event
     def more_events(self):
         events, more = self._events(len(self.events))
-        self.events = self.events + [_event_row(e) for e in events]
+        self.events = self.events + [self._event_row(e) for e in events]
         self.events_more = more
 
     @event
     def set_kind_filter(self, kind: str):
-        kind = to_text(kind, "вид события", 50)
+        kind = to_text(kind, self._tr("card.arg.event_kind"), 50)
         self.kind_filter = "" if kind == "all" else kind
         events, more = self._events(0)
-        self.events = [_event_row(e) for e in events]
+        self.events = [self._event_row(e) for e in events]
         self.events_more = more
 
     # ---- helpers ------------------------------------------------------------------------
@@ -246,7 +268,7 @@ class CardState(AppState):
     # ---- stage bar --------------------------------------------------------------------
     @event
     def click_stage(self, stage_id: int):
-        stage_id = to_id(stage_id, "стадия")
+        stage_id = to_id(stage_id, self._tr("card.arg.stage"))
         if not self.card_editable or self.is_closed:
             return
         st = next((x for x in self.stages if x.id == stage_id), None)
@@ -264,7 +286,7 @@ class CardState(AppState):
         typed = typed if typed is not None else values or {}
         try:
             if values is not None:
-                values = form_values(self.missing_fields, values)  # a date typed as ДД.ММ.ГГГГ → ISO
+                values = form_values(self.missing_fields, values, self.lang)  # a date typed as ДД.ММ.ГГГГ → ISO
             self._call(items.move_stage, self.card_entity, self.card_id, stage_id, values=values,
                       expected_version=self.card_version)
         except items.MissingFields as exc:
@@ -284,7 +306,7 @@ class CardState(AppState):
         except ServiceError as exc:
             return rx.toast.error(exc.message)
         self.missing_open = False
-        return self._after_change("Стадия изменена")
+        return self._after_change(self._tr("card.toast.moved"))
 
     @event
     def submit_missing(self, form: dict):
@@ -300,10 +322,13 @@ class CardState(AppState):
     # ---- inline edit --------------------------------------------------------------------
     @event
     def start_edit(self, block: str):
-        block = to_text(block, "блок", 200)
-        rows = self._read(lambda s, a: cards.field_inputs(s, a, cards.edit_fields(s, a, self.card_entity,
-                                                                                  self.card_id, block)))
-        self.edit_fields = [missing_field(r) for r in rows]
+        block = to_text(block, self._tr("card.arg.block"), 200)
+        def read(s, a):
+            rows = cards.field_inputs(s, a, cards.edit_fields(s, a, self.card_entity, self.card_id, block))
+            return rows, self._field_titles(s, self.card_pipeline_id)
+
+        rows, titles = self._read(read)
+        self.edit_fields = [missing_field({**r, "label": titles.get(r["label"], r["label"])}) for r in rows]
         self.edit_block, self.edit_error = block, ""
 
     @event
@@ -317,7 +342,7 @@ class CardState(AppState):
         # keep what the manager typed, whatever happens
         self.edit_fields = [dataclasses.replace(f, value=typed[f.key], error="") for f in self.edit_fields]
         try:
-            values = form_values(self.edit_fields, form)  # a date typed as ДД.ММ.ГГГГ → ISO
+            values = form_values(self.edit_fields, form, self.lang)  # a date typed as ДД.ММ.ГГГГ → ISO
             self._call(items.update_fields, self.card_entity, self.card_id, values, expected_version=self.card_version)
         except ValidationFailed as exc:
             self.edit_error = exc.message
@@ -327,66 +352,69 @@ class CardState(AppState):
             self.edit_error = exc.message
             return
         self.edit_block = ""
-        return self._after_change("Сохранено")
+        return self._after_change(self._tr("card.toast.saved"))
 
     # ---- composer -------------------------------------------------------------------------
     @event
     def set_composer_tab(self, tab: str | list[str]):
-        self.composer_tab, self.composer_error = choice(tab, ("comment", "activity", "email"), "вкладка"), ""
+        self.composer_tab, self.composer_error = choice(tab, ("comment", "activity", "email"), self._tr("card.arg.tab")), ""
 
     @event
     def add_comment(self, form: dict):
-        text = field(form, "text", "комментарий")
+        text = field(form, "text", self._tr("card.arg.comment"))
         try:
             self._call(activities.add_comment, self.card_entity, self.card_id, text)
         except ServiceError as exc:
             self.composer_error = exc.message
             return
         self.composer_error = ""
-        return self._after_change("Комментарий добавлен")
+        return self._after_change(self._tr("card.toast.commented"))
 
     @event
     def plan_activity(self, form: dict):
         form = to_form(form)
-        start = _local_start(form)
+        start = self._local_start(form)
         if start is None:
-            self.composer_error = START_REQUIRED
+            self.composer_error = self._tr("card.error.start_required")
             return
         try:
-            duration = to_int(field(form, "duration", "длительность", 10) or "15", "длительность", 1, 24 * 60)
+            what = self._tr("card.arg.duration")
+            duration = to_int(field(form, "duration", what, 10) or "15", what, 1, 24 * 60)
         except ValidationFailed:
-            self.composer_error = "Длительность — число минут"
+            self.composer_error = self._tr("card.error.duration")
             return
-        remind = field(form, "remind", "напоминание", 10)
-        remind = "" if remind == "none" else remind  # «Не напоминать»
+        remind = field(form, "remind", self._tr("card.arg.remind"), 10)
+        remind = "" if remind == "none" else remind  # no reminder
         try:
             self._call(activities.plan_activity, self.card_entity, self.card_id,
-                      kind=field(form, "kind", "вид дела", 20) or "call", subject=field(form, "subject", "тема", 500),
-                      start_at=start, duration_min=duration, description=field(form, "description", "описание"),
+                      kind=field(form, "kind", self._tr("card.arg.activity_kind"), 20) or "call",
+                      subject=field(form, "subject", self._tr("card.arg.subject"), 500),
+                      start_at=start, duration_min=duration, description=field(form, "description", self._tr("card.arg.description")),
                       responsible_id=id_or_none(form.get("responsible")),
-                      remind_before_min=to_int(remind, "напоминание", 0, 7 * 24 * 60) if remind else None)
+                      remind_before_min=to_int(remind, self._tr("card.arg.remind"), 0, 7 * 24 * 60) if remind else None)
         except ServiceError as exc:
             self.composer_error = exc.message
             return
         self.composer_error = ""
-        return self._after_change("Дело запланировано")
+        return self._after_change(self._tr("card.toast.planned"))
 
     @event
     def send_email(self, form: dict):
         form = to_form(form)
         try:
-            self._call(activities.send_email, self.card_entity, self.card_id, field(form, "to", "адрес", 500),
-                      field(form, "subject", "тема", 500), field(form, "text", "текст"))
+            self._call(activities.send_email, self.card_entity, self.card_id, field(form, "to", self._tr("card.arg.address"), 500),
+                      field(form, "subject", self._tr("card.arg.subject"), 500),
+                      field(form, "text", self._tr("card.arg.text")))
         except ServiceError as exc:
             self.composer_error = exc.message
             return
         self.composer_error = ""
-        return self._after_change("Письмо записано в ленту")
+        return self._after_change(self._tr("card.toast.emailed"))
 
     # ---- planned activities -------------------------------------------------------------
     @event
     def open_done(self, activity_id: int):
-        self.done_id, self.done_open = to_id(activity_id, "дело"), True
+        self.done_id, self.done_open = to_id(activity_id, self._tr("card.arg.activity")), True
 
     @event
     def set_done_open(self, value: bool):
@@ -394,13 +422,13 @@ class CardState(AppState):
 
     @event
     def complete(self, form: dict):
-        self._call(activities.complete_activity, self.done_id, field(form, "result", "результат"))
+        self._call(activities.complete_activity, self.done_id, field(form, "result", self._tr("card.arg.result")))
         self.done_open = False
-        return self._after_change("Дело выполнено")
+        return self._after_change(self._tr("card.toast.done"))
 
     @event
     def open_resched(self, activity_id: int):
-        self.resched_id, self.resched_open = to_id(activity_id, "дело"), True
+        self.resched_id, self.resched_open = to_id(activity_id, self._tr("card.arg.activity")), True
         item = next((p for p in self.planned_items if p.id == self.resched_id), None)
         self.resched_date, self.resched_time = (item.date, item.time) if item else (self.activity_date,
                                                                                    self.activity_time)
@@ -411,12 +439,12 @@ class CardState(AppState):
 
     @event
     def reschedule(self, form: dict):
-        start = _local_start(to_form(form))
+        start = self._local_start(to_form(form))
         if start is None:
-            return rx.toast.error(START_REQUIRED)
+            return rx.toast.error(self._tr("card.error.start_required"))
         self._call(activities.reschedule_activity, self.resched_id, start)
         self.resched_open = False
-        return self._after_change("Дело перенесено")
+        return self._after_change(self._tr("card.toast.rescheduled"))
 
     # ---- finish: convert / junk / won / lost / reopen -----------------------------------
     @event
@@ -435,11 +463,11 @@ class CardState(AppState):
 
     @event
     def set_finish_mode(self, mode: str):
-        self.finish_mode, self.finish_error = choice(mode, FINISH_MODES, "вариант завершения"), ""
+        self.finish_mode, self.finish_error = choice(mode, FINISH_MODES, self._tr("card.arg.finish_mode")), ""
 
     @event
     def set_search_q(self, value: str):
-        self.search_q = to_text(value, "поиск", 200)
+        self.search_q = to_text(value, self._tr("card.arg.search"), 200)
 
     @event
     def search_contacts(self):
@@ -458,7 +486,7 @@ class CardState(AppState):
 
     @event
     def pick_contact(self, contact_id: int):
-        contact_id = to_id(contact_id, "контакт")
+        contact_id = to_id(contact_id, self._tr("card.arg.contact"))
         hit = next((f for f in self.found if f.id == contact_id), None)
         if hit:
             self.picked_contact_id, self.picked_contact = hit.id, hit.title
@@ -469,16 +497,16 @@ class CardState(AppState):
         typed = typed_values(self.finish_missing, form)
         self.finish_missing = [dataclasses.replace(f, value=typed[f.key], error="") for f in self.finish_missing]
         try:
-            extra = form_values(self.finish_missing, form)  # a date typed as ДД.ММ.ГГГГ → ISO
+            extra = form_values(self.finish_missing, form, self.lang)  # a date typed as ДД.ММ.ГГГГ → ISO
         except ValidationFailed as exc:
             self.finish_error = exc.message
             self.finish_missing = [dataclasses.replace(f, error=exc.fields.get(f.key, "")) for f in self.finish_missing]
             return
         mode = self.finish_mode
-        reason = field(form, "reason", "причина", 2000)
-        pipeline_id = opt_id(form.get("pipeline"), "воронка")
-        company_title = field(form, "company_title", "компания", 500) or None
-        deal_title = field(form, "deal_title", "название сделки", 500) or None
+        reason = field(form, "reason", self._tr("card.arg.reason"), 2000)
+        pipeline_id = opt_id(form.get("pipeline"), self._tr("card.arg.pipeline"))
+        company_title = field(form, "company_title", self._tr("card.arg.company"), 500) or None
+        deal_title = field(form, "deal_title", self._tr("card.arg.deal_title"), 500) or None
 
         def finish(s, a):
             if self.card_entity == "deal":
@@ -507,18 +535,18 @@ class CardState(AppState):
             return
         self.finish_open = False
         if target:
-            return [rx.toast.success("Лид обработан: создана сделка"), rx.redirect(target)]
-        return self._after_change("Готово")
+            return [rx.toast.success(self._tr("card.toast.converted")), rx.redirect(target)]
+        return self._after_change(self._tr("card.toast.finished"))
 
     @event
     def reopen(self):
         self._call(conversion.reopen, self.card_entity, self.card_id)
-        return self._after_change("Возвращено в работу")
+        return self._after_change(self._tr("card.toast.reopened"))
 
     @event
     def unlink_repeat(self):
         self._call(create.unlink_contact, self.card_entity, self.card_id)
-        return self._after_change("Контакт отвязан")
+        return self._after_change(self._tr("card.toast.unlinked"))
 
     # ---- create a deal from a contact / company card -------------------------------------
     @event
@@ -529,10 +557,12 @@ class CardState(AppState):
     def create_deal(self, form: dict):
         form = to_form(form)
         kw = {"contact_id": self.card_id} if self.card_entity == "contact" else {"company_id": self.card_id}
+        pipeline_id = opt_id(form.get("pipeline"), self._tr("card.arg.pipeline")) or 0
+        title = field(form, "title", self._tr("card.arg.title"), 500).strip()
+        program_id = opt_id(form.get("program"), self._tr("card.arg.program"))
+        amount = field(form, "amount", self._tr("card.arg.amount"), 50) or None
         new_id = self._call(lambda s, a: conversion.create_deal_for(
-            s, a, pipeline_id=opt_id(form.get("pipeline"), "воронка") or 0,
-            title=field(form, "title", "название", 500).strip(), program_id=opt_id(form.get("program"), "программа"),
-            amount=field(form, "amount", "сумма", 50) or None, **kw).id)
+            s, a, pipeline_id=pipeline_id, title=title, program_id=program_id, amount=amount, **kw).id)
         self.new_deal_open = False
         return rx.redirect(f"/deals/{new_id}")
 
@@ -546,17 +576,16 @@ class CardState(AppState):
     @event
     def link_picked(self):
         if not self.picked_contact_id:
-            return rx.toast.error("Выберите контакт из списка")
+            return rx.toast.error(self._tr("card.error.pick_contact"))
         self._call(create.link_contact, self.card_entity, self.card_id, self.picked_contact_id)
         self.link_open = False
-        return self._after_change("Контакт привязан")
+        return self._after_change(self._tr("card.toast.linked"))
 
-
-def _local_start(form: dict) -> datetime | None:
-    """The date (ДД.ММ.ГГГГ, ISO too) and time (ЧЧ:ММ) typed in a form, as Moscow time, or
-    None when they are not a real date and time."""
-    day = fmt.parse_date(to_text(form.get("date"), "дата", 20))
-    at = fmt.parse_time(to_text(form.get("time"), "время", 20).strip() or "10:00")
-    if day is None or at is None:
-        return None
-    return datetime.combine(day, at, tzinfo=TZ)
+    def _local_start(self, form: dict) -> datetime | None:
+        """The date (ДД.ММ.ГГГГ, ISO too) and time (ЧЧ:ММ) typed in a form, as Moscow time,
+        or None when they are not a real date and time."""
+        day = fmt.parse_date(to_text(form.get("date"), self._tr("card.arg.date"), 20))
+        at = fmt.parse_time(to_text(form.get("time"), self._tr("card.arg.time"), 20).strip() or "10:00")
+        if day is None or at is None:
+            return None
+        return datetime.combine(day, at, tzinfo=TZ)

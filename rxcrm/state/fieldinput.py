@@ -9,12 +9,11 @@ that is none is refused naming the field); `typed_values` is what to show again 
 fails (exactly what was typed). The field objects are duck-typed: `key`, `label`, `kind`."""
 from __future__ import annotations
 
+from rxcrm import i18n
 from rxcrm.services import fmt
 from rxcrm.services.errors import ValidationFailed
 
 from .base import to_form, to_text
-
-DATE_FORMAT = "дата в формате ДД.ММ.ГГГГ"
 
 
 def typed_values(fields, form) -> dict[str, str]:
@@ -22,20 +21,22 @@ def typed_values(fields, form) -> dict[str, str]:
     return {f.key: to_text(form.get(f.key), f.label) for f in fields}
 
 
-def form_values(fields, form) -> dict[str, str]:
-    """The submitted values for the services; ValidationFailed names every wrong date."""
+def form_values(fields, form, lang: str = i18n.DEFAULT_LANG) -> dict[str, str]:
+    """The submitted values for the services; ValidationFailed names every wrong date (in
+    the person's language `lang`)."""
     values, errors, messages = typed_values(fields, form), {}, []
     for f in fields:
         raw = values[f.key].strip()
         if f.kind == "date" and raw:
             day = fmt.parse_date(raw)
             if day is None:
-                errors[f.key] = "Дата ДД.ММ.ГГГГ"
-                messages.append(f"«{f.label}»: {DATE_FORMAT}")
+                errors[f.key] = i18n.text(lang, "card.error.date_short")
+                messages.append(f"«{f.label}»: {i18n.text(lang, 'card.error.date_format')}")
             else:
                 values[f.key] = day.isoformat()
     if errors:
-        raise ValidationFailed(messages[0] if len(messages) == 1 else "Проверьте поля: " + "; ".join(messages),
+        raise ValidationFailed(messages[0] if len(messages) == 1
+                               else i18n.text(lang, "card.error.check_fields") + "; ".join(messages),
                                fields=errors)
     return values
 
