@@ -11,6 +11,10 @@ from rxcrm.components.responsive import table_as_cards
 from rxcrm.components.shell import layout
 from rxcrm.state.history import HistoryRow, HistoryState
 
+T = HistoryState.t
+COLUMNS = (T["history.col.date"], T["history.col.user"], T["history.col.action"], T["history.col.item"],
+           T["history.col.details"], T["history.col.source"])
+
 
 def _row(r: HistoryRow) -> rx.Component:
     return rx.table.row(
@@ -63,11 +67,11 @@ def history_page() -> rx.Component:
                     _sel("entity", HistoryState.h_entity, HistoryState.h_entity_options),
                     _sel("action", HistoryState.h_action, HistoryState.h_action_options),
                     rx.hstack(  # the period stays together (a line of its own on a phone)
-                        rx.text("с", size="2"),
+                        rx.text(HistoryState.t["history.from"], size="2"),
                         rx.box(date_input("date_from", HistoryState.h_from, testid="history-from", width="100%",
                                           on_value=lambda v: HistoryState.set_filter("from", v)),
                                width="150px", style=theme.phone(flex="1 1 0", width="auto", min_width="0")),
-                        rx.text("по", size="2"),
+                        rx.text(HistoryState.t["history.to"], size="2"),
                         rx.box(date_input("date_to", HistoryState.h_to, testid="history-to", width="100%",
                                           on_value=lambda v: HistoryState.set_filter("to", v)),
                                width="150px", style=theme.phone(flex="1 1 0", width="auto", min_width="0")),
@@ -77,18 +81,18 @@ def history_page() -> rx.Component:
                 ),
                 rx.table.root(
                     rx.table.header(rx.table.row(*[rx.table.column_header_cell(h, font_size="12px", color="#4a5563")
-                                                   for h in ("Дата", "Сотрудник", "Действие", "Элемент",
-                                                             "Подробности", "Источник")])),
+                                                   for h in COLUMNS])),
                     rx.table.body(rx.foreach(HistoryState.h_rows, _row)),
                     variant="surface", size="1", width="100%", style=ROWS_AS_CARDS,
                 ),
                 rx.hstack(
-                    rx.text("Всего: ", rx.text.strong(HistoryState.h_total), size="2", data_testid="history-total"),
+                    rx.text(HistoryState.t["history.total"] + " ", rx.text.strong(HistoryState.h_total), size="2", data_testid="history-total"),
                     rx.spacer(),
                     rx.icon_button(rx.icon("chevron-left", size=16), variant="soft", size="1",
                                    disabled=HistoryState.h_page <= 1,
                                    on_click=HistoryState.set_h_page(HistoryState.h_page - 1)),
-                    rx.text(HistoryState.h_page.to_string() + " из " + HistoryState.h_pages.to_string(), size="2"),
+                    rx.text(HistoryState.h_page.to_string() + " " + HistoryState.t["history.of"] + " "
+                            + HistoryState.h_pages.to_string(), size="2"),
                     rx.icon_button(rx.icon("chevron-right", size=16), variant="soft", size="1",
                                    disabled=HistoryState.h_page >= HistoryState.h_pages,
                                    on_click=HistoryState.set_h_page(HistoryState.h_page + 1)),

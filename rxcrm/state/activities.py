@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 import reflex as rx
 
 from rxcrm.models import utcnow
+from rxcrm.models.activity import ACTIVITY_KINDS
 from rxcrm.services import activities
 from rxcrm.services.errors import ServiceError
 
@@ -19,7 +20,7 @@ from .app import AppState
 from .base import choice, event, field, to_bool, to_id
 
 TABS = activities.BUCKETS  # overdue, today, upcoming, done
-KINDS = ("call", "meeting", "task", "email")
+KINDS = ACTIVITY_KINDS  # call, meeting, task, email
 ITEMS = ("lead", "deal", "contact", "company")
 ALL = "all"
 PAGE_SIZE = 50
@@ -132,7 +133,7 @@ class ActivitiesState(AppState):
     # ---- tabs, filters, paging --------------------------------------------------------
     @event
     def set_tab(self, tab: str | list[str]):
-        self.tab = choice(tab, TABS, "вкладка")
+        self.tab = choice(tab, TABS, self._tr("activities.arg.tab"))
         self._reload()
         return self._push_url()
 
@@ -169,7 +170,7 @@ class ActivitiesState(AppState):
     # ---- «Выполнить» ------------------------------------------------------------------
     @event
     def open_complete(self, activity_id: int):
-        activity_id = to_id(activity_id, "дело")
+        activity_id = to_id(activity_id, self._tr("activities.arg.activity"))
         row = next((r for r in self.rows if r.id == activity_id), None)
         if row is None or row.done:
             return
@@ -187,7 +188,7 @@ class ActivitiesState(AppState):
         """Mark the activity done with the typed result, then refresh the list, the tab
         counts, the navigation counters and the bell."""
         actor = self._require_actor()
-        result = field(form or {}, "result", "результат")
+        result = field(form or {}, "result", self._tr("activities.arg.result"))
         if not self.complete_id:
             self.complete_open = False
             return
@@ -204,4 +205,4 @@ class ActivitiesState(AppState):
         self.complete_open, self.complete_id, self.complete_error = False, 0, ""
         self._reload(keep=len(self.rows))
         self._badges(actor)
-        return rx.toast.success(self.t["acts.completed"])
+        return rx.toast.success(self._tr("acts.completed"))
