@@ -169,3 +169,79 @@ def test_the_url_always_says_what_is_shown(app_db, monkeypatch):
     q4 = _replaced_url(run(fresh.on_load()))
     assert (q4["period"], q4["view"]) == ("year", str(view_id))
     again.pin_preset(view_id)
+
+
+def test_the_catalog_keeps_the_russian_words_of_the_services():
+    """Labels the state words from the catalog say in Russian exactly what the services say
+    (periods, breakdowns, the groups without a value, the figures' words)."""
+    from rxcrm import i18n
+    from rxcrm.services import analytics as an
+    from rxcrm.services import charts
+    assert {k: i18n.RU[f"analytics.period.{k}"] for k, _ in an.PERIODS} == dict(an.PERIODS)
+    assert {k: i18n.RU[f"analytics.dim.{k}"] for k in an.DIMENSION_LABEL} == an.DIMENSION_LABEL
+    assert {k: i18n.RU[f"analytics.conv.none.{k}"] for k in an.DIMENSION_LABEL} == \
+        {k: an._empty_label(k) for k in an.DIMENSION_LABEL}
+    assert {k: i18n.RU[f"analytics.chart.{k}"] for k in charts.WORDS} == charts.WORDS
+    assert i18n.RU["analytics.lost.no_reason"] == an.NO_REASON
+
+
+def test_the_dashboard_speaks_english(app_db, monkeypatch):
+    """The same dashboard in English: labels, KPIs, the filter in words and the figures'
+    words follow the language at once (no reload); back in Russian, it is Russian again."""
+    import re
+    st = _state(monkeypatch, {"period": "custom", "from": "2026-11-01", "to": "2026-11-30"})
+    run(st.on_load())
+    ru_kpis = [k.label for k in st.an_kpis]
+    assert st.an_subtitle.startswith("1 ноября 2026 — 30 ноября 2026")
+    assert st.deal_title.startswith("Воронка сделок — ") and st.dyn_title == "По неделям"
+    st.lang = "en"
+    assert [k.label for k in st.an_kpis] == ["New leads", "New deals", "Won", "Lost", "Deal conversion",
+                                              "Overdue activities"]
+    notes = [k.note for k in st.an_kpis]
+    assert notes[0] == "created in the period" and notes[4].startswith("from “Интерес”")
+    assert notes[5].startswith("forgotten deals: ")
+    assert st.an_subtitle.startswith("1 November 2026 — 30 November 2026")
+    assert st.deal_title.startswith("Deal funnel — ") and st.deal_summary.startswith("Conversion to won: ")
+    assert st.lead_title.startswith("Lead funnel")
+    assert [o.label for o in st.an_period_options] == ["This month", "Last month", "This quarter", "This year",
+                                                       "Custom period"]
+    assert [o.label for o in st.an_user_options][0] == "All managers"
+    assert [o.label for o in st.an_source_options][0] == "All sources"
+    assert st.dyn_title == "By week" and all("нояб" not in x and "дек" not in x for x in st.dyn_labels)
+    assert "Nov" in st.dyn_labels[0]
+    st.set_conv_dim("lead_source")
+    assert st.conv_dim_label == "Lead source"
+    st.set_conv_dim("manager")
+    assert st.conv_dim_label == "Manager"
+    # the figures: nothing Russian but the data (stage names)
+    fig = st.deal_fig
+    assert "Click to open the list" in fig.data[0].hovertext[0] and "items" in fig.data[0].hovertext[0]
+    assert [t.name for t in st.time_fig.data] == ["90th percentile", "Median"]
+    assert st.time_fig.layout.xaxis.ticksuffix == " days"
+    assert [t.name for t in st.dyn_fig.data] == ["New leads", "New deals", "Won", "Lost"]
+    stage_names = {r.name for r in st.deal_rows}
+    words = re.sub("|".join(map(re.escape, sorted(stage_names, key=len, reverse=True))), "",
+                   " ".join(fig.data[0].hovertext) + " ".join(fig.layout.yaxis.ticktext))
+    assert not re.search("[А-Яа-яЁё]", words), words
+    st.lang = "ru"
+    assert [k.label for k in st.an_kpis] == ru_kpis
+    assert [t.name for t in st.time_fig.data] == ["90-й перцентиль", "Медиана"]
+
+
+def test_groups_without_a_value_and_lost_deals_without_a_reason_are_named_in_the_language(app_db, monkeypatch):
+    from rxcrm.services import analytics as an
+    from rxcrm.state.analytics import ConvRowView
+    st = _state(monkeypatch, {"period": "year"})
+    run(st.on_load())
+    st.conv_data = {"utm": [ConvRowView(label="Без кампании", key="", created=2),
+                            ConvRowView(label="autumn", key="autumn", created=1)],
+                    "lead_source": [ConvRowView(label="Не указан", key="", created=1)]}
+    st.lost_labels, st.lost_counts = [an.NO_REASON, "Дорого"], [2, 1]
+    st.set_conv_dim("utm")
+    assert [r.label for r in st.conv_rows] == ["Без кампании", "autumn"]
+    assert list(st.lost_fig.data[0].y) == ["Причина не указана", "Дорого"]
+    st.lang = "en"
+    assert [r.label for r in st.conv_rows] == ["No campaign", "autumn"]
+    st.set_conv_dim("lead_source")
+    assert [r.label for r in st.conv_rows] == ["Not specified"]
+    assert list(st.lost_fig.data[0].y) == ["No reason given", "Дорого"]

@@ -1,4 +1,4 @@
-"""/analytics — Аналитика: funnels, conversion, time in stage, dynamics, manager rating.
+"""/analytics — the dashboard: funnels, conversion, time in stage, dynamics, manager rating.
 On a phone (below 768 px) the filters wrap two to a line (the period as a list), the KPI
 cards two to a line, the charts take the width of the screen and the tables scroll
 sideways inside their own card."""
@@ -30,7 +30,7 @@ def _card(title, *children, subtitle=None, right=None, testid: str | None = None
                      min_width="0", **extra, **props)
 
 
-def _empty(text: str) -> rx.Component:
+def _empty(text) -> rx.Component:
     return rx.center(rx.vstack(rx.icon("chart-no-axes-column", size=28, color="#c3ccd6"),
                                rx.text(text, size="2", color=theme.TEXT_MUTED, text_align="center"),
                                align="center", spacing="2"),
@@ -38,7 +38,7 @@ def _empty(text: str) -> rx.Component:
 
 
 def _chart(fig, testid: str, **props) -> rx.Component:
-    return rx.box(rx.plotly(data=fig, config=CONFIG, locale="ru", use_resize_handler=True, width="100%", **props),
+    return rx.box(rx.plotly(data=fig, config=CONFIG, locale=S.lang, use_resize_handler=True, width="100%", **props),
                   width="100%", data_testid=testid)
 
 
@@ -59,11 +59,13 @@ def _preset_row(p: PresetItem) -> rx.Component:
         rx.text(p.name, size="2", flex="1", cursor="pointer", on_click=S.apply_preset(p.id),
                 weight=rx.cond(active, "bold", "regular"), color=rx.cond(active, LINK, "#1f2933"),
                 data_testid="an-preset-item"),
-        rx.cond(p.shared, rx.tooltip(rx.icon("users", size=13, color=theme.TEXT_MUTED), content="Общий вид")),
+        rx.cond(p.shared, rx.tooltip(rx.icon("users", size=13, color=theme.TEXT_MUTED),
+                                     content=S.t["analytics.views.shared"])),
         rx.tooltip(rx.icon("pin", size=14, cursor="pointer", on_click=S.pin_preset(p.id),
                            color=rx.cond(p.is_default, theme.ACCENT, "#b5bfcb")),
-                   content="Открывать по умолчанию"),
-        rx.icon("x", size=14, cursor="pointer", color="#b5bfcb", on_click=S.delete_preset(p.id)),
+                   content=S.t["analytics.views.pin"]),
+        rx.tooltip(rx.icon("x", size=14, cursor="pointer", color="#b5bfcb", on_click=S.delete_preset(p.id)),
+                   content=S.t["analytics.views.delete"]),
         align="center", spacing="2", width="100%", padding="5px 8px", border_radius="6px",
         background=rx.cond(active, "#eaf2fc", "transparent"), _hover={"background": "#f1f4f7"},
     )
@@ -71,21 +73,21 @@ def _preset_row(p: PresetItem) -> rx.Component:
 
 def _views_menu() -> rx.Component:
     return rx.popover.root(
-        rx.popover.trigger(rx.button(rx.icon("bookmark", size=15), "Виды", variant="soft", color_scheme="gray",
-                                     size="2", data_testid="an-views")),
+        rx.popover.trigger(rx.button(rx.icon("bookmark", size=15), S.t["analytics.views.button"], variant="soft",
+                                     color_scheme="gray", size="2", data_testid="an-views")),
         rx.popover.content(
             rx.vstack(
-                rx.text("Сохранённые виды", size="1", weight="bold", color=theme.TEXT_MUTED),
+                rx.text(S.t["analytics.views.title"], size="1", weight="bold", color=theme.TEXT_MUTED),
                 rx.cond(S.an_presets.length() > 0,
                         rx.vstack(rx.foreach(S.an_presets, _preset_row), spacing="0", width="100%"),
-                        rx.text("Пока нет сохранённых видов", size="2", color=theme.TEXT_MUTED)),
+                        rx.text(S.t["analytics.views.none"], size="2", color=theme.TEXT_MUTED)),
                 rx.divider(),
                 rx.form(
                     rx.vstack(
-                        rx.input(name="name", placeholder="Название вида", size="2", width="100%",
+                        rx.input(name="name", placeholder=S.t["analytics.views.name"], size="2", width="100%",
                                  value=S.an_preset_name, on_change=S.set_preset_name, data_testid="an-preset-name"),
-                        rx.cond(S.an_can_share, rx.checkbox("Общий (для всех)", name="shared", size="1")),
-                        rx.button(rx.icon("save", size=14), "Сохранить текущий вид", size="2", type="submit",
+                        rx.cond(S.an_can_share, rx.checkbox(S.t["analytics.views.share"], name="shared", size="1")),
+                        rx.button(rx.icon("save", size=14), S.t["analytics.views.save"], size="2", type="submit",
                                   width="100%", data_testid="an-preset-save"),
                         spacing="2", width="100%"),
                     on_submit=S.save_preset, reset_on_submit=False, width="100%"),
@@ -109,7 +111,7 @@ def _filters() -> rx.Component:
             rx.hstack(rx.input(type="date", name="date_from", default_value=S.an_from, size="2"),
                       rx.text("—", size="2"),
                       rx.input(type="date", name="date_to", default_value=S.an_to, size="2"),
-                      rx.button("Применить", size="2", type="submit", variant="soft"),
+                      rx.button(S.t["analytics.dates.apply"], size="2", type="submit", variant="soft"),
                       spacing="2", align="center", flex_wrap="wrap"),
             on_submit=S.apply_dates, reset_on_submit=False, style=theme.phone(order="2", flex="1 1 100%"))),
         _sel("an_pipeline", S.an_pipeline, S.an_pipeline_options, "230px"),
@@ -119,9 +121,9 @@ def _filters() -> rx.Component:
         _sel("an_source", S.an_source, S.an_source_options, "170px"),
         _sel("an_program", S.an_program, S.an_program_options, "220px"),
         rx.tooltip(rx.icon_button(rx.icon("rotate-ccw", size=15), variant="ghost", color_scheme="gray",
-                                  on_click=S.reset_filters, size="2", aria_label="Сбросить фильтр",
+                                  on_click=S.reset_filters, size="2", aria_label=S.t["analytics.filter.reset"],
                                   style=theme.phone(order="1", margin="0 4px")),
-                   content="Сбросить фильтр"),
+                   content=S.t["analytics.filter.reset"]),
         spacing="2", align="center", flex_wrap="wrap", width="100%",
     )
 
@@ -131,7 +133,7 @@ def _header() -> rx.Component:
         rx.vstack(rx.text(S.an_subtitle, size="2", color=theme.TEXT_MUTED, data_testid="an-subtitle"), spacing="0"),
         rx.spacer(),
         _views_menu(),
-        rx.button(rx.icon("file-spreadsheet", size=15), "Скачать Excel", size="2", variant="soft",
+        rx.button(rx.icon("file-spreadsheet", size=15), S.t["analytics.download"], size="2", variant="soft",
                   on_click=S.download, data_testid="an-download"),
         align="center", width="100%", style=theme.phone(flex_wrap="wrap", row_gap="8px"),
     )
@@ -175,8 +177,9 @@ def _stage_line(r: StageRow) -> rx.Component:
 
 
 def _stage_table(rows) -> rx.Component:
-    heads = [("Стадия", "left"), ("Кол-во", "right"), ("Сумма", "right"), ("Из пред.", "right"),
-             ("От начала", "right")]
+    heads = [(S.t["analytics.stages.stage"], "left"), (S.t["analytics.stages.count"], "right"),
+             (S.t["analytics.stages.amount"], "right"), (S.t["analytics.stages.from_prev"], "right"),
+             (S.t["analytics.stages.from_start"], "right")]
     return rx.table.root(
         rx.table.header(rx.table.row(*[rx.table.column_header_cell(h, text_align=a, font_size="12px",
                                                                    color="#4a5563") for h, a in heads])),
@@ -194,19 +197,19 @@ def _funnel_card(title, rows, lost, summary, fig, has_data, on_click, testid: st
                               rx.foreach(lost, _lost_badge), spacing="2", align="center", width="100%",
                               flex_wrap="wrap"),
                     rx.accordion.root(
-                        rx.accordion.item(header=rx.text("Таблица по стадиям", size="2"),
+                        rx.accordion.item(header=rx.text(S.t["analytics.funnel.table"], size="2"),
                                           content=_stage_table(rows), value="t"),
                         collapsible=True, type="single", variant="ghost", width="100%"),
                     spacing="3", width="100%"),
-                _empty("За период в воронке не было движений")),
-        subtitle="Дошли до стадии за период (или дальше) · нажмите на стадию, чтобы открыть список",
+                _empty(S.t["analytics.funnel.empty"])),
+        subtitle=S.t["analytics.funnel.hint"],
         testid=testid,
     )
 
 
 # ---- conversion -----------------------------------------------------------------------------------
 
-def _sort_head(label: str, key: str, state_sort, state_desc, on_sort, align: str = "right") -> rx.Component:
+def _sort_head(label, key: str, state_sort, state_desc, on_sort, align: str = "right") -> rx.Component:
     arrow = rx.cond(state_sort == key, rx.cond(state_desc, rx.icon("arrow-down", size=12),
                                                rx.icon("arrow-up", size=12)), rx.fragment())
     return rx.table.column_header_cell(
@@ -239,24 +242,26 @@ def _conversion() -> rx.Component:
         return _sort_head(label, key, S.conv_sort, S.conv_desc, S.sort_conv, align)
 
     return _card(
-        "Конверсия",
+        S.t["analytics.conv.title"],
         rx.cond(S.conv_rows.length() > 0,
                 rx.box(rx.table.root(
-                    rx.table.header(rx.table.row(head(S.conv_dim_label, "label", "left"), head("Создано", "created"),
-                                                 head("В работе", "in_work"), head("Выиграно", "won"),
-                                                 head("Проиграно", "lost"), head("Конверсия", "conversion"),
-                                                 head("Сумма выигранных", "won_amount"))),
+                    rx.table.header(rx.table.row(
+                        head(S.conv_dim_label, "label", "left"), head(S.t["analytics.conv.created"], "created"),
+                        head(S.t["analytics.conv.in_work"], "in_work"), head(S.t["analytics.conv.won"], "won"),
+                        head(S.t["analytics.conv.lost"], "lost"),
+                        head(S.t["analytics.conv.conversion"], "conversion"),
+                        head(S.t["analytics.conv.won_amount"], "won_amount"))),
                     rx.table.body(rx.foreach(S.conv_rows, _conv_line)),
                     size="1", variant="ghost", width="100%"), max_height="420px", overflow_y="auto", width="100%",
                     style=theme.phone(overflow_x="auto")),
-                _empty("За период не создано ни одной сделки")),
-        subtitle="Созданные за период: сколько выиграно · нажмите на строку, чтобы открыть список",
+                _empty(S.t["analytics.conv.empty"])),
+        subtitle=S.t["analytics.conv.hint"],
         right=rx.box(rx.segmented_control.root(
-            rx.segmented_control.item("Источник", value="source"),
-            rx.segmented_control.item("Программа", value="program"),
-            rx.segmented_control.item("Менеджер", value="manager"),
-            rx.segmented_control.item("UTM-кампания", value="utm"),
-            rx.segmented_control.item("Лиды по источникам", value="lead_source"),
+            rx.segmented_control.item(S.t["analytics.dim.source"], value="source"),
+            rx.segmented_control.item(S.t["analytics.dim.program"], value="program"),
+            rx.segmented_control.item(S.t["analytics.dim.manager"], value="manager"),
+            rx.segmented_control.item(S.t["analytics.dim.utm"], value="utm"),
+            rx.segmented_control.item(S.t["analytics.dim.lead_source"], value="lead_source"),
             value=S.conv_dim, on_change=S.set_conv_dim, size="1", data_testid="an-conv-dim"),
             style={theme.COMPACT: {"max_width": "100%", "overflow_x": "auto", "scrollbar_width": "none"}}),
         testid="an-conversion",
@@ -266,25 +271,26 @@ def _conversion() -> rx.Component:
 # ---- time, dynamics, lost ------------------------------------------------------------------------
 
 def _times() -> rx.Component:
-    return _card("Время на стадиях",
+    return _card(S.t["analytics.times.title"],
                  rx.cond(S.time_has_data, _chart(S.time_fig, "an-times-chart"),
-                         _empty("За период сделки не переходили между стадиями")),
-                 subtitle="Медиана и 90-й перцентиль дней, переходы за период: где сделки застревают",
+                         _empty(S.t["analytics.times.empty"])),
+                 subtitle=S.t["analytics.times.hint"],
                  testid="an-times")
 
 
 def _dynamics() -> rx.Component:
     # the month labels turn when they do not fit side by side (a phone); at full width they stay level
-    return _card("Динамика", rx.cond(S.dyn_has_data, _chart(S.dyn_fig, "an-dyn-chart",
-                                                           layout={"xaxis": {"tickangle": "auto"}}),
-                                     _empty("За период нет новых лидов и сделок")),
+    return _card(S.t["analytics.dyn.title"],
+                 rx.cond(S.dyn_has_data, _chart(S.dyn_fig, "an-dyn-chart", layout={"xaxis": {"tickangle": "auto"}}),
+                         _empty(S.t["analytics.dyn.empty"])),
                  subtitle=S.dyn_title, testid="an-dynamics")
 
 
 def _lost() -> rx.Component:
-    return _card("Причины проигрыша", rx.cond(S.lost_labels.length() > 0, _chart(S.lost_fig, "an-lost-chart"),
-                                              _empty("За период нет проигранных сделок")),
-                 subtitle="Сделки, проигранные за период", testid="an-lost")
+    return _card(S.t["analytics.lost.title"],
+                 rx.cond(S.lost_labels.length() > 0, _chart(S.lost_fig, "an-lost-chart"),
+                         _empty(S.t["analytics.lost.empty"])),
+                 subtitle=S.t["analytics.lost.hint"], testid="an-lost")
 
 
 # ---- managers ------------------------------------------------------------------------------------
@@ -316,29 +322,31 @@ def _managers() -> rx.Component:
         return _sort_head(label, key, S.mgr_sort, S.mgr_desc, S.sort_mgr, align)
 
     return _card(
-        "Рейтинг менеджеров",
+        S.t["analytics.mgr.title"],
         rx.cond(S.mgr_rows.length() > 0,
                 rx.box(rx.table.root(
                     rx.table.header(rx.table.row(
-                        rx.table.column_header_cell("№", font_size="12px", color="#4a5563"),
-                        head("Менеджер", "name", "left"), head("Лиды в работе", "leads_in_work"),
-                        head("Сделки в работе", "in_work"), head("Новые", "created"),
-                        head("Конверсия", "conversion"), head("Выиграно", "won"),
-                        head("Сумма", "won_amount"), head("Просрочено", "overdue"),
-                        head("Забытые", "forgotten"))),
+                        rx.table.column_header_cell(S.t["analytics.mgr.place"], font_size="12px",
+                                                    color="#4a5563"),
+                        head(S.t["analytics.mgr.name"], "name", "left"),
+                        head(S.t["analytics.mgr.leads_in_work"], "leads_in_work"),
+                        head(S.t["analytics.mgr.in_work"], "in_work"), head(S.t["analytics.mgr.created"], "created"),
+                        head(S.t["analytics.mgr.conversion"], "conversion"), head(S.t["analytics.mgr.won"], "won"),
+                        head(S.t["analytics.mgr.won_amount"], "won_amount"),
+                        head(S.t["analytics.mgr.overdue"], "overdue"),
+                        head(S.t["analytics.mgr.forgotten"], "forgotten"))),
                     rx.table.body(rx.foreach(S.mgr_sorted, _mgr_line)),
                     size="1", variant="ghost", width="100%"), overflow_x="auto", width="100%"),
-                _empty("Нет сделок у менеджеров")),
-        subtitle="Сделки в работе, просроченные дела и забытые сделки (без запланированных дел) — сейчас; "
-                 "новые сделки, конверсия новых, выигранные и их сумма — за период",
+                _empty(S.t["analytics.mgr.empty"])),
+        subtitle=S.t["analytics.mgr.hint"],
         testid="an-managers",
     )
 
 
 def _dashboard() -> rx.Component:
     return rx.vstack(
-        rx.cond(S.an_empty, rx.callout("За выбранный период данных нет. Выберите другой период или сбросьте фильтр.",
-                                       icon="info", color_scheme="blue", width="100%", data_testid="an-empty")),
+        rx.cond(S.an_empty, rx.callout(S.t["analytics.empty"], icon="info", color_scheme="blue", width="100%",
+                                       data_testid="an-empty")),
         rx.grid(rx.foreach(S.an_kpis, _kpi), columns=rx.breakpoints(initial="2", md="3", lg="6"), spacing="3",
                 width="100%"),
         rx.grid(

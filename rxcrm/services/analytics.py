@@ -448,13 +448,14 @@ def _bucket_start(d: date, grain: str) -> date:
     return d - timedelta(days=d.weekday()) if grain == "week" else d.replace(day=1)
 
 
-def bucket_label(d: date, grain: str) -> str:
+def bucket_label(d: date, grain: str, locale: str = "ru_RU") -> str:
+    """A dynamics bucket in words («3–9 нояб.», «Ноябрь 2026»); `locale` is Babel's."""
     if grain == "week":
         end = d + timedelta(days=6)
         if d.month == end.month:
-            return f"{d.day}–{format_date(end, 'd MMM', locale='ru_RU')}"
-        return f"{format_date(d, 'd MMM', locale='ru_RU')} – {format_date(end, 'd MMM', locale='ru_RU')}"
-    return format_date(d, "LLLL y", locale="ru_RU").capitalize()
+            return f"{d.day}–{format_date(end, 'd MMM', locale=locale)}"
+        return f"{format_date(d, 'd MMM', locale=locale)} – {format_date(end, 'd MMM', locale=locale)}"
+    return format_date(d, "LLLL y", locale=locale).capitalize()
 
 
 def dynamics(session: Session, actor: Actor, ctx: Ctx) -> pd.DataFrame:
@@ -494,6 +495,9 @@ def dynamics(session: Session, actor: Actor, ctx: Ctx) -> pd.DataFrame:
     return frame
 
 
+NO_REASON = "Причина не указана"  # the group of lost deals without a reason
+
+
 def lost_reasons(session: Session, actor: Actor, ctx: Ctx) -> list[tuple[str, int]]:
     """Deals lost in the period (entries into a failure stage) by their reason, most first."""
     model, conds = _conds(session, actor, ctx, "deal")
@@ -507,7 +511,7 @@ def lost_reasons(session: Session, actor: Actor, ctx: Ctx) -> list[tuple[str, in
                            .where(*conds).group_by(model.lost_reason)).all()
     merged: dict[str, int] = {}
     for reason, cnt in rows:
-        label = (reason or "").strip() or "Причина не указана"
+        label = (reason or "").strip() or NO_REASON
         merged[label] = merged.get(label, 0) + cnt
     return sorted(merged.items(), key=lambda x: (-x[1], x[0]))
 

@@ -1,6 +1,6 @@
 """Plotly figures of the analytics page (plain Plotly, no Reflex): one look for all charts —
-Russian labels, stage colours, thin-space thousands, no grid clutter, no legend unless
-several series."""
+labels in the person's language (`words`), stage colours, thin-space thousands, no grid
+clutter, no legend unless several series."""
 from __future__ import annotations
 
 import plotly.graph_objects as go
@@ -9,8 +9,14 @@ from . import fmt
 
 FONT = dict(family="Inter, -apple-system, 'Segoe UI', Roboto, sans-serif", size=12, color="#333c48")
 GRID = "#eef1f4"
-SERIES = {"new_leads": ("Новые лиды", "#39a8ef"), "new_deals": ("Новые сделки", "#55d0e0"),
-          "won": ("Выиграно", "#7bd500"), "lost": ("Проиграно", "#ff5752")}
+# The words inside the figures; the page passes them in the person's language (`words=`),
+# keyed as here (the catalog holds them as `analytics.chart.<key>`).
+WORDS = {"from_prev": "от пред.", "pieces": "шт.", "of_prev": "из предыдущей",
+         "click": "Нажмите, чтобы открыть список", "percentile": "90-й перцентиль",
+         "percentile_hover": "90% переходов быстрее", "median": "Медиана", "median_hover": "медиана",
+         "days": "дн.", "new_leads": "Новые лиды", "new_deals": "Новые сделки", "won": "Выиграно",
+         "lost": "Проиграно"}
+SERIES = {"new_leads": "#39a8ef", "new_deals": "#55d0e0", "won": "#7bd500", "lost": "#ff5752"}
 # Plotly's mode bar: only "save as PNG" (no zoom/pan/lasso clutter), no Plotly logo.
 CONFIG = {"displaylogo": False, "modeBarButtons": [["toImage"]], "displayModeBar": "hover",
           "toImageButtonOptions": {"filename": "rxcrm-analytics", "scale": 2}}
@@ -23,17 +29,23 @@ def _layout(fig: go.Figure, height: int, **kw) -> go.Figure:
     return fig
 
 
+def _words(words: dict[str, str] | None) -> dict[str, str]:
+    return WORDS | (words or {})
+
+
 def funnel(names: list[str], counts: list[int], amounts: list[float], colors: list[str],
-           conv_prev: list[str], entity: str) -> go.Figure:
+           conv_prev: list[str], entity: str, words: dict[str, str] | None = None) -> go.Figure:
     """Stages top to bottom; inside the bar: the count (short, readable even in a narrow bar);
     under the stage name: the amount and the conversion from the previous stage."""
+    w = _words(words)
     amount_on = entity == "deal" or any(amounts)
-    second = [" · ".join(x for x in ((fmt.amount(a) if amount_on else ""), (f"{c} от пред." if c else "")) if x)
+    second = [" · ".join(x for x in ((fmt.amount(a) if amount_on else ""),
+                                     (f"{c} {w['from_prev']}" if c else "")) if x)
               for a, c in zip(amounts, conv_prev)]
     ticks = [f"{name}<br><span style='font-size:11px;color:#7a8795'>{sub}</span>" if sub else name
              for name, sub in zip(names, second)]
-    hover = [f"<b>{name}</b><br>{fmt.count(n)} шт." + (f" · {fmt.amount(a)}" if amount_on else "")
-             + (f"<br>из предыдущей: {c}" if c else "") + "<br><i>Нажмите, чтобы открыть список</i>"
+    hover = [f"<b>{name}</b><br>{fmt.count(n)} {w['pieces']}" + (f" · {fmt.amount(a)}" if amount_on else "")
+             + (f"<br>{w['of_prev']}: {c}" if c else "") + f"<br><i>{w['click']}</i>"
              for name, n, a, c in zip(names, counts, amounts, conv_prev)]
     fig = go.Figure(go.Funnel(
         y=names, x=counts, text=[fmt.count(n) for n in counts], textinfo="text",
@@ -47,28 +59,31 @@ def funnel(names: list[str], counts: list[int], amounts: list[float], colors: li
 
 
 def stage_times(names: list[str], medians: list[float | None], p90s: list[float | None],
-                colors: list[str]) -> go.Figure:
+                colors: list[str], words: dict[str, str] | None = None) -> go.Figure:
     """Horizontal bars: median days (stage colour) with the 90th percentile as a light bar."""
+    w = _words(words)
+    days = w["days"]
     med = [m or 0 for m in medians]
     p90 = [p or 0 for p in p90s]
     fig = go.Figure()
-    fig.add_bar(y=names, x=p90, orientation="h", name="90-й перцентиль", marker=dict(color="#dfe6ed"),
-                hovertemplate="%{y}<br>90% переходов быстрее %{x:.1f} дн.<extra></extra>")
-    fig.add_bar(y=names, x=med, orientation="h", name="Медиана", marker=dict(color=colors), width=0.45,
-                text=[f"{fmt.number(m)} дн." if m else "" for m in med], textposition="outside", cliponaxis=False,
-                hovertemplate="%{y}<br>медиана %{x:.1f} дн.<extra></extra>")
+    fig.add_bar(y=names, x=p90, orientation="h", name=w["percentile"], marker=dict(color="#dfe6ed"),
+                hovertemplate=f"%{{y}}<br>{w['percentile_hover']} %{{x:.1f}} {days}<extra></extra>")
+    fig.add_bar(y=names, x=med, orientation="h", name=w["median"], marker=dict(color=colors), width=0.45,
+                text=[f"{fmt.number(m)} {days}" if m else "" for m in med], textposition="outside", cliponaxis=False,
+                hovertemplate=f"%{{y}}<br>{w['median_hover']} %{{x:.1f}} {days}<extra></extra>")
     return _layout(fig, 80 + 40 * len(names), barmode="overlay", showlegend=True,
                    legend=dict(orientation="h", y=1.02, x=0, yanchor="bottom", traceorder="reversed"),
                    margin=dict(l=8, r=40, t=30, b=8),
-                   xaxis=dict(gridcolor=GRID, zeroline=False, ticksuffix=" дн."),
+                   xaxis=dict(gridcolor=GRID, zeroline=False, ticksuffix=f" {days}"),
                    yaxis=dict(automargin=True, autorange="reversed"))
 
 
-def dynamics(labels: list[str], series: dict[str, list[int]]) -> go.Figure:
+def dynamics(labels: list[str], series: dict[str, list[int]], words: dict[str, str] | None = None) -> go.Figure:
+    w = _words(words)
     fig = go.Figure()
     for key, values in series.items():
-        name, color = SERIES[key]
-        fig.add_bar(x=labels, y=values, name=name, marker=dict(color=color),
+        name = w[key]
+        fig.add_bar(x=labels, y=values, name=name, marker=dict(color=SERIES[key]),
                     hovertemplate=f"%{{x}}<br>{name}: %{{y}}<extra></extra>")
     return _layout(fig, 300, barmode="group", bargap=0.25, showlegend=True,
                    legend=dict(orientation="h", y=1.12, x=0),

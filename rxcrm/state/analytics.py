@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from datetime import date
 from urllib.parse import urlencode
 
 import plotly.graph_objects as go
 import reflex as rx
+from babel.dates import format_date
 
 from rxcrm.db import transact
 from rxcrm.services import analytics as an
@@ -25,14 +27,17 @@ PAGE = views.ANALYTICS_PAGE
 VIEW_KEY = "view"  # the saved view shown (a filter_preset id)
 URL_KEYS = {"period": "period", "from": "date_from", "to": "date_to", "pipeline": "pipeline_id",
             "dept": "department_id", "user": "responsible_id", "source": "source", "program": "program_id"}
+BABEL_LOCALE = {"ru": "ru_RU", "en": "en"}  # dates and month names in the person's language
 
 
 @dataclasses.dataclass
 class Kpi:
-    label: str = ""
+    label: str = ""  # shown: a label; kept in state (`an_kpi_data`): its catalog key
     value: str = ""
     note: str = ""
     href: str = ""
+    note_key: str = ""  # kept in state: the note's catalog key ("" = `note` is data), `{value}` = note_arg
+    note_arg: str = ""
 
 
 @dataclasses.dataclass
@@ -52,6 +57,7 @@ class StageRow:
 @dataclasses.dataclass
 class ConvRowView:
     label: str = ""
+    key: str = ""  # the grouped value; "" = the group without one (its label is the catalog's)
     created: int = 0
     in_work: int = 0
     won: int = 0
@@ -71,8 +77,6 @@ class TimeRow:
     stays: int = 0
     median: float = 0.0
     p90: float = 0.0
-    median_text: str = ""
-    p90_text: str = ""
 
 
 @dataclasses.dataclass
@@ -93,13 +97,8 @@ class ManagerView:
     forgotten_href: str = ""
 
 
-def _opts(pairs, first: tuple[str, str] | None = None) -> list[Option]:
-    out = [Option(*first)] if first else []
-    return out + [Option(str(v), str(label)) for v, label in pairs]
-
-
-def _days(v: float | None) -> str:
-    return "" if v is None else f"{fmt.number(v)} дн."
+def _opts(pairs) -> list[Option]:
+    return [Option(str(v), str(label)) for v, label in pairs]
 
 
 def _sorted(rows: list, key: str, desc: bool, text_key: str) -> list:
@@ -119,9 +118,9 @@ def _stage_rows(f: an.Funnel | None, stages) -> list[StageRow]:
 
 
 def _conv_rows(rows: list[an.ConvRow]) -> list[ConvRowView]:
-    return [ConvRowView(r.label, r.created, r.in_work, r.won, r.lost, r.conversion or 0.0, fmt.percent(r.conversion),
-                        f"{min(100.0, r.conversion or 0.0):.0f}%", float(r.won_amount), fmt.amount(r.won_amount),
-                        r.href) for r in rows]
+    return [ConvRowView(r.label, r.key, r.created, r.in_work, r.won, r.lost, r.conversion or 0.0,
+                        fmt.percent(r.conversion), f"{min(100.0, r.conversion or 0.0):.0f}%", float(r.won_amount),
+                        fmt.amount(r.won_amount), r.href) for r in rows]
 
 
 class AnalyticsState(AppState):
@@ -134,12 +133,12 @@ class AnalyticsState(AppState):
     an_user: str = "all"
     an_source: str = "all"
     an_program: str = "all"
-    an_period_options: list[Option] = [Option(k, v) for k, v in an.PERIODS]
     an_pipeline_options: list[Option] = []
-    an_department_options: list[Option] = []
-    an_user_options: list[Option] = []
-    an_source_options: list[Option] = []
-    an_program_options: list[Option] = []
+    # the pickers' data; the options add "all …" in the person's language
+    an_department_choices: list[Option] = []
+    an_user_choices: list[Option] = []
+    an_source_choices: list[Option] = []
+    an_program_choices: list[Option] = []
     an_is_manager: bool = False
     # views
     an_presets: list[PresetItem] = []
@@ -150,55 +149,143 @@ class AnalyticsState(AppState):
     an_error: str = ""
     an_loaded: bool = False
     an_empty: bool = False
-    an_subtitle: str = ""
-    an_kpis: list[Kpi] = []
+    # what is shown, without words: the labels are computed in the person's language
+    an_d0: str = ""  # the period (ISO dates)
+    an_d1: str = ""
+    an_filter_names: list[str] = []  # the filter's other values in words (pipeline, department …)
+    an_kpi_data: list[Kpi] = []
     lead_rows: list[StageRow] = []
     lead_lost: list[StageRow] = []
-    lead_title: str = ""
-    lead_summary: str = ""
+    lead_pipeline: str = ""  # "" = no lead funnel
+    lead_conversion: str = ""
     deal_rows: list[StageRow] = []
     deal_lost: list[StageRow] = []
-    deal_title: str = ""
-    deal_summary: str = ""
+    deal_pipeline: str = ""
+    deal_conversion: str = ""
     conv_dim: str = "source"
     conv_sort: str = "created"
     conv_desc: bool = True
     conv_data: dict[str, list[ConvRowView]] = {}
     time_rows: list[TimeRow] = []
-    dyn_labels: list[str] = []
+    dyn_buckets: list[str] = []  # bucket starts (ISO dates)
+    dyn_grain: str = "month"
     dyn_series: dict[str, list[int]] = {}
-    dyn_title: str = ""
     lost_labels: list[str] = []
     lost_counts: list[int] = []
     mgr_rows: list[ManagerView] = []
     mgr_sort: str = "won_amount"
     mgr_desc: bool = True
 
-    # ---- computed ---------------------------------------------------------------------
+    # ---- computed: every label in the person's language (`lang`) --------------------------
+    def _words(self) -> dict[str, str]:
+        """The words inside the figures (services.charts.WORDS) in the person's language."""
+        words = {}
+        for key in charts.WORDS:
+            words[key] = self._tr(f"analytics.chart.{key}")
+        return words
+
+    def _funnel_fig(self, rows: list[StageRow], entity: str) -> go.Figure:
+        return charts.funnel([r.name for r in rows], [r.count for r in rows], [r.amount for r in rows],
+                             [r.color for r in rows], [r.conv_prev for r in rows], entity, words=self._words())
+
     @rx.var
     def lead_fig(self) -> go.Figure:
-        return charts.funnel([r.name for r in self.lead_rows], [r.count for r in self.lead_rows],
-                             [r.amount for r in self.lead_rows], [r.color for r in self.lead_rows],
-                             [r.conv_prev for r in self.lead_rows], "lead")
+        return self._funnel_fig(self.lead_rows, "lead")
 
     @rx.var
     def deal_fig(self) -> go.Figure:
-        return charts.funnel([r.name for r in self.deal_rows], [r.count for r in self.deal_rows],
-                             [r.amount for r in self.deal_rows], [r.color for r in self.deal_rows],
-                             [r.conv_prev for r in self.deal_rows], "deal")
+        return self._funnel_fig(self.deal_rows, "deal")
 
     @rx.var
     def time_fig(self) -> go.Figure:
-        return charts.stage_times([r.name for r in self.time_rows], [r.median for r in self.time_rows],
-                                  [r.p90 for r in self.time_rows], [r.color for r in self.time_rows])
+        rows = self.time_rows
+        return charts.stage_times([r.name for r in rows], [r.median for r in rows], [r.p90 for r in rows],
+                                  [r.color for r in rows], words=self._words())
+
+    @rx.var
+    def dyn_labels(self) -> list[str]:
+        locale = BABEL_LOCALE.get(self.lang, BABEL_LOCALE["ru"])
+        grain = self.dyn_grain
+        return [an.bucket_label(date.fromisoformat(b), grain, locale) for b in self.dyn_buckets]
 
     @rx.var
     def dyn_fig(self) -> go.Figure:
-        return charts.dynamics(self.dyn_labels, self.dyn_series)
+        return charts.dynamics(self.dyn_labels, self.dyn_series, words=self._words())
+
+    @rx.var
+    def dyn_title(self) -> str:
+        return self._tr("analytics.dyn.by_week") if self.dyn_grain == "week" else self._tr("analytics.dyn.by_month")
 
     @rx.var
     def lost_fig(self) -> go.Figure:
-        return charts.lost_reasons(self.lost_labels, self.lost_counts)
+        no_reason = self._tr("analytics.lost.no_reason")
+        labels = [no_reason if r == an.NO_REASON else r for r in self.lost_labels]
+        return charts.lost_reasons(labels, self.lost_counts)
+
+    @rx.var
+    def an_period_options(self) -> list[Option]:
+        options = []
+        for key, _ in an.PERIODS:
+            options.append(Option(key, self._tr(f"analytics.period.{key}")))
+        return options
+
+    @rx.var
+    def an_department_options(self) -> list[Option]:
+        return [Option("all", self._tr("analytics.filter.all_departments")), *self.an_department_choices]
+
+    @rx.var
+    def an_user_options(self) -> list[Option]:
+        return [Option("all", self._tr("analytics.filter.all_managers")), *self.an_user_choices]
+
+    @rx.var
+    def an_source_options(self) -> list[Option]:
+        return [Option("all", self._tr("analytics.filter.all_sources")), *self.an_source_choices]
+
+    @rx.var
+    def an_program_options(self) -> list[Option]:
+        return [Option("all", self._tr("analytics.filter.all_programs")), *self.an_program_choices]
+
+    @rx.var
+    def an_subtitle(self) -> str:
+        """The filter in words: the period, the pipeline and the other values chosen."""
+        if not self.an_d0:
+            return ""
+        locale = BABEL_LOCALE.get(self.lang, BABEL_LOCALE["ru"])
+        period = " — ".join(format_date(date.fromisoformat(d), "d MMMM y", locale=locale)
+                            for d in (self.an_d0, self.an_d1))
+        return " · ".join([period, *self.an_filter_names])
+
+    @rx.var
+    def an_kpis(self) -> list[Kpi]:
+        kpis = []
+        for k in self.an_kpi_data:
+            note = self._tr(k.note_key, value=k.note_arg) if k.note_key else k.note
+            kpis.append(Kpi(self._tr(k.label), k.value, note, k.href))
+        return kpis
+
+    @rx.var
+    def lead_title(self) -> str:
+        if not self.lead_pipeline:
+            return self._tr("analytics.lead.title_none")
+        return self._tr("analytics.lead.title", name=self.lead_pipeline)
+
+    @rx.var
+    def lead_summary(self) -> str:
+        if not self.lead_pipeline:
+            return ""
+        return self._tr("analytics.lead.summary", value=self.lead_conversion or "—")
+
+    @rx.var
+    def deal_title(self) -> str:
+        if not self.deal_pipeline:
+            return self._tr("analytics.deal.title_none")
+        return self._tr("analytics.deal.title", name=self.deal_pipeline)
+
+    @rx.var
+    def deal_summary(self) -> str:
+        if not self.deal_pipeline:
+            return ""
+        return self._tr("analytics.deal.summary", value=self.deal_conversion or "—")
 
     @rx.var
     def lead_has_data(self) -> bool:
@@ -218,11 +305,18 @@ class AnalyticsState(AppState):
 
     @rx.var
     def conv_rows(self) -> list[ConvRowView]:
-        return _sorted(self.conv_data.get(self.conv_dim, []), self.conv_sort, self.conv_desc, "label")
+        dim = self.conv_dim
+        # the group without a value is named in the person's language (lead sources: as deal sources)
+        group = "source" if dim == "lead_source" else dim
+        none = self._tr(f"analytics.conv.none.{group}") if group in an.DIMENSION_LABEL else ""
+        rows = [r if r.key else dataclasses.replace(r, label=none) for r in self.conv_data.get(dim, [])]
+        return _sorted(rows, self.conv_sort, self.conv_desc, "label")
 
     @rx.var
     def conv_dim_label(self) -> str:
-        return an.DIMENSION_LABEL.get(self.conv_dim, "Источник лида" if self.conv_dim == "lead_source" else "")
+        if self.conv_dim == "lead_source":
+            return self._tr("analytics.dim.lead_source_head")
+        return self._tr(f"analytics.dim.{self.conv_dim}") if self.conv_dim in an.DIMENSION_LABEL else ""
 
     @rx.var
     def mgr_sorted(self) -> list[ManagerView]:
@@ -261,10 +355,10 @@ class AnalyticsState(AppState):
             nonlocal raw
             opts = an.filter_options(s, a)
             self.an_pipeline_options = _opts(opts["pipelines"])
-            self.an_department_options = _opts(opts["departments"], ("all", "Все отделы"))
-            self.an_user_options = _opts(opts["users"], ("all", "Все менеджеры"))
-            self.an_source_options = _opts(opts["sources"], ("all", "Все источники"))
-            self.an_program_options = _opts(opts["programs"], ("all", "Все программы"))
+            self.an_department_choices = _opts(opts["departments"])
+            self.an_user_choices = _opts(opts["users"])
+            self.an_source_choices = _opts(opts["sources"])
+            self.an_program_choices = _opts(opts["programs"])
             self._load_presets(s, a)
             self.an_preset_id = 0
             # the URL names the saved view it shows (written by _reload): mark it; alone, open it
@@ -285,7 +379,7 @@ class AnalyticsState(AppState):
             self._set_params(an.parse(raw))
         except ServiceError as exc:  # a bad link: say so and show the default dashboard
             self._set_params(an.Params())
-            warning = f"{exc.message}. Показан вид по умолчанию."
+            warning = self._tr("analytics.bad_link", message=exc.message)
         event = await self._reload()
         if warning:
             self.an_error = warning
@@ -302,14 +396,15 @@ class AnalyticsState(AppState):
 
         def compute(s):
             dash = an.dashboard(s, actor, an.parse(raw))
-            return dash, " · ".join(v for _, v in an.describe(s, dash.ctx))
+            # describe() names the period first (in Russian dates): the page writes it itself
+            return dash, [v for _, v in an.describe(s, dash.ctx)[1:]]
 
         try:
-            dash, subtitle = await asyncio.to_thread(transact, compute, write=False)
+            dash, names = await asyncio.to_thread(transact, compute, write=False)
         except ServiceError as exc:
             self.an_error = exc.message
             return rx.toast.error(exc.message)
-        self._show(dash, subtitle)
+        self._show(dash, names)
         self.an_error, self.an_loaded = "", True
         self.an_pipeline = str(dash.ctx.deal_pipeline.id)
         return self._url_event(dash.ctx.params)
@@ -325,28 +420,28 @@ class AnalyticsState(AppState):
         url = f"/analytics?{urlencode(params)}".replace("\\", "\\\\").replace("'", "\\'")
         return rx.call_script(f"window.history.replaceState(null, '', '{url}')")
 
-    def _show(self, dash: an.Dashboard, subtitle: str) -> None:
+    def _show(self, dash: an.Dashboard, filter_names: list[str]) -> None:
         ctx = dash.ctx
-        self.an_subtitle = subtitle
+        self.an_d0, self.an_d1 = ctx.d0.isoformat(), ctx.d1.isoformat()
+        self.an_filter_names = filter_names
         self.an_empty = dash.is_empty
         lf, df = dash.lead_funnel, dash.deal_funnel
         self.lead_rows = _stage_rows(lf, lf.stages if lf else [])
         self.lead_lost = _stage_rows(lf, lf.lost if lf else [])
-        self.lead_title = f"Воронка лидов — {lf.pipeline_name}" if lf else "Воронка лидов"
-        self.lead_summary = (f"Конверсия в качественные: {fmt.percent(lf.conversion) or '—'}"
-                             if lf else "")
+        self.lead_pipeline = lf.pipeline_name if lf else ""
+        self.lead_conversion = fmt.percent(lf.conversion) if lf else ""
         self.deal_rows = _stage_rows(df, df.stages if df else [])
         self.deal_lost = _stage_rows(df, df.lost if df else [])
-        self.deal_title = f"Воронка сделок — {df.pipeline_name}" if df else "Воронка сделок"
-        self.deal_summary = f"Конверсия в успешные: {fmt.percent(df.conversion) or '—'}" if df else ""
+        self.deal_pipeline = df.pipeline_name if df else ""
+        self.deal_conversion = fmt.percent(df.conversion) if df else ""
         self.conv_data = {dim: _conv_rows(rows) for dim, rows in dash.conversion.items()}
         self.conv_data["lead_source"] = _conv_rows(dash.lead_sources)
-        self.time_rows = [TimeRow(t.name, t.color, t.stays, t.median_days or 0.0, t.p90_days or 0.0,
-                                  _days(t.median_days), _days(t.p90_days)) for t in dash.stage_times]
+        self.time_rows = [TimeRow(t.name, t.color, t.stays, t.median_days or 0.0, t.p90_days or 0.0)
+                          for t in dash.stage_times]
         frame = dash.dynamics
-        self.dyn_labels = [an.bucket_label(b, ctx.grain) for b in frame.index]
+        self.dyn_buckets = [b.isoformat() for b in frame.index]
+        self.dyn_grain = ctx.grain
         self.dyn_series = {c: frame[c].astype(int).tolist() for c in frame.columns}
-        self.dyn_title = "По неделям" if ctx.grain == "week" else "По месяцам"
         self.lost_labels = [r for r, _ in dash.lost_reasons[:10]]
         self.lost_counts = [n for _, n in dash.lost_reasons[:10]]
         self.mgr_rows = [ManagerView(m.name, m.leads_in_work, m.in_work, m.overdue, m.forgotten, m.created,
@@ -357,24 +452,28 @@ class AnalyticsState(AppState):
         new_deals = frame["new_deals"].astype(int).sum().item()
         overdue = sum(m.overdue for m in dash.managers)
         forgotten = sum(m.forgotten for m in dash.managers)
-        self.an_kpis = [
-            Kpi("Новые лиды", fmt.count(new_leads), "созданы за период",
-                an.list_href(ctx, "lead", created_at=ctx.period) if ctx.lead_pipeline else ""),
-            Kpi("Новые сделки", fmt.count(new_deals), "созданы за период", an.list_href(ctx, "deal", created_at=ctx.period)),
-            Kpi("Выиграно", fmt.count(df.won if df else 0), fmt.amount(df.won_amount if df else 0),
+        first = df.stages[0].name if df and df.stages else ""
+        # labels and notes as catalog keys: `an_kpis` words them in the person's language
+        self.an_kpi_data = [
+            Kpi("analytics.kpi.new_leads", fmt.count(new_leads), note_key="analytics.kpi.created",
+                href=an.list_href(ctx, "lead", created_at=ctx.period) if ctx.lead_pipeline else ""),
+            Kpi("analytics.kpi.new_deals", fmt.count(new_deals), note_key="analytics.kpi.created",
+                href=an.list_href(ctx, "deal", created_at=ctx.period)),
+            Kpi("analytics.kpi.won", fmt.count(df.won if df else 0), fmt.amount(df.won_amount if df else 0),
                 df.stages[-1].href if df and df.stages and df.stages[-1].semantic == "success" else ""),
-            Kpi("Проиграно", fmt.count(df.lost_count if df else 0), "сделок за период",
-                df.lost[0].href if df and len(df.lost) == 1 else ""),
-            Kpi("Конверсия сделок", fmt.percent(df.conversion) or "—", "из «" + df.stages[0].name + "» в успешные"
-                if df and df.stages else ""),
-            Kpi("Просроченные дела", fmt.count(overdue), f"забытых сделок: {fmt.count(forgotten)}",
-                an.list_href(ctx, "deal", semantic=["process"], activity="overdue")),
+            Kpi("analytics.kpi.lost", fmt.count(df.lost_count if df else 0), note_key="analytics.kpi.lost_note",
+                href=df.lost[0].href if df and len(df.lost) == 1 else ""),
+            Kpi("analytics.kpi.conversion", fmt.percent(df.conversion) or "—",
+                note_key="analytics.kpi.conversion_note" if first else "", note_arg=first),
+            Kpi("analytics.kpi.overdue", fmt.count(overdue), note_key="analytics.kpi.forgotten_note",
+                note_arg=fmt.count(forgotten),
+                href=an.list_href(ctx, "deal", semantic=["process"], activity="overdue")),
         ]
 
     # ---- filter events ------------------------------------------------------------------
     @event
     async def set_period(self, value: str | list[str]):
-        value = choice(value, an.PERIOD_LABEL, "период")
+        value = choice(value, an.PERIOD_LABEL, self._tr("analytics.arg.period"))
         self.an_period, self.an_preset_id = value, 0
         if value == "custom":
             if not (self.an_from and self.an_to):
@@ -384,15 +483,15 @@ class AnalyticsState(AppState):
     @event
     async def apply_dates(self, form: dict):
         form = to_form(form)
-        self.an_from = field(form, "date_from", "дата", 20).strip()
-        self.an_to = field(form, "date_to", "дата", 20).strip()
+        self.an_from = field(form, "date_from", self._tr("analytics.arg.date"), 20).strip()
+        self.an_to = field(form, "date_to", self._tr("analytics.arg.date"), 20).strip()
         self.an_period, self.an_preset_id = "custom", 0
         return await self._reload()
 
     @event
     async def set_filter(self, key: str, value: str):
-        key = choice(key, FILTER_VARS, "фильтр")
-        setattr(self, key, to_text(value, "значение фильтра", 200))
+        key = choice(key, FILTER_VARS, self._tr("analytics.arg.filter"))
+        setattr(self, key, to_text(value, self._tr("analytics.arg.filter_value"), 200))
         self.an_preset_id = 0
         return await self._reload()
 
@@ -404,18 +503,18 @@ class AnalyticsState(AppState):
 
     @event
     def set_conv_dim(self, value: str | list[str]):
-        self.conv_dim = choice(value, [*an.DIMENSION_LABEL, "lead_source"], "разрез")
+        self.conv_dim = choice(value, [*an.DIMENSION_LABEL, "lead_source"], self._tr("analytics.arg.dim"))
 
     @event
     def sort_conv(self, key: str):
-        key = choice(key, [f.name for f in dataclasses.fields(ConvRowView) if f.name not in ("href", "bar")],
-                     "колонка")
+        key = choice(key, [f.name for f in dataclasses.fields(ConvRowView) if f.name not in ("href", "bar", "key")],
+                     self._tr("analytics.arg.column"))
         self.conv_sort, self.conv_desc = _next_sort(self.conv_sort, self.conv_desc, key, "label")
 
     @event
     def sort_mgr(self, key: str):
         key = choice(key, [f.name for f in dataclasses.fields(ManagerView) if not f.name.endswith("href")],
-                     "колонка")
+                     self._tr("analytics.arg.column"))
         self.mgr_sort, self.mgr_desc = _next_sort(self.mgr_sort, self.mgr_desc, key, "name")
 
     # ---- click-through ----------------------------------------------------------------------
@@ -440,7 +539,7 @@ class AnalyticsState(AppState):
     # ---- views (presets) ------------------------------------------------------------------------
     @event
     async def apply_preset(self, preset_id: int):
-        preset_id = to_id(preset_id, "вид")
+        preset_id = to_id(preset_id, self._tr("analytics.arg.view"))
 
         def find(s, a):
             preset = next((p for p in views.list_presets(s, a, PAGE) if p.id == preset_id), None)
@@ -448,19 +547,19 @@ class AnalyticsState(AppState):
 
         raw = self._read(find)
         if raw is None:
-            return rx.toast.error("Представление не найдено")
+            return rx.toast.error(self._tr("analytics.views.not_found"))
         self._set_params(an.parse(raw))
         self.an_preset_id = preset_id
         return await self._reload()
 
     @event
     def set_preset_name(self, value: str):
-        self.an_preset_name = to_text(value, "название", 200)
+        self.an_preset_name = to_text(value, self._tr("analytics.arg.name"), 200)
 
     @event
     def save_preset(self, form: dict):
         form = to_form(form)
-        name = field(form, "name", "название", 200) or self.an_preset_name
+        name = field(form, "name", self._tr("analytics.arg.name"), 200) or self.an_preset_name
 
         def save(s, a):
             raw = an.parse(self._params_raw()).as_dict()
@@ -470,11 +569,11 @@ class AnalyticsState(AppState):
 
         self._call(save)
         self.an_preset_name = ""
-        return rx.toast.success("Вид сохранён")
+        return rx.toast.success(self._tr("analytics.views.saved"))
 
     @event
     def delete_preset(self, preset_id: int):
-        preset_id = to_id(preset_id, "вид")
+        preset_id = to_id(preset_id, self._tr("analytics.arg.view"))
 
         def delete(s, a):
             views.delete_preset(s, a, preset_id)
@@ -486,7 +585,7 @@ class AnalyticsState(AppState):
 
     @event
     def pin_preset(self, preset_id: int):
-        preset_id = to_id(preset_id, "вид")
+        preset_id = to_id(preset_id, self._tr("analytics.arg.view"))
 
         def pin(s, a):
             views.toggle_default(s, a, PAGE, preset_id)
