@@ -16,7 +16,7 @@ from . import theme
 from .dnd import kanban_board, kanban_card, kanban_column
 
 
-def _pill(value, color: str, bg: str, title: str, testid: str) -> rx.Component:
+def _pill(value, color: str, bg: str, title, testid: str) -> rx.Component:
     return rx.cond(
         value > 0,
         rx.tooltip(
@@ -68,9 +68,11 @@ def _card(card: Card, col: BoardColumn) -> rx.Component:
                     rx.link(card.title, href=href, weight="medium", size="2", color="#1f5fa8",
                             underline="hover", data_testid="card-title"),
                     rx.cond(card.repeat,
-                            rx.tooltip(rx.badge("Повт.", color_scheme="orange", size="1", variant="soft"),
-                                       content=rx.cond(WorkState.entity == "lead", "Повторный лид",
-                                                       "Повторная сделка"))),
+                            rx.tooltip(rx.badge(WorkState.t["work.card.repeat"], color_scheme="orange", size="1",
+                                                variant="soft"),
+                                       content=rx.cond(WorkState.entity == "lead",
+                                                       WorkState.t["work.card.repeat.lead"],
+                                                       WorkState.t["work.card.repeat.deal"]))),
                     rx.box(_stage_menu(card, col), line_height="0", flex_shrink="0",
                            **theme.desktop_hidden(display="block")),
                     justify="between", align="start", width="100%", spacing="2",
@@ -89,7 +91,7 @@ def _card(card: Card, col: BoardColumn) -> rx.Component:
                                     weight=rx.cond(card.overdue, "medium", "regular")),
                             spacing="1", align="center", title=card.activity,
                         ),
-                        rx.badge("нет дел", color_scheme="red", variant="soft", size="1"),
+                        rx.badge(WorkState.t["work.card.no_activity"], color_scheme="red", variant="soft", size="1"),
                     ),
                     rx.spacer(),
                     rx.text(card.responsible, size="1", color=theme.TEXT_MUTED, trim="both",
@@ -130,9 +132,9 @@ def _column(col: BoardColumn) -> rx.Component:
             rx.hstack(
                 rx.text(col.amount, size="2", color="#3c4a5a", weight="medium", data_testid="column-sum"),
                 rx.spacer(),
-                _pill(col.overdue, "white", theme.DANGER, "Просроченные дела", "column-overdue"),
-                _pill(col.today, "#7a4b00", "#ffe3a3", "Дела на сегодня", "column-today"),
-                _pill(col.none, "#4a5563", "#e6e9ee", "Без запланированных дел", "column-none"),
+                _pill(col.overdue, "white", theme.DANGER, WorkState.t["work.column.overdue"], "column-overdue"),
+                _pill(col.today, "#7a4b00", "#ffe3a3", WorkState.t["work.column.today"], "column-today"),
+                _pill(col.none, "#4a5563", "#e6e9ee", WorkState.t["work.column.none"], "column-none"),
                 spacing="1", align="center", width="100%", padding_top="4px",
             ),
             border_top=f"4px solid {col.color}",
@@ -164,7 +166,7 @@ def _column(col: BoardColumn) -> rx.Component:
         ),
         rx.cond(
             col.has_more,
-            rx.button("Показать ещё", variant="ghost", size="1", width="100%",
+            rx.button(WorkState.t["work.column.more"], variant="ghost", size="1", width="100%",
                       on_click=WorkState.load_more(col.id), data_testid="load-more"),
         ),
         width="280px",

@@ -1,47 +1,77 @@
 """The one filter + search bar of every list and board: search box, filter panel with
-presets (Представления фильтра), removable chips, view switch, pipeline, export."""
+presets (Представления фильтра), removable chips, view switch, pipeline, export.
+
+The filter panel and the «Создать» dialog are rendered from data: WorkState.filter_rows
+(the field catalog + the entity's `filter_panel`) and WorkState.create_fields (the entity's
+`create_form`), each row drawn by the control its kind asks for."""
 from __future__ import annotations
 
 import reflex as rx
 
 from rxcrm.components.forms import option_select
-from rxcrm.state.work import Chip, MissingField, Option, PresetItem, WorkState
+from rxcrm.state.work import Chip, CreateInput, FilterRow, MissingField, PresetItem, WorkState
 
 from . import theme
 
 
-def _checks(title: str, key: str, options) -> rx.Component:
+def _title(text) -> rx.Component:
+    return rx.text(text, size="1", weight="bold", color=theme.TEXT_MUTED)
+
+
+def _checks(row: FilterRow) -> rx.Component:
+    """A box per option, submitted as `<key>__<value>`."""
     return rx.vstack(
-        rx.text(title, size="1", weight="bold", color=theme.TEXT_MUTED),
+        _title(row.label),
         rx.box(
             rx.foreach(
-                options,
+                row.options,
                 lambda o: rx.box(
-                    rx.checkbox(o.label, name=key + "__" + o.value, size="1",
-                                default_checked=WorkState.filter_values[key].contains(o.value)),
+                    rx.checkbox(o.label, name=row.key + "__" + o.value, size="1",
+                                default_checked=row.checked.contains(o.value)),
                     padding_y="2px",
                 ),
             ),
             max_height="150px", overflow_y="auto", width="100%",
             border=f"1px solid {theme.BORDER}", border_radius="6px", padding="6px 8px",
         ),
-        spacing="1", width="100%", align="start",
+        spacing="1", width="100%", align="start", data_testid="filter-field", data_key=row.key,
     )
 
 
-def _range(title: str, key: str, kind: str) -> rx.Component:
+def _range(row: FilterRow) -> rx.Component:
+    """From–to, submitted as `<key>_from` / `<key>_to`."""
     return rx.vstack(
-        rx.text(title, size="1", weight="bold", color=theme.TEXT_MUTED),
+        _title(row.label),
         rx.hstack(
-            rx.input(name=key + "_from", type=kind, size="1", placeholder="от",
-                     default_value=WorkState.filter_ranges[key + "_from"], width="100%"),
+            rx.input(name=row.key + "_from", type=row.input_type, size="1", placeholder=WorkState.t["work.filter.from"],
+                     default_value=row.value_from, width="100%"),
             rx.text("—", size="1"),
-            rx.input(name=key + "_to", type=kind, size="1", placeholder="до",
-                     default_value=WorkState.filter_ranges[key + "_to"], width="100%"),
+            rx.input(name=row.key + "_to", type=row.input_type, size="1", placeholder=WorkState.t["work.filter.to"],
+                     default_value=row.value_to, width="100%"),
             width="100%", align="center", spacing="1",
         ),
-        spacing="1", width="100%", align="start",
+        spacing="1", width="100%", align="start", data_testid="filter-field", data_key=row.key,
     )
+
+
+def _activity(row: FilterRow) -> rx.Component:
+    """The activity state (any / overdue / today / none), submitted as `activity`."""
+    return rx.vstack(
+        _title(row.label),
+        rx.select.root(
+            rx.select.trigger(width="100%"),
+            rx.select.content(rx.foreach(row.options, lambda o: rx.select.item(o.label, value=o.value))),
+            name=row.key,
+            default_value=row.value,
+            size="1",
+        ),
+        spacing="1", align="start", width="100%", data_testid="filter-field", data_key=row.key,
+    )
+
+
+def _filter_field(row: FilterRow) -> rx.Component:
+    return rx.match(row.control, ("checks", _checks(row)), ("range", _range(row)), ("activity", _activity(row)),
+                    rx.fragment())
 
 
 def _preset_row(p: PresetItem) -> rx.Component:
@@ -50,11 +80,12 @@ def _preset_row(p: PresetItem) -> rx.Component:
                 weight=rx.cond(WorkState.active_preset_id == p.id, "bold", "regular"),
                 color=rx.cond(WorkState.active_preset_id == p.id, "#1f5fa8", "#1f2933"),
                 data_testid="preset-item"),
-        rx.cond(p.shared, rx.tooltip(rx.icon("users", size=13, color=theme.TEXT_MUTED), content="Общее")),
+        rx.cond(p.shared, rx.tooltip(rx.icon("users", size=13, color=theme.TEXT_MUTED),
+                                     content=WorkState.t["work.presets.shared"])),
         rx.tooltip(
             rx.icon("pin", size=14, cursor="pointer", on_click=WorkState.pin_preset(p.id),
                     color=rx.cond(p.is_default, theme.ACCENT, "#b5bfcb"), data_testid="preset-pin"),
-            content="По умолчанию для этой страницы",
+            content=WorkState.t["work.presets.pin"],
         ),
         rx.cond(~p.builtin,
                 rx.icon("x", size=14, cursor="pointer", color="#b5bfcb",
@@ -67,19 +98,19 @@ def _preset_row(p: PresetItem) -> rx.Component:
 
 def _presets() -> rx.Component:
     return rx.vstack(
-        rx.text("Представления", size="1", weight="bold", color=theme.TEXT_MUTED),
+        _title(WorkState.t["work.presets.title"]),
         rx.vstack(rx.foreach(WorkState.presets, _preset_row), spacing="0", width="100%"),
         rx.divider(),
         rx.form(
             rx.vstack(
-                rx.input(name="name", placeholder="Название фильтра", size="1", width="100%",
+                rx.input(name="name", placeholder=WorkState.t["work.presets.name"], size="1", width="100%",
                          value=WorkState.preset_name, on_change=WorkState.set_preset_name,
                          data_testid="preset-name"),
                 rx.cond(
                     (WorkState.user_role == "admin") | (WorkState.user_role == "head"),
-                    rx.checkbox("Общий (для всех)", name="shared", size="1"),
+                    rx.checkbox(WorkState.t["work.presets.shared_all"], name="shared", size="1"),
                 ),
-                rx.button(rx.icon("save", size=13), "Сохранить фильтр", size="1", variant="soft",
+                rx.button(rx.icon("save", size=13), WorkState.t["work.presets.save"], size="1", variant="soft",
                           type="submit", width="100%", data_testid="preset-save"),
                 spacing="2", width="100%",
             ),
@@ -96,44 +127,24 @@ def _presets() -> rx.Component:
 
 def _extra_field() -> rx.Component:
     return rx.vstack(
-        rx.text("Добавить поле", size="1", weight="bold", color=theme.TEXT_MUTED),
+        _title(WorkState.t["work.filter.add_field"]),
         rx.hstack(
             rx.select.root(
-                rx.select.trigger(placeholder="Выберите поле", width="50%"),
+                rx.select.trigger(placeholder=WorkState.t["work.filter.choose_field"], width="50%"),
                 rx.select.content(rx.foreach(WorkState.extra_field_options,
                                              lambda o: rx.select.item(o.label, value=o.value))),
                 value=WorkState.extra_field, on_change=WorkState.set_extra_field, size="1",
             ),
-            rx.input(name="extra_value", placeholder="значение (текст, Да/Нет, вариант)", size="1",
+            rx.input(name="extra_value", placeholder=WorkState.t["work.filter.extra_value"], size="1",
                      width="50%"),
             width="100%", spacing="2",
         ),
         rx.hstack(
-            rx.input(name="extra_from", placeholder="от (число или дата)", size="1", width="100%"),
-            rx.input(name="extra_to", placeholder="до", size="1", width="100%"),
+            rx.input(name="extra_from", placeholder=WorkState.t["work.filter.extra_from"], size="1", width="100%"),
+            rx.input(name="extra_to", placeholder=WorkState.t["work.filter.to"], size="1", width="100%"),
             width="100%", spacing="2",
         ),
         spacing="1", width="100%", align="start",
-    )
-
-
-def _activity_radio() -> rx.Component:
-    return rx.vstack(
-        rx.text("Дела", size="1", weight="bold", color=theme.TEXT_MUTED),
-        rx.select.root(
-            rx.select.trigger(width="100%"),
-            rx.select.content(
-                rx.select.item("Все", value="any"),
-                rx.select.item("Просрочены", value="overdue"),
-                rx.select.item("На сегодня", value="today"),
-                rx.select.item("Нет запланированных дел", value="none"),
-            ),
-            name="activity",
-            default_value=rx.cond(WorkState.filter_values["activity"].length() > 0,
-                                  WorkState.filter_values["activity"][0], "any"),
-            size="1",
-        ),
-        spacing="1", align="start", width="100%",
     )
 
 
@@ -141,26 +152,18 @@ def _filter_form() -> rx.Component:
     return rx.form(
         rx.vstack(
             rx.grid(
-                rx.cond(WorkState.has_board, _checks("Стадия", "stage_id", WorkState.stage_options)),
-                _checks("Ответственный", "responsible_id", WorkState.user_options),
-                rx.cond(WorkState.entity != "company", _checks("Источник", "source", WorkState.source_options)),
-                rx.cond(WorkState.has_board,
-                        _checks("Образовательная программа", "program_id", WorkState.program_options)),
-                _range("Дата создания", "created_at", "date"),
-                _range("Дата изменения", "updated_at", "date"),
-                rx.cond(WorkState.has_board, _range("Сумма, ₽", "amount", "number")),
-                rx.cond(WorkState.has_board, _activity_radio()),
+                rx.foreach(WorkState.filter_rows, _filter_field),
                 columns=rx.breakpoints(initial="1", xs="2"), spacing="3", width="100%",
             ),
             _extra_field(),
             rx.cond(WorkState.has_board,
-                    rx.checkbox("Только в работе (без завершённых)", name="only_open", size="1",
-                                default_checked=WorkState.filter_values["semantic"].contains("process"))),
+                    rx.checkbox(WorkState.t["work.filter.only_open"], name="only_open", size="1",
+                                default_checked=WorkState.filter_only_open)),
             rx.hstack(
-                rx.button("Сбросить", type="button", variant="ghost", color_scheme="gray", size="2",
-                          on_click=WorkState.clear_filters),
+                rx.button(WorkState.t["work.filter.reset"], type="button", variant="ghost", color_scheme="gray",
+                          size="2", on_click=WorkState.clear_filters),
                 rx.spacer(),
-                rx.button("Найти", type="submit", size="2", data_testid="filter-apply"),
+                rx.button(WorkState.t["work.filter.apply"], type="submit", size="2", data_testid="filter-apply"),
                 width="100%",
                 style=theme.phone(position="sticky", bottom="-16px", background="white", padding="10px 0 12px",
                                   margin_bottom="-16px", z_index="1", border_top=f"1px solid {theme.BORDER}"),
@@ -180,10 +183,10 @@ def filter_panel() -> rx.Component:
     # pop up over the panel), the presets above the fields, «Найти» kept at the bottom.
     return rx.vstack(
         rx.hstack(
-            rx.text("Фильтр", size="3", weight="bold"),
+            rx.text(WorkState.t["work.filter.title"], size="3", weight="bold"),
             rx.spacer(),
             rx.popover.close(rx.icon_button(rx.icon("x", size=16), variant="ghost", color_scheme="gray", size="2",
-                                            aria_label="Закрыть", data_testid="filter-close")),
+                                            aria_label=WorkState.t["work.filter.close"], data_testid="filter-close")),
             align="center", width="100%", **theme.desktop_hidden(),
         ),
         rx.flex(_presets(), _filter_form(), direction=rx.breakpoints(initial="column", sm="row"),
@@ -238,8 +241,8 @@ def search_box() -> rx.Component:
         ),
         rx.form(
             rx.input(name="q", value=WorkState.q, on_change=WorkState.set_q,
-                     placeholder="Поиск: имя, телефон, email, название",
-                     title="Фильтр + поиск: имя, телефон, email, название",
+                     placeholder=WorkState.t["top.search"],
+                     title=WorkState.t["work.search.title"],
                      variant="soft", size="2", width="100%", data_testid="search-input",
                      background="transparent", style={"box_shadow": "none"}),
             on_submit=WorkState.search,
@@ -251,12 +254,14 @@ def search_box() -> rx.Component:
         rx.cond(WorkState.chips.length() > 0,
                 rx.tooltip(rx.icon_button(rx.icon("x", size=15), variant="ghost", size="2", color_scheme="gray",
                                           on_click=WorkState.clear_filters, data_testid="filter-clear"),
-                           content="Сбросить фильтр")),
+                           content=WorkState.t["work.empty.reset"])),
         rx.popover.root(
             rx.popover.trigger(
-                rx.button(rx.icon("sliders-horizontal", size=15), rx.text("Фильтр", style=_PHONE_HIDDEN),
+                rx.button(rx.icon("sliders-horizontal", size=15),
+                          rx.text(WorkState.t["work.filter.title"], style=_PHONE_HIDDEN),
                           variant="soft", size="1", flex_shrink="0", data_testid="filter-open",
-                          aria_label="Фильтр", style=theme.phone(height="32px", width="32px", padding="0")),
+                          aria_label=WorkState.t["work.filter.title"],
+                          style=theme.phone(height="32px", width="32px", padding="0")),
             ),
             rx.popover.content(filter_panel(), width="860px", max_width="95vw", align="end", side="bottom",
                                style=theme.phone(max_width="calc(100vw - 16px)")),
@@ -275,49 +280,39 @@ def search_box() -> rx.Component:
 _PHONE_HIDDEN = theme.phone(display="none")
 
 
+def _create_input(f: CreateInput) -> rx.Component:
+    """One input of the «Создать» dialog by its kind; a required one shows «*»."""
+    required = rx.cond(f.required,
+                       rx.input.slot(rx.text("*", color=theme.DANGER, title=WorkState.t["work.create.required"]),
+                                     side="right"),
+                       rx.fragment())
+    control = rx.match(
+        f.kind,
+        ("note", rx.text(f.placeholder, size="1", color=theme.TEXT_MUTED)),
+        ("program", option_select(f.choices, f.placeholder, name=f.name)),
+        ("source", option_select(f.choices, f.placeholder, name=f.name)),
+        rx.input(required, name=f.name, placeholder=f.placeholder, width="100%", data_testid=f.testid,
+                 aria_required=rx.cond(f.required, "true", "false"),
+                 input_mode=rx.match(f.kind, ("money", "decimal"), ("phone", "tel"), ("email", "email"), "text")),
+    )
+    return rx.box(control, width="100%", grid_column=rx.cond(f.half, "auto", "1 / -1"), data_testid="create-field",
+                  data_name=f.name)
+
+
 def _create_dialog() -> rx.Component:
-    person = rx.vstack(
-        rx.flex(rx.input(name="last_name", placeholder="Фамилия", width="100%", data_testid="create-last"),
-                rx.input(name="first_name", placeholder="Имя", width="100%"), width="100%", spacing="2",
-                direction=rx.breakpoints(initial="column", xs="row")),
-        rx.cond(WorkState.entity != "deal", rx.input(name="middle_name", placeholder="Отчество", width="100%")),
-        rx.flex(rx.input(name="phone", placeholder="Телефон", width="100%", data_testid="create-phone"),
-                rx.input(name="email", placeholder="E-mail", width="100%"), width="100%", spacing="2",
-                direction=rx.breakpoints(initial="column", xs="row")),
-        spacing="2", width="100%",
-    )
-    program = option_select(WorkState.program_options, "Образовательная программа", name="program")
-    source = option_select(WorkState.source_options, "Источник: Вручную", name="source")
-    body = rx.match(
-        WorkState.entity,
-        ("lead", rx.vstack(rx.input(name="title", placeholder="Название лида (необязательно)", width="100%"),
-                           person, program, source, spacing="2", width="100%")),
-        ("deal", rx.vstack(rx.input(name="title", placeholder="Название сделки", width="100%",
-                                    data_testid="create-title"),
-                           program, rx.input(name="amount", placeholder="Сумма, ₽ (по умолчанию — цена программы)",
-                                             width="100%"),
-                           rx.text("Клиент (необязательно) — будет создан контакт:", size="1",
-                                   color=theme.TEXT_MUTED),
-                           person, source, spacing="2", width="100%")),
-        ("contact", person),
-        rx.vstack(rx.input(name="title", placeholder="Название компании", width="100%", data_testid="create-title"),
-                  rx.input(name="inn", placeholder="ИНН", width="100%"),
-                  rx.hstack(rx.input(name="phone", placeholder="Телефон", width="100%"),
-                            rx.input(name="email", placeholder="E-mail", width="100%"), width="100%"),
-                  spacing="2", width="100%"),
-    )
     return rx.dialog.root(
         rx.dialog.content(
-            rx.dialog.title(rx.match(WorkState.entity, ("lead", "Новый лид"), ("deal", "Новая сделка"),
-                                     ("contact", "Новый контакт"), "Новая компания")),
+            rx.dialog.title(WorkState.create_title),
             rx.form(
                 rx.vstack(
-                    body,
+                    rx.grid(rx.foreach(WorkState.create_fields, _create_input),
+                            columns=rx.breakpoints(initial="1", xs="2"), spacing="2", width="100%"),
                     rx.cond(WorkState.create_error != "",
                             rx.callout(WorkState.create_error, icon="triangle-alert", color_scheme="red", size="1",
                                        data_testid="create-error")),
-                    rx.hstack(rx.dialog.close(rx.button("Отмена", type="button", variant="soft", color_scheme="gray")),
-                              rx.button("Создать", type="submit", data_testid="create-submit"),
+                    rx.hstack(rx.dialog.close(rx.button(WorkState.t["common.cancel"], type="button", variant="soft",
+                                                        color_scheme="gray")),
+                              rx.button(WorkState.t["work.toolbar.create"], type="submit", data_testid="create-submit"),
                               justify="end", width="100%", spacing="2"),
                     spacing="3", width="100%",
                 ),
@@ -333,19 +328,22 @@ def toolbar() -> rx.Component:
     """Создать, Канбан/Список, the pipeline, the filter bar, columns, Excel. On a phone the
     buttons keep their icons and the filter bar takes a line of its own under them."""
     return rx.hstack(
-        rx.button(rx.icon("plus", size=15), rx.text("Создать", style=_PHONE_HIDDEN), size="2",
-                  on_click=WorkState.set_create_open(True), data_testid="create-open", aria_label="Создать",
+        rx.button(rx.icon("plus", size=15), rx.text(WorkState.t["work.toolbar.create"], style=_PHONE_HIDDEN), size="2",
+                  on_click=WorkState.set_create_open(True), data_testid="create-open",
+                  aria_label=WorkState.t["work.toolbar.create"],
                   style=theme.phone(width="36px", padding="0", flex_shrink="0")),
         _create_dialog(),
         rx.cond(
             WorkState.has_board,
             rx.segmented_control.root(
                 rx.segmented_control.item(rx.hstack(rx.icon("kanban", size=14),
-                                                    rx.text("Канбан", style=_PHONE_HIDDEN), spacing="1",
-                                                    align="center"), value="kanban", aria_label="Канбан"),
+                                                    rx.text(WorkState.t["work.view.kanban"], style=_PHONE_HIDDEN),
+                                                    spacing="1", align="center"),
+                                          value="kanban", aria_label=WorkState.t["work.view.kanban"]),
                 rx.segmented_control.item(rx.hstack(rx.icon("list", size=14),
-                                                    rx.text("Список", style=_PHONE_HIDDEN), spacing="1",
-                                                    align="center"), value="list", aria_label="Список"),
+                                                    rx.text(WorkState.t["work.view.list"], style=_PHONE_HIDDEN),
+                                                    spacing="1", align="center"),
+                                          value="list", aria_label=WorkState.t["work.view.list"]),
                 value=WorkState.view, on_change=WorkState.set_view, size="2", data_testid="view-switch",
                 style=theme.phone(flex_shrink="0", **{"& .rt-SegmentedControlItemLabel": {
                     "padding_left": "12px", "padding_right": "12px"}}),
@@ -365,8 +363,8 @@ def toolbar() -> rx.Component:
             ~WorkState.is_kanban,
             rx.tooltip(rx.icon_button(rx.icon("settings-2", size=16), variant="soft", size="2",
                                       on_click=WorkState.open_chooser, data_testid="column-chooser",
-                                      aria_label="Настройка колонок", style=theme.phone(flex_shrink="0")),
-                       content="Настройка колонок"),
+                                      aria_label=WorkState.t["work.columns.title"], style=theme.phone(flex_shrink="0")),
+                       content=WorkState.t["work.columns.title"]),
         ),
         rx.button(
             rx.cond(WorkState.export_running,
@@ -402,16 +400,16 @@ def missing_fields_dialog(state=WorkState) -> rx.Component:
     `state` needs missing_open/missing_message/missing_fields/submit_missing/close_missing."""
     return rx.dialog.root(
         rx.dialog.content(
-            rx.dialog.title("Заполните обязательные поля"),
+            rx.dialog.title(state.t["work.missing.title"]),
             rx.callout(state.missing_message, icon="info", color_scheme="amber", size="1",
                        data_testid="move-refused"),
             rx.form(
                 rx.vstack(
                     rx.foreach(state.missing_fields, missing_input),
                     rx.hstack(
-                        rx.dialog.close(rx.button("Отмена", type="button", variant="soft", color_scheme="gray",
-                                                  on_click=state.close_missing)),
-                        rx.button("Сохранить и перевести", type="submit", data_testid="missing-submit"),
+                        rx.dialog.close(rx.button(state.t["common.cancel"], type="button", variant="soft",
+                                                  color_scheme="gray", on_click=state.close_missing)),
+                        rx.button(state.t["work.missing.submit"], type="submit", data_testid="missing-submit"),
                         justify="end", spacing="3", width="100%",
                     ),
                     spacing="3", padding_top="12px",

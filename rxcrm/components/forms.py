@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import reflex as rx
 
+from rxcrm.services.fields import NO, YES
+from rxcrm.state.app import AppState
+
 
 def option_select(options, placeholder: str = "", width: str = "100%", trigger_props: dict | None = None,
                   **props) -> rx.Component:
@@ -26,7 +29,7 @@ def form_dialog(title, body: rx.Component, *, on_submit, open_var, on_open_chang
             rx.form(
                 rx.vstack(
                     body,
-                    rx.hstack(rx.dialog.close(rx.button("Отмена", type="button", variant="soft", color_scheme="gray")),
+                    rx.hstack(rx.dialog.close(rx.button(AppState.t["common.cancel"], type="button", variant="soft", color_scheme="gray")),
                               rx.button(submit, type="submit", **submit_props),
                               justify="end", width="100%", spacing="2"),
                     spacing="3", width="100%",
@@ -87,19 +90,22 @@ def time_input(name: str, default_value="", testid: str | None = None, **props) 
                               **props)
 
 
-def search_select(name: str, options, default_value="", placeholder: str = "Начните вводить…",
+def search_select(name: str, options, default_value="", placeholder=None,
                   testid: str | None = None, **props) -> rx.Component:
-    """A searchable list over Option(value, label) rows; submits the chosen value under `name`."""
+    """A searchable list over Option(value, label) rows; submits the chosen value under `name`
+    (the placeholder: «Начните вводить…» unless given)."""
+    if placeholder is None:
+        placeholder = AppState.t["common.start_typing"]
     return SearchSelect.create(name=name, options=options, default_value=default_value, placeholder=placeholder,
                                **({"input_testid": testid} if testid is not None else {}), **props)
 
 
 def yes_no(name, value, testid=None) -> rx.Component:
-    """A yes/no field as a switch that always submits «Да» or «Нет» (a hidden «Нет» first;
-    the checked switch's «Да» comes later in the form and wins)."""
+    """A yes/no field as a switch that always submits «Да» or «Нет» (fields.YES/NO: a hidden
+    «Нет» first; the checked switch's «Да» comes later in the form and wins)."""
     return rx.hstack(
-        rx.el.input(type="hidden", name=name, value="Нет"),
-        rx.switch(name=name, value="Да", default_checked=value == "Да", size="2",
+        rx.el.input(type="hidden", name=name, value=NO),
+        rx.switch(name=name, value=YES, default_checked=value == YES, size="2",
                   **({"data_testid": testid} if testid is not None else {})),
         align="center", spacing="2", min_height="32px",
     )
@@ -113,11 +119,11 @@ def field_control(f, text_testid, other_testid=None) -> rx.Component:
     other = other_testid if other_testid is not None else text_testid
     return rx.match(
         f.kind,
-        ("program", search_select(f.key, f.choices, f.value, "Начните вводить название программы…", testid=other)),
-        ("user", search_select(f.key, f.choices, f.value, "Начните вводить фамилию…", testid=other)),
+        ("program", search_select(f.key, f.choices, f.value, AppState.t["common.start_typing.program"], testid=other)),
+        ("user", search_select(f.key, f.choices, f.value, AppState.t["common.start_typing.user"], testid=other)),
         ("date", date_input(f.key, f.value, testid=other)),
         ("bool", yes_no(f.key, f.value, other)),
-        ("enum", rx.select(f.options, name=f.key, default_value=f.value, placeholder="Выберите…", width="100%",
+        ("enum", rx.select(f.options, name=f.key, default_value=f.value, placeholder=AppState.t["common.choose"], width="100%",
                            data_testid=other)),
         ("money", "number", "int",
          rx.input(name=f.key, default_value=f.value, width="100%", input_mode="decimal", placeholder="0",

@@ -82,7 +82,7 @@ def _cell(row: dict, col: ListColumn) -> rx.Component:
             rx.cond(
                 col.key == "next_activity_at",
                 rx.text(value, color=rx.cond(row["_overdue"] == "1", theme.DANGER,
-                                             rx.cond(value == "нет дел", "#b42318", "#1f2933"))),
+                                             rx.cond(row["_no_activity"] == "1", "#b42318", "#1f2933"))),
                 rx.text(value),
             ),
         ),
@@ -121,32 +121,32 @@ def bulk_bar() -> rx.Component:
     return rx.cond(
         WorkState.selection_count > 0,
         rx.hstack(
-            rx.text("Выбрано: ", rx.text.strong(WorkState.selection_count), size="2"),
+            rx.text(WorkState.t["work.bulk.selected"], rx.text.strong(WorkState.selection_count), size="2"),
             rx.cond(
                 ~WorkState.all_matching & (WorkState.total > WorkState.selected.length()),
-                rx.link("выбрать все " + WorkState.total.to_string(), size="2", cursor="pointer",
+                rx.link(WorkState.t["work.bulk.select_all"] + WorkState.total.to_string(), size="2", cursor="pointer",
                         on_click=WorkState.select_all_matching, data_testid="select-all-matching"),
             ),
-            rx.link("снять выделение", size="2", cursor="pointer", color="gray",
+            rx.link(WorkState.t["work.bulk.clear"], size="2", cursor="pointer", color="gray",
                     on_click=WorkState.clear_selection),
             rx.spacer(style=theme.phone(flex_basis="100%", height="0")),
             rx.cond(
                 WorkState.has_board,
                 rx.select.root(
-                    rx.select.trigger(placeholder="Сменить стадию", data_testid="bulk-stage", style=_BULK_PHONE),
+                    rx.select.trigger(placeholder=WorkState.t["board.change_stage"], data_testid="bulk-stage", style=_BULK_PHONE),
                     rx.select.content(rx.foreach(WorkState.stage_options, _opt)),
                     value="", on_change=WorkState.bulk_move, size="2",
                 ),
             ),
             rx.select.root(
-                rx.select.trigger(placeholder="Сменить ответственного", data_testid="bulk-assign",
+                rx.select.trigger(placeholder=WorkState.t["work.bulk.assign"], data_testid="bulk-assign",
                                   style=_BULK_PHONE),
                 rx.select.content(rx.foreach(WorkState.user_options, _opt)),
                 value="", on_change=WorkState.bulk_assign, size="2",
             ),
-            rx.button(rx.icon("file-spreadsheet", size=15), "Экспорт", variant="soft", size="2",
+            rx.button(rx.icon("file-spreadsheet", size=15), WorkState.t["work.bulk.export"], variant="soft", size="2",
                       on_click=WorkState.start_export, style=_BULK_PHONE),
-            rx.button(rx.icon("trash-2", size=15), "Удалить", color_scheme="red", variant="soft", size="2",
+            rx.button(rx.icon("trash-2", size=15), WorkState.t["work.bulk.delete"], color_scheme="red", variant="soft", size="2",
                       on_click=WorkState.set_confirm_delete(True), data_testid="bulk-delete", style=_BULK_PHONE),
             align="center", spacing="3", width="100%", padding="8px 12px", background="#eaf2fc",
             border=f"1px solid #cfe0f5", border_radius="8px", data_testid="bulk-bar",
@@ -158,14 +158,14 @@ def bulk_bar() -> rx.Component:
 def confirm_delete() -> rx.Component:
     return rx.alert_dialog.root(
         rx.alert_dialog.content(
-            rx.alert_dialog.title("Удалить выбранные элементы?"),
+            rx.alert_dialog.title(WorkState.t["work.delete.title"]),
             rx.alert_dialog.description(
-                rx.text("Будет удалено: ", rx.text.strong(WorkState.selection_count),
-                        ". Элементы попадут в корзину — администратор сможет их восстановить."),
+                rx.text(WorkState.t["work.delete.count"], rx.text.strong(WorkState.selection_count),
+                        WorkState.t["work.delete.note"]),
             ),
             rx.hstack(
-                rx.alert_dialog.cancel(rx.button("Отмена", variant="soft", color_scheme="gray")),
-                rx.alert_dialog.action(rx.button("Удалить", color_scheme="red", on_click=WorkState.bulk_delete,
+                rx.alert_dialog.cancel(rx.button(WorkState.t["common.cancel"], variant="soft", color_scheme="gray")),
+                rx.alert_dialog.action(rx.button(WorkState.t["work.bulk.delete"], color_scheme="red", on_click=WorkState.bulk_delete,
                                                  data_testid="confirm-delete")),
                 justify="end", spacing="3", padding_top="12px",
             ),
@@ -178,8 +178,8 @@ def confirm_delete() -> rx.Component:
 def column_chooser() -> rx.Component:
     return rx.dialog.root(
         rx.dialog.content(
-            rx.dialog.title("Настройка колонок"),
-            rx.dialog.description("Отметьте поля, которые показывать в списке и выгружать в Excel.", size="2",
+            rx.dialog.title(WorkState.t["work.columns.title"]),
+            rx.dialog.description(WorkState.t["work.columns.hint"], size="2",
                                   color=theme.TEXT_MUTED),
             rx.grid(
                 rx.foreach(
@@ -191,12 +191,12 @@ def column_chooser() -> rx.Component:
                 max_height="min(420px, 55dvh)", overflow_y="auto",
             ),
             rx.hstack(
-                rx.button("По умолчанию", variant="ghost", on_click=WorkState.reset_columns),
+                rx.button(WorkState.t["work.columns.default"], variant="ghost", on_click=WorkState.reset_columns),
                 rx.cond(WorkState.user_role == "admin",
-                        rx.button("Для всех", variant="soft", on_click=WorkState.save_columns(True))),
+                        rx.button(WorkState.t["work.columns.for_all"], variant="soft", on_click=WorkState.save_columns(True))),
                 rx.spacer(),
-                rx.dialog.close(rx.button("Отменить", variant="soft", color_scheme="gray")),
-                rx.button("Применить", on_click=WorkState.save_columns(False), data_testid="apply-columns"),
+                rx.dialog.close(rx.button(WorkState.t["work.columns.cancel"], variant="soft", color_scheme="gray")),
+                rx.button(WorkState.t["work.columns.apply"], on_click=WorkState.save_columns(False), data_testid="apply-columns"),
                 spacing="3", width="100%", style=theme.phone(flex_wrap="wrap", justify_content="flex-end"),
             ),
             max_width="760px",
@@ -208,14 +208,14 @@ def column_chooser() -> rx.Component:
 
 def pager() -> rx.Component:
     return rx.hstack(
-        rx.text("Всего: ", rx.text.strong(WorkState.total), size="2", data_testid="list-total"),
+        rx.text(WorkState.t["work.list.total"], rx.text.strong(WorkState.total), size="2", data_testid="list-total"),
         rx.spacer(),
-        rx.text("На странице", size="2", color=theme.TEXT_MUTED, style=theme.phone(display="none")),
+        rx.text(WorkState.t["work.list.page_size"], size="2", color=theme.TEXT_MUTED, style=theme.phone(display="none")),
         rx.select(["10", "20", "50", "100"], value=WorkState.page_size.to_string(),
                   on_change=WorkState.set_page_size, size="1"),
         rx.icon_button(rx.icon("chevron-left", size=16), variant="soft", size="1",
                        disabled=WorkState.page_no <= 1, on_click=WorkState.set_page_no(WorkState.page_no - 1)),
-        rx.text(WorkState.page_no.to_string() + " из " + WorkState.pages.to_string(), size="2",
+        rx.text(WorkState.page_no.to_string() + WorkState.t["work.list.of"] + WorkState.pages.to_string(), size="2",
                 white_space="nowrap"),
         rx.icon_button(rx.icon("chevron-right", size=16), variant="soft", size="1",
                        disabled=WorkState.page_no >= WorkState.pages,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from rxcrm import i18n
 from rxcrm.state.app import AppState, NotificationRow
 from rxcrm.state.search import SearchGroup, SearchHit, SearchState
 
@@ -163,12 +164,12 @@ def _user_menu() -> rx.Component:
                    padding="4px 12px 8px", display="none", style={theme.COMPACT: {"display": "block"}}),
             rx.text(AppState.t["user.language"], size="1", color=theme.TEXT_MUTED, padding_x="12px", padding_y="4px"),
             rx.menu.item(
-                rx.hstack(rx.text("Русский"), rx.cond(AppState.lang == "ru", rx.icon("check", size=14)),
+                rx.hstack(rx.text(i18n.LANGS["ru"]), rx.cond(AppState.lang == "ru", rx.icon("check", size=14)),
                           justify="between", width="100%"),
                 on_select=AppState.set_lang("ru"), data_testid="lang-ru",
             ),
             rx.menu.item(
-                rx.hstack(rx.text("English"), rx.cond(AppState.lang == "en", rx.icon("check", size=14)),
+                rx.hstack(rx.text(i18n.LANGS["en"]), rx.cond(AppState.lang == "en", rx.icon("check", size=14)),
                           justify="between", width="100%"),
                 on_select=AppState.set_lang("en"), data_testid="lang-en",
             ),

@@ -137,6 +137,30 @@ RU: dict[str, str] = {
     "list.select_page": "Все на странице",
     "list.sort": "Сортировка",
     # ---- end of the phones block ----
+    # ---- answers of the handler boundary (state/base.py) and the words of its messages ----
+    "common.yes": "Да",
+    "common.no": "Нет",
+    "common.bad_input": "Неверные данные запроса",
+    "common.bad_input_what": "Неверные данные запроса: {what}",
+    "common.too_long": "Слишком длинный текст: {what} (не больше {max_len} символов)",
+    "common.busy": "База данных сейчас занята — повторите действие через несколько секунд",
+    "common.unexpected": "Не удалось выполнить действие. Попробуйте ещё раз; если ошибка повторится, "
+                         "сообщите администратору код {code}",
+    "common.what.number": "номер",
+    "common.what.text": "текст",
+    "common.what.yes_no": "да/нет",
+    "common.what.form": "форма",
+    "common.what.value": "значение",
+    "common.what.arguments": "аргументы",
+    "common.what.notification": "уведомление",
+    "common.what.link": "ссылка",
+    "common.what.search": "поиск",
+    "common.what.login": "логин",
+    # ---- form controls (components/forms.py) ----
+    "common.start_typing": "Начните вводить…",
+    "common.start_typing.program": "Начните вводить название программы…",
+    "common.start_typing.user": "Начните вводить фамилию…",
+    "common.choose": "Выберите…",
 }
 
 EN: dict[str, str] = {
@@ -275,4 +299,28 @@ EN: dict[str, str] = {
     "list.select_page": "Whole page",
     "list.sort": "Sort by",
     # ---- end of the phones block ----
+    # ---- answers of the handler boundary (state/base.py) and the words of its messages ----
+    "common.yes": "Yes",
+    "common.no": "No",
+    "common.bad_input": "Invalid request data",
+    "common.bad_input_what": "Invalid request data: {what}",
+    "common.too_long": "Text too long: {what} (at most {max_len} characters)",
+    "common.busy": "The database is busy — try again in a few seconds",
+    "common.unexpected": "The action failed. Try again; if the error repeats, give your administrator "
+                         "the code {code}",
+    "common.what.number": "number",
+    "common.what.text": "text",
+    "common.what.yes_no": "yes/no",
+    "common.what.form": "form",
+    "common.what.value": "value",
+    "common.what.arguments": "arguments",
+    "common.what.notification": "notification",
+    "common.what.link": "link",
+    "common.what.search": "search",
+    "common.what.login": "login",
+    # ---- form controls (components/forms.py) ----
+    "common.start_typing": "Start typing…",
+    "common.start_typing.program": "Start typing the program name…",
+    "common.start_typing.user": "Start typing the last name…",
+    "common.choose": "Choose…",
 }

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from rxcrm import i18n
 from rxcrm.components import theme
 from rxcrm.state.app import AppState, LoginState
 
@@ -54,10 +55,10 @@ def login_page() -> rx.Component:
                 width="100%",
             ),
             rx.hstack(
-                rx.link("Русский", on_click=AppState.set_lang("ru"), size="1", cursor="pointer",
+                rx.link(i18n.LANGS["ru"], on_click=AppState.set_lang("ru"), size="1", cursor="pointer",
                         weight=rx.cond(AppState.lang == "ru", "bold", "regular")),
                 rx.text("·", size="1", color=theme.TEXT_MUTED),
-                rx.link("English", on_click=AppState.set_lang("en"), size="1", cursor="pointer",
+                rx.link(i18n.LANGS["en"], on_click=AppState.set_lang("en"), size="1", cursor="pointer",
                         weight=rx.cond(AppState.lang == "en", "bold", "regular")),
                 justify="center", width="100%",
             ),

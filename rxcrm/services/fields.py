@@ -1,7 +1,8 @@
 """The field catalog of each entity: labels, types, how a field is shown, sorted,
-filtered and exported. One registry serves the list columns, the column chooser,
-the filter's "добавить поле", and the Excel headers. Custom fields are appended from
-the `custom_field` table per pipeline."""
+filtered and exported. One registry serves the list columns, the column chooser, the
+filter panel (its fields up front are declared per entity in services/entities.py, the
+others are offered by «Добавить поле»), and the Excel headers. Custom fields are appended
+from the `custom_field` table per pipeline."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -13,6 +14,15 @@ from rxcrm.models import CustomField
 from rxcrm.rules.defaults import SOURCES
 
 from .entities import MODELS  # the registry of item entities
+
+# How a yes/no field's value is stored, shown and typed (a custom bool field keeps «Да»/«Нет»).
+YES, NO = "Да", "Нет"
+
+
+def is_yes(text: str) -> bool:
+    """A typed yes/no value: «да», 1, true, yes, on (any case)."""
+    return text.strip().lower() in (YES.lower(), "1", "true", "yes", "on")
+
 
 # kinds: text, int, money, number, date, datetime, bool, enum, stage, user, program,
 #        pipeline, contact, company, phone, email, activity

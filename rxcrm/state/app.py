@@ -29,9 +29,10 @@ BELL_LIMIT = 20  # unread notifications listed in the bell (the badge counts all
 POLL_MIN_S = 20  # the shell's timer skips a refresh made less than this long ago
 T = TypeVar("T")
 
-# Why a login was refused (the code /api/session puts in /login?error=…) → the message.
+# Why a login was refused (the code /api/session puts in /login?error=…) → the service's
+# message; an empty form is the page's own text (`login.empty`).
 LOGIN_ERRORS = {"bad_password": auth.BAD_CREDENTIALS, "unknown_login": auth.BAD_CREDENTIALS,
-                "inactive": auth.INACTIVE, "empty": "Введите логин и пароль"}
+                "inactive": auth.INACTIVE}
 # The logout form: a POST to the route that revokes the session and clears the HttpOnly cookie.
 LOGOUT_SCRIPT = ("(() => { const f = document.createElement('form'); f.method = 'post'; "
                  "f.action = '/api/session/logout'; document.body.appendChild(f); f.submit(); })()")
@@ -199,7 +200,7 @@ class AppState(rx.State):
     @event
     def open_notification(self, notification_id: int, href: str):
         """A click on a notification: mark it read, close the bell, go to its item."""
-        nid, href = to_id(notification_id, "уведомление"), to_text(href, "ссылка", 500)
+        nid, href = to_id(notification_id, "common.what.notification"), to_text(href, "common.what.link", 500)
         actor = self._require_actor()
         self._call(notifications.mark_read, [nid], actor=actor)
         self._badges(actor)
@@ -227,7 +228,7 @@ class AppState(rx.State):
         from rxcrm.services import search
 
         from .search import SEARCH_WORKERS, SearchState
-        q = search.clean(field(form, "q", "поиск", 1000))
+        q = search.clean(field(form, "q", "common.what.search", 1000))
         groups = []
         if len(q) >= search.MIN_LEN:
             actor = self._require_actor()
@@ -269,7 +270,7 @@ class LoginState(AppState):
         the last attempt was refused, from ?error=…)."""
         params = self.router.url.query_parameters
         self.info = self.t["login.expired"] if params.get("expired") else ""
-        self.login_value = to_text(params.get("login", ""), "логин", 100)
+        self.login_value = to_text(params.get("login", ""), "common.what.login", 100)
         self.next_path = self._next_path()
         self.error = self._error_text(params.get("error", ""), params.get("wait", ""))
         user = self._resolve()
@@ -282,6 +283,8 @@ class LoginState(AppState):
             return ""
         if code == "rate_limited":
             return i18n.rate_limited(id_or_none(wait) or 60, self.lang)
+        if code == "empty":
+            return self._tr("login.empty")
         return i18n.message(LOGIN_ERRORS.get(code, auth.BAD_CREDENTIALS), self.lang)
 
     def _next_path(self) -> str:

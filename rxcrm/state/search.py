@@ -55,7 +55,7 @@ class SearchState(AppState):
         """The input changed (debounced in the browser): search again and open the dropdown.
         The reads run on a worker thread (a rare text scans every kind: up to a few hundred
         ms at 100k items), never on the event loop that serves every client."""
-        q = search.clean(to_text(value, "поиск", 1000))
+        q = search.clean(to_text(value, "common.what.search", 1000))
         self.search_q = q
         if len(q) < search.MIN_LEN:
             self.search_groups, self.searched, self.search_open = [], False, False

@@ -2,7 +2,12 @@
 the list, the filter bar with presets, bulk actions, the column chooser and export.
 
 Thin: every query and change goes through rxcrm.services; this class only holds what
-the screen shows (one page of rows, the first cards of each column)."""
+the screen shows (one page of rows, the first cards of each column).
+
+Views are data: the filter panel's fields are rows built from the field catalog
+(services/fields.py) and the fields each entity shows up front (`Entity.filter_panel` in
+services/entities.py); the «Создать» dialog's inputs come from `Entity.create_form`. The
+page renders both with rx.foreach, so a field declared there appears without a change here."""
 from __future__ import annotations
 
 import asyncio
@@ -14,19 +19,24 @@ import reflex as rx
 
 from rxcrm import i18n
 from rxcrm.db import session_scope
-from rxcrm.services import access, catalogs, create, entities, export, filters as flt, fmt, items, listing, views
+from rxcrm.services import access, catalogs, create, entities, export, fields, filters as flt, fmt, items, listing, \
+    views
 from rxcrm.services.errors import ServiceError, ValidationFailed
-from rxcrm.services.fields import field_map
+from rxcrm.services.fields import FieldDef, field_map
 
 from .app import AppState
-from .base import choice, event, field, id_or_none, opt_id, to_bool, to_form, to_id, to_ids, to_int, to_text
+from .base import choice, describe, event, field, id_or_none, opt_id, to_bool, to_form, to_id, to_ids, to_int, to_text
 
 PAGE_ENTITY = entities.BY_SECTION  # "deals" → "deal"
-STANDARD_FILTERS = ("stage_id", "source", "responsible_id", "program_id", "created_at", "updated_at",
-                    "amount", "activity")
-PANEL_LIST_KEYS = ("stage_id", "source", "responsible_id", "program_id", "activity", "semantic")
-PANEL_RANGE_KEYS = ("created_at", "updated_at", "amount")
-ACTIVITY_LABELS = {"overdue": "Просрочены", "today": "На сегодня", "none": "Нет дел"}
+ACTIVITY = "activity"  # the filter (and the panel's form) key of the activity state (field next_activity_at)
+CHECK_KINDS = ("stage", "user", "program", "enum")  # kinds the panel offers as a box per option
+ID_KINDS = ("stage", "user", "program")  # … whose options are ids
+ANY_ACTIVITY = "any"  # the activity select's «Все»
+# «Создать»: the names create_item reads (an entity's create_form may use these), and the
+# inputs tests and the browser find by their test id
+CREATE_NAMES = ("title", "last_name", "first_name", "middle_name", "phone", "email", "program", "source", "amount",
+                "inn")
+CREATE_TESTIDS = {"title": "create-title", "last_name": "create-last", "phone": "create-phone"}
 NO_FILTER = "none"  # `?filter=none`: the view is deliberately unfiltered (not "use the default preset")
 CHIPS_SHOWN = 2  # chips in the bar; the rest fold into «+N»
 
@@ -98,6 +108,90 @@ def missing_field(row: dict) -> MissingField:
 
 
 @dataclasses.dataclass
+class FilterRow:
+    """One field of the filter panel. `control`: "checks" (a box per option, submitted as
+    `<key>__<value>`), "range" (`<key>_from` / `<key>_to`; `input_type` date or number) or
+    "activity" (the select `activity`: any / overdue / today / none)."""
+    key: str = ""
+    label: str = ""
+    control: str = "checks"
+    input_type: str = "text"
+    options: list[Option] = dataclasses.field(default_factory=list)
+    checked: list[str] = dataclasses.field(default_factory=list)
+    value_from: str = ""
+    value_to: str = ""
+    value: str = ""
+
+
+@dataclasses.dataclass
+class CreateInput:
+    """One input of the «Создать» dialog (from `Entity.create_form`): `name` is what the form
+    submits, `kind` picks the control (text, phone, email, money, program, source, note),
+    `placeholder` is already in the person's language, `choices` the pick list."""
+    name: str = ""
+    kind: str = "text"
+    placeholder: str = ""
+    required: bool = False
+    half: bool = False
+    testid: str = ""
+    choices: list[Option] = dataclasses.field(default_factory=list)
+
+
+def filter_control(fd: FieldDef) -> str:
+    """How the filter panel asks for a field of this kind ("" = it cannot)."""
+    if fd.kind == "activity":
+        return ACTIVITY
+    if fd.kind in CHECK_KINDS:
+        return "checks"
+    return "range" if fd.kind in flt.RANGE_KINDS else ""
+
+
+def filter_key(fd: FieldDef) -> str:
+    """The filter's key for a field (the activity state has its own)."""
+    return ACTIVITY if fd.kind == "activity" else fd.key
+
+
+def panel_fields(entity: str) -> list[FieldDef]:
+    """The fields the filter panel shows up front: those the entity declares
+    (`Entity.filter_panel`), in that order, that the catalog marks filterable and the panel
+    can ask for."""
+    catalog = {fd.key: fd for fd in fields.CATALOG[entity]}
+    return [catalog[k] for k in entities.get(entity).filter_panel
+            if k in catalog and catalog[k].filterable and filter_control(catalog[k])]
+
+
+def filter_rows(entity: str, lang: str, choices: dict[str, list[Option]], values: dict[str, list[str]],
+                ranges: dict[str, str]) -> list[FilterRow]:
+    """The panel's rows for `entity` in `lang`, holding the filter now applied (`values`:
+    checked options per key, `ranges`: `<key>_from`/`<key>_to`); `choices` are the pick
+    lists of the stage/user/program kinds (an enum has its own options)."""
+    rows = []
+    for fd in panel_fields(entity):
+        control, key, label = filter_control(fd), filter_key(fd), fd.title(lang)
+        if control == "checks":
+            options = choices.get(fd.kind, []) if fd.kind != "enum" else [Option(str(o), str(o)) for o in fd.options]
+            rows.append(FilterRow(key, label, control, options=list(options), checked=list(values.get(key, []))))
+        elif control == "range":
+            if fd.kind == "money":
+                label = i18n.text(lang, "work.filter.money", label=label)
+            rows.append(FilterRow(key, label, control, "date" if fd.kind in ("date", "datetime") else "number",
+                                  value_from=ranges.get(f"{key}_from", ""), value_to=ranges.get(f"{key}_to", "")))
+        else:
+            options = [Option(state, i18n.text(lang, f"work.filter.activity.{state}"))
+                       for state in (ANY_ACTIVITY, *flt.ACTIVITY_STATES)]
+            rows.append(FilterRow(key, label, control, options=options,
+                                  value=(values.get(key) or [ANY_ACTIVITY])[0]))
+    return rows
+
+
+def create_inputs(entity: str, lang: str, choices: dict[str, list[Option]]) -> list[CreateInput]:
+    """The «Создать» dialog of `entity` in `lang` (`choices`: the program and source lists)."""
+    return [CreateInput(f.name, f.kind, i18n.text(lang, f.placeholder) if f.placeholder else "", f.required,
+                        f.half, CREATE_TESTIDS.get(f.name, ""), list(choices.get(f.kind, [])))
+            for f in entities.get(entity).create_form]
+
+
+@dataclasses.dataclass
 class PresetItem:
     id: int = 0
     name: str = ""
@@ -156,9 +250,11 @@ class WorkState(AppState):
 
     # filter panel
     filter_open: bool = False
-    # list filters as strings, for the panel's defaults (every key present: the UI indexes them)
-    filter_values: dict[str, list[str]] = {k: [] for k in PANEL_LIST_KEYS}
-    filter_ranges: dict[str, str] = {f"{k}_{e}": "" for k in PANEL_RANGE_KEYS for e in ("from", "to")}
+    # the filter applied, as strings for the panel's rows (filter_rows): list filters (and the
+    # activity state) by key, ranges as `<key>_from` / `<key>_to`
+    filter_values: dict[str, list[str]] = {}
+    filter_ranges: dict[str, str] = {}
+    filter_only_open: bool = False  # «Только в работе»
     source_options: list[Option] = []
     user_options: list[Option] = []
     program_options: list[Option] = []
@@ -191,11 +287,11 @@ class WorkState(AppState):
     # ---- computed ---------------------------------------------------------------------
     @rx.var
     def has_board(self) -> bool:
-        return self.entity in ("lead", "deal")
+        return self.entity in entities.WORK_ENTITIES
 
     @rx.var
     def is_kanban(self) -> bool:
-        return self.view == "kanban" and self.entity in ("lead", "deal")
+        return self.view == "kanban" and self.entity in entities.WORK_ENTITIES
 
     @rx.var
     def pages(self) -> int:
@@ -224,6 +320,22 @@ class WorkState(AppState):
     @rx.var
     def filter_stage_ids(self) -> list[str]:
         return [str(v) for v in self._filters.get("stage_id", [])]
+
+    @rx.var
+    def filter_rows(self) -> list[FilterRow]:
+        """The filter panel's fields (see `filter_rows`), in the person's language."""
+        choices = {"stage": self.stage_options, "user": self.user_options, "program": self.program_options}
+        return filter_rows(self.entity, self.lang, choices, self.filter_values, self.filter_ranges)
+
+    @rx.var
+    def create_fields(self) -> list[CreateInput]:
+        """The «Создать» dialog's inputs for this page's entity."""
+        return create_inputs(self.entity, self.lang, {"program": self.program_options,
+                                                      "source": self.source_options})
+
+    @rx.var
+    def create_title(self) -> str:
+        return i18n.text(self.lang, f"work.create.title.{self.entity}")
 
     # ---- loading ----------------------------------------------------------------------
     def _page_from_path(self) -> str:
@@ -254,7 +366,7 @@ class WorkState(AppState):
         setting = views.page_setting(s, actor, self.page)
         self._open_pipeline(s, actor, params, memory, setting)
         fmap = field_map(s, self.entity, self.pipeline_id or None)
-        default_view = "kanban" if self.entity in ("lead", "deal") else "list"
+        default_view = "kanban" if self.entity in entities.WORK_ENTITIES else "list"
         if memory is not None:
             self.view = memory["view"]
             self._filters, self.active_preset_id = copy.deepcopy(memory["filters"]), memory["preset"]
@@ -272,7 +384,7 @@ class WorkState(AppState):
                 size = setting.page_size if setting is not None and setting.page_size in listing.PAGE_SIZES \
                     else 20
             self.page_size, self.page_no = size, id_or_none(params.get("page")) or 1
-        if self.entity not in ("lead", "deal"):
+        if self.entity not in entities.WORK_ENTITIES:
             self.view = "list"
         elif self.view not in ("kanban", "list"):
             self.view = "kanban"
@@ -284,7 +396,7 @@ class WorkState(AppState):
         """Pipelines offered (those where the person sees something, and their department's)
         and the one to show: the URL's (any pipeline of the entity: a shared link shows what
         its sender saw), else this tab's, else the one chosen last, their department's, the default."""
-        if self.entity not in ("lead", "deal"):
+        if self.entity not in entities.WORK_ENTITIES:
             self.pipeline_options, self.pipeline_id = [], 0
             return
         offered = catalogs.pipelines_for(s, actor, self.entity)
@@ -339,8 +451,9 @@ class WorkState(AppState):
         else:
             self.stage_options = []
         fmap = field_map(s, self.entity, self.pipeline_id or None)
+        up_front = {fd.key for fd in panel_fields(self.entity)}
         self.extra_field_options = [Option(k, f.title(self.lang)) for k, f in fmap.items()
-                                    if f.filterable and k not in STANDARD_FILTERS and k != "id"]
+                                    if f.filterable and k not in up_front and k != "id"]
         self._load_presets(s, actor)
 
     def _load_presets(self, s, actor) -> None:
@@ -348,7 +461,7 @@ class WorkState(AppState):
 
     def _effective_filters(self) -> dict:
         f = dict(self._filters)
-        if self.entity in ("lead", "deal") and self.pipeline_id:
+        if self.entity in entities.WORK_ENTITIES and self.pipeline_id:
             f["pipeline_id"] = [self.pipeline_id]
         return f
 
@@ -362,13 +475,15 @@ class WorkState(AppState):
             if value in (None, "", [], {}):
                 continue
             if key == "q":
-                out.append(Chip(key, f"Поиск: {value}"))
+                out.append(Chip(key, self._tr("work.chip.search", value=value)))
                 continue
             if key == "semantic":
-                out.append(Chip(key, "Только в работе" if value == ["process"] else "Стадии: " + ", ".join(value)))
+                out.append(Chip(key, self._tr("work.chip.only_open") if value == ["process"]
+                                else self._tr("work.chip.stages", value=", ".join(value))))
                 continue
-            if key == "activity":
-                out.append(Chip(key, f"Дела: {ACTIVITY_LABELS.get(value, value)}"))
+            if key == ACTIVITY:
+                state = self._tr(f"work.chip.activity.{value}") if value in flt.ACTIVITY_STATES else value
+                out.append(Chip(key, self._tr("work.chip.activity", value=state)))
                 continue
             if key in ("reached_stage", "reached_at", "department_id"):
                 if key != "reached_at":
@@ -381,25 +496,27 @@ class WorkState(AppState):
                 text = ", ".join(shown[:3]) + (f" +{len(shown) - 3}" if len(shown) > 3 else "")
             elif isinstance(value, dict):
                 lo, hi = value.get("from"), value.get("to")
-                text = f"{'с ' + str(lo) if lo else ''}{' ' if lo and hi else ''}{'по ' + str(hi) if hi else ''}"
+                text = " ".join(([self._tr("work.chip.from", value=lo)] if lo else [])
+                                + ([self._tr("work.chip.to", value=hi)] if hi else []))
             elif isinstance(value, bool):
-                text = "Да" if value else "Нет"
+                text = self._tr("common.yes") if value else self._tr("common.no")
             else:
                 text = str(value)
             out.append(Chip(key, f"{label}: {text}"))
         return out
 
     def _panel_values(self) -> None:
-        vals: dict[str, list[str]] = {k: [] for k in PANEL_LIST_KEYS}
-        ranges = {f"{k}_{e}": "" for k in PANEL_RANGE_KEYS for e in ("from", "to")}
+        vals: dict[str, list[str]] = {}
+        ranges: dict[str, str] = {}
         for key, value in self._filters.items():
             if isinstance(value, list):
                 vals[key] = [str(v) for v in value]
             elif isinstance(value, dict):
                 ranges[f"{key}_from"] = str(value.get("from") or "")
                 ranges[f"{key}_to"] = str(value.get("to") or "")
-            elif key == "activity":
+            elif key == ACTIVITY:
                 vals[key] = [str(value)]
+        self.filter_only_open = "process" in vals.get("semantic", [])
         self.filter_values, self.filter_ranges = vals, ranges
 
     def _url(self) -> str:
@@ -408,7 +525,7 @@ class WorkState(AppState):
         cleared after a reload instead of falling back to the default preset), and for a
         list its sort, direction, page size and page."""
         params: list[tuple[str, str]] = []
-        if self.entity in ("lead", "deal"):
+        if self.entity in entities.WORK_ENTITIES:
             params.append(("view", self.view))
             if self.pipeline_id:
                 params.append(("pipeline", str(self.pipeline_id)))
@@ -447,7 +564,7 @@ class WorkState(AppState):
         try:
             self._read(load, actor=actor)
         except ValidationFailed as exc:
-            self.error = exc.message
+            self.error = describe(exc, self.lang)
             self.board, self.rows, self.total = [], [], 0
             self.empty_title, self.empty_text, self.empty_can_reset, self.empty_can_create = "", "", False, False
         self._remember(actor)
@@ -497,14 +614,27 @@ class WorkState(AppState):
                                  self.page_no, self.page_size, pipeline_id=self.pipeline_id or None,
                                  lang=self.lang)
         self.list_columns = [ListColumn(c.key, c.title(self.lang), c.sortable) for c in page.columns]
-        self.rows = [{k: ("1" if v is True else "" if v is False else str(v)) for k, v in r.items()}
-                     for r in page.rows]
+        self.rows = [self._row(r, page.columns) for r in page.rows]
         self.total, self.page_no = page.total, page.page
+
+    def _row(self, row: dict, columns: list[FieldDef]) -> dict[str, str]:
+        """A list row as text: the service's yes/no and «нет дел» in the person's language
+        (`_no_activity` marks the latter)."""
+        out = {k: ("1" if v is True else "" if v is False else str(v)) for k, v in row.items()}
+        for fd in columns:
+            value = out.get(fd.key)
+            if fd.kind == "activity":
+                out["_no_activity"] = "1" if value == listing.display(None, fd) else ""
+                if out["_no_activity"]:
+                    out[fd.key] = self._tr("work.card.no_activity")
+            elif fd.kind == "bool" and value in (fields.YES, fields.NO):
+                out[fd.key] = self._tr("common.yes") if value == fields.YES else self._tr("common.no")
+        return out
 
     # ---- board ------------------------------------------------------------------------
     @event
     def load_more(self, stage_id: int):
-        stage_id = to_id(stage_id, "стадия")
+        stage_id = to_id(stage_id, "work.what.stage")
         cols = list(self.board)
         for i, c in enumerate(cols):
             if c.id == stage_id:
@@ -520,8 +650,8 @@ class WorkState(AppState):
         carries the version the card had on this board: if someone changed the item since,
         it is refused with «Карточку изменил …» and the board is read again."""
         result = to_form(result)
-        card_id, src, dst = (to_id(result.get("draggableId"), "карточка"), to_id(result.get("from"), "стадия"),
-                             to_id(result.get("to"), "стадия"))
+        card_id, src, dst = (to_id(result.get("draggableId"), "work.what.card"),
+                             to_id(result.get("from"), "work.what.stage"), to_id(result.get("to"), "work.what.stage"))
         if src == dst:
             return
         snapshot = list(self.board)
@@ -608,15 +738,15 @@ class WorkState(AppState):
             return rx.toast.error(exc.message)
         self.missing_open = False
         self._pending = {}
-        yield rx.toast.success("Стадия изменена")
+        yield rx.toast.success(self._tr("work.toast.stage_changed"))
         yield self._reload()
 
     # ---- view switches ----------------------------------------------------------------
     @event
     def set_view(self, view: str | list[str]):
-        self.view = choice(view, ("kanban", "list"), "вид")
+        self.view = choice(view, ("kanban", "list"), "work.what.view")
         self.selected, self.all_matching = [], False
-        if self.entity in ("lead", "deal"):
+        if self.entity in entities.WORK_ENTITIES:
             self._call(views.remember, self.page, view_mode=self.view)
         return self._reload()
 
@@ -624,7 +754,7 @@ class WorkState(AppState):
     def set_pipeline(self, value: str):
         """Another pipeline (only one of those offered); remembered for the person, so the
         page opens on it next time."""
-        pipeline_id = to_id(value, "воронка")
+        pipeline_id = to_id(value, "work.what.pipeline")
         if any(o.value == str(pipeline_id) for o in self.pipeline_options):
             self.pipeline_id = pipeline_id
             # stage filters of another pipeline make no sense here
@@ -637,11 +767,11 @@ class WorkState(AppState):
     # ---- filters ----------------------------------------------------------------------
     @event
     def set_q(self, value: str):
-        self.q = to_text(value, "поиск", 200)
+        self.q = to_text(value, "common.what.search", 200)
 
     @event
     def search(self, form: dict | None = None):
-        q = to_text(to_form(form or {}).get("q", self.q), "поиск", 200).strip()
+        q = to_text(to_form(form or {}).get("q", self.q), "common.what.search", 200).strip()
         self.q = q
         f = dict(self._filters)
         if q:
@@ -662,38 +792,45 @@ class WorkState(AppState):
 
     @event
     def set_extra_field(self, value: str):
-        self.extra_field = to_text(value, "поле", 200)
+        self.extra_field = to_text(value, "work.what.field", 200)
 
     @event
     def apply_filter_form(self, form: dict):
-        """Build the filter from the panel's form (checkbox groups, ranges, extra field)."""
+        """Build the filter from the panel's form: its rows (`panel_fields`: a box per option
+        `<key>__<value>`, ranges `<key>_from`/`<key>_to`, the `activity` select), «Только в
+        работе» (`only_open`) and the extra field; extra fields applied before stay unless
+        the form drops them (`drop__<key>`)."""
         form = to_form(form)
         f: dict = {}
         if self.q:
             f["q"] = self.q
-        for key in ("stage_id", "source", "responsible_id", "program_id"):
-            chosen = [k.split("__", 1)[1] for k, v in form.items() if k.startswith(key + "__") and v]
-            if chosen:
-                f[key] = to_ids(chosen, "значение фильтра") if key != "source" else chosen
-        for key in ("created_at", "updated_at", "amount"):
-            lo = field(form, f"{key}_from", "фильтр", 100).strip()
-            hi = field(form, f"{key}_to", "фильтр", 100).strip()
-            if lo or hi:
-                f[key] = {"from": lo or None, "to": hi or None}
-        if form.get("activity") in flt.ACTIVITY_STATES:
-            f["activity"] = form["activity"]
+        panel = panel_fields(self.entity)
+        for fd in panel:
+            key, control = filter_key(fd), filter_control(fd)
+            if control == "checks":
+                chosen = [k.split("__", 1)[1] for k, v in form.items() if k.startswith(key + "__") and v]
+                if chosen:
+                    f[key] = to_ids(chosen, "work.what.filter_value") if fd.kind in ID_KINDS else chosen
+            elif control == "range":
+                lo = field(form, f"{key}_from", "work.what.filter", 100).strip()
+                hi = field(form, f"{key}_to", "work.what.filter", 100).strip()
+                if lo or hi:
+                    f[key] = {"from": lo or None, "to": hi or None}
+            elif form.get(key) in flt.ACTIVITY_STATES:
+                f[key] = form[key]
         if to_bool(form.get("only_open")):
             f["semantic"] = ["process"]
-        extra_key, extra_val = self.extra_field, field(form, "extra_value", "значение", 500).strip()
-        extra_lo = field(form, "extra_from", "значение", 100).strip()
-        extra_hi = field(form, "extra_to", "значение", 100).strip()
+        extra_key, extra_val = self.extra_field, field(form, "extra_value", "common.what.value", 500).strip()
+        extra_lo = field(form, "extra_from", "common.what.value", 100).strip()
+        extra_hi = field(form, "extra_to", "common.what.value", 100).strip()
         if extra_key:
             if extra_lo or extra_hi:
                 f[extra_key] = {"from": extra_lo or None, "to": extra_hi or None}
             elif extra_val:
                 f[extra_key] = extra_val
+        up_front = {filter_key(fd) for fd in panel}
         for key, value in self._filters.items():  # keep extra fields already applied
-            if key not in f and key not in STANDARD_FILTERS and key not in ("q", "semantic") and \
+            if key not in f and key not in up_front and key not in ("q", "semantic") and \
                     not form.get(f"drop__{key}"):
                 f[key] = value
         fmap = self._read(lambda s, a: field_map(s, self.entity, self.pipeline_id or None))
@@ -702,14 +839,14 @@ class WorkState(AppState):
             if fd is not None and fd.kind == "enum" and isinstance(value, str):
                 f[key] = [value]
             if fd is not None and fd.kind == "bool" and isinstance(value, str):
-                f[key] = value.lower() in ("да", "1", "true", "yes")
+                f[key] = fields.is_yes(value)
         self._filters = f
         self.filter_open, self.page_no, self.active_preset_id, self.extra_field = False, 1, 0, ""
         return self._reload()
 
     @event
     def remove_chip(self, key: str):
-        key = to_text(key, "фильтр", 200)
+        key = to_text(key, "work.what.filter", 200)
         f = dict(self._filters)
         f.pop(key, None)
         if key == "reached_stage":
@@ -738,7 +875,7 @@ class WorkState(AppState):
     # ---- presets ----------------------------------------------------------------------
     @event
     def apply_preset(self, preset_id: int):
-        preset_id = to_id(preset_id, "представление")
+        preset_id = to_id(preset_id, "work.what.preset")
 
         def find(s, a):
             preset = next((p for p in views.list_presets(s, a, self.page) if p.id == preset_id), None)
@@ -746,9 +883,9 @@ class WorkState(AppState):
 
         found = self._read(find)
         if found is None:
-            return rx.toast.error("Представление не найдено")
+            return rx.toast.error(self._tr("work.toast.preset_missing"))
         named, self._filters = found
-        if self.entity in ("lead", "deal") and named.get("view"):
+        if self.entity in entities.WORK_ENTITIES and named.get("view"):
             self.view = named["view"]
         if named.get("sort"):  # the preset names its order (e.g. «Очередь»: the work priority)
             self.sort, self.desc = named["sort"], named["desc"]
@@ -762,12 +899,12 @@ class WorkState(AppState):
 
     @event
     def set_preset_name(self, value: str):
-        self.preset_name = to_text(value, "название", 200)
+        self.preset_name = to_text(value, "work.what.name", 200)
 
     @event
     def save_preset(self, form: dict):
         form = to_form(form)
-        name = field(form, "name", "название", 200) or self.preset_name
+        name = field(form, "name", "work.what.name", 200) or self.preset_name
 
         def save(s, a):
             preset = views.save_preset(s, a, self.page, name, dict(self._filters), shared=to_bool(form.get("shared")),
@@ -777,11 +914,11 @@ class WorkState(AppState):
 
         self._call(save)
         self.preset_name = ""
-        return rx.toast.success("Фильтр сохранён")
+        return rx.toast.success(self._tr("work.toast.preset_saved"))
 
     @event
     def delete_preset(self, preset_id: int):
-        preset_id = to_id(preset_id, "представление")
+        preset_id = to_id(preset_id, "work.what.preset")
 
         def delete(s, a):
             views.delete_preset(s, a, preset_id)
@@ -791,7 +928,7 @@ class WorkState(AppState):
 
     @event
     def pin_preset(self, preset_id: int):
-        preset_id = to_id(preset_id, "представление")
+        preset_id = to_id(preset_id, "work.what.preset")
 
         def pin(s, a):
             views.toggle_default(s, a, self.page, preset_id)
@@ -805,7 +942,7 @@ class WorkState(AppState):
         """A click on a column header: the same column flips its direction; another one starts
         with the biggest/newest first for dates and money, A–Я otherwise. A field the list
         cannot sort by falls back to the default order."""
-        key = to_text(key, "сортировка", 200)
+        key = to_text(key, "work.what.sort", 200)
         self._sort_by_preset = False
         if self.sort == key:
             self.desc = not self.desc
@@ -818,13 +955,13 @@ class WorkState(AppState):
 
     @event
     def set_page_no(self, n: int):
-        self.page_no = max(1, min(to_int(n, "страница", -10**9, 10**9), self.pages))
+        self.page_no = max(1, min(to_int(n, "work.what.page", -10**9, 10**9), self.pages))
         self.selected = [] if not self.all_matching else self.selected
         return self._reload()
 
     @event
     def set_page_size(self, value: str):
-        size = to_int(value, "строк на странице", 1, 10**6)
+        size = to_int(value, "work.what.page_size", 1, 10**6)
         if size in listing.PAGE_SIZES:
             self.page_size, self.page_no = size, 1
             self._call(views.remember, self.page, page_size=size)
@@ -832,7 +969,7 @@ class WorkState(AppState):
 
     @event
     def toggle_row(self, row_id: str):
-        row_id = str(to_id(row_id, "строка"))
+        row_id = str(to_id(row_id, "work.what.row"))
         self.all_matching = False
         self.selected = [x for x in self.selected if x != row_id] if row_id in self.selected \
             else self.selected + [row_id]
@@ -858,16 +995,16 @@ class WorkState(AppState):
         if self.all_matching:
             return listing.matching_ids(s, actor, self.entity, self._effective_filters(), action="view",
                                         pipeline_id=self.pipeline_id or None)
-        return to_ids(self.selected, "строка")
+        return to_ids(self.selected, "work.what.row")
 
     @event
     def bulk_move(self, stage_id: str):
-        stage_id = to_id(stage_id, "стадия")
+        stage_id = to_id(stage_id, "work.what.stage")
         return self._bulk(lambda s, a, ids: items.bulk_move(s, a, self.entity, ids, stage_id))
 
     @event
     def bulk_assign(self, user_id: str):
-        user_id = to_id(user_id, "сотрудник")
+        user_id = to_id(user_id, "work.what.user")
         return self._bulk(lambda s, a, ids: items.bulk_assign(s, a, self.entity, ids, user_id))
 
     @event
@@ -886,7 +1023,7 @@ class WorkState(AppState):
 
         res = self._call(run)
         if res is None:
-            return rx.toast.info("Ничего не выбрано")
+            return rx.toast.info(self._tr("work.toast.nothing_selected"))
         self.selected, self.all_matching = [], False
         toast = rx.toast.success(res.summary()) if not res.refused else \
             rx.toast.warning(res.summary(), duration=8000)
@@ -909,7 +1046,7 @@ class WorkState(AppState):
 
     @event
     def toggle_column(self, key: str):
-        key = to_text(key, "колонка", 200)
+        key = to_text(key, "work.what.column", 200)
         self.chooser_selected = [k for k in self.chooser_selected if k != key] if key in self.chooser_selected \
             else self.chooser_selected + [key]
 
@@ -936,12 +1073,11 @@ class WorkState(AppState):
         """"+ Создать": a new lead / deal / contact / company through the create service
         (validation, repeat detection, first stage, timeline, audit), then its card."""
         form = to_form(form)
-        text = {k: field(form, k, k, 2000) for k in ("title", "last_name", "first_name", "middle_name", "phone",
-                                                      "email", "source", "amount", "inn")}
+        text = {k: field(form, k, k, 2000) for k in CREATE_NAMES if k != "program"}
         phones = [text["phone"]] if text["phone"].strip() else []
         emails = [text["email"]] if text["email"].strip() else []
-        program_id = opt_id(form.get("program"), "программа")
-        source = text["source"] or "Вручную"
+        program_id = opt_id(form.get("program"), "work.what.program")
+        source = text["source"] or create.DEFAULT_SOURCE
 
         def make(s, a):
             if self.entity == "lead":
@@ -968,7 +1104,7 @@ class WorkState(AppState):
         try:
             new_id = self._call(make)
         except ServiceError as exc:
-            self.create_error = exc.message
+            self.create_error = describe(exc, self.lang)
             return
         self.create_open = False
         return rx.redirect(f"/{self.page}/{new_id}")
@@ -986,7 +1122,7 @@ class WorkState(AppState):
             if self.all_matching or not self.selected:
                 params["ids"] = None
             else:
-                params["ids"] = to_ids(self.selected, "строка")
+                params["ids"] = to_ids(self.selected, "work.what.row")
         loop = asyncio.get_running_loop()
         progress = {"done": 0, "total": 0}
 
@@ -1019,7 +1155,7 @@ class WorkState(AppState):
             raise
         async with self:
             self.export_running, self.export_progress = False, 100
-        yield rx.toast.success(f"Выгружено строк: {n}")
+        yield rx.toast.success(self._tr("work.toast.exported", n=n))
         yield rx.redirect(f"/api/export/{token}", is_external=True)
 
 
