@@ -299,3 +299,78 @@ def test_an_assignment_by_an_integration_reads_in_words(world):
         rows, _ = history.history_page(s, A["admin"], action="intake_assign", now=NOW)
     assert rows and rows[0]["action_label"] == "Назначение ответственного"
     assert rows[0]["details"] == "Лендинг → Петров И. (по очереди)"
+
+
+# ---- the page's state: rows, filter options and labels in the person's language --------
+
+def test_the_catalog_names_every_action_item_kind_and_source_as_the_service_does():
+    """/history shows the service's labels through the catalog (by code): the Russian text
+    is the service's own, and every code has an English one."""
+    from rxcrm import i18n
+    for group, labels in (("action", dict(history.history_actions())), ("entity", history.ENTITY_LABEL),
+                          ("source", history.SOURCE_LABEL)):
+        for code, label in labels.items():
+            assert i18n.RU.get(f"history.{group}.{code}") == label, (group, code)
+            assert i18n.EN[f"history.{group}.{code}"] != label, (group, code)
+
+
+@pytest.fixture(scope="module")
+def page_world():
+    from rxcrm.db import migrate
+    from rxcrm.services.bootstrap import ensure_defaults
+    migrate()
+    with session_scope() as s:
+        ensure_defaults(s)
+        if not s.exec(select(User).where(User.login == "hsadmin")).first():
+            boss = f.user(s, "hsadmin", role="admin", dept_code=None, full_name="Историева Анна")
+            m = f.user(s, "hsmgr", full_name="Журналов Пётр")
+            deal = f.deal(s, "Сделка для журнала", m)
+            cards.open_card(s, auth.actor_for(boss), "deal", deal.id)
+            create.create_lead(s, Actor.system("intake"), title="Лид из журнала", last_name="Лендингов",
+                               phones=["+7 900 765-43-21"], responsible_id=m.id)
+    import rxcrm.rxcrm  # noqa: F401  (registers the pages and states)
+    with session_scope() as s:
+        admin_token, _ = auth.login(s, "hsadmin", "demo")
+        manager_token, _ = auth.login(s, "hsmgr", "demo")
+    return admin_token, manager_token
+
+
+def _history_state(token, lang="ru", path="/history"):
+    from rxcrm.state.history import HistoryState
+    st = f.logged_in(HistoryState, token, path)
+    st.check_login()
+    st.lang = lang
+    st.on_load()
+    return st
+
+
+def test_the_page_loads_its_rows_in_russian_and_in_english(page_world):
+    admin_token, _ = page_world
+    st = _history_state(admin_token)
+    assert st.h_error == "" and st.h_total > 0 and st.h_rows
+    view = next(r for r in st.h_rows if r.title == "Сделка для журнала")
+    assert (view.action_label, view.entity_label, view.source_label) == ("Просмотр", "Сделка", "Интерфейс")
+    by_intake = next(r for r in st.h_rows if r.title == "Лид из журнала")
+    assert by_intake.user == "Интеграция" and by_intake.source_label == "Интеграция"
+    assert [o.label for o in st.h_user_options][:1] == ["Все сотрудники"]
+    assert dict((o.value, o.label) for o in st.h_action_options)["view"] == "Просмотр"
+
+    st = _history_state(admin_token, "en")
+    view = next(r for r in st.h_rows if r.title == "Сделка для журнала")
+    assert (view.action_label, view.entity_label, view.source_label) == ("Viewed", "Deal", "Interface")
+    by_intake = next(r for r in st.h_rows if r.title == "Лид из журнала")
+    assert by_intake.user == "Integration" and by_intake.source_label == "Integration"
+    assert [o.label for o in st.h_user_options][:1] == ["All users"]
+    assert dict((o.value, o.label) for o in st.h_entity_options)["lead"] == "Lead"
+
+
+def test_the_page_filters_by_the_url_and_refuses_managers(page_world):
+    admin_token, manager_token = page_world
+    st = _history_state(admin_token, path="/history?action=view")
+    assert st.h_action == "view" and st.h_rows and all(r.action_label == "Просмотр" for r in st.h_rows)
+    st.set_filter("action", "create")
+    assert st.h_rows and all(r.action_label == "Создание" for r in st.h_rows)
+    st = _history_state(manager_token)
+    assert st.h_error == "История доступна руководителям, директору и администратору" and not st.h_rows
+    st = _history_state(manager_token, "en")
+    assert st.h_error.startswith("The history is available")

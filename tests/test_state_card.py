@@ -251,3 +251,41 @@ def test_card_page_title_names_the_item(world, monkeypatch):
     assert st.page_title == f"{st.card_title} — Сделка — rxcrm"
     _load(st, "deals", 10 ** 9, monkeypatch)
     assert st.page_title.endswith("— Сделка — rxcrm") and st.card_title == ""
+
+
+# ---- the card in English: labels of the catalog, service texts by their codes ----------
+
+def test_the_catalog_names_blocks_and_timeline_events_as_the_service_does():
+    """Block titles and timeline labels come from services.cards in Russian; the card shows
+    them through the catalog, whose Russian text is the service's own."""
+    from rxcrm import i18n
+    from rxcrm.services import cards
+    from rxcrm.state.card import BLOCK_KEYS
+    titles = {t for blocks in cards.BLOCKS.values() for t, _ in blocks} | \
+        {t for blocks in cards.EDIT_BLOCKS.values() for t in blocks}
+    assert titles <= set(BLOCK_KEYS), sorted(titles - set(BLOCK_KEYS))
+    for kind, label in cards.KIND_LABEL.items():
+        assert i18n.RU[f"card.event.{kind}"] == label and i18n.EN[f"card.event.{kind}"] != label
+
+
+def test_the_card_in_english(world, monkeypatch):
+    token, deal_id, _, _ = world
+    st = _card(token, "deals", deal_id)
+    _load(st, "deals", deal_id, monkeypatch)
+    ru_blocks = {b.title: b for b in st.blocks}
+    assert ru_blocks["О сделке"].label == "О сделке"
+    assert "Сумма" in {r.label for r in ru_blocks["О сделке"].fields}
+    st.lang = "en"
+    _load(st, "deals", deal_id, monkeypatch)
+    blocks = {b.title: b for b in st.blocks}  # the title stays the service's: what start_edit sends
+    assert blocks["О сделке"].label == "About the deal"
+    assert {"Amount", "Stage", "Responsible"} <= {r.label for r in blocks["О сделке"].fields}
+    assert all(link.kind in ("Contact", "Company", "Lead", "Deal") for link in st.card_links)
+    st.add_comment({"text": "Wants an invoice"})
+    assert st.events[0].kind == "comment" and st.events[0].label == "Comment"
+    st.start_edit("О сделке")
+    assert "Amount" in {fld.label for fld in st.edit_fields}
+    st.plan_activity({"kind": "call", "subject": "Call back", "date": "32.01.2027", "time": "10:00"})
+    assert st.composer_error == "Enter the start date (DD.MM.YYYY) and time (HH:MM)"
+    st.cancel_edit()
+    st.lang = "ru"

@@ -161,6 +161,9 @@ class CardState(AppState):
         self.card_section = parts[0] if parts and parts[0] in ENTITY else "deals"
         self.card_entity = ENTITY[self.card_section]
         self.card_error, self.kind_filter, self.card_title = "", "", ""
+        # a card opens with no dialog open (the state outlives a reload or a move to another card)
+        self.finish_open = self.done_open = self.resched_open = self.missing_open = False
+        self.new_deal_open = self.link_open = False
         self.stages, self.blocks, self.card_links, self.events, self.planned_items = [], [], [], [], []
         card_id = id_or_none(parts[1]) if len(parts) > 1 else None
         if card_id is None:

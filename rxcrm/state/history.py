@@ -68,6 +68,7 @@ class HistoryState(AppState):
         self.h_action = to_text(params.get("action", "all"), self._tr("history.arg.action"), 50)
         self.h_from = to_text(params.get("from", ""), self._tr("history.arg.date"), 20)
         self.h_to, self.h_page = to_text(params.get("to", ""), self._tr("history.arg.date"), 20), 1
+        self._load()
 
     def _label(self, group: str, code: str, fallback: str) -> str:
         """The label of an action, item kind or source code (services.history gives them in
@@ -82,7 +83,6 @@ class HistoryState(AppState):
         return HistoryRow(r["id"], r["at"], who, self._label("action", r["action"], r["action_label"]),
                           self._label("entity", r["entity_type"], r["entity_label"]), r["title"], r["href"],
                           r["details"], self._label("source", r["source"], r["source_label"]))
-        self._load()
 
     def _load(self) -> None:
         try:
