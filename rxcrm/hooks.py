@@ -9,7 +9,7 @@ Adding a reaction (live board updates, outbound webhooks…) = a function in its
 module + one line here."""
 from __future__ import annotations
 
-from rxcrm.services import audit, events, notifications, rules_engine
+from rxcrm.services import audit, changes, events, notifications, rules_engine
 
 # event → its listeners, in order: the audit first (it records the person's change before a
 # rule's), then the bell, then the rules (whose own changes publish events in turn).
@@ -24,10 +24,12 @@ HOOKS: dict[str, list] = {
 
 
 def wire() -> None:
-    """Subscribe every listener of HOOKS (idempotent)."""
+    """Subscribe every listener of HOOKS (idempotent), and let the change feed follow every
+    write of an item (boards reuse shared summaries by it; live updates follow it)."""
     for name, listeners in HOOKS.items():
         for fn in listeners:
             events.subscribe(name, fn)
+    changes.follow_writes()
     events.mark_wired()
 
 

@@ -3,6 +3,7 @@ from sqlmodel import SQLModel
 
 from .activity import Activity, Comment, Notification, StageHistory, TimelineEvent
 from .audit import AuditRecord
+from .changes import ChangeRecord
 from .base import COMPANY, CONTACT, DEAL, ENTITY_KINDS, LEAD, utcnow
 from .crm import Communication, Company, Contact, Deal, DealProduct, Lead, Product
 from .integration import IntakeEvent, IntegrationToken
@@ -13,7 +14,7 @@ from .views import ColumnSet, FilterPreset, PresetRoleDefault, UserPageSetting
 metadata = SQLModel.metadata
 
 __all__ = [
-    "Activity", "AuditRecord", "AutomationRule", "COMPANY", "CONTACT", "ColumnSet", "Comment", "Communication",
+    "Activity", "AuditRecord", "AutomationRule", "COMPANY", "CONTACT", "ChangeRecord", "ColumnSet", "Comment", "Communication",
     "Company", "Contact", "CustomField", "DEAL", "Deal", "DealProduct", "Department",
     "ENTITY_KINDS", "FilterPreset", "IntakeEvent", "IntegrationToken", "LEAD", "Lead", "Notification",
     "Pipeline", "PresetRoleDefault", "Product",

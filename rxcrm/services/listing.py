@@ -16,11 +16,12 @@ from rxcrm.models import Activity, Communication, Company, Contact, Pipeline, Pr
 from rxcrm.models.pipeline import PROCESS
 from rxcrm.settings import TZ
 
-from . import access, fmt
+from . import access, changes, fmt
 from .context import Actor
 from .errors import ValidationFailed
 from .fields import MODELS, FieldDef, field_map
 from .filters import conditions, day_bounds
+from .shared import SharedAnswers, question
 from . import queue
 
 PAGE_SIZES = (10, 20, 50, 100)
@@ -262,10 +263,15 @@ def stages_of(session: Session, pipeline_id: int) -> list[Stage]:
                                 .order_by(Stage.sort, Stage.id)).scalars())
 
 
+SUMMARIES = SharedAnswers(size=2048)
+
+
 def board_summary(session: Session, actor: Actor, entity: str, pipeline_id: int, filters: dict,
                   now: datetime | None = None) -> list[dict]:
-    """Per process stage: count, amount sum and activity counters — one GROUP BY in SQL."""
-    now = now or utcnow()
+    """Per process stage: count, amount sum and activity counters — one GROUP BY in SQL,
+    shared: people who see the same board (same scope and filter, in the same minute) get
+    the one answer while no change has been committed since (changes.version)."""
+    now = now or utcnow().replace(second=0, microsecond=0)
     model, _, conds = _scoped(session, actor, entity, filters, now, pipeline_id)
     end_today = day_bounds(now.astimezone(TZ).date())[1]
     nxt = model.next_activity_at
@@ -274,7 +280,8 @@ def board_summary(session: Session, actor: Actor, entity: str, pipeline_id: int,
                    func.sum(case((and_(nxt >= now, nxt < end_today), 1), else_=0)),
                    func.sum(case((nxt.is_(None), 1), else_=0)))
             .where(model.pipeline_id == pipeline_id, *conds).group_by(model.stage_id))
-    agg = {row[0]: row[1:] for row in session.execute(stmt).all()}
+    agg = SUMMARIES.get((question(stmt, session), changes.version(session)),
+                        lambda: {row[0]: tuple(row[1:]) for row in session.execute(stmt).all()})
     out = []
     for st in stages_of(session, pipeline_id):
         if st.semantic != PROCESS:
@@ -301,6 +308,7 @@ def cards(session: Session, entity: str, items: list, now: datetime | None = Non
     """Card dicts for the board: title, client, amount, responsible, next activity, repeat,
     version (the item's optimistic version, for the move's conflict check)."""
     now = now or utcnow()
+    end_today = day_bounds(now.astimezone(TZ).date())[1]
     users = _lookup(session, User, [i.responsible_id for i in items], "full_name")
     contacts = _lookup(session, Contact, [i.contact_id for i in items], "full_name")
     companies = _lookup(session, Company, [i.company_id for i in items], "title")
@@ -326,8 +334,19 @@ def cards(session: Session, entity: str, items: list, now: datetime | None = Non
             "overdue": bool(act and act.start_at < now),
             "repeat": bool(i.is_repeat),
             "version": i.version,  # a drag passes it to items.move_stage(expected_version=)
+            "value": float(i.amount or 0),
+            "due": _due(i.next_activity_at, now, end_today),  # which column counter it adds to
         })
     return out
+
+
+def _due(nxt: datetime | None, now: datetime, end_today: datetime) -> str:
+    """The card's share of its column's activity counters (as board_summary counts them)."""
+    if nxt is None:
+        return "none"
+    if nxt.tzinfo is None:
+        nxt = nxt.replace(tzinfo=now.tzinfo)
+    return "overdue" if nxt < now else "today" if nxt < end_today else ""
 
 
 

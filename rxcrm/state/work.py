@@ -20,7 +20,7 @@ import reflex as rx
 from rxcrm import i18n
 from rxcrm.db import session_scope
 from rxcrm.services import access, catalogs, create, entities, export, fields, filters as flt, fmt, items, listing, \
-    views
+    records, views
 from rxcrm.services.errors import ServiceError, ValidationFailed
 from rxcrm.services.fields import FieldDef, field_map
 
@@ -53,6 +53,8 @@ class Card:
     overdue: bool = False
     repeat: bool = False
     version: int = 0  # the item's version when the board was read: a drag from a stale board is refused
+    value: float = 0.0  # the amount as a number (the column's sum follows a move without a re-read)
+    due: str = ""  # overdue | today | none | "": the column counter the card adds to
 
 
 @dataclasses.dataclass
@@ -67,6 +69,7 @@ class BoardColumn:
     none: int = 0
     cards: list[Card] = dataclasses.field(default_factory=list)
     has_more: bool = False
+    total: float = 0.0  # the amount sum as a number
 
 
 @dataclasses.dataclass
@@ -604,7 +607,7 @@ class WorkState(AppState):
             cards = listing.column_cards(s, actor, self.entity, self.pipeline_id, c["id"], f)
             cols.append(BoardColumn(c["id"], c["name"], c["color"], c["count"], c["amount"], c["overdue"],
                                     c["today"], c["none"], [Card(**_card(x)) for x in cards],
-                                    c["count"] > len(cards)))
+                                    c["count"] > len(cards), c["amount_value"]))
         self.board = cols
 
     def _load_list(self, s, actor) -> None:
@@ -659,7 +662,7 @@ class WorkState(AppState):
         self._move_card_locally(card_id, src, dst)
         yield
         try:
-            self._call(items.move_stage, self.entity, card_id, dst, expected_version=version)
+            moved = self._call(self._move, card_id, dst, version)
         except items.MissingFields as exc:
             self.board = snapshot
             self._open_missing(exc, card_id, dst, version)
@@ -673,7 +676,33 @@ class WorkState(AppState):
         except Exception:
             self.board = snapshot
             raise
-        self._refresh_summary()
+        self._settle_move(src, dst, moved)
+
+    def _move(self, s, actor, card_id: int, dst: int, version: int | None) -> dict:
+        """The move and the card as it stands after it (rules may have changed it), in one
+        unit of work."""
+        items.move_stage(s, actor, self.entity, card_id, dst, expected_version=version)
+        item = records.get_item(s, self.entity, card_id)
+        s.flush()  # the version after the move and whatever the rules did
+        return listing.cards(s, self.entity, [item])[0]
+
+    def _settle_move(self, src: int, dst: int, moved: dict) -> None:
+        """After a move the service accepted: the card as it now is (new version, amount,
+        next activity) and the two columns' sums and counters follow it — no re-read of
+        the whole board."""
+        fresh = Card(**_card(moved))
+        old = next((c for col in self.board if col.id == dst for c in col.cards if c.id == fresh.id), fresh)
+        cols = []
+        for col in self.board:
+            if col.id not in (src, dst):
+                cols.append(col)
+                continue
+            sign, card = (-1, old) if col.id == src else (1, fresh)
+            counts = {k: getattr(col, k) + (sign if card.due == k else 0) for k in ("overdue", "today", "none")}
+            total = col.total + sign * card.value
+            cards = [fresh if c.id == fresh.id else c for c in col.cards]
+            cols.append(dataclasses.replace(col, cards=cards, total=total, amount=fmt.money(total), **counts))
+        self.board = cols
 
     def _move_card_locally(self, card_id: int, src: int, dst: int) -> None:
         cols = list(self.board)
@@ -688,14 +717,6 @@ class WorkState(AppState):
                 if c.id == dst:
                     cols[i] = dataclasses.replace(c, cards=[card] + list(c.cards), count=c.count + 1)
         self.board = cols
-
-    def _refresh_summary(self) -> None:
-        summary = {c["id"]: c for c in self._read(listing.board_summary, self.entity, self.pipeline_id,
-                                                 self._effective_filters())}
-        self.board = [dataclasses.replace(c, count=summary[c.id]["count"], amount=summary[c.id]["amount"],
-                                          overdue=summary[c.id]["overdue"], today=summary[c.id]["today"],
-                                          none=summary[c.id]["none"])
-                      if c.id in summary else c for c in self.board]
 
     def _open_missing(self, exc: items.MissingFields, item_id: int, stage_id: int, version: int | None) -> None:
         from rxcrm.services import cards
@@ -1161,4 +1182,5 @@ class WorkState(AppState):
 
 def _card(d: dict) -> dict:
     return {**{k: d[k] for k in ("id", "title", "client", "amount", "responsible", "activity", "activity_at",
-                                 "overdue", "repeat")}, "version": d.get("version") or 0}
+                                 "overdue", "repeat")}, "version": d.get("version") or 0,
+            "value": d.get("value") or 0.0, "due": d.get("due") or ""}

@@ -1,0 +1,88 @@
+"""The change feed (models/changes.py): what changed, for the shared board summaries and
+the live updates.
+
+`follow_writes()` (called by rxcrm.hooks.wire) makes every session add a row per item it
+inserts, changes or deletes, in the same transaction — a change and its feed row commit or
+roll back together, whatever service made it.
+- `version(session)` — the newest row's id: the data version a shared result is keyed by
+  (listing.board_summary reuses a summary only while no change has been committed since).
+- `since(session, after_id)` — the rows after an id: each app worker follows the feed
+  and refreshes the boards, lists and cards its people have open (state/live.py).
+- `prune(session, keep)` — the feed is a window, not a history (the audit is the history)."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import delete, event, func, select
+from sqlalchemy.orm import Session
+
+from rxcrm.models import ChangeRecord, utcnow
+
+KEEP = timedelta(hours=1)
+MAX_ROWS = 500  # read at most this many at a time
+
+
+# ---- following every write (installed by rxcrm.hooks.wire) --------------------------------
+# Not per domain event: any flush that inserts, changes or deletes an item — a move, an edit,
+# a bulk action, a conversion, an activity done (the item's next activity), an intake, an
+# import — adds its feed rows, so no write path can forget to.
+ITEM_TABLES = {"lead", "deal", "contact", "company"}
+_PENDING = "rxcrm_changes"
+_installed = False
+
+
+def _collect(session: Session, _ctx) -> None:
+    """after_flush: the items this flush wrote (new ones have their ids now)."""
+    found = session.info.setdefault(_PENDING, {})
+    for kind, objs in (("created", session.new), ("changed", session.dirty), ("deleted", session.deleted)):
+        for obj in objs:
+            table = getattr(obj, "__tablename__", "")
+            if table in ITEM_TABLES and obj.id is not None and (kind != "changed" or session.is_modified(obj)):
+                found.setdefault((table, obj.id), (kind, getattr(obj, "pipeline_id", None),
+                                                   getattr(obj, "updated_by_id", None)))
+
+
+def _write(session: Session, _ctx) -> None:
+    """after_flush_postexec: the feed rows (flushed by the commit's next round)."""
+    found = session.info.pop(_PENDING, None)
+    for (table, item_id), (kind, pipeline_id, actor_id) in (found or {}).items():
+        session.add(ChangeRecord(entity_type=table, entity_id=item_id, pipeline_id=pipeline_id, kind=kind,
+                                 actor_id=actor_id))
+
+
+def _bulk(orm_execute_state) -> None:
+    """do_orm_execute: an UPDATE/DELETE statement over an item table (e.g. reassigning a
+    leaver's deals) writes rows the flush never sees — one feed row says "many changed"."""
+    if not (orm_execute_state.is_update or orm_execute_state.is_delete):
+        return
+    table = getattr(orm_execute_state.statement, "table", None)
+    name = getattr(table, "name", "")
+    if name in ITEM_TABLES:
+        orm_execute_state.session.add(ChangeRecord(entity_type=name, entity_id=0, kind="bulk"))
+
+
+def follow_writes() -> None:
+    """Add a feed row for every item a session writes (idempotent)."""
+    global _installed
+    if not _installed:
+        event.listen(Session, "after_flush", _collect)
+        event.listen(Session, "after_flush_postexec", _write)
+        event.listen(Session, "do_orm_execute", _bulk)
+        _installed = True
+
+
+# ---- readers -----------------------------------------------------------------------------
+def version(session: Session) -> int:
+    return session.execute(select(func.max(ChangeRecord.id))).scalar() or 0
+
+
+def since(session: Session, after_id: int, limit: int = MAX_ROWS) -> list[ChangeRecord]:
+    return list(session.execute(select(ChangeRecord).where(ChangeRecord.id > after_id)
+                                .order_by(ChangeRecord.id).limit(limit)).scalars())
+
+
+def prune(session: Session, keep: timedelta = KEEP) -> int:
+    return session.execute(delete(ChangeRecord).where(ChangeRecord.created_at < utcnow() - keep)).rowcount or 0
+
+
+__all__ = ["follow_writes", "prune", "since", "version"]
