@@ -210,6 +210,9 @@ def test_switching_to_english_relabels_the_settings_lists(tokens):
     assert {o.label for o in st.role_options} >= {"Manager", "Administrator"}
     assert st.level_options[0].label == "No access" and st.action_labels[0] == "View"
     assert {r.kind for r in st.rules} >= {"Move by field value", "Activity discipline"}
+    texts = [r.text for r in st.rules]
+    assert any(t.startswith("Fill in: “") for t in texts)
+    assert any(t.startswith("When “") for t in texts) and any(t.startswith("plan a call “") for t in texts)
     assert next(r for r in st.matrix if r.entity == "deal").entity_label == "Deals"
     assert next(u for u in st.users if u.login == "smanager").role_label == "Manager"
     assert [o.label for o in st.rule_action_options] == ["Plan an activity", "Set a field", "Notify"]

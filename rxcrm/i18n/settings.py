@@ -60,6 +60,7 @@ RU: dict[str, str] = {
     # ---- recycle bin ----
     "settings.bin.total": "Удалено элементов: ",
     "settings.bin.restore": "Восстановить",
+    "settings.bin.empty": "Корзина пуста",
     "settings.bin.col.section": "Раздел",
     "settings.bin.col.title": "Название",
     "settings.bin.col.department": "Отдел",
@@ -91,6 +92,7 @@ RU: dict[str, str] = {
     "settings.events.status.received": "получено",
     "settings.events.status.processed": "обработано",
     "settings.events.status.failed": "ошибка",
+    "settings.events.none": "Событий пока нет",
     # ---- rules ----
     "settings.rules.intro": "Правила хранятся в базе (первоначально — из объявлений rxcrm/rules/); один движок "
                             "применяет включённые правила при любом изменении (интерфейс, массовые действия, "
@@ -120,6 +122,7 @@ RU: dict[str, str] = {
     "settings.rules.add_rule": "Добавить правило",
     "settings.rules.name": "Название правила",
     "settings.rules.action": "Действие",
+    "settings.rules.pick": "Выберите…",
     # ---- what a handler names when the browser sent something malformed ----
     "settings.what.tab": "вкладка",
     "settings.what.login": "логин",
@@ -224,6 +227,7 @@ EN: dict[str, str] = {
     # ---- recycle bin ----
     "settings.bin.total": "Deleted items: ",
     "settings.bin.restore": "Restore",
+    "settings.bin.empty": "The recycle bin is empty",
     "settings.bin.col.section": "Section",
     "settings.bin.col.title": "Title",
     "settings.bin.col.department": "Department",
@@ -255,6 +259,7 @@ EN: dict[str, str] = {
     "settings.events.status.received": "received",
     "settings.events.status.processed": "processed",
     "settings.events.status.failed": "failed",
+    "settings.events.none": "No events yet",
     # ---- rules ----
     "settings.rules.intro": "Rules are stored in the database (initially from the declarations in rxcrm/rules/); "
                             "one engine applies the active rules on every change (the interface, bulk actions, "
@@ -284,6 +289,7 @@ EN: dict[str, str] = {
     "settings.rules.add_rule": "Add rule",
     "settings.rules.name": "Rule name",
     "settings.rules.action": "Action",
+    "settings.rules.pick": "Choose…",
     # ---- what a handler names when the browser sent something malformed ----
     "settings.what.tab": "tab",
     "settings.what.login": "login",

@@ -41,9 +41,9 @@ def _user_row(u: UserRow) -> rx.Component:
                               on_click=SettingsState.toggle_active(u.id, u.is_active), data_testid="user-toggle")),
             rx.button(t["settings.users.password"], size="1", variant="soft",
                       on_click=SettingsState.open_password(u.id, u.full_name)),
-            rx.button(t["settings.users.reassign"], size="1", variant="ghost",
+            rx.button(t["settings.users.reassign"], size="1", variant="ghost", margin="0",
                       on_click=SettingsState.open_reassign(u.id, u.full_name)),
-            spacing="2")),
+            spacing="2", align="center")),
         data_testid="user-row",
     )
 
@@ -136,9 +136,9 @@ def _matrix_tab() -> rx.Component:
         ),
         rx.table.root(
             rx.table.header(rx.table.row(
-                rx.table.column_header_cell(t["settings.matrix.col.role"]),
-                rx.table.column_header_cell(t["settings.matrix.col.section"]),
-                rx.foreach(SettingsState.action_labels, lambda a: rx.table.column_header_cell(a, font_size="12px")))),
+                rx.table.column_header_cell(t["settings.matrix.col.role"], font_size="12px", color="#4a5563"),
+                rx.table.column_header_cell(t["settings.matrix.col.section"], font_size="12px", color="#4a5563"),
+                rx.foreach(SettingsState.action_labels, lambda a: rx.table.column_header_cell(a, font_size="12px", color="#4a5563")))),
             rx.table.body(rx.foreach(SettingsState.matrix, _matrix_row)),
             variant="surface", size="1", style=NOWRAP_TABLE, width="100%",
         ),
@@ -162,6 +162,7 @@ def _bin_tab() -> rx.Component:
                           t["settings.bin.col.deleted"], t["settings.bin.col.by"], ""),
                       rx.table.body(rx.foreach(SettingsState.bin_rows, _bin_row)), variant="surface", size="1",
                       width="100%", style=NOWRAP_TABLE),
+        rx.cond(SettingsState.bin_rows.length() == 0, _hint(t["settings.bin.empty"])),
         width="100%", spacing="3",
     )
 
@@ -221,6 +222,7 @@ def _integrations_tab() -> rx.Component:
                           t["settings.tokens.col.status"], t["settings.events.col.error"], ""),
                       rx.table.body(rx.foreach(SettingsState.intake_events, _event_row)), variant="surface",
                       size="1", width="100%", style=NOWRAP_TABLE),
+        rx.cond(SettingsState.intake_events.length() == 0, _hint(t["settings.events.none"])),
         width="100%", spacing="3",
     )
 
@@ -350,18 +352,21 @@ def _rules_tab() -> rx.Component:
             spacing="2", align="center", wrap="wrap"),
             on_submit=SettingsState.add_trigger_rule, reset_on_submit=True),
         rx.text(t["settings.rules.on_enter.title"], weight="bold", size="3", padding_top="8px"),
-        rx.form(rx.hstack(
-            rx.input(name="name", placeholder=t["settings.rules.name"], width="240px"),
-            _stage_select("stage", t["settings.rules.stage"], "220px", value=SettingsState.enter_stage,
-                          on_change=SettingsState.set_enter_stage, testid="rule-enter-stage"),
-            rx.box(option_select(SettingsState.rule_action_options, t["settings.rules.action"],
-                                 value=SettingsState.rule_action, on_change=SettingsState.set_rule_action,
-                                 trigger_props={"data_testid": "rule-action"}), width="200px"),
-            # keyed by the action: another action's inputs start empty, with their own defaults
-            rx.hstack(rx.foreach(SettingsState.rule_form, _action_input), key=SettingsState.rule_action,
-                      spacing="2", align="end", wrap="wrap", data_testid="rule-action-form"),
-            rx.button(t["settings.add"], type="submit", size="2", data_testid="rule-on-enter-add"),
-            spacing="2", align="end", wrap="wrap"),
+        rx.form(rx.vstack(
+            rx.hstack(
+                rx.input(name="name", placeholder=t["settings.rules.name"], width="240px"),
+                _stage_select("stage", t["settings.rules.stage"], "220px", value=SettingsState.enter_stage,
+                              on_change=SettingsState.set_enter_stage, testid="rule-enter-stage"),
+                rx.box(option_select(SettingsState.rule_action_options, t["settings.rules.action"],
+                                     value=SettingsState.rule_action, on_change=SettingsState.set_rule_action,
+                                     trigger_props={"data_testid": "rule-action"}), width="220px"),
+                spacing="2", align="center", wrap="wrap"),
+            # the action's own inputs, keyed by the action: another action's start fresh with their defaults
+            rx.hstack(rx.hstack(rx.foreach(SettingsState.rule_form, _action_input), key=SettingsState.rule_action,
+                                spacing="2", align="end", wrap="wrap", data_testid="rule-action-form"),
+                      rx.button(t["settings.add"], type="submit", size="2", data_testid="rule-on-enter-add"),
+                      spacing="2", align="end", wrap="wrap"),
+            spacing="2", width="100%"),
             on_submit=SettingsState.add_on_enter_rule, reset_on_submit=True),
         width="100%", spacing="3",
     )

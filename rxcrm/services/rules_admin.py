@@ -88,27 +88,34 @@ def _next_sort(session: Session) -> int:
     return (rows or 0) + 10
 
 
-def describe(rule: AutomationRule, stages: dict | None = None, labels: dict | None = None) -> str:
-    """What a rule does, in words; `stages` {(pipeline code, stage code): name} names the stages,
-    `labels` {field key: label} names the fields."""
+def describe(rule: AutomationRule, stages: dict | None = None, labels: dict | None = None,
+             lang: str = "ru") -> str:
+    """What a rule does, in words (Russian, or English with lang "en"); `stages` {(pipeline code,
+    stage code): name} names the stages, `labels` {field key: label} names the fields."""
     cfg = rule.config or {}
+    en = lang == "en"
+    quote = "“{}”" if en else "«{}»"
 
     def st(code):
         return (stages or {}).get((rule.pipeline_code, code), code)
 
     def fl(key):
-        return f"«{(labels or {}).get(key, key)}»"
+        return quote.format((labels or {}).get(key, key))
 
     if rule.kind == "required":
-        return "Заполнить: " + ", ".join(fl(k) for k in cfg.get("fields", []))
+        return ("Fill in: " if en else "Заполнить: ") + ", ".join(fl(k) for k in cfg.get("fields", []))
     if rule.kind == "trigger":
-        src = st(rule.stage_code) if rule.stage_code else "любая стадия"
-        return f"Когда {fl(cfg.get('field'))} = «{cfg.get('equals')}»: {src} → {st(cfg.get('to_stage'))}"
+        src = st(rule.stage_code) if rule.stage_code else "any stage" if en else "любая стадия"
+        when = "When" if en else "Когда"
+        return f"{when} {fl(cfg.get('field'))} = {quote.format(cfg.get('equals'))}: {src} → {st(cfg.get('to_stage'))}"
     names = _Names(labels or {})
     parts = []
     for a in cfg.get("actions", []):
         plugin = ACTIONS.get(a.get("type", ""))
-        parts.append(plugin.describe(a, names) if plugin else f"неизвестное действие «{a.get('type', '')}»")
+        if plugin:
+            parts.append(plugin.describe_en(a, names) if en else plugin.describe(a, names))
+        else:
+            parts.append(("unknown action " if en else "неизвестное действие ") + quote.format(a.get("type", "")))
     return "; ".join(parts)
 
 
@@ -146,7 +153,7 @@ def field_choices(session: Session) -> dict[str, list[dict]]:
 
 def list_rules(session: Session) -> list[dict]:
     """Every rule (active or not) in engine order: id, kind, kind_label, name, pipeline_code,
-    stage_code, pipeline, stage (names), text, is_active."""
+    stage_code, pipeline, stage (names), text (and text_en, the same in English), is_active."""
     pipes = {p.id: p for p in session.exec(select(Pipeline)).all()}
     by_code = {p.code: p for p in pipes.values()}
     stages = {(pipes[s.pipeline_id].code, s.code): s.name for s in session.exec(select(Stage)).all()
@@ -159,10 +166,12 @@ def list_rules(session: Session) -> list[dict]:
         pipe = by_code.get(r.pipeline_code)
         pname = pipe.name if pipe else r.pipeline_code
         sname = stages.get((r.pipeline_code, r.stage_code), r.stage_code)
+        labels = _labels(session, pipe)
         out.append({"id": r.id, "kind": r.kind, "kind_label": KIND_LABEL.get(r.kind, r.kind),
                     "name": r.name or f"{pname} · {sname}", "pipeline_code": r.pipeline_code,
                     "stage_code": r.stage_code, "pipeline": pname, "stage": sname,
-                    "text": describe(r, stages, _labels(session, pipe)), "is_active": bool(r.is_active)})
+                    "text": describe(r, stages, labels), "text_en": describe(r, stages, labels, "en"),
+                    "is_active": bool(r.is_active)})
     return out
 
 

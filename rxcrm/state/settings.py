@@ -105,6 +105,7 @@ class RuleRow:
     id: int = 0  # 0 = not an automation_rule row (the activity discipline): not editable here
     active: bool = True
     kind_code: str = ""
+    text_en: str = ""  # `text` in English (what the state loaded; `rules` shows the one of the language)
 
 
 @dataclasses.dataclass
@@ -123,7 +124,7 @@ class FormRow:
 
 
 # the width of a form input by its kind (the label sits above it)
-FORM_WIDTH = {"text": "260px", "int": "130px", "choice": "190px", "field": "220px", "field_value": "180px"}
+FORM_WIDTH = {"text": "300px", "int": "130px", "choice": "190px", "field": "220px", "field_value": "180px"}
 
 
 class SettingsState(AppState):
@@ -165,7 +166,8 @@ class SettingsState(AppState):
         return self.user_role == "admin"
 
     # ---- rows and lists in the person's language ------------------------------------------
-    # (each var reads `self.lang` itself, so Reflex recomputes it when the language changes)
+    # (each var reads `self.lang` itself, so Reflex recomputes it when the language changes;
+    # `self._tr` may then be called in it too)
     @rx.var
     def users(self) -> list[UserRow]:
         cat = i18n.catalog(self.lang)
@@ -217,10 +219,10 @@ class SettingsState(AppState):
         in words a supervisor reads."""
         lang = self.lang
         cat = i18n.catalog(lang)
-        out = [dataclasses.replace(r, kind=cat.get(f"settings.rules.kind.{r.kind_code}", r.kind)) for r in self._rules]
-        out.append(RuleRow(i18n.text(lang, "settings.rules.kind.discipline"),
-                           i18n.text(lang, "settings.rules.discipline.name"),
-                           i18n.text(lang, "settings.rules.discipline.text", days=self._discipline_days),
+        out = [dataclasses.replace(r, kind=cat.get(f"settings.rules.kind.{r.kind_code}", r.kind),
+                                   text=r.text_en if lang == "en" and r.text_en else r.text) for r in self._rules]
+        out.append(RuleRow(self._tr("settings.rules.kind.discipline"), self._tr("settings.rules.discipline.name"),
+                           self._tr("settings.rules.discipline.text", days=self._discipline_days),
                            kind_code="discipline"))
         return out
 
@@ -234,14 +236,16 @@ class SettingsState(AppState):
     def rule_form(self) -> list[FormRow]:
         """The inputs of the chosen action's form, from its plug-in (rules_admin.action_form)."""
         en, action = self.lang == "en", self.rule_action
+        pick = self._tr("settings.rules.pick")
         rows = []
         for f in rules_admin.action_form(action):
-            options = f["options_en"] if en else f["options"]
+            kind = f["kind"] if f["kind"] in FORM_WIDTH else "text"
+            placeholder = f["placeholder_en"] if en else f["placeholder"]
+            if not placeholder and kind in ("choice", "field"):
+                placeholder = pick  # a select says it waits for a choice
             rows.append(FormRow(uid=f"{action}:{f['key']}", key=f["key"], label=f["label_en"] if en else f["label"],
-                                kind=f["kind"] if f["kind"] in FORM_WIDTH else "text",
-                                placeholder=f["placeholder_en"] if en else f["placeholder"], default=f["default"],
-                                width=FORM_WIDTH.get(f["kind"], FORM_WIDTH["text"]),
-                                options=[Option(v, lab) for v, lab in options]))
+                                kind=kind, placeholder=placeholder, default=f["default"], width=FORM_WIDTH[kind],
+                                options=[Option(v, lab) for v, lab in (f["options_en"] if en else f["options"])]))
         return rows
 
     # ---- loading -----------------------------------------------------------------------------
@@ -276,8 +280,8 @@ class SettingsState(AppState):
                                            fmt.dt_short(e.received_at), e.status, (e.error or "")[:200])
                                   for e in intake.events(s, actor, limit=30)]
             self.intake_waiting = intake.pending_count(s)
-            self._rules = [RuleRow(r["kind_label"], r["name"], r["text"], r["id"], r["is_active"], r["kind"])
-                           for r in rules_admin.list_rules(s)]
+            self._rules = [RuleRow(r["kind_label"], r["name"], r["text"], r["id"], r["is_active"], r["kind"],
+                                   r["text_en"]) for r in rules_admin.list_rules(s)]
             self._discipline_days = automation.ACTIVITY_DISCIPLINE.get("max_working_days_after_last_contact", 5)
             self.stage_options = _stage_options(s)
             choices = rules_admin.field_choices(s)
@@ -444,13 +448,12 @@ class SettingsState(AppState):
     @rx.var
     def trig_from_options(self) -> list[Option]:
         """Every stage, and per pipeline "any stage" ("pipeline:")."""
-        lang = self.lang
         out, seen = [], set()
         for o in self.stage_options:
             pipe = _pipe(o.value)
             if pipe not in seen:
                 seen.add(pipe)
-                out.append(Option(f"{pipe}:", i18n.text(lang, "settings.rules.any_stage",
+                out.append(Option(f"{pipe}:", i18n.text(self.lang, "settings.rules.any_stage",
                                                         pipeline=o.label.split(" · ")[0])))
             out.append(o)
         return out

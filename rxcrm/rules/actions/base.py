@@ -66,6 +66,10 @@ class RuleAction:
     def describe(self, config: dict, names: Names) -> str:
         raise NotImplementedError
 
+    def describe_en(self, config: dict, names: Names) -> str:
+        """The same in English (an action without one reads in Russian on an English screen)."""
+        return self.describe(config, names)
+
     def run(self, ctx: RunContext, config: dict) -> None:
         raise NotImplementedError
 

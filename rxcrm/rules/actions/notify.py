@@ -7,6 +7,7 @@ from .base import FormField, RuleAction, choice, clean_text
 RECIPIENTS = (("responsible", "Ответственному"), ("department_head", "Руководителю отдела"))
 RECIPIENTS_EN = (("responsible", "Responsible person"), ("department_head", "Head of department"))
 WHOM = {"responsible": "ответственного", "department_head": "руководителя отдела"}
+WHOM_EN = {"responsible": "the responsible person", "department_head": "the head of department"}
 
 
 class Notify(RuleAction):
@@ -25,6 +26,9 @@ class Notify(RuleAction):
 
     def describe(self, config: dict, names) -> str:
         return f"уведомить {WHOM.get(config.get('to'), 'руководителя отдела')}: «{config.get('text', '')}»"
+
+    def describe_en(self, config: dict, names) -> str:
+        return f"notify {WHOM_EN.get(config.get('to'), WHOM_EN['department_head'])}: “{config.get('text', '')}”"
 
     def run(self, ctx, config: dict) -> None:
         ctx.notify(config.get("to", "responsible"), config.get("text", "").replace("{title}", ctx.title()))

@@ -11,6 +11,7 @@ KINDS = (("call", "Звонок"), ("meeting", "Встреча"), ("task", "За
 KINDS_EN = (("call", "Call"), ("meeting", "Meeting"), ("task", "Task"), ("email", "E-mail"))
 MAX_IN_HOURS = 30 * 24
 ACCUSATIVE = {"call": "звонок", "meeting": "встречу", "task": "задачу", "email": "письмо"}
+NOUN_EN = {"call": "a call", "meeting": "a meeting", "task": "a task", "email": "an e-mail"}
 
 
 class PlanActivity(RuleAction):
@@ -37,6 +38,10 @@ class PlanActivity(RuleAction):
     def describe(self, config: dict, names) -> str:
         when = f" через {config.get('in_hours', 24)} ч" if config.get("in_hours") else " сразу"
         return f"запланировать {ACCUSATIVE.get(config.get('kind'), 'дело')} «{config.get('subject', '')}»{when}"
+
+    def describe_en(self, config: dict, names) -> str:
+        when = f" in {config.get('in_hours', 24)} h" if config.get("in_hours") else " right away"
+        return f"plan {NOUN_EN.get(config.get('kind'), 'an activity')} “{config.get('subject', '')}”{when}"
 
     def run(self, ctx, config: dict) -> None:
         ctx.plan_activity(config.get("kind", "call"), config["subject"], config.get("in_hours", 24),

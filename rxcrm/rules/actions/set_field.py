@@ -25,6 +25,9 @@ class SetField(RuleAction):
     def describe(self, config: dict, names) -> str:
         return f"заполнить «{names.field(config.get('field', ''))}» значением «{config.get('value')}»"
 
+    def describe_en(self, config: dict, names) -> str:
+        return f"set “{names.field(config.get('field', ''))}” to “{config.get('value')}”"
+
     def run(self, ctx, config: dict) -> None:
         ctx.set_values({config["field"]: config["value"]})
 
