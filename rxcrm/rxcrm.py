@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 
 from rxcrm import api, hooks, web
 from rxcrm.state.base import backend_exception_handler
+from rxcrm.state.live import live_task
 from rxcrm.tasks import intake_task, reminders_task
 
 from rxcrm.db import migrate, session_scope
@@ -63,6 +64,7 @@ app = rx.App(
 )
 app.register_lifespan_task(reminders_task)
 app.register_lifespan_task(intake_task)
+app.register_lifespan_task(live_task)  # others' changes reach open boards/cards: state/live.py
 def _title(route: str):
     """The browser tab's title: the page's name in the person's language, «Сделки — rxcrm»."""
     return AppState.t[SECTIONS[route][0]] + " — " + AppState.t["app.name"]

@@ -19,5 +19,8 @@ class ChangeRecord(SQLModel, table=True):
     entity_type: str
     entity_id: int
     pipeline_id: int | None = None
-    kind: str = ""  # created | changed | stage | deleted | activity
+    kind: str = ""  # created | changed | deleted | bulk (entity_id 0: many rows at once)
     actor_id: int | None = None
+    # who may see the item (a live update goes only to boards whose scope includes it)
+    responsible_id: int | None = None
+    department_id: int | None = None

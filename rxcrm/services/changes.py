@@ -38,16 +38,18 @@ def _collect(session: Session, _ctx) -> None:
         for obj in objs:
             table = getattr(obj, "__tablename__", "")
             if table in ITEM_TABLES and obj.id is not None and (kind != "changed" or session.is_modified(obj)):
-                found.setdefault((table, obj.id), (kind, getattr(obj, "pipeline_id", None),
-                                                   getattr(obj, "updated_by_id", None)))
+                found.setdefault((table, obj.id), {
+                    "kind": kind, "pipeline_id": getattr(obj, "pipeline_id", None),
+                    "actor_id": getattr(obj, "updated_by_id", None),
+                    "responsible_id": getattr(obj, "responsible_id", None),
+                    "department_id": getattr(obj, "department_id", None)})
 
 
 def _write(session: Session, _ctx) -> None:
     """after_flush_postexec: the feed rows (flushed by the commit's next round)."""
     found = session.info.pop(_PENDING, None)
-    for (table, item_id), (kind, pipeline_id, actor_id) in (found or {}).items():
-        session.add(ChangeRecord(entity_type=table, entity_id=item_id, pipeline_id=pipeline_id, kind=kind,
-                                 actor_id=actor_id))
+    for (table, item_id), row in (found or {}).items():
+        session.add(ChangeRecord(entity_type=table, entity_id=item_id, **row))
 
 
 def _bulk(orm_execute_state) -> None:

@@ -24,6 +24,7 @@ from rxcrm.services import access, catalogs, create, entities, export, fields, f
 from rxcrm.services.errors import ServiceError, ValidationFailed
 from rxcrm.services.fields import FieldDef, field_map
 
+from . import live
 from .app import AppState
 from .base import choice, describe, event, field, id_or_none, opt_id, to_bool, to_form, to_id, to_ids, to_int, to_text
 
@@ -553,6 +554,14 @@ class WorkState(AppState):
 
     def _reload(self, actor=None):
         actor = actor or self._require_actor()
+        self._load_view(actor)
+        self._remember(actor)
+        url = self._url().replace("\\", "\\\\").replace("'", "\\'")
+        return rx.call_script(f"window.history.replaceState(null, '', '{url}')")
+
+    def _load_view(self, actor) -> None:
+        """Read what the page shows (board or list page, chips, empty hint) and tell the
+        live updates what this tab is looking at."""
         self.error = ""
 
         def load(s, a):
@@ -563,16 +572,25 @@ class WorkState(AppState):
             else:
                 self._load_list(s, a)
             self._empty_hint(s, a)
+            return access.level(s, a, self.entity, "view")
 
         try:
-            self._read(load, actor=actor)
+            scope = self._read(load, actor=actor)
         except ValidationFailed as exc:
             self.error = describe(exc, self.lang)
             self.board, self.rows, self.total = [], [], 0
             self.empty_title, self.empty_text, self.empty_can_reset, self.empty_can_create = "", "", False, False
-        self._remember(actor)
-        url = self._url().replace("\\", "\\\\").replace("'", "\\'")
-        return rx.call_script(f"window.history.replaceState(null, '', '{url}')")
+            return
+        live.watch(self.router.session.client_token, "work", live.Watch(
+            WorkState, self.entity, self.pipeline_id or None, None, actor.user_id, actor.department_id, scope))
+
+    def _live_refresh(self, rows) -> None:
+        """Someone else changed items this tab shows (state/live.py): read them again."""
+        actor = self._actor()
+        if actor is None:
+            live.unwatch(self.router.session.client_token, "work")
+            return
+        self._load_view(actor)
 
     def _empty_hint(self, s, actor) -> None:
         """An empty board or list says why and what to do: a filter that matches nothing

@@ -26,6 +26,8 @@ def upgrade() -> None:
         sa.Column('pipeline_id', sa.Integer(), nullable=True),
         sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column('actor_id', sa.Integer(), nullable=True),
+        sa.Column('responsible_id', sa.Integer(), nullable=True),
+        sa.Column('department_id', sa.Integer(), nullable=True),
         sa.PrimaryKeyConstraint('id'),
     )
     op.create_index(op.f('ix_change_feed_created_at'), 'change_feed', ['created_at'], unique=False)

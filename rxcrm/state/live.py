@@ -1,0 +1,142 @@
+"""Live updates: what someone else changes shows on everyone's open board, list and card
+within a couple of seconds, without a reload — on every app worker.
+
+- A page that shows items registers what it shows (`watch`: the tab's client token, the
+  entity, the pipeline, and the person's view scope: all / department / own).
+- `live_task` (a lifespan task of each worker, registered in rxcrm/rxcrm.py) follows the
+  change feed (services/changes.py — rows written in the changes' own transactions, so it
+  works across workers and processes without a broker), every FEED_PERIOD_S seconds.
+- For each watcher whose pipeline and scope a new row falls in (and that did not make the
+  change itself), it refreshes that tab's state out of band (`app.modify_state`): the
+  state re-reads what it shows *as that person*, so nobody ever receives an item their role
+  may not see. One refresh per tab per round, however many rows arrived.
+The database work of a round and of each refresh runs on the handler threads."""
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import dataclasses
+import logging
+import time
+
+import reflex as rx
+
+from rxcrm.db import session_scope
+from rxcrm.services import changes
+
+from .base import _POOL
+
+log = logging.getLogger("rxcrm.live")
+FEED_PERIOD_S = 1.0
+PRUNE_EVERY_S = 600.0
+WATCH_TTL_S = 3600.0  # a tab not heard of for an hour is forgotten
+
+
+@dataclasses.dataclass
+class Watch:
+    state: type  # the state class that refreshes (its `_live_refresh(rows)`)
+    entity: str
+    pipeline_id: int | None = None
+    item_id: int | None = None  # a card: only its own rows
+    user_id: int | None = None
+    department_id: int | None = None
+    scope: str = "all"  # all | department | own | none
+    seen: float = dataclasses.field(default_factory=time.monotonic)
+
+
+WATCHERS: dict[tuple[str, str], Watch] = {}  # (client token, page kind) → what that tab shows
+
+
+def watch(token: str, kind: str, w: Watch) -> None:
+    if token:
+        WATCHERS[(token, kind)] = w
+
+
+def unwatch(token: str, kind: str) -> None:
+    WATCHERS.pop((token, kind), None)
+
+
+def concerns(w: Watch, row) -> bool:
+    """Does a feed row touch what this watcher shows (and may see)?"""
+    if row.entity_type != w.entity:
+        return False
+    if w.item_id is not None:
+        return row.entity_id == w.item_id and row.actor_id != w.user_id
+    if row.actor_id is not None and row.actor_id == w.user_id:
+        return False  # the person's own change is already on their screen
+    if row.kind == "bulk":
+        return True
+    if w.pipeline_id and row.pipeline_id not in (None, w.pipeline_id):
+        return False
+    if w.scope == "all":
+        return True
+    if w.scope == "department":
+        return row.department_id is not None and row.department_id == w.department_id
+    if w.scope == "own":
+        return row.responsible_id is not None and row.responsible_id == w.user_id
+    return False
+
+
+def _read_feed(after: int) -> tuple[int, list]:
+    with session_scope(write=False) as s:
+        if after < 0:
+            return changes.version(s), []
+        rows = changes.since(s, after)
+        for r in rows:
+            s.expunge(r)
+        return (rows[-1].id if rows else after), rows
+
+
+def _prune() -> int:
+    with session_scope() as s:
+        return changes.prune(s)
+
+
+async def _in_thread(fn, *args):
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_POOL, contextvars.copy_context().run, fn, *args)
+
+
+async def _refresh(app, token: str, w: Watch, rows: list) -> None:
+    try:
+        async with app.modify_state(rx.BaseStateToken(ident=token, cls=w.state)) as state:
+            target = state if isinstance(state, w.state) else await state.get_state(w.state)
+            await _in_thread(target._live_refresh, rows)
+    except Exception:  # noqa: BLE001 - one tab's failed refresh must not stop the others
+        log.warning("live refresh of %s failed", w.state.__name__, exc_info=True)
+
+
+async def round_once(app, after: int) -> int:
+    """One round: read the feed after `after`, refresh the concerned tabs; the new mark."""
+    mark, rows = await _in_thread(_read_feed, after)
+    if not rows:
+        return mark
+    now = time.monotonic()
+    jobs = []
+    for key, w in list(WATCHERS.items()):
+        if now - w.seen > WATCH_TTL_S:
+            WATCHERS.pop(key, None)
+            continue
+        mine = [r for r in rows if concerns(w, r)]
+        if mine:
+            jobs.append(_refresh(app, key[0], w, mine))
+    if jobs:
+        await asyncio.gather(*jobs)
+    return mark
+
+
+async def live_task(app=None, period_s: float = FEED_PERIOD_S) -> None:
+    """Follow the change feed forever (cancelled at shutdown); a failed round is logged."""
+    after, pruned_at = -1, time.monotonic()
+    while True:
+        try:
+            after = await round_once(app, after)
+            if time.monotonic() - pruned_at > PRUNE_EVERY_S:
+                pruned_at = time.monotonic()
+                await _in_thread(_prune)
+        except Exception:  # noqa: BLE001 - a failed round must not stop the loop
+            log.exception("live updates round failed")
+        await asyncio.sleep(period_s)
+
+
+__all__ = ["WATCHERS", "Watch", "concerns", "live_task", "round_once", "unwatch", "watch"]

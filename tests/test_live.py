@@ -1,0 +1,106 @@
+"""Live updates (state/live.py): a change made by one person reaches the open board of
+another through the change feed — as that person sees it (their scope), never an item
+their role may not see; one's own change does not bounce back."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+from sqlmodel import select
+
+from rxcrm.db import migrate, session_scope
+from rxcrm.models import Deal, User
+from rxcrm.services import auth, items
+from rxcrm.services.bootstrap import ensure_defaults
+from rxcrm.state import live
+
+from . import factories as f
+
+
+@pytest.fixture(scope="module")
+def world():
+    migrate()
+    with session_scope() as s:
+        ensure_defaults(s)
+        if not s.exec(select(User).where(User.login == "lv_head")).first():
+            head = f.user(s, "lv_head", role="head", full_name="Глава Отдела")
+            m1 = f.user(s, "lv_m1", full_name="Первая Менеджер")
+            m2 = f.user(s, "lv_m2", full_name="Второй Менеджер")
+            other = f.user(s, "lv_other", dept_code="admissions", full_name="Чужой Отдел")
+            f.user(s, "lv_adm", dept_code="admissions", full_name="Приёмная Комиссия")
+            for who in (m1, m2):
+                f.deal(s, f"Живая {who.login}", who, amount=1000)
+            f.deal(s, "Чужая сделка", other, amount=7000)
+    import rxcrm.rxcrm  # noqa: F401
+    tokens = {}
+    with session_scope() as s:
+        for login in ("lv_head", "lv_m1", "lv_m2", "lv_adm"):
+            tokens[login], _ = auth.login(s, login, "demo")
+        ids = {d.title: d.id for d in s.exec(select(Deal)).all()}
+        stages = {c: f.stage(s, "dpo", c).id for c in ("INTEREST", "REGISTRATION")}
+    return tokens, ids, stages
+
+
+class FakeApp:
+    """app.modify_state for the test: hands out the test's state objects by token."""
+    def __init__(self, states):
+        self.states = states
+
+    @contextlib.asynccontextmanager
+    async def modify_state(self, token):
+        yield self.states[token.ident]
+
+
+def _board_state(token, client):
+    from rxcrm.state.work import WorkState
+    from reflex.istate.data import RouterData
+    st = f.logged_in(WorkState, token, "/deals")
+    st.router = RouterData.from_router_data({  # the tab's id, as Reflex gives it
+        "headers": dict(st.router.headers.raw_headers), "pathname": "/deals", "asPath": "/deals", "token": client})
+    assert st.router.session.client_token == client
+    st.check_login()
+    st.on_load()
+    st._filters = {}  # the whole board the person may see
+    st._reload()
+    return st
+
+
+def _titles(st, stage_id):
+    return [c.title for col in st.board if col.id == stage_id for c in col.cards]
+
+
+def test_a_move_reaches_the_department_not_another_department(world):
+    tokens, ids, stages = world
+    live.WATCHERS.clear()
+    head = _board_state(tokens["lv_head"], "tab-head")
+    m2 = _board_state(tokens["lv_m2"], "tab-m2")
+    adm = _board_state(tokens["lv_adm"], "tab-adm")
+    assert "Чужая сделка" not in str(head.board)
+    app = FakeApp({"tab-head": head, "tab-m2": m2, "tab-adm": adm})
+    mark = asyncio.run(live.round_once(app, -1))  # the feed's current end
+    with session_scope() as s:
+        m1 = auth.actor_for(s.exec(select(User).where(User.login == "lv_m1")).one())
+        items.move_stage(s, m1, "deal", ids["Живая lv_m1"], stages["REGISTRATION"])
+        other = auth.actor_for(s.exec(select(User).where(User.login == "lv_other")).one())
+        items.update_fields(s, other, "deal", ids["Чужая сделка"], {"amount": 7100})
+    asyncio.run(live.round_once(app, mark))
+    for st in (head, m2):  # the department's boards show the move (managers see their department here)
+        assert "Живая lv_m1" in _titles(st, stages["REGISTRATION"])
+        assert "Чужая сделка" not in str(st.board)   # never another department's deal
+    assert "Живая lv_m1" not in str(adm.board)
+    assert ("tab-adm", "work") in live.WATCHERS
+
+
+def test_watchers_match_by_pipeline_scope_and_author():
+    row = type("Row", (), dict(entity_type="deal", entity_id=5, pipeline_id=1, kind="changed", actor_id=9,
+                               responsible_id=3, department_id=2))
+    w = live.Watch(object, "deal", 1, None, 3, 2, "own")
+    assert live.concerns(w, row)
+    assert not live.concerns(live.Watch(object, "deal", 2, None, 3, 2, "all"), row)       # another pipeline
+    assert not live.concerns(live.Watch(object, "deal", 1, None, 4, 2, "own"), row)       # not theirs
+    assert live.concerns(live.Watch(object, "deal", 1, None, 4, 2, "department"), row)
+    assert not live.concerns(live.Watch(object, "deal", 1, None, 4, 7, "department"), row)
+    assert not live.concerns(live.Watch(object, "deal", 1, None, 9, 2, "all"), row)       # their own change
+    assert not live.concerns(live.Watch(object, "lead", 1, None, 4, 2, "all"), row)
+    assert live.concerns(live.Watch(object, "deal", None, 5, 4, None, "all"), row)        # the open card
