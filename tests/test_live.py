@@ -104,3 +104,37 @@ def test_watchers_match_by_pipeline_scope_and_author():
     assert not live.concerns(live.Watch(object, "deal", 1, None, 9, 2, "all"), row)       # their own change
     assert not live.concerns(live.Watch(object, "lead", 1, None, 4, 2, "all"), row)
     assert live.concerns(live.Watch(object, "deal", None, 5, 4, None, "all"), row)        # the open card
+
+
+def _card_state(token, client, deal_id):
+    from reflex.istate.data import RouterData
+
+    from rxcrm.state.card import CardState
+    st = f.logged_in(CardState, token, f"/deals/{deal_id}")
+    st.router = RouterData.from_router_data({
+        "headers": dict(st.router.headers.raw_headers), "pathname": f"/deals/{deal_id}",
+        "asPath": f"/deals/{deal_id}", "token": client})
+    st.check_login()
+    st.load_card()
+    return st
+
+
+def test_an_open_card_follows_someone_elses_change_but_not_over_an_edit(world):
+    tokens, ids, stages = world
+    live.WATCHERS.clear()
+    deal = ids["Живая lv_m2"]
+    viewer = _card_state(tokens["lv_head"], "card-head", deal)
+    editor = _card_state(tokens["lv_head"], "card-head-2", deal)
+    editor.start_edit(editor.edit_blocks[0])
+    assert editor.edit_block
+    version = editor.card_version
+    app = FakeApp({"card-head": viewer, "card-head-2": editor})
+    mark = asyncio.run(live.round_once(app, -1))
+    with session_scope() as s:
+        m2 = auth.actor_for(s.exec(select(User).where(User.login == "lv_m2")).one())
+        items.move_stage(s, m2, "deal", deal, stages["REGISTRATION"])
+    asyncio.run(live.round_once(app, mark))
+    current = next(c for c in viewer.stages if c.current)
+    assert current.id == stages["REGISTRATION"]
+    assert viewer.live_notice.startswith("Изменено: Второй М.")
+    assert editor.card_version == version and "ваши правки не сохранятся" in editor.live_notice

@@ -241,6 +241,9 @@ RU: dict[str, str] = {
     "activities.arg.tab": "вкладка",
     "activities.arg.activity": "дело",
     "activities.arg.result": "результат",
+    # ---- live updates of an open card ----
+    "card.live.changed": "Изменено: {who}, {when}",
+    "card.live.changed_editing": "Карточку изменил другой сотрудник — ваши правки не сохранятся, обновите страницу",
 }
 
 EN: dict[str, str] = {
@@ -480,4 +483,7 @@ EN: dict[str, str] = {
     "activities.arg.tab": "tab",
     "activities.arg.activity": "activity",
     "activities.arg.result": "result",
+    # ---- live updates of an open card ----
+    "card.live.changed": "Changed by {who}, {when}",
+    "card.live.changed_editing": "Someone else changed this card — your edits will not save; reload the page",
 }

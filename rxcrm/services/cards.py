@@ -91,8 +91,10 @@ def edit_fields(session: Session, actor: Actor, entity: str, item_id: int, block
     return out
 
 
-def open_card(session: Session, actor: Actor, entity: str, item_id: int, now: datetime | None = None) -> dict:
-    """Everything the card shows except the timeline. Raises NotFound / AccessDenied."""
+def open_card(session: Session, actor: Actor, entity: str, item_id: int, now: datetime | None = None,
+              audited: bool = True) -> dict:
+    """Everything the card shows except the timeline. Raises NotFound / AccessDenied.
+    Opening is audited; a refresh of an open card (live updates) is not (`audited=False`)."""
     now = now or utcnow()
     item = get_item(session, entity, item_id)
     access.require(session, actor, entity, "view", item)
@@ -115,7 +117,8 @@ def open_card(session: Session, actor: Actor, entity: str, item_id: int, now: da
         for st in listing.stages_of(session, item.pipeline_id):
             stages.append({"id": st.id, "name": st.name, "color": st.color, "semantic": st.semantic,
                            "current": st.id == item.stage_id})
-    audit.record(session, actor, "view", entity, item.id)
+    if audited:
+        audit.record(session, actor, "view", entity, item.id)
     title = getattr(item, "title", None) or getattr(item, "full_name", "")
     repeat_contact = ""
     if getattr(item, "is_repeat", False) and getattr(item, "contact_id", None):
@@ -129,7 +132,14 @@ def open_card(session: Session, actor: Actor, entity: str, item_id: int, now: da
             "editable": editable, "edit_blocks": [b for b in EDIT_BLOCKS.get(entity, {})]
             + (["Дополнительно"] if any(k.startswith("custom.") for k in fmap) else []),
             "pipeline_id": getattr(item, "pipeline_id", None) or 0,
-            "responsible_id": item.responsible_id or 0}
+            "responsible_id": item.responsible_id or 0,
+            "updated_by": _user_name(session, getattr(item, "updated_by_id", None)),
+            "updated_at": fmt.dt_short(getattr(item, "updated_at", None), now)}
+
+
+def _user_name(session: Session, user_id: int | None) -> str:
+    user = session.get(User, user_id) if user_id else None
+    return fmt.short_name(user.full_name) if user else ""
 
 
 def links(session: Session, actor: Actor, entity: str, item) -> list[dict]:

@@ -12,6 +12,7 @@ from rxcrm.services import activities, cards, catalogs, conversion, create, enti
 from rxcrm.services.errors import AccessDenied, NotFound, ServiceError, ValidationFailed
 from rxcrm.settings import TZ
 
+from . import live
 from .app import AppState
 from .base import choice, event, field, id_or_none, opt_id, to_bool, to_form, to_id, to_int, to_text
 from .fieldinput import form_values, missing_rows, typed_values
@@ -149,6 +150,11 @@ class CardState(AppState):
     picked_contact_id: int = 0
     picked_contact: str = ""
 
+    # who changed the card last, and the notice when someone else changes it while it is open
+    card_updated_by: str = ""
+    card_updated_at: str = ""
+    live_notice: str = ""
+
     # create a deal from a contact/company card
     new_deal_open: bool = False
     # link a contact by hand
@@ -156,7 +162,25 @@ class CardState(AppState):
 
     @event
     def load_card(self):
-        actor = self._require_actor()
+        self.live_notice = ""
+        self._load_card(self._require_actor(), audited=True)
+
+    def _live_refresh(self, rows) -> None:
+        """Someone else changed this card (state/live.py): say so; read it again unless the
+        person is editing a block (their save is then refused by the version check, with the
+        «Карточку изменил …» notice, rather than overwriting the other change)."""
+        actor = self._actor()
+        if actor is None:
+            live.unwatch(self.router.session.client_token, "card")
+            return
+        if self.edit_block:
+            self.live_notice = self._tr("card.live.changed_editing")
+            return
+        self._load_card(actor, audited=False)
+        if self.card_updated_by:
+            self.live_notice = self._tr("card.live.changed", who=self.card_updated_by, when=self.card_updated_at)
+
+    def _load_card(self, actor, audited: bool) -> None:
         parts = (self.router.url.path or "").strip("/").split("/")
         self.card_section = parts[0] if parts and parts[0] in ENTITY else "deals"
         self.card_entity = ENTITY[self.card_section]
@@ -172,7 +196,7 @@ class CardState(AppState):
         self.card_id = card_id
 
         def read(s, a):  # a unit that writes: opening a card is audited
-            data = cards.open_card(s, a, self.card_entity, self.card_id)
+            data = cards.open_card(s, a, self.card_entity, self.card_id, audited=audited)
             planned = cards.planned(s, a, self.card_entity, self.card_id)
             events, more = cards.timeline(s, a, self.card_entity, self.card_id)
             options = ([Option(str(i), n) for i, n in catalogs.assignable_users(s)],
@@ -186,6 +210,9 @@ class CardState(AppState):
             self.card_error = self._tr("common.no_access") if isinstance(exc, AccessDenied) else exc.message
             return
         self.card_title = data["title"]
+        self.card_updated_by, self.card_updated_at = data["updated_by"], data["updated_at"]
+        live.watch(self.router.session.client_token, "card",
+                   live.Watch(CardState, self.card_entity, None, self.card_id, actor.user_id))
         self.card_version, self.card_semantic = data["version"], data["semantic"]
         self.card_editable, self.card_pipeline_id = data["editable"], data["pipeline_id"]
         self.is_repeat, self.repeat_contact = data["is_repeat"], data["repeat_contact"]
