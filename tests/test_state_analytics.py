@@ -195,6 +195,7 @@ def test_the_dashboard_speaks_english(app_db, monkeypatch):
     assert st.an_subtitle.startswith("1 ноября 2026 — 30 ноября 2026")
     assert st.deal_title.startswith("Воронка сделок — ") and st.dyn_title == "По неделям"
     st.lang = "en"
+    st.redraw_figures()  # the page asks for it when the language changes
     assert [k.label for k in st.an_kpis] == ["New leads", "New deals", "Won", "Lost", "Deal conversion",
                                               "Overdue activities"]
     notes = [k.note for k in st.an_kpis]
@@ -224,6 +225,7 @@ def test_the_dashboard_speaks_english(app_db, monkeypatch):
                    " ".join(fig.data[0].hovertext) + " ".join(fig.layout.yaxis.ticktext))
     assert not re.search("[А-Яа-яЁё]", words), words
     st.lang = "ru"
+    st.redraw_figures()
     assert [k.label for k in st.an_kpis] == ru_kpis
     assert [t.name for t in st.time_fig.data] == ["90-й перцентиль", "Медиана"]
 
@@ -237,10 +239,12 @@ def test_groups_without_a_value_and_lost_deals_without_a_reason_are_named_in_the
                             ConvRowView(label="autumn", key="autumn", created=1)],
                     "lead_source": [ConvRowView(label="Не указан", key="", created=1)]}
     st.lost_labels, st.lost_counts = [an.NO_REASON, "Дорого"], [2, 1]
+    st.redraw_figures()
     st.set_conv_dim("utm")
     assert [r.label for r in st.conv_rows] == ["Без кампании", "autumn"]
     assert list(st.lost_fig.data[0].y) == ["Причина не указана", "Дорого"]
     st.lang = "en"
+    st.redraw_figures()
     assert [r.label for r in st.conv_rows] == ["No campaign", "autumn"]
     st.set_conv_dim("lead_source")
     assert [r.label for r in st.conv_rows] == ["Not specified"]

@@ -373,6 +373,9 @@ def analytics_page() -> rx.Component:
             rx.cond(S.an_error != "", rx.callout(S.an_error, icon="triangle-alert", color_scheme="amber",
                                                  width="100%", data_testid="an-error")),
             rx.cond(S.an_loaded, _dashboard(), rx.center(rx.spinner(size="3"), height="300px", width="100%")),
+            # the figures are drawn by the state in the person's language: a language switch
+            # remounts this box (its key is the language), which asks for them again
+            rx.cond(S.an_loaded, rx.box(key=S.lang, on_mount=S.redraw_figures, display="none")),
             spacing="3", width="100%", padding_bottom="32px",
         ),
     )

@@ -172,6 +172,11 @@ class AnalyticsState(AppState):
     dyn_series: dict[str, list[int]] = {}
     lost_labels: list[str] = []
     lost_counts: list[int] = []
+    lead_fig: go.Figure = charts.empty()
+    deal_fig: go.Figure = charts.empty()
+    time_fig: go.Figure = charts.empty()
+    dyn_fig: go.Figure = charts.empty()
+    lost_fig: go.Figure = charts.empty()
     mgr_rows: list[ManagerView] = []
     mgr_sort: str = "won_amount"
     mgr_desc: bool = True
@@ -188,19 +193,25 @@ class AnalyticsState(AppState):
         return charts.funnel([r.name for r in rows], [r.count for r in rows], [r.amount for r in rows],
                              [r.color for r in rows], [r.conv_prev for r in rows], entity, words=self._words())
 
-    @rx.var
-    def lead_fig(self) -> go.Figure:
-        return self._funnel_fig(self.lead_rows, "lead")
-
-    @rx.var
-    def deal_fig(self) -> go.Figure:
-        return self._funnel_fig(self.deal_rows, "deal")
-
-    @rx.var
-    def time_fig(self) -> go.Figure:
+    # The figures are plain vars drawn by handlers (`_draw`: after a load, and on a language
+    # switch through `redraw_figures`), not computed vars: a computed var is rebuilt at every
+    # restore of the state (with Redis, every event), and a Plotly figure is the heaviest thing
+    # this state holds.
+    def _draw(self) -> None:
         rows = self.time_rows
-        return charts.stage_times([r.name for r in rows], [r.median for r in rows], [r.p90 for r in rows],
-                                  [r.color for r in rows], words=self._words())
+        no_reason = self._tr("analytics.lost.no_reason")
+        self.lead_fig = self._funnel_fig(self.lead_rows, "lead")
+        self.deal_fig = self._funnel_fig(self.deal_rows, "deal")
+        self.time_fig = charts.stage_times([r.name for r in rows], [r.median for r in rows], [r.p90 for r in rows],
+                                           [r.color for r in rows], words=self._words())
+        self.dyn_fig = charts.dynamics(self.dyn_labels, self.dyn_series, words=self._words())
+        self.lost_fig = charts.lost_reasons([no_reason if r == an.NO_REASON else r for r in self.lost_labels],
+                                            self.lost_counts)
+
+    @event
+    def redraw_figures(self):
+        """The figures in the person's language (the page calls it when the language changes)."""
+        self._draw()
 
     @rx.var
     def dyn_labels(self) -> list[str]:
@@ -209,18 +220,8 @@ class AnalyticsState(AppState):
         return [an.bucket_label(date.fromisoformat(b), grain, locale) for b in self.dyn_buckets]
 
     @rx.var
-    def dyn_fig(self) -> go.Figure:
-        return charts.dynamics(self.dyn_labels, self.dyn_series, words=self._words())
-
-    @rx.var
     def dyn_title(self) -> str:
         return self._tr("analytics.dyn.by_week") if self.dyn_grain == "week" else self._tr("analytics.dyn.by_month")
-
-    @rx.var
-    def lost_fig(self) -> go.Figure:
-        no_reason = self._tr("analytics.lost.no_reason")
-        labels = [no_reason if r == an.NO_REASON else r for r in self.lost_labels]
-        return charts.lost_reasons(labels, self.lost_counts)
 
     @rx.var
     def an_period_options(self) -> list[Option]:
@@ -444,6 +445,7 @@ class AnalyticsState(AppState):
         self.dyn_series = {c: frame[c].astype(int).tolist() for c in frame.columns}
         self.lost_labels = [r for r, _ in dash.lost_reasons[:10]]
         self.lost_counts = [n for _, n in dash.lost_reasons[:10]]
+        self._draw()
         self.mgr_rows = [ManagerView(m.name, m.leads_in_work, m.in_work, m.overdue, m.forgotten, m.created,
                                      m.conversion or 0.0, fmt.percent(m.conversion), m.won, float(m.won_amount),
                                      fmt.amount(m.won_amount), m.href, m.overdue_href, m.forgotten_href)
