@@ -92,3 +92,19 @@ def test_names_are_looked_up_once_per_page(w):
     assert len([q for q in seen if "crm_user" in q]) <= 3, seen
     with session_scope(db) as s:
         assert s.query(TimelineEvent).count() > 12
+
+
+def test_events_without_a_person_name_the_system_or_the_rule_as_the_catalog_does(w):
+    """The card shows «Система» / «Правило «…»» through the catalog (the person's language):
+    the service's words are the catalog's Russian ones."""
+    from rxcrm import i18n
+    db, a, ids = w
+    with session_scope(db) as s:
+        s.add(TimelineEvent(entity_type="deal", entity_id=ids["deal"], kind="automation", data={}))
+        s.add(TimelineEvent(entity_type="deal", entity_id=ids["deal"], kind="stage_changed",
+                            rule="Оплата → Обучение", data={"from": "Договор", "to": "Обучение"}))
+    with session_scope(db, write=False) as s:
+        rows, _ = cards.timeline(s, a["tladm"], "deal", ids["deal"], now=NOW)
+    who = {r["kind"]: r["who"] for r in rows}
+    assert who["automation"] == i18n.RU["card.who.system"]
+    assert who["stage_changed"] == i18n.text("ru", "card.who.rule", name="Оплата → Обучение")

@@ -89,6 +89,9 @@ RU: dict[str, str] = {
     "card.event.contact_linked": "Привязан контакт",
     "card.event.contact_unlinked": "Контакт отвязан",
     "card.event.automation": "Автоматизация",
+    # who made an event without a person (as services.cards words it)
+    "card.who.system": "Система",
+    "card.who.rule": "Правило «{name}»",
     # ---- the finish dialog ----
     "card.finish.title.lead": "Завершить обработку лида",
     "card.finish.title.deal": "Завершить сделку",
@@ -165,6 +168,8 @@ RU: dict[str, str] = {
     "card.arg.amount": "сумма",
     "card.arg.date": "дата",
     "card.arg.time": "время",
+    "card.date.placeholder": "ДД.ММ.ГГГГ",
+    "card.time.placeholder": "ЧЧ:ММ",
     # ---- /history ----
     "history.from": "с",
     "history.to": "по",
@@ -331,6 +336,8 @@ EN: dict[str, str] = {
     "card.event.contact_linked": "Contact linked",
     "card.event.contact_unlinked": "Contact unlinked",
     "card.event.automation": "Automation",
+    "card.who.system": "System",
+    "card.who.rule": "Rule “{name}”",
     # ---- the finish dialog ----
     "card.finish.title.lead": "Finish processing the lead",
     "card.finish.title.deal": "Close the deal",
@@ -407,6 +414,8 @@ EN: dict[str, str] = {
     "card.arg.amount": "amount",
     "card.arg.date": "date",
     "card.arg.time": "time",
+    "card.date.placeholder": "DD.MM.YYYY",
+    "card.time.placeholder": "HH:MM",
     # ---- /history ----
     "history.from": "from",
     "history.to": "to",

@@ -183,8 +183,10 @@ def _done_dialog() -> rx.Component:
 def _resched_dialog() -> rx.Component:
     return form_dialog(
         T["card.resched.title"],
-        rx.hstack(date_input("date", CardState.resched_date, testid="resched-date", flex="1"),
-                  time_input("time", CardState.resched_time, testid="resched-time", width="130px"),
+        rx.hstack(date_input("date", CardState.resched_date, testid="resched-date", flex="1",
+                             placeholder=T["card.date.placeholder"]),
+                  time_input("time", CardState.resched_time, testid="resched-time", width="130px",
+                             placeholder=T["card.time.placeholder"]),
                   width="100%", spacing="2"),
         on_submit=CardState.reschedule, open_var=CardState.resched_open, on_open_change=CardState.set_resched_open,
         submit=T["card.planned.reschedule"], reset=True, max_width="420px",
@@ -221,9 +223,10 @@ def _composer() -> rx.Component:
                 width="100%", spacing="2", style=_WRAP_PHONE,
             ),
             rx.hstack(
-                rx.box(date_input("date", CardState.activity_date, testid="activity-date", width="100%"), flex="1",
-                       min_width="150px"),
-                time_input("time", CardState.activity_time, testid="activity-time", width="120px"),
+                rx.box(date_input("date", CardState.activity_date, testid="activity-date", width="100%",
+                                  placeholder=T["card.date.placeholder"]), flex="1", min_width="150px"),
+                time_input("time", CardState.activity_time, testid="activity-time", width="120px",
+                           placeholder=T["card.time.placeholder"]),
                 rx.input(rx.input.slot(rx.text(T["card.activity.minutes"], size="1", color=theme.TEXT_MUTED), side="right"),
                          name="duration", default_value="15", width="96px", input_mode="numeric",
                          title=T["card.activity.duration"], data_testid="activity-duration"),

@@ -69,10 +69,12 @@ def history_page() -> rx.Component:
                     rx.hstack(  # the period stays together (a line of its own on a phone)
                         rx.text(HistoryState.t["history.from"], size="2"),
                         rx.box(date_input("date_from", HistoryState.h_from, testid="history-from", width="100%",
+                                          placeholder=T["card.date.placeholder"],
                                           on_value=lambda v: HistoryState.set_filter("from", v)),
                                width="150px", style=theme.phone(flex="1 1 0", width="auto", min_width="0")),
                         rx.text(HistoryState.t["history.to"], size="2"),
                         rx.box(date_input("date_to", HistoryState.h_to, testid="history-to", width="100%",
+                                          placeholder=T["card.date.placeholder"],
                                           on_value=lambda v: HistoryState.set_filter("to", v)),
                                width="150px", style=theme.phone(flex="1 1 0", width="auto", min_width="0")),
                         spacing="2", align="center", style=theme.phone(flex="1 1 100%"),

@@ -250,7 +250,12 @@ class CardState(AppState):
         return LinkRow(self._tr_or(f"title.card.{entity}", link["kind"]), link["title"], link["href"])
 
     def _event_row(self, e: dict) -> Event:
-        return Event(e["id"], e["kind"], self._tr_or(f"card.event.{e['kind']}", e["label"]), e["text"], e["who"],
+        who = e["who"]  # a person's name, or the system or a rule in the service's Russian words
+        if e.get("rule") and who == i18n.text(i18n.DEFAULT_LANG, "card.who.rule", name=e["rule"]):
+            who = self._tr("card.who.rule", name=e["rule"])
+        elif who == i18n.RU["card.who.system"]:
+            who = self._tr("card.who.system")
+        return Event(e["id"], e["kind"], self._tr_or(f"card.event.{e['kind']}", e["label"]), e["text"], who,
                      e["at"])
 
     def _events(self, offset: int):
