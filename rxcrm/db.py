@@ -20,24 +20,36 @@ Units of work — the one place that opens them:
   backoff) when the database reports a transient conflict: SQLite busy, a PostgreSQL
   deadlock or serialization failure, or a concurrent change of the same row caught by the
   optimistic version check (`StaleDataError`). `fn` must not have effects outside the
-  database before it returns."""
+  database before it returns.
+
+Several worker processes (Reflex prod forks them from a supervisor that imported the app):
+- `install_fork_hook()` (called once by the app's startup) makes every forked child forget
+  the inherited pools — ours and Reflex's — so no connection is ever shared by two processes.
+- `singleton(name).held()` elects one process to run a job (the lifespan tasks in
+  rxcrm/tasks.py): a PostgreSQL session advisory lock, or a file lock next to a SQLite file."""
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import logging
 import os
 import random
+import sys
+import tempfile
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.pool import NullPool
 from sqlmodel import Session, create_engine
 
 log = logging.getLogger(__name__)
@@ -184,8 +196,178 @@ def dispose_engines() -> None:
     _lanes.clear()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=dispose_engines)
+_fork_hook_installed = False
+
+
+def _after_fork_in_child() -> None:
+    """A forked worker (Reflex prod: granian forks the supervisor that imported the app)
+    must never use a connection the parent opened: both would talk over the same socket.
+    `dispose(close=False)` forgets the inherited pools without touching their sockets
+    (psycopg closes a connection only in the process that opened it), so the child opens
+    its own. Reflex's engines (reflex.model._ENGINE/_ASYNC_ENGINE) likewise, and any leader
+    lock the parent held stays the parent's (`Singleton._forget_after_fork`)."""
+    dispose_engines()
+    model = sys.modules.get("reflex.model")  # imported only if the app did (never import here)
+    if model is not None:
+        for engine in list(getattr(model, "_ENGINE", {}).values()):
+            engine.dispose(close=False)
+        for engine in list(getattr(model, "_ASYNC_ENGINE", {}).values()):
+            engine.sync_engine.dispose(close=False)
+    for leader in list(_singletons):
+        leader._forget_after_fork()
+
+
+def install_fork_hook() -> None:
+    """Register `_after_fork_in_child` once (the app's startup calls it; calling again is a no-op)."""
+    global _fork_hook_installed
+    if _fork_hook_installed or not hasattr(os, "register_at_fork"):
+        return
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+    _fork_hook_installed = True
+
+
+# ---- one runner among the workers ------------------------------------------------------------
+_singletons: "weakref.WeakSet[Singleton]" = weakref.WeakSet()
+_inherited: list = []  # a parent's lock connections/files a forked child must never close
+
+
+def _lock_key(name: str) -> int:
+    """A stable signed 64-bit advisory-lock key per job name (the same in every worker)."""
+    return int.from_bytes(hashlib.sha256(f"rxcrm:{name}".encode()).digest()[:8], "big", signed=True)
+
+
+class Singleton:
+    """Leadership of one named job among the app's processes: `held()` is True in exactly one.
+
+    PostgreSQL: a session-level `pg_try_advisory_lock(key)` on a dedicated connection (outside
+    the pool, autocommit: no transaction stays open). The lock lives as long as that
+    connection: a worker that dies loses it and the next `held()` of another worker wins it.
+    While held, `held()` checks the connection is still alive (a server restart drops the lock).
+    SQLite (one process by design): `flock` on a file next to the database file,
+    `<db file>.<name>.lock`; the kernel releases it when the process dies.
+
+    Callers ask `held()` every period (others retry then) and `release()` at the end; it is
+    also a context manager. Thread-safe; cheap (one round trip while held)."""
+
+    def __init__(self, name: str, url: str | None = None):
+        self.name = name
+        self.url = url or db_url()
+        self._mutex = threading.Lock()
+        self._conn = None      # PostgreSQL: the connection holding the advisory lock
+        self._fd: int | None = None  # SQLite: the locked file
+        self._engine: Engine | None = None
+        self._warned = False
+        _singletons.add(self)
+
+    # -- public ------------------------------------------------------------------------------
+    def held(self) -> bool:
+        """True when this process holds the lock now (taking it if it is free)."""
+        with self._mutex:
+            try:
+                if self.url.startswith("sqlite"):
+                    return self._held_file()
+                return self._held_pg()
+            except (DBAPIError, OSError) as exc:
+                if not self._warned:
+                    log.warning("leader lock %r unavailable: %s", self.name, exc)
+                    self._warned = True
+                self._drop_pg()
+                return False
+
+    def release(self) -> None:
+        with self._mutex:
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                os.close(self._fd)
+                self._fd = None
+            self._drop_pg()
+
+    def __enter__(self) -> "Singleton":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    # -- PostgreSQL --------------------------------------------------------------------------
+    def _held_pg(self) -> bool:
+        if self._conn is not None:
+            try:
+                self._conn.exec_driver_sql("SELECT 1")  # still alive, so the lock is still ours
+                return True
+            except DBAPIError:
+                log.warning("leader lock %r lost with its connection; taking it again", self.name)
+                self._drop_pg()
+        if self._engine is None:
+            self._engine = create_engine(self.url, poolclass=NullPool,
+                                         isolation_level="AUTOCOMMIT")
+        conn = self._engine.connect()
+        try:
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _lock_key(self.name)}).scalar()
+        except BaseException:
+            conn.close()
+            raise
+        if not got:
+            conn.close()
+            return False
+        self._conn, self._warned = conn, False
+        log.info("leader lock %r taken by pid %d", self.name, os.getpid())
+        return True
+
+    def _drop_pg(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()  # NullPool: the session ends, the server releases the lock
+            except Exception:  # noqa: BLE001 - a dead connection may fail to close
+                pass
+
+    # -- SQLite ------------------------------------------------------------------------------
+    def lock_path(self) -> Path:
+        database = make_url(self.url).database
+        if not database or database == ":memory:":  # one process owns an in-memory database
+            return Path(tempfile.gettempdir()) / f"rxcrm-memory-{os.getpid()}.{self.name}.lock"
+        path = Path(database)
+        return path.with_name(f"{path.name}.{self.name}.lock")
+
+    def _held_file(self) -> bool:
+        if self._fd is not None:
+            return True
+        fd = os.open(self.lock_path(), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return True
+
+    # -- fork --------------------------------------------------------------------------------
+    def _forget_after_fork(self) -> None:
+        """In a forked child: the parent's lock is not ours. Keep its connection object alive
+        (closing or collecting it here could end the parent's session) and close our copy of
+        the lock file's descriptor (the parent's stays locked). No mutex: after fork only this
+        thread exists, and a lock held by a vanished thread would never be released."""
+        self._mutex = threading.Lock()
+        if self._conn is not None:
+            _inherited.append(self._conn)
+            self._conn = None
+        if self._engine is not None:
+            _inherited.append(self._engine)
+            self._engine = None
+        if self._fd is not None:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+            self._fd = None
+
+
+def singleton(name: str, url: str | None = None) -> Singleton:
+    """The leader lock of job `name` on the app's database (see `Singleton`)."""
+    return Singleton(name, url)
 
 
 def _refuse_writes(session, _ctx, _instances) -> None:

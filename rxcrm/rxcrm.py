@@ -16,7 +16,7 @@ from rxcrm.state.base import backend_exception_handler
 from rxcrm.state.live import live_task
 from rxcrm.tasks import intake_task, reminders_task
 
-from rxcrm.db import migrate, session_scope
+from rxcrm.db import install_fork_hook, migrate, session_scope
 from rxcrm.pages.login import login_page
 from rxcrm.pages.activities import activities_page
 from rxcrm.pages.analytics import analytics_page
@@ -48,6 +48,9 @@ def _private_state_dir() -> None:
 
 
 def startup() -> None:
+    # Reflex prod forks its workers from a supervisor that imported this module (and so
+    # migrated through pooled connections): each child drops the inherited pools (rxcrm/db.py)
+    install_fork_hook()
     hooks.wire()  # who reacts to what the services do: rxcrm/hooks.py
     migrate()
     with session_scope() as s:
@@ -62,9 +65,13 @@ app = rx.App(
     api_transformer=[Starlette(routes=[*web.routes, *api.routes]), web.SecurityMiddleware],
     backend_exception_handler=backend_exception_handler,
 )
+# Every worker starts these loops; reminders and intake re-processing run their rounds in ONE
+# worker at a time (a leader lock per job, rxcrm.db.singleton; another takes over if it dies).
 app.register_lifespan_task(reminders_task)
 app.register_lifespan_task(intake_task)
-app.register_lifespan_task(live_task)  # others' changes reach open boards/cards: state/live.py
+# live_task runs in EVERY worker, no leader lock: each worker refreshes the boards/cards whose
+# tabs are connected to it (others' changes reach open boards/cards: state/live.py)
+app.register_lifespan_task(live_task)
 def _title(route: str):
     """The browser tab's title: the page's name in the person's language, «Сделки — rxcrm»."""
     return AppState.t[SECTIONS[route][0]] + " — " + AppState.t["app.name"]

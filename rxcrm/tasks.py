@@ -3,21 +3,28 @@
 The database work runs in a thread so the event loop (and every client on this worker)
 never waits for it; a failed round is logged and the loop goes on (cancelled at shutdown).
 
+**One runner across workers.** Reflex prod runs several worker processes and each starts
+these loops, but only the one holding the job's leader lock (`rxcrm.db.singleton`: a
+PostgreSQL advisory lock on its own connection, a file lock beside a SQLite file) does a
+round; the others ask again every period, so when the leader dies another takes over
+within one period. The rounds stay idempotent anyway (row claims, below).
+
 `reminders_task`: every REMINDER_PERIOD_S seconds turns due "remind N minutes before"
-activities into bell notifications (`notifications.due_reminders`). With several workers
-each runs the loop; `due_reminders` claims rows atomically, so a reminder is still sent once.
+activities into bell notifications (`notifications.due_reminders`, which claims rows
+atomically, so a reminder is sent once even if two rounds overlapped).
 
 `intake_task`: at start-up and then every INTAKE_PERIOD_S seconds processes intake events
 left "received" — their processing was interrupted by a crash, a restart or a transient
 database error (`intake.reprocess_pending`: only events older than its grace period, a
-bounded number of attempts each). With several workers each runs the loop; the event row
-is locked and its status checked before processing, so an event is still processed once."""
+bounded number of attempts each; the event row is locked and its status checked before
+processing, so an event is processed once)."""
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
-from rxcrm.db import session_scope
+from rxcrm.db import Singleton, session_scope, singleton
 from rxcrm.services import intake, notifications
 
 log = logging.getLogger("rxcrm.tasks")
@@ -31,16 +38,36 @@ def reminders_once() -> int:
         return notifications.due_reminders(s)
 
 
+async def _leader_loop(job: str, once: str, period_s: float, report: Callable[[object], None],
+                       failed: str) -> None:
+    """Every `period_s`: if this process holds the job's leader lock, run the function named `once`
+    (looked up on this module each round: tests replace it) on a thread."""
+    leader: Singleton = singleton(job)
+    try:
+        while True:
+            try:
+                if await asyncio.to_thread(leader.held):
+                    report(await asyncio.to_thread(globals()[once]))
+            except Exception:  # noqa: BLE001 - a failed round must not stop the loop
+                log.exception(failed)
+            await asyncio.sleep(period_s)
+    finally:
+        leader.release()  # at shutdown: another worker (or the next start) takes over at once
+
+
+def _report_reminders(made) -> None:
+    if made:
+        log.info("reminders: %d notification(s) created", made)
+
+
+def _report_intake(done) -> None:
+    if any(done.values()):
+        log.info("intake re-processing: %s", done)
+
+
 async def reminders_task(period_s: float = REMINDER_PERIOD_S) -> None:
-    """Loop forever; a failed round is logged and the loop goes on (cancelled at shutdown)."""
-    while True:
-        try:
-            made = await asyncio.to_thread(reminders_once)
-            if made:
-                log.info("reminders: %d notification(s) created", made)
-        except Exception:  # noqa: BLE001 - a failed round must not stop the loop
-            log.exception("reminders round failed")
-        await asyncio.sleep(period_s)
+    """Loop forever (one worker runs the rounds); a failed round is logged and the loop goes on."""
+    await _leader_loop("reminders", "reminders_once", period_s, _report_reminders, "reminders round failed")
 
 
 def intake_once() -> dict[str, int]:
@@ -49,12 +76,6 @@ def intake_once() -> dict[str, int]:
 
 
 async def intake_task(period_s: float = INTAKE_PERIOD_S) -> None:
-    """Loop forever, the first round at start-up; a failed round is logged, the loop goes on."""
-    while True:
-        try:
-            done = await asyncio.to_thread(intake_once)
-            if any(done.values()):
-                log.info("intake re-processing: %s", done)
-        except Exception:  # noqa: BLE001 - a failed round must not stop the loop
-            log.exception("intake re-processing round failed")
-        await asyncio.sleep(period_s)
+    """Loop forever, the first round at start-up (in the worker that gets the lock first); a
+    failed round is logged, the loop goes on."""
+    await _leader_loop("intake", "intake_once", period_s, _report_intake, "intake re-processing round failed")
