@@ -138,6 +138,9 @@ async def one_user(base: str, work: str, account: str, nth: int, free: set[int],
                 continue
             out["moves"].append(took)
             out["cards"][card].append(there)
+            if client.notices:
+                out["notes"].extend(f"card {card}: {n}" for n in client.notices)
+                client.notices.clear()
             if client.var(work, "missing_open"):
                 out["notes"].append(f"card {card}: the stage asked for fields")
             here, there = there, here

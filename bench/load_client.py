@@ -57,6 +57,7 @@ class RxClient:
         self.cookie = ""
         self.state: dict[str, dict] = {}
         self.updates: list[dict] = []  # the updates received since the current call started
+        self.notices: list[str] = []  # client-side events the server sent (toasts…), as text
         self.path = "/"
         self._hashes = _initial_hashes(web_dir) if web_dir else None
         self._sio: socketio.AsyncClient | None = None
@@ -96,6 +97,9 @@ class RxClient:
         for ev in update.get("events") or []:  # queued by the server (e.g. the page's on_load)
             name = ev.get("name", "")
             if name.startswith("_"):  # client-side events (call_script, redirect, toast…)
+                text = json.dumps(ev.get("payload") or {}, ensure_ascii=False)
+                if "toast" in text:
+                    self.notices.append(text[:300])
                 continue
             await self._sio.emit("event", {"name": name, "payload": ev.get("payload") or {},
                                            "router_data": self._router()}, namespace="/_event")
