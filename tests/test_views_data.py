@@ -183,3 +183,19 @@ def test_a_refusal_of_the_parsers_speaks_the_persons_language():
         base.to_id("abc", "period")
     assert base.describe(refused.value, "en") == "Invalid request data: period"
     assert base.describe(ValidationFailed("Нет доступа"), "en") == "Access denied"
+
+
+def test_built_in_presets_are_named_in_the_persons_language(token):
+    """A built-in preset still named as shipped shows in the person's language (a renamed
+    one, or a person's own, keeps its name)."""
+    from rxcrm.rules.defaults import BUILTIN_PRESETS
+    for code, _page, name, *_ in BUILTIN_PRESETS:
+        assert i18n.RU[f"work.preset.{code}"] == name
+    st = _state(token)
+    st.on_load()
+    assert "Мои сделки в работе" in [p.name for p in st.presets]
+    st.save_preset({"name": "Мои крупные"})
+    st.lang = "en"
+    st.on_load()
+    names = [p.name for p in st.presets]
+    assert "My deals in progress" in names and "Мои крупные" in names

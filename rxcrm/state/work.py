@@ -204,9 +204,18 @@ class PresetItem:
     is_default: bool = False
 
 
-def preset_items(s, actor, page: str) -> list[PresetItem]:
+def preset_name(preset, lang: str) -> str:
+    """A preset's name in `lang`: a built-in one still named as shipped (the catalog's
+    `work.preset.<code>`) in the person's language; any other name as it is."""
+    key = f"work.preset.{preset.code}"
+    if preset.is_builtin and preset.code and i18n.RU.get(key) == preset.name:
+        return i18n.text(lang, key)
+    return preset.name
+
+
+def preset_items(s, actor, page: str, lang: str = i18n.DEFAULT_LANG) -> list[PresetItem]:
     """The presets menu of a page (lists and /analytics alike)."""
-    return [PresetItem(p.id, p.name, p.is_shared, p.is_builtin, is_default)
+    return [PresetItem(p.id, preset_name(p, lang), p.is_shared, p.is_builtin, is_default)
             for p, is_default in views.presets_with_default(s, actor, page)]
 
 
@@ -461,7 +470,7 @@ class WorkState(AppState):
         self._load_presets(s, actor)
 
     def _load_presets(self, s, actor) -> None:
-        self.presets = preset_items(s, actor, self.page)
+        self.presets = preset_items(s, actor, self.page, self.lang)
 
     def _effective_filters(self) -> dict:
         f = dict(self._filters)
