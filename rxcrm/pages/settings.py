@@ -354,7 +354,8 @@ def _rules_tab() -> rx.Component:
         rx.text(t["settings.rules.on_enter.title"], weight="bold", size="3", padding_top="8px"),
         rx.form(rx.vstack(
             rx.hstack(
-                rx.input(name="name", placeholder=t["settings.rules.name"], width="240px"),
+                rx.input(name="name", placeholder=t["settings.rules.name"], width="240px",
+                         data_testid="rule-enter-name"),
                 _stage_select("stage", t["settings.rules.stage"], "220px", value=SettingsState.enter_stage,
                               on_change=SettingsState.set_enter_stage, testid="rule-enter-stage"),
                 rx.box(option_select(SettingsState.rule_action_options, t["settings.rules.action"],

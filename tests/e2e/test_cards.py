@@ -239,6 +239,38 @@ def test_rules_editor_offers_fields_and_stages_from_lists(page):
     expect(row).to_have_count(0)
 
 
+def test_on_enter_rule_form_follows_the_chosen_action(page):
+    """The «При входе на стадию» form is drawn from the action plug-in's form: each action
+    brings its own inputs (with their defaults), another action's inputs start fresh, and what
+    is typed reaches the rule."""
+    login(page, "admin")
+    page.goto("/settings")
+    page.get_by_role("tab", name="Правила").click()
+    form = page.get_by_test_id("rule-action-form")
+    expect(form).to_contain_text("Вид дела")  # the default action: plan an activity
+    expect(page.get_by_test_id("rule-form-in_hours")).to_have_value("24")
+    expect(page.get_by_test_id("rule-form-kind")).to_have_text("Звонок")
+    page.get_by_test_id("rule-action").click()
+    page.get_by_role("option", name="Заполнить поле").click()
+    expect(page.get_by_test_id("rule-form-subject")).to_have_count(0)
+    expect(form).to_contain_text("Сначала выберите стадию")  # the fields are the stage's pipeline's
+    page.get_by_test_id("rule-enter-stage").click()
+    page.get_by_role("option", name="Воронка ДПО 2 часть · Договор").click()
+    expect(page.get_by_test_id("rule-enter-field")).to_be_visible()
+    page.get_by_test_id("rule-action").click()
+    page.get_by_role("option", name="Уведомить").click()
+    expect(page.get_by_test_id("rule-form-to")).to_have_text("Ответственному")
+    page.get_by_test_id("rule-enter-name").fill("Договор: уведомить ответственного")
+    page.get_by_test_id("rule-form-text").fill("Сделка «{title}» на договоре")
+    page.get_by_test_id("rule-on-enter-add").scroll_into_view_if_needed()
+    shot(page, "rules-on-enter-notify")
+    page.get_by_test_id("rule-on-enter-add").click()
+    row = page.get_by_test_id("rule-row").filter(has_text="Договор: уведомить ответственного")
+    expect(row).to_contain_text("уведомить ответственного: «Сделка «{title}» на договоре»")
+    row.get_by_test_id("rule-delete").click()
+    expect(row).to_have_count(0)
+
+
 def test_history_dates_are_russian_and_every_action_reads_in_words(page):
     login(page, "admin")
     page.goto("/history")
