@@ -6,6 +6,11 @@ config = rx.Config(
     app_name="rxcrm",
     db_url=os.environ.get("REFLEX_DB_URL", "sqlite:///rxcrm.db"),
     telemetry_enabled=False,
+    # With Redis (make prod, several workers) an event holds the user's state lock at most this
+    # long (ms); past it the event fails and its changes are dropped (LockExpiredError). The
+    # default 10 s was reached under load while handlers ran on the event loop; they now run
+    # in worker threads and are short: 20 s leaves headroom without hiding a stuck handler.
+    redis_lock_expiration=20_000,
     show_built_with_reflex=False,
     # Only the app's own origin talks to it (rxcrm/web.py checks Origin against Host); list
     # any other front-end origin in RXCRM_ALLOWED_ORIGINS. Reflex's default "*" echoed any
