@@ -12,6 +12,7 @@ from rxcrm.models import RolePermission
 from . import audit
 from .context import Actor
 from .errors import AccessDenied
+from .shared import CONFIG, CONFIG_TTL_S, SharedAnswers, db_key
 
 ADMIN_ONLY = "Только администратор"
 
@@ -29,13 +30,19 @@ def require_admin(session: Session, actor: Actor | None, action: str, message: s
 NO_ACCESS = "Нет доступа: недостаточно прав для этого действия"
 
 
+_LEVELS = SharedAnswers(size=4096, ttl=CONFIG_TTL_S)
+
+
 def level(session: Session, actor: Actor, entity: str, action: str) -> str:
+    """The role's level for an action (cached per process with the configuration)."""
     if actor.user_id is None and actor.source in ("system", "rule", "intake"):
         return "all"
-    row = session.exec(select(RolePermission.level).where(
-        RolePermission.role_code == actor.role, RolePermission.entity == entity,
-        RolePermission.action == action)).first()
-    return row or "none"
+
+    def read() -> str:
+        return session.exec(select(RolePermission.level).where(
+            RolePermission.role_code == actor.role, RolePermission.entity == entity,
+            RolePermission.action == action)).first() or "none"
+    return _LEVELS.get((db_key(session), CONFIG.value, actor.role, entity, action), read)
 
 
 def scope(session: Session, actor: Actor, model, entity: str, action: str = "view"):
@@ -50,6 +57,17 @@ def scope(session: Session, actor: Actor, model, entity: str, action: str = "vie
     if lvl == "own":
         return model.responsible_id == actor.user_id
     return false()
+
+
+def scope_key(session: Session, actor: Actor, entity: str, action: str = "view") -> tuple:
+    """Who `scope` lets see what, as a hashable key: equal keys mean equal conditions (so
+    people with equal keys may share an answer)."""
+    lvl = level(session, actor, entity, action)
+    if lvl == "all" or lvl == "none":
+        return (lvl,)
+    if lvl == "department" and actor.department_id is not None:
+        return (lvl, actor.department_id, actor.user_id)
+    return ("own", actor.user_id)
 
 
 def allowed(session: Session, actor: Actor, entity: str, action: str, item) -> bool:

@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 
 from rxcrm.models import ChangeRecord, utcnow
 
+from .shared import CONFIG
+
 KEEP = timedelta(hours=1)
 MAX_ROWS = 500  # read at most this many at a time
 
@@ -27,6 +29,8 @@ MAX_ROWS = 500  # read at most this many at a time
 # a bulk action, a conversion, an activity done (the item's next activity), an intake, an
 # import — adds its feed rows, so no write path can forget to.
 ITEM_TABLES = {"lead", "deal", "contact", "company"}
+# the configuration the services cache (shared.CONFIG): a write to these moves it on
+CONFIG_TABLES = {"role", "role_permission", "pipeline", "stage", "custom_field", "automation_rule", "department"}
 _PENDING = "rxcrm_changes"
 _installed = False
 
@@ -34,6 +38,9 @@ _installed = False
 def _collect(session: Session, _ctx) -> None:
     """after_flush: the items this flush wrote (new ones have their ids now)."""
     found = session.info.setdefault(_PENDING, {})
+    if any(getattr(o, "__tablename__", "") in CONFIG_TABLES
+           for objs in (session.new, session.dirty, session.deleted) for o in objs):
+        CONFIG.bump()
     for kind, objs in (("created", session.new), ("changed", session.dirty), ("deleted", session.deleted)):
         for obj in objs:
             table = getattr(obj, "__tablename__", "")
@@ -61,6 +68,8 @@ def _bulk(orm_execute_state) -> None:
     name = getattr(table, "name", "")
     if name in ITEM_TABLES:
         orm_execute_state.session.add(ChangeRecord(entity_type=name, entity_id=0, kind="bulk"))
+    elif name in CONFIG_TABLES:
+        CONFIG.bump()
 
 
 def follow_writes() -> None:

@@ -14,6 +14,7 @@ from rxcrm.models import CustomField
 from rxcrm.rules.defaults import SOURCES
 
 from .entities import MODELS  # the registry of item entities
+from .shared import CONFIG, CONFIG_TTL_S, SharedAnswers, db_key
 
 # How a yes/no field's value is stored, shown and typed (a custom bool field keeps «Да»/«Нет»).
 YES, NO = "Да", "Нет"
@@ -171,12 +172,18 @@ _CUSTOM_KIND = {"string": "text", "text": "text", "number": "number", "money": "
                 "date": "date", "enum": "enum", "file": "text"}
 
 
+_CUSTOM = SharedAnswers(size=512, ttl=CONFIG_TTL_S)
+
+
 def custom_defs(session: Session, entity: str, pipeline_id: int | None = None) -> list[FieldDef]:
-    q = select(CustomField).where(CustomField.entity == entity).order_by(CustomField.sort, CustomField.id)
-    if pipeline_id is not None:
-        q = q.where((CustomField.pipeline_id == pipeline_id) | (CustomField.pipeline_id.is_(None)))
-    return [FieldDef(f"custom.{c.code}", c.label, c.label_en or c.label, _CUSTOM_KIND.get(c.field_type, "text"),
-                     None, True, True, tuple(c.options or ())) for c in session.exec(q).all()]
+    """The custom fields of an entity (and pipeline), cached per process with the configuration."""
+    def read() -> list[FieldDef]:
+        q = select(CustomField).where(CustomField.entity == entity).order_by(CustomField.sort, CustomField.id)
+        if pipeline_id is not None:
+            q = q.where((CustomField.pipeline_id == pipeline_id) | (CustomField.pipeline_id.is_(None)))
+        return [FieldDef(f"custom.{c.code}", c.label, c.label_en or c.label, _CUSTOM_KIND.get(c.field_type, "text"),
+                         None, True, True, tuple(c.options or ())) for c in session.exec(q).all()]
+    return list(_CUSTOM.get((db_key(session), CONFIG.value, entity, pipeline_id), read))
 
 
 def all_fields(session: Session, entity: str, pipeline_id: int | None = None) -> list[FieldDef]:

@@ -4,12 +4,13 @@ Every query goes through `_scoped` = not deleted + the actor's access scope + th
 filters, so lists, boards, counts, sums and exports can never disagree or leak."""
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func, select, union_all
 from sqlmodel import Session
 
 from rxcrm.models import Activity, Communication, Company, Contact, Pipeline, Product, Stage, User, utcnow
@@ -21,7 +22,7 @@ from .context import Actor
 from .errors import ValidationFailed
 from .fields import MODELS, FieldDef, field_map
 from .filters import conditions, day_bounds
-from .shared import SharedAnswers, question
+from .shared import SharedAnswers
 from . import queue
 
 PAGE_SIZES = (10, 20, 50, 100)
@@ -263,16 +264,29 @@ def stages_of(session: Session, pipeline_id: int) -> list[Stage]:
                                 .order_by(Stage.sort, Stage.id)).scalars())
 
 
+# Shared answers (services/shared.py): people who see the same board — same scope and
+# filter, in the same minute — get one answer while no change has been committed since
+# (changes.version). A manager's own board is theirs alone; a department's is shared.
 SUMMARIES = SharedAnswers(size=2048)
+FIRST_CARDS = SharedAnswers(size=2048)
 
 
 def board_summary(session: Session, actor: Actor, entity: str, pipeline_id: int, filters: dict,
                   now: datetime | None = None) -> list[dict]:
-    """Per process stage: count, amount sum and activity counters — one GROUP BY in SQL,
-    shared: people who see the same board (same scope and filter, in the same minute) get
-    the one answer while no change has been committed since (changes.version)."""
+    """Per process stage: count, amount sum and activity counters — one GROUP BY in SQL."""
     now = now or utcnow().replace(second=0, microsecond=0)
     model, _, conds = _scoped(session, actor, entity, filters, now, pipeline_id)
+    return _summary(session, model, conds, pipeline_id, now, _question(session, actor, entity, pipeline_id, filters, now))
+
+
+def _question(session: Session, actor: Actor, entity: str, pipeline_id: int, filters: dict, now: datetime) -> tuple:
+    """What a board read asks, as a key of shared answers: the database, the board, who may
+    see what (access.scope_key), the filter, the minute and the data version."""
+    return (str(session.get_bind().url), entity, pipeline_id, access.scope_key(session, actor, entity),
+            json.dumps(filters, sort_keys=True, default=str), now.isoformat(), changes.version(session))
+
+
+def _summary(session: Session, model, conds: list, pipeline_id: int, now: datetime, key: tuple) -> list[dict]:
     end_today = day_bounds(now.astimezone(TZ).date())[1]
     nxt = model.next_activity_at
     stmt = (select(model.stage_id, func.count(), func.coalesce(func.sum(model.amount), 0),
@@ -280,7 +294,7 @@ def board_summary(session: Session, actor: Actor, entity: str, pipeline_id: int,
                    func.sum(case((and_(nxt >= now, nxt < end_today), 1), else_=0)),
                    func.sum(case((nxt.is_(None), 1), else_=0)))
             .where(model.pipeline_id == pipeline_id, *conds).group_by(model.stage_id))
-    agg = SUMMARIES.get((question(stmt, session), changes.version(session)),
+    agg = SUMMARIES.get(key,
                         lambda: {row[0]: tuple(row[1:]) for row in session.execute(stmt).all()})
     out = []
     for st in stages_of(session, pipeline_id):
@@ -291,6 +305,35 @@ def board_summary(session: Session, actor: Actor, entity: str, pipeline_id: int,
                     "amount": fmt.money(total or 0), "amount_value": float(total or 0),
                     "overdue": int(overdue or 0), "today": int(today or 0), "none": int(none or 0)})
     return out
+
+
+def board(session: Session, actor: Actor, entity: str, pipeline_id: int, filters: dict,
+          now: datetime | None = None, limit: int = BOARD_PAGE) -> list[dict]:
+    """The board as it opens: per process stage its summary (board_summary) and its first
+    `limit` cards newest first (`cards`) — a handful of statements whatever the number of
+    columns (the columns' first pages are one UNION ALL of indexed LIMIT reads, their cards
+    one batch of lookups), shared among people who ask the same."""
+    now = now or utcnow().replace(second=0, microsecond=0)
+    model, _, conds = _scoped(session, actor, entity, filters, now, pipeline_id)
+    key = _question(session, actor, entity, pipeline_id, filters, now)
+    columns = _summary(session, model, conds, pipeline_id, now, key)
+    arms = [select(model.id).where(model.pipeline_id == pipeline_id, model.stage_id == c["id"], *conds)
+            .order_by(model.created_at.desc(), model.id.desc()).limit(limit).subquery()
+            for c in columns if c["count"]]
+    found: list[dict] = []
+    if arms:
+        ids_stmt = union_all(*(select(a.c.id) for a in arms)) if len(arms) > 1 else select(arms[0].c.id)
+
+        def first_pages() -> list[dict]:
+            ids = [row[0] for row in session.execute(ids_stmt)]
+            items = session.execute(select(model).where(model.id.in_(ids))
+                                    .order_by(model.created_at.desc(), model.id.desc())).scalars().all()
+            return cards(session, entity, list(items), now)
+        found = FIRST_CARDS.get((*key, limit), first_pages)
+    by_stage: dict[int, list[dict]] = defaultdict(list)
+    for card in found:
+        by_stage[card["stage_id"]].append(card)
+    return [{**c, "cards": by_stage.get(c["id"], [])} for c in columns]
 
 
 def column_cards(session: Session, actor: Actor, entity: str, pipeline_id: int, stage_id: int,
@@ -350,7 +393,7 @@ def _due(nxt: datetime | None, now: datetime, end_today: datetime) -> str:
 
 
 
-__all__ = ["ListPage", "board_summary", "cards", "column_cards", "count", "display", "list_page",
+__all__ = ["ListPage", "board", "board_summary", "cards", "column_cards", "count", "display", "list_page",
            "matching_ids", "ordered_ids", "query_items", "resolve", "stages_of"]
 
 

@@ -6,6 +6,7 @@ reused past a change."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import TypeVar
@@ -14,22 +15,27 @@ T = TypeVar("T")
 
 
 class SharedAnswers:
-    def __init__(self, size: int = 1024):
+    """`ttl` (seconds) bounds how long an answer lives whatever its key says — for answers
+    whose key cannot see every change (the configuration, changed by another worker)."""
+
+    def __init__(self, size: int = 1024, ttl: float | None = None):
         self.size = size
-        self._data: OrderedDict[Hashable, object] = OrderedDict()
+        self.ttl = ttl
+        self._data: OrderedDict[Hashable, tuple[float, object]] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
     def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+        now = time.monotonic()
         with self._lock:
-            if key in self._data:
+            if key in self._data and (self.ttl is None or now - self._data[key][0] < self.ttl):
                 self._data.move_to_end(key)
                 self.hits += 1
-                return self._data[key]  # type: ignore[return-value]
+                return self._data[key][1]  # type: ignore[return-value]
             self.misses += 1
         value = compute()  # outside the lock: two first askers may both compute (same answer)
         with self._lock:
-            self._data[key] = value
+            self._data[key] = (now, value)
             self._data.move_to_end(key)
             while len(self._data) > self.size:
                 self._data.popitem(last=False)
@@ -40,6 +46,29 @@ class SharedAnswers:
             self._data.clear()
 
 
+class Generation:
+    """A counter this process moves on when the configuration changes (roles' rights, custom
+    fields, pipelines, stages, rules — see changes.follow_writes): caches of configuration
+    put it in their keys, so a change made here is seen at once; one made by another worker
+    within their `ttl`."""
+
+    def __init__(self):
+        self.value = 0
+        self._lock = threading.Lock()
+
+    def bump(self) -> None:
+        with self._lock:
+            self.value += 1
+
+
+CONFIG = Generation()
+CONFIG_TTL_S = 5.0
+
+
+def db_key(session) -> str:
+    return str(session.get_bind().url)
+
+
 def question(stmt, session) -> tuple:
     """A statement as a hashable question: its SQL, its parameters and the database."""
     compiled = stmt.compile(dialect=session.get_bind().dialect)
@@ -47,4 +76,4 @@ def question(stmt, session) -> tuple:
             tuple(sorted((k, repr(v)) for k, v in compiled.params.items())))
 
 
-__all__ = ["SharedAnswers", "question"]
+__all__ = ["CONFIG", "CONFIG_TTL_S", "Generation", "SharedAnswers", "db_key", "question"]

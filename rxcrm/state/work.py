@@ -627,15 +627,10 @@ class WorkState(AppState):
         self.empty_text = " ".join(text)
 
     def _load_board(self, s, actor) -> None:
-        f = self._effective_filters()
-        summary = listing.board_summary(s, actor, self.entity, self.pipeline_id, f)
-        cols = []
-        for c in summary:
-            cards = listing.column_cards(s, actor, self.entity, self.pipeline_id, c["id"], f)
-            cols.append(BoardColumn(c["id"], c["name"], c["color"], c["count"], c["amount"], c["overdue"],
-                                    c["today"], c["none"], [Card(**_card(x)) for x in cards],
-                                    c["count"] > len(cards), c["amount_value"]))
-        self.board = cols
+        self.board = [BoardColumn(c["id"], c["name"], c["color"], c["count"], c["amount"], c["overdue"],
+                                  c["today"], c["none"], [Card(**_card(x)) for x in c["cards"]],
+                                  c["count"] > len(c["cards"]), c["amount_value"])
+                      for c in listing.board(s, actor, self.entity, self.pipeline_id, self._effective_filters())]
 
     def _load_list(self, s, actor) -> None:
         self.sort, self.desc = listing.sort_or_default(s, self.entity, self.sort, self.desc, self.pipeline_id or None)
