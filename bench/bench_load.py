@@ -43,7 +43,7 @@ from load_client import LoadError, RxClient  # noqa: E402
 
 ACCOUNTS = ["manager1", "manager2", "manager3", "manager4", "head", "admissions1", "admissions2"]
 PASSWORD = "demo"
-LOCK = "/tmp/rxcrm-e2e.lock"
+LOCK = os.environ.get("RXCRM_BUILD_LOCK", "/tmp/rxcrm-e2e.lock")  # serializes builds of one .web/
 
 
 def _states():
