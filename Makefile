@@ -11,7 +11,7 @@ export REFLEX_USE_NPM := 1
 export REFLEX_TELEMETRY_ENABLED := false
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test install install-test system-deps bench bench-load migrate seed clean
+.PHONY: run test install install-test system-deps bench bench-load migrate seed clean prod prod-stop
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -43,6 +43,17 @@ run: install
 	$(PY) -m rxcrm.manage accounts
 	@echo "Starting rxcrm on http://localhost:$(PORT) (first build takes a minute) …"
 	$(VENV)/bin/reflex run --env prod --frontend-port $(PORT) --backend-port $(PORT)
+
+## make prod: the production topology — PostgreSQL + Redis (Debian's, loopback ports, data kept
+## in .run/prod/), migrate, demo data on first start, $(WORKERS) workers (default: one per core)
+## on http://localhost:$(PORT); Ctrl-C stops the app and both servers (scripts/prod.sh)
+WORKERS ?=
+prod: install system-deps
+	@PORT=$(PORT) WORKERS=$(WORKERS) DEMO_LEADS=$(DEMO_LEADS) DEMO_DEALS=$(DEMO_DEALS) bash scripts/prod.sh run
+
+## make prod-stop: stop what an interrupted `make prod` left running (data is kept)
+prod-stop:
+	@bash scripts/prod.sh stop
 
 ## make test: set up, start a throwaway PostgreSQL, run the whole suite, stop it
 test: install-test system-deps
