@@ -8,7 +8,7 @@ the app in production mode on a free loopback port (under the e2e build lock, si
 share .web/), runs each user count in turn, stops the app. Each virtual user is a
 bench/load_client.RxClient: logs in with a demo account (managers, the head, admissions —
 several users may share an account, as colleagues share a role), opens /deals and waits for
-its board, then drags one card of its own back and forth between two stages that require
+its board, then drags one card no other user took back and forth between two stages that require
 no fields, `--moves` times, each move through the board's own event (WorkState.on_drag_end)
 and each waited for. Afterwards every move is checked in the database (a stage_history row
 per move, the card in the stage of its last move).
@@ -94,22 +94,23 @@ def free_stages(db_url: str) -> set[int]:
                 if not requirements.required_for(s, "deal", st)}
 
 
-def pick(board: list[dict], free: set[int], nth: int) -> tuple[int, int, int] | None:
-    """The nth card (in board order) standing in a free stage, and another free stage of its
-    board to move it to: (card id, its stage, the other stage)."""
+def pick(board: list[dict], free: set[int], claimed: set[int]) -> tuple[int, int, int] | None:
+    """A card no other user has taken (colleagues see each other's deals: two people dragging
+    one card is a conflict the app rightly refuses, not what this bench measures), standing
+    in a free stage, and another free stage of its board: (card id, its stage, the other)."""
     cols = [c for c in board if c["id"] in free]
     if len(cols) < 2:
         return None
-    found = [(card["id"], c["id"]) for c in cols for card in c["cards"]]
-    if nth >= len(found):
-        return None
-    card, stage = found[nth]
-    other = next(c["id"] for c in cols if c["id"] != stage)
-    return card, stage, other
+    for c in cols:
+        for card in c["cards"]:
+            if card["id"] not in claimed:
+                claimed.add(card["id"])
+                return card["id"], c["id"], next(o["id"] for o in cols if o["id"] != c["id"])
+    return None
 
 
 async def one_user(base: str, work: str, account: str, nth: int, free: set[int], moves: int, timeout: float,
-                   web_dir: Path, out: dict) -> None:
+                   web_dir: Path, out: dict, claimed: set[int]) -> None:
     client = RxClient(base, timeout=timeout, web_dir=web_dir)
     try:
         await client.login(account, PASSWORD)
@@ -118,7 +119,7 @@ async def one_user(base: str, work: str, account: str, nth: int, free: set[int],
             return any(col.get("cards") for col in c.var(work, "board", []) or [])
 
         out["open"].append(await client.open("/deals", until=board_arrived))
-        target = pick(client.var(work, "board"), free, nth)
+        target = pick(client.var(work, "board"), free, claimed)
         if target is None:
             out["errors"] += 1
             out["notes"].append(f"{account}#{nth}: no card to move")
@@ -180,12 +181,13 @@ async def run_level(base: str, db_url: str, users: int, moves: int, timeout: flo
     await asyncio.sleep(1.0)
     out = {"open": [], "moves": [], "errors": 0, "notes": [], "cards": {}}
     per_account: dict[str, int] = {}
+    claimed: set[int] = set()
     tasks = []
     for i in range(users):
         account = ACCOUNTS[i % len(ACCOUNTS)]
         nth = per_account.get(account, 0)
         per_account[account] = nth + 1
-        tasks.append(one_user(base, work, account, nth, free, moves, timeout, web_dir, out))
+        tasks.append(one_user(base, work, account, nth, free, moves, timeout, web_dir, out, claimed))
     started = time.perf_counter()
     await asyncio.gather(*tasks)
     wall = time.perf_counter() - started

@@ -77,3 +77,26 @@ def test_a_bulk_statement_over_items_moves_the_version_on(world):
     with session_scope(world_url) as s:
         s.execute(update(Deal).where(Deal.id == d1).values(amount=1234))
     assert ("deal", 0, "bulk") in _feed(start)
+
+
+def test_colleagues_of_one_department_share_the_board_unless_one_owns_items_elsewhere(world):
+    from rxcrm.services import access
+    actor, d1, d2, stages = world
+    with session_scope(world_url) as s:
+        other = f.user(s, "chg2", full_name="Коллега Отдела")
+        elsewhere = f.user(s, "chg3", full_name="Со Стороны")
+        f.deal(s, "Чужой отдел, свой ответственный", elsewhere)
+        from rxcrm.models import Deal
+        from sqlmodel import select
+        d = s.exec(select(Deal).where(Deal.title == "Чужой отдел, свой ответственный")).one()
+        d.department_id = None  # an item of theirs outside the department
+        s.add(d)
+        a2, a3 = auth.actor_for(other), auth.actor_for(elsewhere)
+    now = listing.utcnow().replace(second=0, microsecond=0)
+    with session_scope(world_url, write=False) as s:
+        assert access.level(s, actor, "deal", "view") == "department"  # the shipped matrix
+        pipe = f.stage(s, "dpo", "INTEREST").pipeline_id
+        k1 = listing._question(s, actor, "deal", pipe, {}, now)
+        k2 = listing._question(s, a2, "deal", pipe, {}, now)
+        k3 = listing._question(s, a3, "deal", pipe, {}, now)
+    assert k1 == k2 and k3 != k1

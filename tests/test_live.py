@@ -138,3 +138,31 @@ def test_an_open_card_follows_someone_elses_change_but_not_over_an_edit(world):
     assert current.id == stages["REGISTRATION"]
     assert viewer.live_notice.startswith("Изменено: Второй М.")
     assert editor.card_version == version and "ваши правки не сохранятся" in editor.live_notice
+
+
+def test_a_busy_room_refreshes_each_tab_at_most_every_two_seconds(monkeypatch):
+    """Rows keep arriving: a tab is refreshed once, then not again before REFRESH_EVERY_S;
+    what arrived meanwhile is kept and shown with the next refresh."""
+    refreshed = []
+
+    async def fake_refresh(app, token, w, rows):
+        refreshed.append((token, [r.entity_id for r in rows]))
+
+    feed = iter([(1, [_row(1)]), (2, [_row(2)]), (3, [_row(3)])])
+
+    async def fake_in_thread(fn, *args):
+        return next(feed)
+
+    monkeypatch.setattr(live, "_refresh", fake_refresh)
+    monkeypatch.setattr(live, "_in_thread", fake_in_thread)
+    live.WATCHERS.clear()
+    live.watch("tab", "work", live.Watch(object, "deal", 1, None, 42, 2, "all"))
+    asyncio.run(live.round_once(None, 0, now=100.0))
+    asyncio.run(live.round_once(None, 1, now=101.0))   # too soon: kept for later
+    asyncio.run(live.round_once(None, 2, now=102.5))
+    assert refreshed == [("tab", [1]), ("tab", [2, 3])]
+
+
+def _row(item_id):
+    return type("Row", (), dict(entity_type="deal", entity_id=item_id, pipeline_id=1, kind="changed", actor_id=7,
+                                responsible_id=3, department_id=2))

@@ -282,8 +282,26 @@ def board_summary(session: Session, actor: Actor, entity: str, pipeline_id: int,
 def _question(session: Session, actor: Actor, entity: str, pipeline_id: int, filters: dict, now: datetime) -> tuple:
     """What a board read asks, as a key of shared answers: the database, the board, who may
     see what (access.scope_key), the filter, the minute and the data version."""
-    return (str(session.get_bind().url), entity, pipeline_id, access.scope_key(session, actor, entity),
-            json.dumps(filters, sort_keys=True, default=str), now.isoformat(), changes.version(session))
+    version = changes.version(session)
+    scope = access.scope_key(session, actor, entity)
+    if scope[0] == "department" and not _own_elsewhere(session, actor, entity, version):
+        scope = scope[:2]  # "their department or their own" is just their department: shared
+    return (str(session.get_bind().url), entity, pipeline_id, scope,
+            json.dumps(filters, sort_keys=True, default=str), now.isoformat(), version)
+
+
+_ELSEWHERE = SharedAnswers(size=4096)
+
+
+def _own_elsewhere(session: Session, actor: Actor, entity: str, version: int) -> bool:
+    """Is the person responsible for an item outside their department (which the
+    department scope shows them too)? Usually not — then colleagues share their boards."""
+    model = MODELS[entity]
+    return _ELSEWHERE.get((str(session.get_bind().url), entity, actor.user_id, actor.department_id, version),
+                          lambda: session.execute(select(model.id).where(
+                              model.responsible_id == actor.user_id, model.deleted_at.is_(None),
+                              (model.department_id != actor.department_id) | model.department_id.is_(None))
+                              .limit(1)).first() is not None)
 
 
 def _summary(session: Session, model, conds: list, pipeline_id: int, now: datetime, key: tuple) -> list[dict]:

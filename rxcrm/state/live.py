@@ -9,7 +9,8 @@ within a couple of seconds, without a reload — on every app worker.
 - For each watcher whose pipeline and scope a new row falls in (and that did not make the
   change itself), it refreshes that tab's state out of band (`app.modify_state`): the
   state re-reads what it shows *as that person*, so nobody ever receives an item their role
-  may not see. One refresh per tab per round, however many rows arrived.
+  may not see. A tab is refreshed at most every REFRESH_EVERY_S, however many rows arrived
+  (a room moving cards must not become a storm of refreshes: each holds the tab's state).
 The database work of a round and of each refresh runs on the handler threads."""
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from .base import _POOL
 
 log = logging.getLogger("rxcrm.live")
 FEED_PERIOD_S = 1.0
+REFRESH_EVERY_S = 2.0  # a tab is refreshed at most this often (changes in between wait, merged)
 PRUNE_EVERY_S = 600.0
 WATCH_TTL_S = 3600.0  # a tab not heard of for an hour is forgotten
 
@@ -42,13 +44,19 @@ class Watch:
     department_id: int | None = None
     scope: str = "all"  # all | department | own | none
     seen: float = dataclasses.field(default_factory=time.monotonic)
+    pending: list = dataclasses.field(default_factory=list)  # rows not yet shown
+    refreshed: float = 0.0  # time.monotonic() of the last refresh
 
 
 WATCHERS: dict[tuple[str, str], Watch] = {}  # (client token, page kind) → what that tab shows
 
 
 def watch(token: str, kind: str, w: Watch) -> None:
+    """What the tab `token` shows now (it has just read it: nothing is pending)."""
     if token:
+        old = WATCHERS.get((token, kind))
+        if old is not None:
+            w.refreshed = old.refreshed
         WATCHERS[(token, kind)] = w
 
 
@@ -106,20 +114,21 @@ async def _refresh(app, token: str, w: Watch, rows: list) -> None:
         log.warning("live refresh of %s failed", w.state.__name__, exc_info=True)
 
 
-async def round_once(app, after: int) -> int:
-    """One round: read the feed after `after`, refresh the concerned tabs; the new mark."""
+async def round_once(app, after: int, now: float | None = None) -> int:
+    """One round: read the feed after `after`, note the rows each tab is concerned with, and
+    refresh the tabs that have some and were not refreshed in the last REFRESH_EVERY_S (a
+    room of people moving cards must not turn into a storm of refreshes). The new mark."""
     mark, rows = await _in_thread(_read_feed, after)
-    if not rows:
-        return mark
-    now = time.monotonic()
+    now = time.monotonic() if now is None else now
     jobs = []
     for key, w in list(WATCHERS.items()):
         if now - w.seen > WATCH_TTL_S:
             WATCHERS.pop(key, None)
             continue
-        mine = [r for r in rows if concerns(w, r)]
-        if mine:
-            jobs.append(_refresh(app, key[0], w, mine))
+        w.pending.extend(r for r in rows if concerns(w, r))
+        if w.pending and now - w.refreshed >= REFRESH_EVERY_S:
+            pending, w.pending, w.refreshed = w.pending, [], now
+            jobs.append(_refresh(app, key[0], w, pending))
     if jobs:
         await asyncio.gather(*jobs)
     return mark
