@@ -1,6 +1,8 @@
 """Schema, migrations, default configuration and phone normalisation."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import inspect, text
 from sqlmodel import select
@@ -114,13 +116,33 @@ def test_phone_suffix_search_uses_the_index(db):
             assert "ix_comm_kind_rev" in plan
 
 
+# The search index of migration 0011 is not in the models (the services name it in SQL,
+# filters.TextMatch): SQLite's FTS5 tables (+ their shadow tables), PostgreSQL's GIN trigram
+# indexes. tests/test_search_index.py checks it is there and used.
+_SEARCH_INDEX = re.compile(r"(lead|deal|contact|company)_fts(_data|_idx|_docsize|_config)?"
+                           r"|ix_(lead|deal|contact|company)_search_trgm")
+
+
 def test_models_and_migrations_agree(db_url):
     """Autogenerate against a migrated database finds nothing to do: every model change has
-    its migration (and no migration drifted from the models)."""
+    its migration (and no migration drifted from the models) — the search index aside."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
+    skipped: set[str] = set()
+
+    def include_name(name, type_, parent_names):
+        if type_ in ("table", "index") and _SEARCH_INDEX.fullmatch(name or ""):
+            skipped.add(name)
+            return False
+        return True
+
     with get_engine(db_url).connect() as c:
-        ctx = MigrationContext.configure(c, opts={"compare_type": True, "render_as_batch": True})
+        ctx = MigrationContext.configure(c, opts={"compare_type": True, "render_as_batch": True,
+                                                  "include_name": include_name})
         diff = compare_metadata(ctx, metadata)
+        sqlite = c.dialect.name == "sqlite"
     assert diff == [], "\n".join(str(d) for d in diff)
+    tables = ("lead", "deal", "contact", "company")
+    assert skipped == ({f"{t}_fts{s}" for t in tables for s in ("", "_data", "_idx", "_docsize", "_config")}
+                       if sqlite else {f"ix_{t}_search_trgm" for t in tables})

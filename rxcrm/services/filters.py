@@ -21,9 +21,11 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from urllib.parse import urlencode
 
-from sqlalchemy import Float, String, and_, cast, false, func, or_, select
-
+from sqlalchemy import Boolean, Float, String, and_, bindparam, cast, false, func, or_, select
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from rxcrm.models import Communication, Department, Stage, StageHistory
 from rxcrm.models.pipeline import PROCESS, SUCCESS
@@ -31,7 +33,7 @@ from rxcrm.settings import TZ
 
 from .errors import ValidationFailed
 from .fields import FieldDef
-from .phones import normalize_email, phone_search_key, prefix_range
+from .phones import fold, normalize_email, phone_search_key, prefix_range
 
 ACTIVITY_STATES = ("overdue", "today", "none")
 LIST_KINDS = {"stage", "user", "program", "pipeline", "enum", "contact", "company"}
@@ -87,15 +89,67 @@ def _comm_ids(entity_type: str, q: str):
     return select(Communication.entity_id).where(Communication.entity_type == entity_type, or_(*conds))
 
 
+# ---- free text ------------------------------------------------------------------------
+# `search_text` (lead, deal, contact, company) is indexed for substrings of INDEX_MIN or more
+# characters (migration 0011): on PostgreSQL a pg_trgm GIN index serves `LIKE '%q%'` as it
+# stands; on SQLite the FTS5 trigram table `<table>_fts` (kept by triggers) gives the ids of
+# rows that contain the phrase, and the exact LIKE is checked on those rows only. Shorter
+# queries scan (a trigram index cannot answer them).
+INDEX_MIN = 3
+
+
+def fts_phrase(needle: str) -> str:
+    """`needle` as one FTS5 string: nothing in it is query syntax (quotes are doubled)."""
+    return '"' + needle.replace('"', '""') + '"'
+
+
+class TextMatch(ColumnElement):
+    """On SQLite: `<model>.id` is among the rows whose search_text contains `needle` (folded,
+    ≥ INDEX_MIN characters) by the FTS5 trigram table — maybe more rows than the exact LIKE
+    (FTS folds case itself), so `search_condition` pairs it with the LIKE. Elsewhere it adds
+    nothing. Only for the item models themselves (the SQL names their table), not aliases."""
+    type = Boolean()
+    _is_implicitly_boolean = True  # a predicate: no "= 1" on SQLite
+    inherit_cache = True
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement),
+                           ("phrase", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, model, needle: str):
+        self.column = model.__table__.c.search_text
+        self.phrase = bindparam(None, fts_phrase(needle), unique=True)
+
+
+@compiles(TextMatch)
+def _text_match(element, compiler, **kw):
+    # PostgreSQL (and any other database): the LIKE it is paired with is the indexed
+    # condition itself (trigram GIN); nothing to add.
+    return "1 = 1"
+
+
+@compiles(TextMatch, "sqlite")
+def _text_match_sqlite(element, compiler, **kw):
+    fts = f"{element.column.table.name}_fts"
+    return (f"{compiler.process(element.column.table.c.id, **kw)} IN (SELECT rowid FROM {fts} "
+            f"WHERE {fts} MATCH {compiler.process(element.phrase, **kw)})")
+
+
+def search_condition(model, text: str):
+    """`search_text` contains `text` (folded: case, ё/е) — through the index when it is long
+    enough; a plain LIKE (a scan) for one or two characters."""
+    needle = fold(text.strip())
+    like = model.search_text.like(_like(needle), escape="\\")
+    return and_(TextMatch(model, needle), like) if len(needle) >= INDEX_MIN else like
+
+
 def text_condition(model, entity: str, q: str):
     """Free text. A phone-like query matches phones by their tail (indexed); other text
-    matches `search_text` (title, names, emails; lower-cased) and, for ASCII, email prefixes."""
+    matches `search_text` (title, names, emails; folded) and, for ASCII, email prefixes."""
     q = (q or "").strip()
     if not q:
         return None
     conds = []
     if not looks_like_phone(q):
-        conds.append(model.search_text.like(_like(q.lower()), escape="\\"))
+        conds.append(search_condition(model, q))
     if q.isdigit() and len(q) <= 9:
         conds.append(model.id == int(q))
     own = _comm_ids(entity, q)
@@ -229,7 +283,7 @@ def _field_condition(model, entity: str, fd: FieldDef, value):
         except (TypeError, ValueError):
             raise ValidationFailed("Неверный список номеров", fields={"id": "ids"}) from None
     if fd.key == "name" and entity == "lead":
-        return model.search_text.like(_like(str(value).strip().lower()), escape="\\")
+        return search_condition(model, str(value))
     col = _column(model, fd)
     if fd.kind in LIST_KINDS:
         values = value if isinstance(value, list) else [value]

@@ -56,6 +56,11 @@ def comm_row(entity_type: str, entity_id: int, kind: str, value: str, value_type
             "value_type": value_type, "value": value, "norm": norm, "norm_rev": norm[::-1]}
 
 
+def fold(text: str | None) -> str:
+    """The searched form of a text: lower-cased, «ё» as «е» (search_text and the query alike)."""
+    return (text or "").lower().replace("ё", "е")
+
+
 def search_text(*parts: str | None) -> str:
-    """The lower-cased text a free-text search scans (title, names, emails)."""
-    return " ".join(p.strip().lower() for p in parts if p and p.strip())
+    """The text a free-text search scans (title, names, emails), folded (see `fold`)."""
+    return " ".join(fold(p.strip()) for p in parts if p and p.strip())
