@@ -3,9 +3,10 @@
 One query per kind of item, each the very condition the lists use for their free-text
 search (`filters.text_condition` through `listing.query_items`: a phone in any format by
 the indexed tail of `communication.norm_rev`, an e-mail by its indexed prefix, names and
-titles in `search_text`) under the same access scope (`access.scope`), newest first and
-bounded: PER_GROUP + 1 rows per kind (the extra one only says «Показать все» has more).
-No count of all matches is made — at 100k items a count would scan every row.
+titles as a substring of `search_text` — through its trigram index from 3 characters on,
+migration 0011) under the same access scope (`access.scope`), newest first and bounded:
+PER_GROUP + 1 rows per kind (the extra one only says «Показать все» has more).
+No count of all matches is made — a common fragment matches a large share of the rows.
 «Показать все» opens the kind's list filtered by the same `q`, so the list shows the
 same matches in full."""
 from __future__ import annotations
@@ -112,9 +113,9 @@ def search(session: Session, actor: Actor, q, per_group: int = PER_GROUP, now: d
     if workers <= 1:
         found = [group(session, *g) for g in GROUPS]
     else:
-        # A rare text matches few rows and the kinds are scanned in full (search_text has no
-        # word index): the four independent reads run on `workers` threads, each its own
-        # read-only unit, so the database works on them in parallel (as analytics does).
+        # The four independent reads run on `workers` threads, each its own read-only unit,
+        # so the database works on them in parallel (as analytics does) — what a 2-letter
+        # query (a scan: no trigram in it) or a common fragment (many index hits) needs.
         bind = session.get_bind()
 
         def run(g):
