@@ -127,8 +127,9 @@ async def one_user(base: str, work: str, account: str, nth: int, free: set[int],
         card, here, there = target
         out["cards"][card] = []
         for _ in range(moves):
-            def answered(c: RxClient) -> bool:
-                return c.updated(work, "board") >= 2 or bool(c.var(work, "missing_open"))
+            def answered(c: RxClient) -> bool:  # the card's «saving» mark came back off
+                return any((u.get("delta") or {}).get(work, {}).get("saving_id_rx_state_") == 0
+                           for u in c.updates) or bool(c.var(work, "missing_open"))
             try:
                 took = await client.call(work, "on_drag_end",
                                          {"result": {"draggableId": str(card), "from": here, "to": there}},

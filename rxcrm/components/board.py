@@ -108,6 +108,8 @@ def _card(card: Card, col: BoardColumn) -> rx.Component:
             box_shadow="0 1px 2px rgba(16,24,40,0.04)",
             _hover={"border_color": "#b8c4d2"},
             cursor="grab",
+            opacity=rx.cond(WorkState.saving_id == card.id, "0.6", "1"),
+            transition="opacity 0.15s",
         ),
         draggable_id=card.id.to_string(),
         index=0,

@@ -247,6 +247,7 @@ class WorkState(AppState):
 
     # board
     board: list[BoardColumn] = []
+    saving_id: int = 0  # the card whose move the service has not answered yet
     stage_options: list[Option] = []  # process stages of the pipeline (for bulk move too)
 
     # list
@@ -682,23 +683,25 @@ class WorkState(AppState):
         snapshot = list(self.board)
         version = next((c.version for col in self.board if col.id == src for c in col.cards if c.id == card_id), None)
         self._move_card_locally(card_id, src, dst)
+        self.saving_id = card_id  # the card shows it is being saved until the service answers
         yield
         try:
             moved = self._call(self._move, card_id, dst, version)
         except items.MissingFields as exc:
-            self.board = snapshot
+            self.board, self.saving_id = snapshot, 0
             self._open_missing(exc, card_id, dst, version)
             return
         except ServiceError as exc:
-            self.board = snapshot
+            self.board, self.saving_id = snapshot, 0
             yield rx.toast.error(exc.message, duration=8000)
             if exc.code == "conflict":
                 yield self._reload()
             return
         except Exception:
-            self.board = snapshot
+            self.board, self.saving_id = snapshot, 0
             raise
         self._settle_move(src, dst, moved)
+        self.saving_id = 0
 
     def _move(self, s, actor, card_id: int, dst: int, version: int | None) -> dict:
         """The move and the card as it stands after it (rules may have changed it), in one
