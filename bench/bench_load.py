@@ -1,6 +1,6 @@
 """Load bench: N concurrent people open /deals and drag cards, through the real app.
 
-    python bench/bench_load.py [--users 1,10,50] [--moves 20] [--topology single]
+    python bench/bench_load.py [--users 1,10,50] [--moves 20] [--topology single|prod [--pg-url URL]]
                                [--url http://127.0.0.1:PORT --db-url URL]   # an app already running
 
 Without --url it seeds a fresh demo database (SQLite in .run/bench-load/), builds and starts
@@ -246,12 +246,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--users", default="1,10,50")
     ap.add_argument("--moves", type=int, default=20)
-    ap.add_argument("--topology", default="single")
+    ap.add_argument("--topology", default="single", choices=["single", "prod"],
+                    help="single: one process on SQLite; prod: PostgreSQL + Redis + several workers")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds an event may take before it counts as lost")
     ap.add_argument("--budget", type=float, default=1200.0, help="seconds for the whole run")
     ap.add_argument("--url", default="", help="an app already running (then --db-url is its database)")
     ap.add_argument("--db-url", default="")
     ap.add_argument("--deals", type=int, default=1000)
+    ap.add_argument("--pg-url", default="", help="--topology prod: a PostgreSQL server (a database is created)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="--topology prod: app workers")
     args = ap.parse_args()
     levels = [int(x) for x in args.users.split(",") if x]
     work_dir = ROOT / ".run" / "bench-load"
@@ -272,21 +275,80 @@ def main() -> int:
     if args.url:
         run_all(args.url, args.db_url)
         return 0
-    db_path = work_dir / "load.db"
-    for p in work_dir.glob("load.db*"):
-        p.unlink()
-    db_url = args.db_url or f"sqlite:///{db_path}"
-    seed(db_url, 2000, args.deals)
+    extra_env: dict = {}
+    cleanup = []
+    if args.topology == "prod":
+        # the production topology: PostgreSQL (a fresh database in the server given), Redis
+        # (a throwaway server on a free loopback port), several workers sharing state in Redis
+        pg_admin = args.pg_url or os.environ.get("RXCRM_TEST_PG_URL", "")
+        if not pg_admin:
+            raise SystemExit("--topology prod needs --pg-url (or RXCRM_TEST_PG_URL): a PostgreSQL server")
+        db_url = _fresh_pg_database(pg_admin, cleanup)
+        extra_env.update(REFLEX_REDIS_URL=_redis(work_dir, cleanup), GRANIAN_WORKERS=str(args.workers))
+    else:
+        db_path = work_dir / "load.db"
+        for p in work_dir.glob("load.db*"):
+            p.unlink()
+        db_url = args.db_url or f"sqlite:///{db_path}"
     import fcntl
-    lock = open(LOCK, "w")
-    fcntl.flock(lock, fcntl.LOCK_EX)  # the build writes .web/, shared with the browser tests
     try:
-        with App(db_url, work_dir) as app:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-            run_all(app.base, db_url)
+        seed(db_url, 2000, args.deals)
+        lock = open(LOCK, "w")
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the build writes .web/, shared with the browser tests
+        try:
+            with App(db_url, work_dir, extra_env) as app:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+                run_all(app.base, db_url)
+        finally:
+            lock.close()
     finally:
-        lock.close()
+        for undo in reversed(cleanup):
+            undo()
     return 0
+
+
+def _fresh_pg_database(admin_url: str, cleanup: list) -> str:
+    from sqlalchemy import create_engine, text
+    name = f"rxcrm_load_{os.getpid()}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        c.execute(text(f"CREATE DATABASE {name}"))
+
+    def drop():
+        from rxcrm.db import dispose_engines
+        dispose_engines()
+        with admin.connect() as c:
+            c.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+    cleanup.append(drop)
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _redis(work_dir: Path, cleanup: list) -> str:
+    import shutil
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not os.path.exists(binary):
+        raise SystemExit("redis-server is missing: `make system-deps` installs it")
+    port = _free_port()
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(work_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop():
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    cleanup.append(stop)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return f"redis://127.0.0.1:{port}/0"
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("redis-server did not start")
 
 
 if __name__ == "__main__":
