@@ -17,13 +17,15 @@ Shape (every key optional):
 from __future__ import annotations
 
 import json
+import weakref
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from urllib.parse import urlencode
 
-from sqlalchemy import Boolean, Float, String, and_, bindparam, cast, false, func, or_, select
+from sqlalchemy import Boolean, Float, String, and_, bindparam, cast, event, false, func, or_, select
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql import visitors
 from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
@@ -91,11 +93,17 @@ def _comm_ids(entity_type: str, q: str):
 
 # ---- free text ------------------------------------------------------------------------
 # `search_text` (lead, deal, contact, company) is indexed for substrings of INDEX_MIN or more
-# characters (migration 0011): on PostgreSQL a pg_trgm GIN index serves `LIKE '%q%'` as it
-# stands; on SQLite the FTS5 trigram table `<table>_fts` (kept by triggers) gives the ids of
-# rows that contain the phrase, and the exact LIKE is checked on those rows only. Shorter
-# queries scan (a trigram index cannot answer them).
+# characters (migration 0011). PostgreSQL: a pg_trgm GIN index serves `LIKE '%q%'` as it
+# stands, and its planner weighs the index against a scan by the pattern's statistics.
+# SQLite: the FTS5 trigram table `<table>_fts` (kept by triggers) knows which rows contain
+# the phrase, but SQLite's planner cannot tell a rare phrase from a common one — reading
+# half the table by id is far slower than scanning it. So before a statement runs in a
+# Session, `_resolve_text_matches` asks the FTS table for at most `_index_limit` ids: when
+# it has no more, the statement reads those rows by id; when it has more, it scans (as
+# for 1–2 characters, which no trigram index can answer). The exact LIKE always decides.
 INDEX_MIN = 3
+INDEX_SHARE = 50     # SQLite: read rows by id when the phrase is in at most 1/50 of the table
+INDEX_FLOOR = 2000   # … or in at most this many rows
 
 
 def fts_phrase(needle: str) -> str:
@@ -103,20 +111,30 @@ def fts_phrase(needle: str) -> str:
     return '"' + needle.replace('"', '""') + '"'
 
 
+_UNRESOLVED: weakref.WeakSet = weakref.WeakSet()  # TextMatch nodes not yet resolved
+
+
 class TextMatch(ColumnElement):
     """On SQLite: `<model>.id` is among the rows whose search_text contains `needle` (folded,
     ≥ INDEX_MIN characters) by the FTS5 trigram table — maybe more rows than the exact LIKE
-    (FTS folds case itself), so `search_condition` pairs it with the LIKE. Elsewhere it adds
-    nothing. Only for the item models themselves (the SQL names their table), not aliases."""
+    (FTS folds case itself), so `search_condition` pairs it with the LIKE. `how` is "fts"
+    (the statement asks the FTS table), "ids" (the ids it gave, `_resolve_text_matches`) or
+    "scan" (too many: nothing added, the LIKE scans). Elsewhere it adds nothing. Only for the
+    item models themselves (the SQL names their table), not aliases."""
     type = Boolean()
     _is_implicitly_boolean = True  # a predicate: no "= 1" on SQLite
     inherit_cache = True
     _traverse_internals = [("column", InternalTraversal.dp_clauseelement),
-                           ("phrase", InternalTraversal.dp_clauseelement)]
+                           ("phrase", InternalTraversal.dp_clauseelement),
+                           ("ids", InternalTraversal.dp_clauseelement),
+                           ("how", InternalTraversal.dp_string)]
 
     def __init__(self, model, needle: str):
         self.column = model.__table__.c.search_text
         self.phrase = bindparam(None, fts_phrase(needle), unique=True)
+        self.ids = bindparam(None, "[]", unique=True)
+        self.how = "fts"
+        _UNRESOLVED.add(self)
 
 
 @compiles(TextMatch)
@@ -128,9 +146,41 @@ def _text_match(element, compiler, **kw):
 
 @compiles(TextMatch, "sqlite")
 def _text_match_sqlite(element, compiler, **kw):
-    fts = f"{element.column.table.name}_fts"
-    return (f"{compiler.process(element.column.table.c.id, **kw)} IN (SELECT rowid FROM {fts} "
-            f"WHERE {fts} MATCH {compiler.process(element.phrase, **kw)})")
+    fts, rowid = f"{element.column.table.name}_fts", compiler.process(element.column.table.c.id, **kw)
+    if element.how == "ids":
+        return f"{rowid} IN (SELECT value FROM json_each({compiler.process(element.ids, **kw)}))"
+    if element.how == "scan":
+        return "1 = 1"
+    return f"{rowid} IN (SELECT rowid FROM {fts} WHERE {fts} MATCH {compiler.process(element.phrase, **kw)})"
+
+
+def _index_limit(conn, table: str) -> int:
+    rows = conn.exec_driver_sql(f'SELECT max(rowid) FROM "{table}"').scalar() or 0
+    return max(INDEX_FLOOR, rows // INDEX_SHARE)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _resolve_text_matches(state) -> None:
+    """SQLite: before a statement with a TextMatch runs, ask its FTS table for the ids
+    (a bounded read); few → the statement reads them by id, many → it scans."""
+    if not _UNRESOLVED or not state.is_select:
+        return
+    nodes = [n for n in visitors.iterate(state.statement) if isinstance(n, TextMatch) and n in _UNRESOLVED]
+    if not nodes:
+        return
+    conn = state.session.connection()
+    for node in nodes:
+        _UNRESOLVED.discard(node)
+        if conn.dialect.name != "sqlite":
+            continue
+        table = node.column.table.name
+        limit = _index_limit(conn, table)
+        ids = conn.exec_driver_sql(f"SELECT rowid FROM {table}_fts WHERE {table}_fts MATCH ? LIMIT ?",
+                                   (node.phrase.value, limit + 1)).scalars().all()
+        if len(ids) > limit:
+            node.how = "scan"
+        else:
+            node.how, node.ids = "ids", bindparam(None, json.dumps(ids), unique=True)
 
 
 def search_condition(model, text: str):
