@@ -78,10 +78,14 @@ def column(page, stage):
 
 
 def _manager_deal_in(db, stage: str, login_name: str = "manager1", skip: int = 0) -> int:
-    return db.execute(
+    """The manager's `skip`-th newest deal in `stage` (other tests of the session move deals
+    out of it: with fewer left, the oldest one there)."""
+    ids = [r[0] for r in db.execute(
         "select d.id from deal d join stage s on s.id = d.stage_id join crm_user u on u.id = d.responsible_id "
-        "where s.name = ? and u.login = ? and d.deleted_at is null order by d.created_at desc limit 1 offset ?",
-        (stage, login_name, skip)).fetchone()[0]
+        "where s.name = ? and u.login = ? and d.deleted_at is null order by d.created_at desc limit ?",
+        (stage, login_name, skip + 1)).fetchall()]
+    assert ids, f"{login_name} has no deal in «{stage}» left"
+    return ids[min(skip, len(ids) - 1)]
 
 
 def _stage_of(db, deal_id: int) -> str:
