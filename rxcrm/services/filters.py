@@ -75,6 +75,31 @@ def looks_like_phone(q: str) -> bool:
     return bool(q) and set(q) <= _PHONE_CHARS and phone_search_key(q) is not None
 
 
+class InIds(ColumnElement):
+    """`column IN (ids)` for a subquery of ids, so that it can be OR-ed with other indexed
+    conditions: PostgreSQL cannot combine `IN (subquery)` with the rest of an OR (it scans
+    the table and probes a hashed subplan per row), but it evaluates `= ANY(ARRAY(subquery))`
+    once and ORs the index bitmaps; SQLite unions `IN (subquery)` terms by itself."""
+    type = Boolean()
+    _is_implicitly_boolean = True
+    inherit_cache = True
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement),
+                           ("ids", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, column, ids):
+        self.column, self.ids = column, ids.scalar_subquery()
+
+
+@compiles(InIds)
+def _in_ids(element, compiler, **kw):
+    return f"{compiler.process(element.column, **kw)} IN {compiler.process(element.ids, **kw)}"
+
+
+@compiles(InIds, "postgresql")
+def _in_ids_pg(element, compiler, **kw):
+    return f"{compiler.process(element.column, **kw)} = ANY(ARRAY{compiler.process(element.ids, **kw)})"
+
+
 def _comm_ids(entity_type: str, q: str):
     """Subquery: ids of `entity_type` items whose phone ends with / email starts with q."""
     conds = []
@@ -205,11 +230,11 @@ def text_condition(model, entity: str, q: str):
     own = _comm_ids(entity, q)
     if own is not None:
         if entity in ("lead", "contact", "company"):
-            conds.append(model.id.in_(own))
+            conds.append(InIds(model.id, own))
         if entity in ("lead", "deal"):
-            conds.append(model.contact_id.in_(_comm_ids("contact", q)))
+            conds.append(InIds(model.contact_id, _comm_ids("contact", q)))
         if entity == "deal":
-            conds.append(model.company_id.in_(_comm_ids("company", q)))
+            conds.append(InIds(model.company_id, _comm_ids("company", q)))
     return or_(*conds) if conds else false()
 
 
