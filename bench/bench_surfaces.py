@@ -10,7 +10,8 @@ PostgreSQL database next to the given one, dropped afterwards — then times the
 calls the UI makes, server-side, and prints one JSON object per line:
 {"name": ..., "size": <deals>, "backend": ..., "median_ms": ..., "p95_ms": ..., ...}.
 Sizes above --full-max time only the kanban and the searches (lists and the top search:
-a name fragment, a rare full name, an e-mail fragment, a 2-letter query, a phone tail).
+a name fragment, a rare full name, an e-mail fragment, a common fragment, a 2-letter query,
+a phone tail).
 --keep DIR keeps the SQLite files (and the PostgreSQL databases) and reuses them on the
 next run (migrated to the newest revision first, so a before/after comparison runs on the
 same rows). Figures, not assertions: compare them with the targets in the issues."""
@@ -168,11 +169,12 @@ def run(size: int, repeat: int, url: str, full: bool = True) -> None:
                             ("search_full_name", full_name, "deal"),
                             ("search_full_name_contacts", full_name, "contact"),
                             ("search_email_fragment", email_part, "contact"),
+                            ("search_common_fragment", "ова", "deal"),  # in a third of the names
                             ("search_two_letters", last_name[:2], "deal")):
         go = list_search(q, entity, must_find=entity == "deal")
         emit(name, size, timed(go, repeat), query=q, total=go.total)
     for name, q in (("top_search_name_fragment", last_name), ("top_search_full_name", full_name),
-                    ("top_search_email_fragment", email_part)):
+                    ("top_search_email_fragment", email_part), ("top_search_common_fragment", "ова")):
         go = top_search(q)
         emit(name, size, timed(go, repeat), query=q, hits=go.hits)
     if not full:
