@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from rxcrm import i18n
 from rxcrm.components import theme
 from rxcrm.components.forms import option_select
 from rxcrm.components.shell import layout
@@ -363,6 +364,15 @@ def _dashboard() -> rx.Component:
     )
 
 
+def _redraw_on_language() -> rx.Component:
+    """The figures are drawn by the state in the person's language: a language switch mounts
+    another box (one per language, each its own component — a `key` would reach only the
+    inner element, not the wrapper that runs `on_mount`), which asks for them again."""
+    return rx.match(S.lang, *[(lang, rx.box(on_mount=S.redraw_figures, display="none", data_lang=lang))
+                              for lang in i18n.LANGS],
+                    rx.box(on_mount=S.redraw_figures, display="none"))
+
+
 def analytics_page() -> rx.Component:
     return layout(
         "/analytics",
@@ -373,9 +383,7 @@ def analytics_page() -> rx.Component:
             rx.cond(S.an_error != "", rx.callout(S.an_error, icon="triangle-alert", color_scheme="amber",
                                                  width="100%", data_testid="an-error")),
             rx.cond(S.an_loaded, _dashboard(), rx.center(rx.spinner(size="3"), height="300px", width="100%")),
-            # the figures are drawn by the state in the person's language: a language switch
-            # remounts this box (its key is the language), which asks for them again
-            rx.cond(S.an_loaded, rx.box(key=S.lang, on_mount=S.redraw_figures, display="none")),
+            rx.cond(S.an_loaded, _redraw_on_language()),
             spacing="3", width="100%", padding_bottom="32px",
         ),
     )

@@ -177,6 +177,7 @@ class AnalyticsState(AppState):
     time_fig: go.Figure = charts.empty()
     dyn_fig: go.Figure = charts.empty()
     lost_fig: go.Figure = charts.empty()
+    _figures_lang: str = ""  # the language the figures were drawn in
     mgr_rows: list[ManagerView] = []
     mgr_sort: str = "won_amount"
     mgr_desc: bool = True
@@ -198,6 +199,7 @@ class AnalyticsState(AppState):
     # restore of the state (with Redis, every event), and a Plotly figure is the heaviest thing
     # this state holds.
     def _draw(self) -> None:
+        self._figures_lang = self.lang
         rows = self.time_rows
         no_reason = self._tr("analytics.lost.no_reason")
         self.lead_fig = self._funnel_fig(self.lead_rows, "lead")
@@ -210,8 +212,10 @@ class AnalyticsState(AppState):
 
     @event
     def redraw_figures(self):
-        """The figures in the person's language (the page calls it when the language changes)."""
-        self._draw()
+        """The figures in the person's language (the page calls it when the language changes;
+        figures already drawn in it are not sent again)."""
+        if self._figures_lang != self.lang:
+            self._draw()
 
     @rx.var
     def dyn_labels(self) -> list[str]:

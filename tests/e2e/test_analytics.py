@@ -48,3 +48,31 @@ def test_excel_download_has_the_funnel(page):
     rows = list(wb["Воронка сделок"].iter_rows(values_only=True))
     assert rows[1][0] == "Интерес" and rows[1][1] == first
     assert "Менеджеры" in wb.sheetnames
+
+
+def _switch_language(page, lang: str) -> None:
+    page.get_by_test_id("user-menu").click()
+    page.get_by_test_id(f"lang-{lang}").click()
+
+
+def test_the_language_switch_redraws_the_figures_in_place(page):
+    """English chosen on /analytics: the labels and the Plotly figures (legends, axis ticks,
+    the funnel's second lines) change without a reload; back to Russian, they are Russian."""
+    login(page, "director")
+    page.goto("/analytics?period=year")
+    times = page.get_by_test_id("an-times-chart")
+    funnel = page.get_by_test_id("an-deal-funnel-chart")
+    expect(times.locator("g.legend")).to_contain_text("Медиана", timeout=30000)
+    expect(funnel.locator("g.ytick").nth(1)).to_contain_text("от пред.")
+    try:
+        _switch_language(page, "en")
+        expect(page.get_by_test_id("an-kpi").first).to_contain_text("New leads")
+        expect(times.locator("g.legend")).to_contain_text("Median")
+        expect(times.locator("g.legend")).not_to_contain_text("Медиана")
+        expect(funnel.locator("g.ytick").nth(1)).to_contain_text("of prev.")
+        expect(page.get_by_test_id("an-dyn-chart").locator("g.xtick").first).to_contain_text("January")
+        expect(page.get_by_test_id("an-subtitle")).to_contain_text("1 January")
+    finally:
+        _switch_language(page, "ru")
+    expect(times.locator("g.legend")).to_contain_text("Медиана")
+    expect(page.get_by_test_id("an-dyn-chart").locator("g.xtick").first).to_contain_text("Январь")
