@@ -100,3 +100,19 @@ def test_colleagues_of_one_department_share_the_board_unless_one_owns_items_else
         k2 = listing._question(s, a2, "deal", pipe, {}, now)
         k3 = listing._question(s, a3, "deal", pipe, {}, now)
     assert k1 == k2 and k3 != k1
+
+
+def test_a_unit_that_wrote_items_never_shares_what_it_sees(world):
+    """Inside one unit of work, a summary read after the unit's own (uncommitted) change
+    shows it, and is not what anyone else gets."""
+    actor, d1, d2, stages = world
+    listing.SUMMARIES.clear()
+    with session_scope(world_url) as s:
+        pipe = f.stage(s, "dpo", "INTEREST").pipeline_id
+        before = {c["id"]: c["count"] for c in listing.board_summary(s, actor, "deal", pipe, {})}
+        items.move_stage(s, actor, "deal", d1, stages["REGISTRATION"])
+        mine = {c["id"]: c["count"] for c in listing.board_summary(s, actor, "deal", pipe, {})}
+        assert mine[stages["REGISTRATION"]] == before[stages["REGISTRATION"]] + 1
+        with session_scope(world_url, write=False) as other:  # another person, meanwhile
+            theirs = {c["id"]: c["count"] for c in listing.board_summary(other, actor, "deal", pipe, {})}
+        assert theirs == before

@@ -11,6 +11,7 @@ roll back together, whatever service made it.
 - `prune(session, keep)` — the feed is a window, not a history (the audit is the history)."""
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 from sqlalchemy import delete, event, func, select
@@ -35,6 +36,9 @@ _PENDING = "rxcrm_changes"
 _installed = False
 
 
+_LOCAL = "rxcrm_local_changes"  # this session's own uncommitted item writes: (a token, a count)
+
+
 def _collect(session: Session, _ctx) -> None:
     """after_flush: the items this flush wrote (new ones have their ids now)."""
     found = session.info.setdefault(_PENDING, {})
@@ -57,6 +61,9 @@ def _write(session: Session, _ctx) -> None:
     found = session.info.pop(_PENDING, None)
     for (table, item_id), row in (found or {}).items():
         session.add(ChangeRecord(entity_type=table, entity_id=item_id, **row))
+    if found:
+        token, count = session.info.get(_LOCAL, (uuid.uuid4().hex, 0))
+        session.info[_LOCAL] = (token, count + 1)
 
 
 def _bulk(orm_execute_state) -> None:
@@ -67,7 +74,10 @@ def _bulk(orm_execute_state) -> None:
     table = getattr(orm_execute_state.statement, "table", None)
     name = getattr(table, "name", "")
     if name in ITEM_TABLES:
-        orm_execute_state.session.add(ChangeRecord(entity_type=name, entity_id=0, kind="bulk"))
+        session = orm_execute_state.session
+        session.add(ChangeRecord(entity_type=name, entity_id=0, kind="bulk"))
+        token, count = session.info.get(_LOCAL, (uuid.uuid4().hex, 0))
+        session.info[_LOCAL] = (token, count + 1)
     elif name in CONFIG_TABLES:
         CONFIG.bump()
 
@@ -83,8 +93,13 @@ def follow_writes() -> None:
 
 
 # ---- readers -----------------------------------------------------------------------------
-def version(session: Session) -> int:
-    return session.execute(select(func.max(ChangeRecord.id))).scalar() or 0
+def version(session: Session):
+    """The data version this session sees: the newest committed feed row — and, once the
+    session has written items itself (not yet committed, visible to it alone), a mark of
+    those writes, so no answer computed from them is shared with anyone else."""
+    newest = session.execute(select(func.max(ChangeRecord.id))).scalar() or 0
+    local = session.info.get(_LOCAL)
+    return newest if local is None else (newest, *local)
 
 
 def since(session: Session, after_id: int, limit: int = MAX_ROWS) -> list[ChangeRecord]:
