@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import select
 import signal
 import threading
 import time
@@ -49,11 +50,20 @@ def _in_child(fn) -> object:
         finally:
             os._exit(0)
     os.close(w)
-    chunks = []
-    while chunk := os.read(r, 4096):
-        chunks.append(chunk)
-    os.close(r)
-    os.waitpid(pid, 0)
+    chunks, deadline = [], time.time() + 60
+    try:
+        while True:
+            ready, _, _ = select.select([r], [], [], max(0.0, deadline - time.time()))
+            if not ready:  # a child stuck (e.g. on a lock copied mid-use by the fork): fail, don't hang
+                os.kill(pid, signal.SIGKILL)
+                pytest.fail("the forked child did not answer in 60 s")
+            chunk = os.read(r, 4096)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)
     return eval(b"".join(chunks).decode())  # noqa: S307 - our own repr of an int/str/tuple
 
 
