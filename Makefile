@@ -74,7 +74,7 @@ bench-load: install-test system-deps
 ## make bench: performance figures (JSON lines), not timed tests; the intake burst runs on
 ## SQLite and on PostgreSQL (a throwaway server, stopped afterwards; a running one is reused)
 bench: install-test
-	$(PY) bench/bench_surfaces.py --sizes 1000,100000
+	$(PY) bench/bench_surfaces.py --sizes 1000,100000,1000000 --full-max 100000 --pg-url "$${RXCRM_TEST_PG_URL:-}"
 	@if [ -f .run/pg.env ]; then \
 	  . ./.run/pg.env && $(PY) bench/bench_intake.py --pg-url "$$RXCRM_TEST_PG_URL"; \
 	else \
