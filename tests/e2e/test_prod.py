@@ -21,6 +21,7 @@ itself while it starts the app (unless it already holds it: an inherited descrip
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import fcntl
 import json
 import os
@@ -317,7 +318,10 @@ def test_a_tab_keeps_its_state_whichever_worker_it_reconnects_to(prod_app):
         await other.close()
         return seen, workers, fresh
 
-    seen, workers, fresh = asyncio.run(run())
+    # on a thread of its own: in a whole e2e session Playwright's sync API keeps an event loop
+    # running on this one (asyncio.run refuses to start there)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        seen, workers, fresh = pool.submit(asyncio.run, run()).result()
     print(f"\n{len(workers)} reconnects served by workers {workers}")
     for s in seen:
         assert s["view"] == "list" and s["page_no"] == 2, s
