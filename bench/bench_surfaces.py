@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 
-from bench_seed import seed_items  # noqa: E402
+from bench_seed import BASE, seed_items  # noqa: E402
 from rxcrm.db import get_engine, migrate, optimize, session_scope  # noqa: E402
 from rxcrm.models import Communication, Contact, Deal, Lead, StageHistory, User  # noqa: E402
 from rxcrm.services import analytics, catalogs, export, items, listing, search, views  # noqa: E402
@@ -89,16 +89,17 @@ def run(size: int, repeat: int, url: str, full: bool = True) -> None:
         pipe = catalogs.default_pipeline(s, "deal")
         stages = [st for st in catalogs.stages(s, pipe.id) if st.semantic == "process"]
         columns = views.columns_for(s, manager, "deals", pipe.id)
-        # a phone of a contact whose deal the manager can see (their department's pipeline)
+        # a phone of a contact whose deal the manager can see (their department's pipeline);
+        # among the demo-seeded rows (seed_items' copies have no phones of their own)
         contact_id = s.execute(select(Deal.contact_id).where(
             Deal.pipeline_id == pipe.id, Deal.department_id == manager.department_id,
-            Deal.contact_id.is_not(None)).order_by(Deal.id).limit(1).offset(size // 4)).scalar_one()
+            Deal.contact_id.is_not(None)).order_by(Deal.id).limit(1).offset(min(size, BASE) // 4)).scalar_one()
         phone = s.execute(select(Communication.value).where(
             Communication.kind == "phone", Communication.entity_type == "contact",
             Communication.entity_id == contact_id).limit(1)).scalar_one()
         digits = "".join(ch for ch in phone if ch.isdigit())
         fragment = f"{digits[-7:-4]}-{digits[-4:-2]}-{digits[-2:]}"  # "654-32-10": the tail, typed
-        last_name = s.execute(select(Deal.title).where(Deal.pipeline_id == pipe.id).limit(1)
+        last_name = s.execute(select(Deal.title).where(Deal.pipeline_id == pipe.id).order_by(Deal.id).limit(1)
                               .offset(size // 2)).scalar_one().split("—")[-1].strip().split()[0][:5].lower()
         # a rare text: one contact's full name (a deal of the manager's pipeline), an e-mail's local part
         full_name = s.execute(select(Contact.full_name).join(Deal, Deal.contact_id == Contact.id).where(

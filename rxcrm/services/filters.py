@@ -136,10 +136,10 @@ FTS_TERMS = 5        # at most this many trigrams asked of the FTS table
 def fts_query(needle: str) -> str:
     """An FTS5 query for the rows that may contain `needle` (≥ INDEX_MIN characters): all of
     a few of its trigrams — the start of each word, the next three characters of each word,
-    …, and the end of the needle (at most FTS_TERMS). A superset of the rows that contain it (the LIKE decides),
-    and far cheaper than its whole phrase, for which FTS5 reads every common trigram a name
-    is made of («ова», «на », «вна»: 10× slower at 1M rows). Each trigram is a quoted string
-    (quotes doubled): nothing in it is query syntax."""
+    …, and the end of the needle (at most FTS_TERMS). A superset of the rows that contain
+    it (the LIKE decides), and far cheaper than its whole phrase, for which FTS5 reads every
+    common trigram a name is made of («ова», «на », «вна»: 10× slower at 1M rows). Each
+    trigram is a quoted string (quotes doubled): nothing in it is query syntax."""
     def cover(text: str) -> list[str]:  # trigrams side by side from the start, the last one
         grams = [text[i:i + 3] for i in range(0, len(text) - 2, 3)]
         return grams + [text[-3:]] if (len(text) - 3) % 3 else grams
@@ -168,13 +168,13 @@ class TextMatch(ColumnElement):
     _is_implicitly_boolean = True  # a predicate: no "= 1" on SQLite
     inherit_cache = True
     _traverse_internals = [("column", InternalTraversal.dp_clauseelement),
-                           ("phrase", InternalTraversal.dp_clauseelement),
+                           ("query", InternalTraversal.dp_clauseelement),
                            ("ids", InternalTraversal.dp_clauseelement),
                            ("how", InternalTraversal.dp_string)]
 
     def __init__(self, model, needle: str):
         self.column = model.__table__.c.search_text
-        self.phrase = bindparam(None, fts_query(needle), unique=True)
+        self.query = bindparam(None, fts_query(needle), unique=True)
         self.ids = bindparam(None, "[]", unique=True)
         self.how = "fts"
         _UNRESOLVED.add(self)
@@ -194,7 +194,7 @@ def _text_match_sqlite(element, compiler, **kw):
         return f"{rowid} IN (SELECT value FROM json_each({compiler.process(element.ids, **kw)}))"
     if element.how == "scan":
         return "1 = 1"
-    return f"{rowid} IN (SELECT rowid FROM {fts} WHERE {fts} MATCH {compiler.process(element.phrase, **kw)})"
+    return f"{rowid} IN (SELECT rowid FROM {fts} WHERE {fts} MATCH {compiler.process(element.query, **kw)})"
 
 
 def _index_limit(conn, table: str) -> int:
@@ -219,7 +219,7 @@ def _resolve_text_matches(state) -> None:
         _UNRESOLVED.discard(node)
         if conn.dialect.name != "sqlite":
             continue
-        table, query = node.column.table.name, node.phrase.value
+        table, query = node.column.table.name, node.query.value
         if (table, query) not in known:
             limit = _index_limit(conn, table)
             found, ids = conn.exec_driver_sql(
