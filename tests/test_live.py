@@ -170,3 +170,87 @@ def test_a_busy_room_refreshes_each_tab_at_most_every_two_seconds(monkeypatch):
 def _row(item_id):
     return type("Row", (), dict(entity_type="deal", entity_id=item_id, pipeline_id=1, kind="changed", actor_id=7,
                                 responsible_id=3, department_id=2))
+
+
+def _refresh(app, token, st, rows):
+    w = live.Watch(type(st), "deal", st.pipeline_id or None, None, st.user_id, None, "department")
+    asyncio.run(live._refresh(app, token, w, rows))
+
+
+def _change_elsewhere():
+    """A committed change no board here shows: the data version moves on."""
+    with session_scope() as s:
+        f.contact(s, "Посторонний", "Контакт")
+
+
+def test_a_rounds_tabs_share_one_board_read_though_the_version_moves_on(world):
+    """Fifty tabs refreshed after one move must not each read the board again because other
+    moves committed in between: a refresh takes the newest shared answer that already shows
+    the rows it was told about (changes.at_least); a plain read still reads the newest data."""
+    from rxcrm.services import changes, listing
+    tokens, ids, stages = world
+    live.WATCHERS.clear()
+    a, b = _board_state(tokens["lv_m2"], "tab-share-a"), _board_state(tokens["lv_m2"], "tab-share-b")
+    app = FakeApp({"tab-share-a": a, "tab-share-b": b})
+    with session_scope() as s:
+        mark = changes.version(s)
+        m1 = auth.actor_for(s.exec(select(User).where(User.login == "lv_m1")).one())
+        deal = s.get(Deal, ids["Живая lv_m1"])
+        there = stages["INTEREST"] if deal.stage_id == stages["REGISTRATION"] else stages["REGISTRATION"]
+        items.move_stage(s, m1, "deal", deal.id, there)
+    with session_scope() as s:
+        rows = changes.since(s, mark)
+        for r in rows:
+            s.expunge(r)
+    assert rows
+    _refresh(app, "tab-share-a", a, rows)
+    assert "Живая lv_m1" in _titles(a, there)
+    _change_elsewhere()
+    misses = listing.SUMMARIES.misses, listing.FIRST_CARDS.misses
+    _refresh(app, "tab-share-b", b, rows)
+    assert (listing.SUMMARIES.misses, listing.FIRST_CARDS.misses) == misses  # shared: no read
+    assert "Живая lv_m1" in _titles(b, there)
+    b._reload()  # an ordinary read asks the newest version: it reads again
+    assert listing.SUMMARIES.misses == misses[0] + 1
+
+
+def test_a_shared_refresh_never_undoes_the_tabs_own_move(world):
+    """The tab's own writes raise its floor: a shared answer older than its own move is not
+    taken, so the card it just dragged does not jump back."""
+    from rxcrm.services import changes
+    tokens, ids, stages = world
+    live.WATCHERS.clear()
+    watcher, mover = _board_state(tokens["lv_m2"], "tab-own-a"), _board_state(tokens["lv_m2"], "tab-own-b")
+    app = FakeApp({"tab-own-a": watcher, "tab-own-b": mover})
+    with session_scope() as s:
+        mark = changes.version(s)
+        m1 = auth.actor_for(s.exec(select(User).where(User.login == "lv_m1")).one())
+        deal = s.get(Deal, ids["Живая lv_m1"])
+        items.move_stage(s, m1, "deal", deal.id,
+                         stages["INTEREST"] if deal.stage_id == stages["REGISTRATION"] else stages["REGISTRATION"])
+    with session_scope() as s:
+        rows = changes.since(s, mark)
+        for r in rows:
+            s.expunge(r)
+    _refresh(app, "tab-own-a", watcher, rows)  # a shared answer at this version now exists
+    own = ids["Живая lv_m2"]
+    here = next(col.id for col in mover.board for c in col.cards if c.id == own)
+    there = stages["INTEREST"] if here == stages["REGISTRATION"] else stages["REGISTRATION"]
+    for _ in mover.on_drag_end({"draggableId": str(own), "from": str(here), "to": str(there)}):
+        pass
+    assert mover._own_version > max(r.id for r in rows)
+    _refresh(app, "tab-own-b", mover, rows)  # told only of the older rows
+    assert "Живая lv_m2" in _titles(mover, there)
+    assert "Живая lv_m2" not in _titles(mover, here)
+
+
+def test_recent_settles_on_the_newest_answer_at_least_the_floor():
+    from rxcrm.services.shared import Recent
+    r = Recent()
+    assert r.settle("q", 10, None) == 10        # a plain reader: its own version
+    assert r.settle("q", 14, 9) == 10           # a refresh told of row 9: the answer at 10 shows it
+    assert r.settle("q", 14, 12) == 14          # told of row 12: 10 is too old, read at 14
+    assert r.settle("q", 16, 13) == 14
+    assert r.settle("q", 12, 11) == 12          # never newer than what the reader's session sees
+    assert r.settle("q", (14, "tok", 1), 9) == (14, "tok", 1)  # own uncommitted writes: never shared
+    assert r.settle("other", 16, 13) == 16

@@ -271,3 +271,34 @@ def test_each_job_runs_its_rounds_in_one_worker_only(db_url, monkeypatch, job, o
 
     asyncio.run(run())
     assert rdb.singleton(job, db_url).held()  # both loops released it at their end
+
+
+def test_expired_states_are_purged_at_most_once_a_minute(tmp_path):
+    """Reflex's disk state manager would stat every state file on each round of its write
+    queue (several a second under load): rxcrm lets it purge once a minute."""
+    import os
+    import time
+    from types import SimpleNamespace
+
+    import rxcrm.rxcrm as app_module
+    from reflex.istate.manager.disk import StateManagerDisk
+
+    manager = SimpleNamespace(states_directory=tmp_path, token_expiration=60)
+
+    def expired(name):
+        p = tmp_path / name
+        p.write_bytes(b"x")
+        old = time.time() - 3600
+        os.utime(p, (old, old))
+        return p
+
+    app_module.STATE_PURGE["at"] = float("-inf")
+    first = expired("a.pkl")
+    StateManagerDisk._purge_expired_states(manager)
+    assert not first.exists()
+    second = expired("b.pkl")
+    StateManagerDisk._purge_expired_states(manager)  # within the minute: not looked at
+    assert second.exists()
+    app_module.STATE_PURGE["at"] -= 61
+    StateManagerDisk._purge_expired_states(manager)
+    assert not second.exists()

@@ -8,9 +8,15 @@ roll back together, whatever service made it.
   (listing.board_summary reuses a summary only while no change has been committed since).
 - `since(session, after_id)` — the rows after an id: each app worker follows the feed
   and refreshes the boards, lists and cards its people have open (state/live.py).
-- `prune(session, keep)` — the feed is a window, not a history (the audit is the history)."""
+- `prune(session, keep)` — the feed is a window, not a history (the audit is the history).
+- `at_least(floor)` / `floor()` — a reader that only needs the changes up to the feed row
+  `floor` (a live refresh) may share an answer given at any version from there on
+  (shared.Recent); `written_upto(session)` — the newest feed row of a session's own writes,
+  which such a reader's floor must include (a person's own move never jumps back)."""
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import uuid
 from datetime import timedelta
 
@@ -56,11 +62,16 @@ def _collect(session: Session, _ctx) -> None:
                     "department_id": getattr(obj, "department_id", None)})
 
 
+_MINE = "rxcrm_feed_rows"  # the feed rows this session added (their ids once flushed)
+
+
 def _write(session: Session, _ctx) -> None:
     """after_flush_postexec: the feed rows (flushed by the commit's next round)."""
     found = session.info.pop(_PENDING, None)
     for (table, item_id), row in (found or {}).items():
-        session.add(ChangeRecord(entity_type=table, entity_id=item_id, **row))
+        record = ChangeRecord(entity_type=table, entity_id=item_id, **row)
+        session.add(record)
+        session.info.setdefault(_MINE, []).append(record)
     if found:
         token, count = session.info.get(_LOCAL, (uuid.uuid4().hex, 0))
         session.info[_LOCAL] = (token, count + 1)
@@ -75,7 +86,9 @@ def _bulk(orm_execute_state) -> None:
     name = getattr(table, "name", "")
     if name in ITEM_TABLES:
         session = orm_execute_state.session
-        session.add(ChangeRecord(entity_type=name, entity_id=0, kind="bulk"))
+        record = ChangeRecord(entity_type=name, entity_id=0, kind="bulk")
+        session.add(record)
+        session.info.setdefault(_MINE, []).append(record)
         token, count = session.info.get(_LOCAL, (uuid.uuid4().hex, 0))
         session.info[_LOCAL] = (token, count + 1)
     elif name in CONFIG_TABLES:
@@ -102,6 +115,32 @@ def version(session: Session):
     return newest if local is None else (newest, *local)
 
 
+def written_upto(session: Session) -> int:
+    """The newest feed row this session's writes added (0 when none): flushes them."""
+    mine = session.info.get(_MINE)
+    if not mine:
+        return 0
+    session.flush()
+    return max((r.id or 0) for r in mine)
+
+
+_FLOOR: contextvars.ContextVar[int | None] = contextvars.ContextVar("rxcrm_feed_floor", default=None)
+
+
+@contextlib.contextmanager
+def at_least(floor: int):
+    """Reads in this block need the changes up to feed row `floor`, no newer (see Recent)."""
+    mark = _FLOOR.set(floor)
+    try:
+        yield
+    finally:
+        _FLOOR.reset(mark)
+
+
+def floor() -> int | None:
+    return _FLOOR.get()
+
+
 def since(session: Session, after_id: int, limit: int = MAX_ROWS) -> list[ChangeRecord]:
     return list(session.execute(select(ChangeRecord).where(ChangeRecord.id > after_id)
                                 .order_by(ChangeRecord.id).limit(limit)).scalars())
@@ -111,4 +150,4 @@ def prune(session: Session, keep: timedelta = KEEP) -> int:
     return session.execute(delete(ChangeRecord).where(ChangeRecord.created_at < utcnow() - keep)).rowcount or 0
 
 
-__all__ = ["follow_writes", "prune", "since", "version"]
+__all__ = ["at_least", "floor", "follow_writes", "prune", "since", "version", "written_upto"]

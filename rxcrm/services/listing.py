@@ -22,7 +22,7 @@ from .context import Actor
 from .errors import ValidationFailed
 from .fields import MODELS, FieldDef, field_map
 from .filters import conditions, day_bounds
-from .shared import SharedAnswers
+from .shared import Recent, SharedAnswers
 from . import queue
 
 PAGE_SIZES = (10, 20, 50, 100)
@@ -269,6 +269,7 @@ def stages_of(session: Session, pipeline_id: int) -> list[Stage]:
 # (changes.version). A manager's own board is theirs alone; a department's is shared.
 SUMMARIES = SharedAnswers(size=2048)
 FIRST_CARDS = SharedAnswers(size=2048)
+RECENT = Recent()
 
 
 def board_summary(session: Session, actor: Actor, entity: str, pipeline_id: int, filters: dict,
@@ -286,8 +287,10 @@ def _question(session: Session, actor: Actor, entity: str, pipeline_id: int, fil
     scope = access.scope_key(session, actor, entity)
     if scope[0] == "department" and not _own_elsewhere(session, actor, entity, version):
         scope = scope[:2]  # "their department or their own" is just their department: shared
-    return (str(session.get_bind().url), entity, pipeline_id, scope,
-            json.dumps(filters, sort_keys=True, default=str), now.isoformat(), version)
+    prefix = (str(session.get_bind().url), entity, pipeline_id, scope,
+              json.dumps(filters, sort_keys=True, default=str), now.isoformat())
+    # a live refresh takes the newest answer that shows what it was told (changes.at_least)
+    return (*prefix, RECENT.settle(prefix, version, changes.floor()))
 
 
 _ELSEWHERE = SharedAnswers(size=4096)

@@ -46,6 +46,40 @@ class SharedAnswers:
             self._data.clear()
 
 
+class Recent:
+    """The newest data version each question (its key without the version) was answered at.
+
+    A live refresh (state/live.py) needs an answer that shows the changes it was told about —
+    the feed rows up to `floor` — not one at the very newest version: while a room moves
+    cards the version moves on between two tabs' refreshes, and fifty tabs would each miss
+    and read the board again. `settle` gives such a reader the newest version already
+    answered when it is at least `floor` (and not newer than what the reader's session sees),
+    so the tabs of a round share one read. Ordinary readers (no floor) keep their own version."""
+
+    def __init__(self, size: int = 4096):
+        self.size = size
+        self._latest: OrderedDict[Hashable, int] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def settle(self, prefix: Hashable, version, floor: int | None):
+        if not isinstance(version, int):  # a session's own uncommitted writes: never shared
+            return version
+        with self._lock:
+            known = self._latest.get(prefix)
+            if floor is not None and known is not None and floor <= known <= version:
+                return known
+            if known is None or version > known:
+                self._latest[prefix] = version
+                self._latest.move_to_end(prefix)
+                while len(self._latest) > self.size:
+                    self._latest.popitem(last=False)
+        return version
+
+    def clear(self) -> None:
+        with self._lock:
+            self._latest.clear()
+
+
 class Generation:
     """A counter this process moves on when the configuration changes (roles' rights, custom
     fields, pipelines, stages, rules — see changes.follow_writes): caches of configuration
@@ -76,4 +110,4 @@ def question(stmt, session) -> tuple:
             tuple(sorted((k, repr(v)) for k, v in compiled.params.items())))
 
 
-__all__ = ["CONFIG", "CONFIG_TTL_S", "Generation", "SharedAnswers", "db_key", "question"]
+__all__ = ["CONFIG", "CONFIG_TTL_S", "Generation", "Recent", "SharedAnswers", "db_key", "question"]

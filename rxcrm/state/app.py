@@ -19,7 +19,7 @@ import reflex as rx
 
 from rxcrm import i18n
 from rxcrm.db import transact
-from rxcrm.services import activities, auth, notifications, users
+from rxcrm.services import activities, auth, changes, notifications, users
 from rxcrm.services.context import Actor
 
 from .base import NotLoggedIn, event, field, id_or_none, to_id, to_text
@@ -62,6 +62,7 @@ class AppState(rx.State):
     unread_count: int = 0
     notifications: list[NotificationRow] = []
     bell_open: bool = False
+    _own_version: int = 0  # the newest change feed row of this tab's own writes
     _badges_at: float = 0.0  # time.time() of the last refresh (throttles the timer)
 
     @rx.var
@@ -115,8 +116,22 @@ class AppState(rx.State):
         """`fn(session, actor, *args, **kwargs)` in one unit of work (re-run on a transient
         database conflict), as the logged-in user; NotLoggedIn when there is none.
         `write=False` for reads (on SQLite they never wait for writers)."""
-        actor = actor or self._require_actor()
-        return transact(lambda s: fn(s, actor, *args, **kwargs), write=write)
+        key = "" if actor is not None else self._session_key()
+
+        def unit(s):
+            who = actor
+            if who is None:  # the session is resolved in the same unit of work, once per call
+                user = auth.resolve_key(s, key) if key else None
+                if user is None:
+                    raise NotLoggedIn()
+                who = auth.actor_for(user, client=self._client())
+            result = fn(s, who, *args, **kwargs)
+            if write:  # this tab's own writes: its live refreshes must show them (changes.at_least)
+                mark = changes.written_upto(s)
+                if mark > self._own_version:
+                    self._own_version = mark
+            return result
+        return transact(unit, write=write)
 
     def _read(self, fn: Callable[..., T], *args, actor: Actor | None = None, **kwargs) -> T:
         return self._call(fn, *args, write=False, actor=actor, **kwargs)

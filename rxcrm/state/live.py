@@ -105,11 +105,18 @@ async def _in_thread(fn, *args):
     return await loop.run_in_executor(_POOL, contextvars.copy_context().run, fn, *args)
 
 
+def _refresh_at_least(target, rows: list, floor: int) -> None:
+    with changes.at_least(floor):
+        target._live_refresh(rows)
+
+
 async def _refresh(app, token: str, w: Watch, rows: list) -> None:
     try:
         async with app.modify_state(rx.BaseStateToken(ident=token, cls=w.state)) as state:
             target = state if isinstance(state, w.state) else await state.get_state(w.state)
-            await _in_thread(target._live_refresh, rows)
+            # the newest shared answer that shows these rows and this tab's own writes will do
+            floor = max([r.id for r in rows] + [getattr(target, "_own_version", 0) or 0])
+            await _in_thread(_refresh_at_least, target, rows, floor)
     except Exception:  # noqa: BLE001 - one tab's failed refresh must not stop the others
         log.warning("live refresh of %s failed", w.state.__name__, exc_info=True)
 
