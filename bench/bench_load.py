@@ -8,16 +8,22 @@ the app in production mode on a free loopback port (under the e2e build lock, si
 share .web/), runs each user count in turn, stops the app. Each virtual user is a
 bench/load_client.RxClient: logs in with a demo account (managers, the head, admissions —
 several users may share an account, as colleagues share a role); once all are logged in
-(sessions last for days: 9:00 is not a login storm), all open /deals at once, each waits for
+(sessions last for days: 9:00 is not a login storm), they open /deals, each waits for
 its board, then drags one card no other user took back and forth between two stages that require
 no fields, `--moves` times, each move through the board's own event (WorkState.on_drag_end)
-and each waited for. Afterwards every move is checked in the database (a stage_history row
+and each waited for. Two paces (`--modes`):
+- `person`: people arrive within `--arrive` seconds (10: a department at 9:00) and look at
+  the board between two drags (`--think` seconds, 2 ± 50 % — far quicker than a person
+  works, who drags a card a minute at most);
+- `rush`: no pause at all — everyone opens at the same instant and drags as fast as the
+  server answers: a stress figure; its latency is bounded by throughput (50 users each
+  waiting for the server = a queue of 50), so it is read as moves per second. Afterwards every move is checked in the database (a stage_history row
 per move, the card in the stage of its last move).
 
 Prints one JSON line per (measure, user count):
     {"name": "board_open", "topology": "single", "users": 50, "p50_ms": …, "p95_ms": …,
      "max_ms": …, "errors": 0}
-    {"name": "stage_move", …, "moves": 1000, "applied": 1000, "errors": 0}
+    {"name": "stage_move", …, "moves": 1000, "applied": 1000, "errors": 0, "mode": "person", …}
 `errors` counts every event not answered in time and every move not applied in the database.
 Loopback only, bounded: each event waits at most --timeout seconds, the whole run --budget.
 Figures, not assertions."""
@@ -25,8 +31,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
+import random
 import signal
 import socket
 import statistics
@@ -110,14 +118,29 @@ def pick(board: list[dict], free: set[int], claimed: set[int]) -> tuple[int, int
     return None
 
 
+@dataclasses.dataclass
+class Pace:
+    mode: str = "person"
+    arrive_s: float = 10.0  # people open the board within this many seconds
+    think_s: float = 2.0  # a person's pause between two drags (± 50 %)
+
+    def arrival(self, rng: random.Random) -> float:
+        return rng.uniform(0, self.arrive_s) if self.mode == "person" else 0.0
+
+    def pause(self, rng: random.Random) -> float:
+        return rng.uniform(0.5, 1.5) * self.think_s if self.mode == "person" else 0.0
+
+
 async def one_user(base: str, work: str, account: str, nth: int, free: set[int], moves: int, timeout: float,
-                   web_dir: Path, out: dict, claimed: set[int], gate: asyncio.Barrier) -> None:
+                   web_dir: Path, out: dict, claimed: set[int], gate: asyncio.Barrier, pace: Pace,
+                   rng: random.Random) -> None:
     client = RxClient(base, timeout=timeout, web_dir=web_dir)
     try:
         try:  # people come in already logged in: the logins (argon2, on purpose slow) go first
             await client.login(account, PASSWORD)
         finally:
             await gate.wait()
+        await asyncio.sleep(pace.arrival(rng))
 
         def board_arrived(c: RxClient) -> bool:
             return any(col.get("cards") for col in c.var(work, "board", []) or [])
@@ -131,6 +154,8 @@ async def one_user(base: str, work: str, account: str, nth: int, free: set[int],
         card, here, there = target
         out["cards"][card] = []
         for _ in range(moves):
+            await asyncio.sleep(pace.pause(rng))
+
             def answered(c: RxClient) -> bool:  # the card's «saving» mark came back off
                 return any((u.get("delta") or {}).get(work, {}).get("saving_id_rx_state_") == 0
                            for u in c.updates) or bool(c.var(work, "missing_open"))
@@ -178,7 +203,7 @@ def check_moves(db_url: str, cards: dict[int, list[int]], since) -> tuple[int, i
 
 
 async def run_level(base: str, db_url: str, users: int, moves: int, timeout: float, topology: str,
-                    web_dir: Path) -> list[dict]:
+                    web_dir: Path, pace: Pace) -> list[dict]:
     from datetime import datetime, timezone
     work = _states()
     free = free_stages(db_url)
@@ -193,16 +218,19 @@ async def run_level(base: str, db_url: str, users: int, moves: int, timeout: flo
         account = ACCOUNTS[i % len(ACCOUNTS)]
         nth = per_account.get(account, 0)
         per_account[account] = nth + 1
-        tasks.append(one_user(base, work, account, nth, free, moves, timeout, web_dir, out, claimed, gate))
+        tasks.append(one_user(base, work, account, nth, free, moves, timeout, web_dir, out, claimed, gate, pace,
+                              random.Random(i)))
     started = time.perf_counter()
     await asyncio.gather(*tasks)
     wall = time.perf_counter() - started
     applied, sent = check_moves(db_url, out["cards"], since)
     not_applied = sent - applied
     open_errors = users - len(out["open"])
-    rows = [figures("board_open", topology, users, out["open"], open_errors),
+    how = {"mode": pace.mode, **({"arrive_s": pace.arrive_s, "think_s": pace.think_s} if pace.mode == "person" else {})}
+    rows = [figures("board_open", topology, users, out["open"], open_errors, **how),
             figures("stage_move", topology, users, out["moves"], out["errors"] - open_errors + not_applied,
-                    moves=users * moves, answered=len(out["moves"]), applied=applied, wall_s=round(wall, 1))]
+                    moves=users * moves, answered=len(out["moves"]), applied=applied, wall_s=round(wall, 1),
+                    moves_per_s=round(len(out["moves"]) / wall, 1) if wall else None, **how)]
     if out["notes"]:
         rows[-1]["notes"] = sorted(set(out["notes"]))[:5]
     return rows
@@ -251,6 +279,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--users", default="1,10,50")
     ap.add_argument("--moves", type=int, default=20)
+    ap.add_argument("--modes", default="person,rush", help="person (arrivals and pauses like people), rush (none)")
+    ap.add_argument("--arrive", type=float, default=10.0, help="person: seconds within which people open the board")
+    ap.add_argument("--think", type=float, default=2.0, help="person: seconds between two drags (± 50 %%)")
     ap.add_argument("--topology", default="single", choices=["single", "prod"],
                     help="single: one process on SQLite; prod: PostgreSQL + Redis + several workers")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds an event may take before it counts as lost")
@@ -267,15 +298,18 @@ def main() -> int:
     deadline = time.time() + args.budget
 
     def run_all(base: str, db_url: str) -> None:
-        for users in levels:
-            if time.time() > deadline:
-                print(json.dumps({"name": "stopped", "reason": "time budget", "users": users}), flush=True)
-                break
-            rows = asyncio.run(asyncio.wait_for(
-                run_level(base, db_url, users, args.moves, args.timeout, args.topology, ROOT / ".web"),
-                timeout=max(30.0, deadline - time.time())))
-            for row in rows:
-                print(json.dumps(row, ensure_ascii=False), flush=True)
+        for mode in [m for m in args.modes.split(",") if m]:
+            pace = Pace(mode, args.arrive, args.think)
+            for users in levels:
+                if time.time() > deadline:
+                    print(json.dumps({"name": "stopped", "reason": "time budget", "users": users, "mode": mode}),
+                          flush=True)
+                    return
+                rows = asyncio.run(asyncio.wait_for(
+                    run_level(base, db_url, users, args.moves, args.timeout, args.topology, ROOT / ".web", pace),
+                    timeout=max(30.0, deadline - time.time())))
+                for row in rows:
+                    print(json.dumps(row, ensure_ascii=False), flush=True)
 
     if args.url:
         run_all(args.url, args.db_url)

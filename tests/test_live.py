@@ -254,3 +254,80 @@ def test_recent_settles_on_the_newest_answer_at_least_the_floor():
     assert r.settle("q", 12, 11) == 12          # never newer than what the reader's session sees
     assert r.settle("q", (14, "tok", 1), 9) == (14, "tok", 1)  # own uncommitted writes: never shared
     assert r.settle("other", 16, 13) == 16
+
+
+def _column_order(st, stage_id):
+    from rxcrm.services import listing
+    return [c["id"] for c in st._read(listing.column_cards, "deal", st.pipeline_id, stage_id,
+                                      st._effective_filters(), limit=1000)]
+
+
+def test_a_patched_board_is_what_a_fresh_read_shows(world, monkeypatch):
+    """A live refresh puts only the changed cards where they now belong (listing.board_changes
+    + _patch_board). After rounds of others' moves, edits, closes, new and deleted deals —
+    with columns longer than what they show — every column's counters and sums are a fresh
+    read's, and its cards are the first cards of the column in its order (newest first)."""
+    import random
+    from datetime import timedelta
+
+    from rxcrm.models import Stage
+    from rxcrm.models.pipeline import PROCESS
+    from rxcrm.services import changes, listing, requirements
+    monkeypatch.setattr(listing, "BOARD_PAGE", 2)
+    tokens, ids, stages = world
+    live.WATCHERS.clear()
+    rng = random.Random(14)
+    with session_scope() as s:
+        users = {u.login: u for u in s.exec(select(User).where(User.login.in_(["lv_m1", "lv_head"]))).all()}
+        pipe_id = s.get(Deal, ids["Живая lv_m1"]).pipeline_id
+        every = s.exec(select(Stage).where(Stage.pipeline_id == pipe_id)).all()
+        free = [st for st in every if st.semantic == PROCESS and not requirements.required_for(s, "deal", st)]
+        closing = [st for st in every if st.semantic != PROCESS and not requirements.required_for(s, "deal", st)]
+        made = [f.deal(s, f"Поток {i}", users["lv_m1"], stage_code=rng.choice(free).code, amount=1000 * (i + 1),
+                       created_at=utcnow() - timedelta(minutes=i)).id for i in range(10)]
+    assert len(free) >= 2
+    tab = _board_state(tokens["lv_m2"], "tab-patch")
+    app = FakeApp({"tab-patch": tab})
+    try:
+        for n in range(8):
+            with session_scope() as s:
+                mark = changes.version(s)
+            with session_scope() as s:
+                m1, head = (auth.actor_for(users[k]) for k in ("lv_m1", "lv_head"))
+                for _ in range(3):
+                    deal = s.get(Deal, rng.choice(made))
+                    if deal.deleted_at is not None or deal.semantic != PROCESS:
+                        continue
+                    op = rng.choice(["move", "move", "move", "amount", "create", "close", "delete"])
+                    if op == "move":
+                        items.move_stage(s, m1, "deal", deal.id, rng.choice([st for st in free if st.id != deal.stage_id]).id)
+                    elif op == "amount":
+                        items.update_fields(s, m1, "deal", deal.id, {"amount": rng.randint(1, 90) * 1000})
+                    elif op == "create":
+                        made.append(f.deal(s, f"Новая {n}", users["lv_m1"], stage_code=rng.choice(free).code,
+                                           created_at=utcnow() - timedelta(minutes=rng.randint(0, 12))).id)
+                    elif op == "close" and closing:
+                        items.move_stage(s, head, "deal", deal.id, rng.choice(closing).id, allow_final=True)
+                    elif op == "delete":
+                        items.delete_item(s, head, "deal", deal.id)
+            with session_scope() as s:
+                rows = changes.since(s, mark)
+                for r in rows:
+                    s.expunge(r)
+            _refresh(app, "tab-patch", tab, rows)
+            fresh = _board_state(tokens["lv_m2"], f"tab-fresh-{n}")
+            for col, want in zip(tab.board, fresh.board, strict=True):
+                assert (col.id, col.count, col.total, col.overdue, col.today, col.none) == \
+                    (want.id, want.count, want.total, want.overdue, want.today, want.none)
+                shown = [c.id for c in col.cards]
+                assert shown == _column_order(fresh, col.id)[:len(shown)], f"round {n}, column {col.name}"
+                assert col.has_more == (col.count > len(shown))
+                assert {c.id: c.version for c in col.cards} == \
+                    {c.id: c.version for c in want.cards if c.id in set(shown)} | \
+                    {c.id: c.version for c in col.cards if c.id not in {w.id for w in want.cards}}
+    finally:
+        with session_scope() as s:
+            for deal_id in made:
+                d = s.get(Deal, deal_id)
+                d.deleted_at = d.deleted_at or utcnow()
+                s.add(d)

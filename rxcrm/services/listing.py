@@ -329,12 +329,13 @@ def _summary(session: Session, model, conds: list, pipeline_id: int, now: dateti
 
 
 def board(session: Session, actor: Actor, entity: str, pipeline_id: int, filters: dict,
-          now: datetime | None = None, limit: int = BOARD_PAGE) -> list[dict]:
+          now: datetime | None = None, limit: int | None = None) -> list[dict]:
     """The board as it opens: per process stage its summary (board_summary) and its first
     `limit` cards newest first (`cards`) — a handful of statements whatever the number of
     columns (the columns' first pages are one UNION ALL of indexed LIMIT reads, their cards
     one batch of lookups), shared among people who ask the same."""
     now = now or utcnow().replace(second=0, microsecond=0)
+    limit = limit or BOARD_PAGE
     model, _, conds = _scoped(session, actor, entity, filters, now, pipeline_id)
     key = _question(session, actor, entity, pipeline_id, filters, now)
     columns = _summary(session, model, conds, pipeline_id, now, key)
@@ -357,11 +358,31 @@ def board(session: Session, actor: Actor, entity: str, pipeline_id: int, filters
     return [{**c, "cards": by_stage.get(c["id"], [])} for c in columns]
 
 
+def board_changes(session: Session, actor: Actor, entity: str, pipeline_id: int, filters: dict,
+                  ids: list[int], now: datetime | None = None) -> tuple[list[dict], list[dict]]:
+    """What an open board needs after the items `ids` changed (a live refresh): the columns'
+    summaries (shared, like `board`'s) and the cards of those items as this person sees them
+    now — an item that left the board (another pipeline or a closed stage, out of the filter or
+    of the person's sight, deleted) has no card. One indexed read of a few ids instead of
+    every column's first page."""
+    now = now or utcnow().replace(second=0, microsecond=0)
+    model, _, conds = _scoped(session, actor, entity, filters, now, pipeline_id)
+    columns = _summary(session, model, conds, pipeline_id, now,
+                       _question(session, actor, entity, pipeline_id, filters, now))
+    if not ids:
+        return columns, []
+    found = session.execute(select(model).where(
+        model.id.in_(ids), model.pipeline_id == pipeline_id, model.stage_id.in_([c["id"] for c in columns]),
+        *conds)).scalars().all()
+    return columns, cards(session, entity, list(found), now)
+
+
 def column_cards(session: Session, actor: Actor, entity: str, pipeline_id: int, stage_id: int,
-                 filters: dict, offset: int = 0, limit: int = BOARD_PAGE,
+                 filters: dict, offset: int = 0, limit: int | None = None,
                  now: datetime | None = None) -> list[dict]:
     """One page of cards of one column, newest first."""
     now = now or utcnow()
+    limit = limit or BOARD_PAGE
     model, _, conds = _scoped(session, actor, entity, filters, now, pipeline_id)
     stmt = (select(model).where(model.pipeline_id == pipeline_id, model.stage_id == stage_id, *conds)
             .order_by(model.created_at.desc(), model.id.desc()).offset(offset).limit(limit))
@@ -398,6 +419,7 @@ def cards(session: Session, entity: str, items: list, now: datetime | None = Non
             "overdue": bool(act and act.start_at < now),
             "repeat": bool(i.is_repeat),
             "version": i.version,  # a drag passes it to items.move_stage(expected_version=)
+            "created": i.created_at.isoformat() if i.created_at else "",  # the column's order (newest first)
             "value": float(i.amount or 0),
             "due": _due(i.next_activity_at, now, end_today),  # which column counter it adds to
         })
@@ -414,7 +436,7 @@ def _due(nxt: datetime | None, now: datetime, end_today: datetime) -> str:
 
 
 
-__all__ = ["ListPage", "board", "board_summary", "cards", "column_cards", "count", "display", "list_page",
+__all__ = ["ListPage", "board", "board_changes", "board_summary", "cards", "column_cards", "count", "display", "list_page",
            "matching_ids", "ordered_ids", "query_items", "resolve", "stages_of"]
 
 

@@ -56,6 +56,7 @@ class Card:
     version: int = 0  # the item's version when the board was read: a drag from a stale board is refused
     value: float = 0.0  # the amount as a number (the column's sum follows a move without a re-read)
     due: str = ""  # overdue | today | none | "": the column counter the card adds to
+    created: str = ""  # when the item was created (ISO): the column's order, newest first
 
 
 @dataclasses.dataclass
@@ -595,12 +596,30 @@ class WorkState(AppState):
             WorkState, self.entity, self.pipeline_id or None, None, actor.user_id, actor.department_id, scope))
 
     def _live_refresh(self, rows) -> None:
-        """Someone else changed items this tab shows (state/live.py): read them again."""
+        """Someone else changed items this tab shows (state/live.py). A board reads just those
+        items and the columns' summaries and puts the cards where they now belong
+        (`_patch_board`); a list, or a change of many items at once, is read again."""
         actor = self._actor()
         if actor is None:
             live.unwatch(self.router.session.client_token, "work")
             return
-        self._load_view(actor)
+        ids = sorted({r.entity_id for r in rows if r.entity_id})
+        if not self.is_kanban or not self.board or any(r.kind == "bulk" for r in rows) or len(ids) > LIVE_PATCH_MAX:
+            self._load_view(actor)
+            return
+        try:
+            columns, cards = self._read(listing.board_changes, self.entity, self.pipeline_id,
+                                        self._effective_filters(), ids, actor=actor)
+        except ValidationFailed:
+            self._load_view(actor)
+            return
+        if [c["id"] for c in columns] != [c.id for c in self.board]:
+            self._load_view(actor)  # the pipeline's stages changed: the whole board
+            return
+        self.board = _patch_board(self.board, columns, cards, set(ids))
+        empty = sum(c.count for c in self.board) == 0
+        if empty != bool(self.empty_title):
+            self._load_view(actor)  # the board became empty or stopped being: its hint
 
     def _empty_hint(self, s, actor) -> None:
         """An empty board or list says why and what to do: a filter that matches nothing
@@ -1205,7 +1224,34 @@ class WorkState(AppState):
         yield rx.redirect(f"/api/export/{token}", is_external=True)
 
 
+LIVE_PATCH_MAX = 100  # a live refresh with more changed items than this reads the board again
+
+
+def _patch_board(board: list[BoardColumn], columns: list[dict], fresh: list[dict], changed: set[int]) -> list[BoardColumn]:
+    """The board after the items `changed` changed: `columns` are the new summaries (counts,
+    sums, counters), `fresh` the cards of those items that are on this board now. Each
+    column's shown cards stay what a read of its first cards gives (a prefix of its order,
+    newest first): a changed card leaves wherever it was and enters its column at its place
+    in that order — or not at all when its place is below the cards shown (the column's
+    «more» brings it, as a fresh read would)."""
+    by_stage: dict[int, list[Card]] = {}
+    for d in fresh:
+        by_stage.setdefault(d["stage_id"], []).append(Card(**_card(d)))
+    out = []
+    for col, summary in zip(board, columns):
+        whole = not col.has_more  # the column showed all its cards
+        cards = [c for c in col.cards if c.id not in changed]
+        for card in by_stage.get(col.id, []):
+            at = next((i for i, c in enumerate(cards) if (c.created, c.id) < (card.created, card.id)), len(cards))
+            if at < len(cards) or whole:
+                cards.insert(at, card)
+        out.append(BoardColumn(summary["id"], summary["name"], summary["color"], summary["count"],
+                               summary["amount"], summary["overdue"], summary["today"], summary["none"],
+                               cards, summary["count"] > len(cards), summary["amount_value"]))
+    return out
+
+
 def _card(d: dict) -> dict:
     return {**{k: d[k] for k in ("id", "title", "client", "amount", "responsible", "activity", "activity_at",
                                  "overdue", "repeat")}, "version": d.get("version") or 0,
-            "value": d.get("value") or 0.0, "due": d.get("due") or ""}
+            "value": d.get("value") or 0.0, "due": d.get("due") or "", "created": d.get("created") or ""}
