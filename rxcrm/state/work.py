@@ -26,7 +26,7 @@ from rxcrm.services.fields import FieldDef, field_map
 
 from . import live
 from .app import AppState
-from .base import choice, describe, event, field, id_or_none, opt_id, to_bool, to_form, to_id, to_ids, to_int, to_text
+from .base import NotLoggedIn, choice, describe, event, field, id_or_none, opt_id, to_bool, to_form, to_id, to_ids, to_int, to_text
 
 PAGE_ENTITY = entities.BY_SECTION  # "deals" → "deal"
 ACTIVITY = "activity"  # the filter (and the panel's form) key of the activity state (field next_activity_at)
@@ -599,27 +599,28 @@ class WorkState(AppState):
         """Someone else changed items this tab shows (state/live.py). A board reads just those
         items and the columns' summaries and puts the cards where they now belong
         (`_patch_board`); a list, or a change of many items at once, is read again."""
-        actor = self._actor()
-        if actor is None:
-            live.unwatch(self.router.session.client_token, "work")
-            return
         ids = sorted({r.entity_id for r in rows if r.entity_id})
-        if not self.is_kanban or not self.board or any(r.kind == "bulk" for r in rows) or len(ids) > LIVE_PATCH_MAX:
-            self._load_view(actor)
-            return
+        patch = self.is_kanban and self.board and not any(r.kind == "bulk" for r in rows) and len(ids) <= LIVE_PATCH_MAX
+        try:
+            if patch and self._patched(ids):
+                return
+            self._load_view(self._require_actor())  # reads it all (and shows a filter's refusal)
+        except NotLoggedIn:
+            live.unwatch(self.router.session.client_token, "work")
+
+    def _patched(self, ids: list[int]) -> bool:
+        """The live patch of the board (see `_patch_board`), in one unit of work; False when
+        the board must be read whole instead (its stages changed, it became empty or stopped
+        being — its hint —, the filter is refused)."""
         try:
             columns, cards = self._read(listing.board_changes, self.entity, self.pipeline_id,
-                                        self._effective_filters(), ids, actor=actor)
+                                        self._effective_filters(), ids)
         except ValidationFailed:
-            self._load_view(actor)
-            return
+            return False
         if [c["id"] for c in columns] != [c.id for c in self.board]:
-            self._load_view(actor)  # the pipeline's stages changed: the whole board
-            return
+            return False
         self.board = _patch_board(self.board, columns, cards, set(ids))
-        empty = sum(c.count for c in self.board) == 0
-        if empty != bool(self.empty_title):
-            self._load_view(actor)  # the board became empty or stopped being: its hint
+        return (sum(c.count for c in self.board) == 0) == bool(self.empty_title)
 
     def _empty_hint(self, s, actor) -> None:
         """An empty board or list says why and what to do: a filter that matches nothing
