@@ -183,15 +183,9 @@ def _change_elsewhere():
         f.contact(s, "Посторонний", "Контакт")
 
 
-def test_a_rounds_tabs_share_one_board_read_though_the_version_moves_on(world):
-    """Fifty tabs refreshed after one move must not each read the board again because other
-    moves committed in between: a refresh takes the newest shared answer that already shows
-    the rows it was told about (changes.at_least); a plain read still reads the newest data."""
-    from rxcrm.services import changes, listing
-    tokens, ids, stages = world
-    live.WATCHERS.clear()
-    a, b = _board_state(tokens["lv_m2"], "tab-share-a"), _board_state(tokens["lv_m2"], "tab-share-b")
-    app = FakeApp({"tab-share-a": a, "tab-share-b": b})
+def _m1_moves_their_deal(ids, stages) -> tuple[int, list]:
+    """lv_m1 moves their deal to the other of two stages: (that stage, the feed rows it wrote)."""
+    from rxcrm.services import changes
     with session_scope() as s:
         mark = changes.version(s)
         m1 = auth.actor_for(s.exec(select(User).where(User.login == "lv_m1")).one())
@@ -202,6 +196,19 @@ def test_a_rounds_tabs_share_one_board_read_though_the_version_moves_on(world):
         rows = changes.since(s, mark)
         for r in rows:
             s.expunge(r)
+    return there, rows
+
+
+def test_a_rounds_tabs_share_one_board_read_though_the_version_moves_on(world):
+    """Fifty tabs refreshed after one move must not each read the board again because other
+    moves committed in between: a refresh takes the newest shared answer that already shows
+    the rows it was told about (changes.at_least); a plain read still reads the newest data."""
+    from rxcrm.services import listing
+    tokens, ids, stages = world
+    live.WATCHERS.clear()
+    a, b = _board_state(tokens["lv_m2"], "tab-share-a"), _board_state(tokens["lv_m2"], "tab-share-b")
+    app = FakeApp({"tab-share-a": a, "tab-share-b": b})
+    there, rows = _m1_moves_their_deal(ids, stages)
     assert rows
     _refresh(app, "tab-share-a", a, rows)
     assert "Живая lv_m1" in _titles(a, there)
@@ -217,21 +224,11 @@ def test_a_rounds_tabs_share_one_board_read_though_the_version_moves_on(world):
 def test_a_shared_refresh_never_undoes_the_tabs_own_move(world):
     """The tab's own writes raise its floor: a shared answer older than its own move is not
     taken, so the card it just dragged does not jump back."""
-    from rxcrm.services import changes
     tokens, ids, stages = world
     live.WATCHERS.clear()
     watcher, mover = _board_state(tokens["lv_m2"], "tab-own-a"), _board_state(tokens["lv_m2"], "tab-own-b")
     app = FakeApp({"tab-own-a": watcher, "tab-own-b": mover})
-    with session_scope() as s:
-        mark = changes.version(s)
-        m1 = auth.actor_for(s.exec(select(User).where(User.login == "lv_m1")).one())
-        deal = s.get(Deal, ids["Живая lv_m1"])
-        items.move_stage(s, m1, "deal", deal.id,
-                         stages["INTEREST"] if deal.stage_id == stages["REGISTRATION"] else stages["REGISTRATION"])
-    with session_scope() as s:
-        rows = changes.since(s, mark)
-        for r in rows:
-            s.expunge(r)
+    _, rows = _m1_moves_their_deal(ids, stages)
     _refresh(app, "tab-own-a", watcher, rows)  # a shared answer at this version now exists
     own = ids["Живая lv_m2"]
     here = next(col.id for col in mover.board for c in col.cards if c.id == own)
