@@ -328,3 +328,27 @@ def test_a_patched_board_is_what_a_fresh_read_shows(world, monkeypatch):
                 d = s.get(Deal, deal_id)
                 d.deleted_at = d.deleted_at or utcnow()
                 s.add(d)
+
+
+def test_a_round_refreshes_a_few_tabs_at_a_time(monkeypatch):
+    """Fifty tabs to refresh are not started at once (each holds a thread and the loop, and
+    everyone's next drag would wait behind all of them): at most REFRESH_AT_ONCE run."""
+    running, most, done = [0], [0], []
+
+    async def fake_refresh(app, token, w, rows):
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        await asyncio.sleep(0.01)
+        running[0] -= 1
+        done.append(token)
+
+    async def fake_in_thread(fn, *args):
+        return 1, [_row(1)]
+
+    monkeypatch.setattr(live, "_refresh", fake_refresh)
+    monkeypatch.setattr(live, "_in_thread", fake_in_thread)
+    live.WATCHERS.clear()
+    for i in range(20):
+        live.watch(f"tab{i}", "work", live.Watch(object, "deal", 1, None, 42, 2, "all"))
+    asyncio.run(live.round_once(None, 0, now=100.0))
+    assert len(done) == 20 and most[0] == live.REFRESH_AT_ONCE

@@ -30,6 +30,7 @@ from .base import _POOL
 log = logging.getLogger("rxcrm.live")
 FEED_PERIOD_S = 1.0
 REFRESH_EVERY_S = 2.0  # a tab is refreshed at most this often (changes in between wait, merged)
+REFRESH_AT_ONCE = 2  # refreshes in flight at a time: people's own events pass between them
 PRUNE_EVERY_S = 600.0
 WATCH_TTL_S = 3600.0  # a tab not heard of for an hour is forgotten
 
@@ -136,8 +137,13 @@ async def round_once(app, after: int, now: float | None = None) -> int:
         if w.pending and now - w.refreshed >= REFRESH_EVERY_S:
             pending, w.pending, w.refreshed = w.pending, [], now
             jobs.append(_refresh(app, key[0], w, pending))
-    if jobs:
-        await asyncio.gather(*jobs)
+    if jobs:  # a few at a time: fifty at once would queue everyone's next drag behind them
+        gate = asyncio.Semaphore(REFRESH_AT_ONCE)
+
+        async def in_turn(job):
+            async with gate:
+                await job
+        await asyncio.gather(*(in_turn(j) for j in jobs))
     return mark
 
 
