@@ -2,6 +2,13 @@ import os
 
 import reflex as rx
 
+# Without Redis, Reflex keeps each tab's state on disk too (.states/, for a restart), pickling a
+# changed state 2 s after its change by default. A room's boards change every couple of seconds
+# (live updates): every open tab was pickled on the event loop every 2 s (~10% of the server's
+# time with 50 people). What a restart may lose is a tab's last seconds of UI state (a filter
+# being chosen), never data; 10 s.
+os.environ.setdefault("REFLEX_STATE_MANAGER_DISK_DEBOUNCE", "10s")
+
 config = rx.Config(
     app_name="rxcrm",
     db_url=os.environ.get("REFLEX_DB_URL", "sqlite:///rxcrm.db"),
