@@ -59,17 +59,17 @@ prod-stop:
 test: install-test system-deps
 	@bash scripts/test.sh
 
-## make bench-load: 1, 10 and 50 people open /deals and drag cards through the real app (at a
-## person's pace, then in a rush with no pause), on
+## make bench-load: people open /deals and drag cards through the real app — 10 and 50 at a
+## person's pace (a drag every ~10 s), then 1, 10 and 50 in a rush with no pause — on
 ## the single process (SQLite) and the production topology (PostgreSQL + Redis + a worker per
 ## core); loopback, bounded (≤ 20 min); JSON lines per measure, topology and user count
 bench-load: install-test system-deps
-	$(PY) bench/bench_load.py --users 1,10,50 --moves 20 --budget 590
+	$(PY) bench/bench_load.py --budget 590
 	@if [ -f .run/pg.env ]; then \
-	  . ./.run/pg.env && $(PY) bench/bench_load.py --topology prod --pg-url "$$RXCRM_TEST_PG_URL" --users 1,10,50 --moves 20 --budget 590; \
+	  . ./.run/pg.env && $(PY) bench/bench_load.py --topology prod --pg-url "$$RXCRM_TEST_PG_URL" --budget 590; \
 	else \
 	  trap 'bash scripts/pg.sh stop' EXIT; \
-	  url=$$(bash scripts/pg.sh start) && $(PY) bench/bench_load.py --topology prod --pg-url "$$url" --users 1,10,50 --moves 20 --budget 590; \
+	  url=$$(bash scripts/pg.sh start) && $(PY) bench/bench_load.py --topology prod --pg-url "$$url" --budget 590; \
 	fi
 
 ## make bench: performance figures (JSON lines), not timed tests; the intake burst runs on

@@ -1,6 +1,7 @@
 """Load bench: N concurrent people open /deals and drag cards, through the real app.
 
-    python bench/bench_load.py [--users 1,10,50] [--moves 20] [--topology single|prod [--pg-url URL]]
+    python bench/bench_load.py [--users 1,10,50] [--moves 20] [--person-users 10,50] [--person-moves 10]
+                               [--topology single|prod [--pg-url URL]]
                                [--url http://127.0.0.1:PORT --db-url URL]   # an app already running
 
 Without --url it seeds a fresh demo database (SQLite in .run/bench-load/), builds and starts
@@ -12,12 +13,15 @@ several users may share an account, as colleagues share a role); once all are lo
 its board, then drags one card no other user took back and forth between two stages that require
 no fields, `--moves` times, each move through the board's own event (WorkState.on_drag_end)
 and each waited for. Two paces (`--modes`):
-- `person`: people arrive within `--arrive` seconds (10: a department at 9:00) and look at
-  the board between two drags (`--think` seconds, 2 ± 50 % — far quicker than a person
-  works, who drags a card a minute at most);
-- `rush`: no pause at all — everyone opens at the same instant and drags as fast as the
-  server answers: a stress figure; its latency is bounded by throughput (50 users each
-  waiting for the server = a queue of 50), so it is read as moves per second. Afterwards every move is checked in the database (a stage_history row
+- `person` (`--person-users`, `--person-moves` each): people arrive within `--arrive`
+  seconds (10: a department at 9:00) and look at the board between two drags (`--think`
+  seconds, 10 ± 50 %: fifty people dragging a card every ten seconds is 300 moves a minute,
+  more than any admissions office makes — a person drags a card a minute at most);
+- `rush` (`--users`, `--moves` each): no pause at all — everyone opens at the same instant
+  and drags as fast as the server answers: a stress figure; its latency is bounded by
+  throughput (50 users each waiting for the server = a queue of 50: latency ≈ 50 / moves
+  per second, whatever the server), so it is read as moves per second. Its 1-user figure is
+  the unloaded server's latency, the base of the ratios. Afterwards every move is checked in the database (a stage_history row
 per move, the card in the stage of its last move).
 
 Prints one JSON line per (measure, user count):
@@ -122,7 +126,7 @@ def pick(board: list[dict], free: set[int], claimed: set[int]) -> tuple[int, int
 class Pace:
     mode: str = "person"
     arrive_s: float = 10.0  # people open the board within this many seconds
-    think_s: float = 2.0  # a person's pause between two drags (± 50 %)
+    think_s: float = 10.0  # a person's pause between two drags (± 50 %)
 
     def arrival(self, rng: random.Random) -> float:
         return rng.uniform(0, self.arrive_s) if self.mode == "person" else 0.0
@@ -277,11 +281,13 @@ class App:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--users", default="1,10,50")
-    ap.add_argument("--moves", type=int, default=20)
+    ap.add_argument("--users", default="1,10,50", help="rush: user counts")
+    ap.add_argument("--moves", type=int, default=20, help="rush: moves per user")
+    ap.add_argument("--person-users", default="10,50", help="person: user counts")
+    ap.add_argument("--person-moves", type=int, default=10, help="person: moves per user")
     ap.add_argument("--modes", default="person,rush", help="person (arrivals and pauses like people), rush (none)")
     ap.add_argument("--arrive", type=float, default=10.0, help="person: seconds within which people open the board")
-    ap.add_argument("--think", type=float, default=2.0, help="person: seconds between two drags (± 50 %%)")
+    ap.add_argument("--think", type=float, default=10.0, help="person: seconds between two drags (± 50 %%)")
     ap.add_argument("--topology", default="single", choices=["single", "prod"],
                     help="single: one process on SQLite; prod: PostgreSQL + Redis + several workers")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds an event may take before it counts as lost")
@@ -293,6 +299,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="--topology prod: app workers")
     args = ap.parse_args()
     levels = [int(x) for x in args.users.split(",") if x]
+    person_levels = [int(x) for x in args.person_users.split(",") if x]
     work_dir = ROOT / ".run" / "bench-load"
     work_dir.mkdir(parents=True, exist_ok=True)
     deadline = time.time() + args.budget
@@ -300,13 +307,14 @@ def main() -> int:
     def run_all(base: str, db_url: str) -> None:
         for mode in [m for m in args.modes.split(",") if m]:
             pace = Pace(mode, args.arrive, args.think)
-            for users in levels:
+            counts, moves = (person_levels, args.person_moves) if mode == "person" else (levels, args.moves)
+            for users in counts:
                 if time.time() > deadline:
                     print(json.dumps({"name": "stopped", "reason": "time budget", "users": users, "mode": mode}),
                           flush=True)
                     return
                 rows = asyncio.run(asyncio.wait_for(
-                    run_level(base, db_url, users, args.moves, args.timeout, args.topology, ROOT / ".web", pace),
+                    run_level(base, db_url, users, moves, args.timeout, args.topology, ROOT / ".web", pace),
                     timeout=max(30.0, deadline - time.time())))
                 for row in rows:
                     print(json.dumps(row, ensure_ascii=False), flush=True)
