@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 import pytest
 from sqlmodel import select
@@ -97,7 +98,7 @@ def test_a_move_reaches_the_department_not_another_department(world):
 
 
 def test_watchers_match_by_pipeline_scope_and_author():
-    row = type("Row", (), dict(entity_type="deal", entity_id=5, pipeline_id=1, kind="changed", actor_id=9,
+    row = type("Row", (), dict(id=77, entity_type="deal", entity_id=5, pipeline_id=1, kind="changed", actor_id=9,
                                responsible_id=3, department_id=2))
     w = live.Watch(object, "deal", 1, None, 3, 2, "own")
     assert live.concerns(w, row)
@@ -105,9 +106,11 @@ def test_watchers_match_by_pipeline_scope_and_author():
     assert not live.concerns(live.Watch(object, "deal", 1, None, 4, 2, "own"), row)       # not theirs
     assert live.concerns(live.Watch(object, "deal", 1, None, 4, 2, "department"), row)
     assert not live.concerns(live.Watch(object, "deal", 1, None, 4, 7, "department"), row)
-    assert not live.concerns(live.Watch(object, "deal", 1, None, 9, 2, "all"), row)       # their own change
+    assert not live.concerns(live.Watch(object, "deal", 1, None, 9, 2, "all"), row, {77: None})  # the tab's own
+    assert live.concerns(live.Watch(object, "deal", 1, None, 9, 2, "all"), row, {76: None})  # their other tab's
     assert not live.concerns(live.Watch(object, "lead", 1, None, 4, 2, "all"), row)
     assert live.concerns(live.Watch(object, "deal", None, 5, 4, None, "all"), row)        # the open card
+    assert not live.concerns(live.Watch(object, "deal", None, 5, 9, None, "all"), row, {77: None})
 
 
 def _card_state(token, client, deal_id):
@@ -168,7 +171,7 @@ def test_a_busy_room_refreshes_each_tab_at_most_every_two_seconds(monkeypatch):
 
 
 def _row(item_id):
-    return type("Row", (), dict(entity_type="deal", entity_id=item_id, pipeline_id=1, kind="changed", actor_id=7,
+    return type("Row", (), dict(id=item_id, entity_type="deal", entity_id=item_id, pipeline_id=1, kind="changed", actor_id=7,
                                 responsible_id=3, department_id=2))
 
 
@@ -352,3 +355,29 @@ def test_a_round_refreshes_a_few_tabs_at_a_time(monkeypatch):
         live.watch(f"tab{i}", "work", live.Watch(object, "deal", 1, None, 42, 2, "all"))
     asyncio.run(live.round_once(None, 0, now=100.0))
     assert len(done) == 20 and most[0] == live.REFRESH_AT_ONCE
+
+
+def test_a_persons_move_in_one_tab_reaches_their_other_tab_not_itself(world, monkeypatch):
+    """The head keeps the board open on two screens: a drag in one shows in the other; the
+    tab that dragged is not refreshed for its own move (its screen shows it already)."""
+    tokens, ids, stages = world
+    live.WATCHERS.clear()
+    one, two = _board_state(tokens["lv_m2"], "tab-two-1"), _board_state(tokens["lv_m2"], "tab-two-2")
+    app = FakeApp({"tab-two-1": one, "tab-two-2": two})
+    mark = asyncio.run(live.round_once(app, -1))
+    deal = ids["Живая lv_m2"]
+    here = next(col.id for col in one.board for c in col.cards if c.id == deal)
+    there = stages["INTEREST"] if here == stages["REGISTRATION"] else stages["REGISTRATION"]
+    for _ in one.on_drag_end({"draggableId": str(deal), "from": str(here), "to": str(there)}):
+        pass
+    assert live.OWN.get("tab-two-1")
+    refreshed = []
+    original = live._refresh
+
+    async def spy(app_, token, w, rows):
+        refreshed.append(token)
+        await original(app_, token, w, rows)
+    monkeypatch.setattr(live, "_refresh", spy)
+    asyncio.run(live.round_once(app, mark, now=time.monotonic() + live.REFRESH_EVERY_S))
+    assert refreshed == ["tab-two-2"]
+    assert "Живая lv_m2" in _titles(two, there)

@@ -11,8 +11,9 @@ roll back together, whatever service made it.
 - `prune(session, keep)` — the feed is a window, not a history (the audit is the history).
 - `at_least(floor)` / `floor()` — a reader that only needs the changes up to the feed row
   `floor` (a live refresh) may share an answer given at any version from there on
-  (shared.Recent); `written_upto(session)` — the newest feed row of a session's own writes,
-  which such a reader's floor must include (a person's own move never jumps back)."""
+  (shared.Recent); `written(session)` / `written_upto(session)` — the feed rows of a
+  session's own writes: a tab does not refresh for them (its screen shows them already)
+  and a floor includes them (a person's own move never jumps back)."""
 from __future__ import annotations
 
 import contextlib
@@ -115,13 +116,18 @@ def version(session: Session):
     return newest if local is None else (newest, *local)
 
 
-def written_upto(session: Session) -> int:
-    """The newest feed row this session's writes added (0 when none): flushes them."""
+def written(session: Session) -> list[int]:
+    """The feed rows this session's writes added (their ids; flushes them)."""
     mine = session.info.get(_MINE)
     if not mine:
-        return 0
+        return []
     session.flush()
-    return max((r.id or 0) for r in mine)
+    return [r.id for r in mine if r.id]
+
+
+def written_upto(session: Session) -> int:
+    """The newest feed row this session's writes added (0 when none)."""
+    return max(written(session), default=0)
 
 
 _FLOOR: contextvars.ContextVar[int | None] = contextvars.ContextVar("rxcrm_feed_floor", default=None)
@@ -150,4 +156,4 @@ def prune(session: Session, keep: timedelta = KEEP) -> int:
     return session.execute(delete(ChangeRecord).where(ChangeRecord.created_at < utcnow() - keep)).rowcount or 0
 
 
-__all__ = ["at_least", "floor", "follow_writes", "prune", "since", "version", "written_upto"]
+__all__ = ["at_least", "floor", "follow_writes", "prune", "since", "version", "written", "written_upto"]

@@ -22,6 +22,7 @@ from rxcrm.db import transact
 from rxcrm.services import activities, auth, changes, notifications, users
 from rxcrm.services.context import Actor
 
+from . import live
 from .base import NotLoggedIn, event, field, id_or_none, to_id, to_text
 
 PUBLIC_ROUTES = ("/login",)
@@ -126,10 +127,11 @@ class AppState(rx.State):
                     raise NotLoggedIn()
                 who = auth.actor_for(user, client=self._client())
             result = fn(s, who, *args, **kwargs)
-            if write:  # this tab's own writes: its live refreshes must show them (changes.at_least)
-                mark = changes.written_upto(s)
-                if mark > self._own_version:
-                    self._own_version = mark
+            if write:  # this tab's own writes: not refreshed for, and never shown older (state/live.py)
+                mine = changes.written(s)
+                if mine:
+                    self._own_version = max(self._own_version, *mine)
+                    live.mine(self.router.session.client_token, mine)
             return result
         return transact(unit, write=write)
 

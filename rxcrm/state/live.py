@@ -7,7 +7,7 @@ within a couple of seconds, without a reload — on every app worker.
   change feed (services/changes.py — rows written in the changes' own transactions, so it
   works across workers and processes without a broker), every FEED_PERIOD_S seconds.
 - For each watcher whose pipeline and scope a new row falls in (and that did not make the
-  change itself), it refreshes that tab's state out of band (`app.modify_state`): the
+  change itself: `mine`, the tab's own feed rows — the same person's other tabs do refresh), it refreshes that tab's state out of band (`app.modify_state`): the
   state re-reads what it shows *as that person*, so nobody ever receives an item their role
   may not see. A tab is refreshed at most every REFRESH_EVERY_S, however many rows arrived
   (a room moving cards must not become a storm of refreshes: each holds the tab's state).
@@ -65,14 +65,26 @@ def unwatch(token: str, kind: str) -> None:
     WATCHERS.pop((token, kind), None)
 
 
-def concerns(w: Watch, row) -> bool:
-    """Does a feed row touch what this watcher shows (and may see)?"""
-    if row.entity_type != w.entity:
+OWN: dict[str, dict[int, None]] = {}  # client token → the feed rows the tab wrote itself (newest last)
+OWN_KEEP = 500
+
+
+def mine(token: str, row_ids: list[int]) -> None:
+    """The tab `token` wrote these feed rows: its screen shows them already (AppState._call)."""
+    if token and row_ids:
+        own = OWN.setdefault(token, {})
+        own.update(dict.fromkeys(row_ids))
+        while len(own) > OWN_KEEP:
+            own.pop(next(iter(own)))
+
+
+def concerns(w: Watch, row, own=()) -> bool:
+    """Does a feed row touch what this watcher shows (and may see)? `own`: the rows the tab
+    wrote itself (already on its screen; the same person's other tabs are refreshed)."""
+    if row.entity_type != w.entity or row.id in own:
         return False
     if w.item_id is not None:
-        return row.entity_id == w.item_id and row.actor_id != w.user_id
-    if row.actor_id is not None and row.actor_id == w.user_id:
-        return False  # the person's own change is already on their screen
+        return row.entity_id == w.item_id
     if row.kind == "bulk":
         return True
     if w.pipeline_id and row.pipeline_id not in (None, w.pipeline_id):
@@ -132,8 +144,11 @@ async def round_once(app, after: int, now: float | None = None) -> int:
     for key, w in list(WATCHERS.items()):
         if now - w.seen > WATCH_TTL_S:
             WATCHERS.pop(key, None)
+            if not any(k[0] == key[0] for k in WATCHERS):
+                OWN.pop(key[0], None)
             continue
-        w.pending.extend(r for r in rows if concerns(w, r))
+        own = OWN.get(key[0], {})
+        w.pending.extend(r for r in rows if concerns(w, r, own))
         if w.pending and now - w.refreshed >= REFRESH_EVERY_S:
             pending, w.pending, w.refreshed = w.pending, [], now
             jobs.append(_refresh(app, key[0], w, pending))
@@ -161,4 +176,4 @@ async def live_task(app=None, period_s: float = FEED_PERIOD_S) -> None:
         await asyncio.sleep(period_s)
 
 
-__all__ = ["WATCHERS", "Watch", "concerns", "live_task", "round_once", "unwatch", "watch"]
+__all__ = ["OWN", "WATCHERS", "Watch", "concerns", "live_task", "mine", "round_once", "unwatch", "watch"]
