@@ -166,6 +166,7 @@ async def live_task(app=None, period_s: float = FEED_PERIOD_S) -> None:
     """Follow the change feed forever (cancelled at shutdown); a failed round is logged."""
     after, pruned_at = -1, time.monotonic()
     while True:
+        started = time.monotonic()
         try:
             after = await round_once(app, after)
             if time.monotonic() - pruned_at > PRUNE_EVERY_S:
@@ -173,7 +174,7 @@ async def live_task(app=None, period_s: float = FEED_PERIOD_S) -> None:
                 await _in_thread(_prune)
         except Exception:  # noqa: BLE001 - a failed round must not stop the loop
             log.exception("live updates round failed")
-        await asyncio.sleep(period_s)
+        await asyncio.sleep(max(0.05, period_s - (time.monotonic() - started)))  # a round a second
 
 
 __all__ = ["OWN", "WATCHERS", "Watch", "concerns", "live_task", "mine", "round_once", "unwatch", "watch"]
