@@ -72,10 +72,12 @@ bench-load: install-test system-deps
 	  url=$$(bash scripts/pg.sh start) && $(PY) bench/bench_load.py --topology prod --pg-url "$$url" --budget 590; \
 	fi
 
-## make bench: performance figures (JSON lines), not timed tests; the intake burst runs on
+## make bench: performance figures (JSON lines), not timed tests (surfaces; each page's per-user
+## state, its size and serialization time; the intake burst); the intake burst runs on
 ## SQLite and on PostgreSQL (a throwaway server, stopped afterwards; a running one is reused)
 bench: install-test
 	$(PY) bench/bench_surfaces.py --sizes 1000,100000,1000000 --full-max 100000 --pg-url "$${RXCRM_TEST_PG_URL:-}"
+	$(PY) bench/bench_state.py
 	@if [ -f .run/pg.env ]; then \
 	  . ./.run/pg.env && $(PY) bench/bench_intake.py --pg-url "$$RXCRM_TEST_PG_URL"; \
 	else \

@@ -39,8 +39,12 @@ MODULES = {"WorkState": "work", "CardState": "card", "ActivitiesState": "activit
 
 
 def _drain(result) -> None:
-    """Run a handler's generator to its end (the UI would receive each step)."""
-    if hasattr(result, "__next__"):
+    """Run a handler to its end: a generator's steps (the UI would receive each), a coroutine."""
+    import asyncio
+    import inspect
+    if inspect.iscoroutine(result):
+        asyncio.run(result)
+    elif hasattr(result, "__next__"):
         for _ in result:
             pass
 
@@ -64,13 +68,12 @@ def measure(login: str, path: str, state_name: str, loads: list[str]) -> dict:
     cls = getattr(importlib.import_module(f"rxcrm.state.{MODULES[state_name]}"), state_name)
     with session_scope() as s:
         token, _ = auth.login(s, login, "demo")
-    st = f.logged_in(cls, token, path)
+    import reflex as rx
+    root = rx.State(_reflex_internal_init=True)  # the tree Reflex builds per browser tab
+    st = f.route(root.get_substate(cls.get_full_name().split(".")), token, path)
     st.check_login()
     for name in loads:
         _drain(getattr(st, name)())
-    root = st
-    while root.parent_state is not None:
-        root = root.parent_state
     blob, pickle_ms = _timed(st._serialize)
     text, json_ms = _timed(lambda: rx_format.json_dumps(st.dict()))
     app_blob = root.get_substate(AppState.get_full_name().split("."))._serialize()
@@ -99,9 +102,10 @@ def main() -> int:
     from sqlmodel import select
 
     from rxcrm.db import session_scope
-    from rxcrm.models import Deal
-    with session_scope(write=False) as s:
-        deal = s.exec(select(Deal.id).where(Deal.deleted_at.is_(None)).order_by(Deal.id)).first()
+    from rxcrm.models import Deal, User
+    with session_scope(write=False) as s:  # a deal of manager1's (the card's page, as they open it)
+        deal = s.exec(select(Deal.id).join(User, User.id == Deal.responsible_id).where(
+            User.login == "manager1", Deal.deleted_at.is_(None)).order_by(Deal.id)).first()
     for login, path, state_name, loads in PAGES:
         print(json.dumps(measure(login, path.format(deal=deal), state_name, loads), ensure_ascii=False), flush=True)
     return 0

@@ -333,7 +333,7 @@ def test_a_patched_board_is_what_a_fresh_read_shows(world, monkeypatch):
                 s.add(d)
 
 
-def test_a_round_refreshes_a_few_tabs_at_a_time(monkeypatch):
+def test_a_round_refreshes_tabs_in_turn(monkeypatch):
     """Fifty tabs to refresh are not started at once (each holds a thread and the loop, and
     everyone's next drag would wait behind all of them): at most REFRESH_AT_ONCE run."""
     running, most, done = [0], [0], []

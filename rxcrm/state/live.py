@@ -30,7 +30,7 @@ from .base import _POOL
 log = logging.getLogger("rxcrm.live")
 FEED_PERIOD_S = 1.0
 REFRESH_EVERY_S = 2.0  # a tab is refreshed at most this often (changes in between wait, merged)
-REFRESH_AT_ONCE = 2  # refreshes in flight at a time: people's own events pass between them
+REFRESH_AT_ONCE = 1  # refreshes in flight at a time: people's own events pass between them
 PRUNE_EVERY_S = 600.0
 WATCH_TTL_S = 3600.0  # a tab not heard of for an hour is forgotten
 
