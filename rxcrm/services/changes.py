@@ -11,7 +11,7 @@ roll back together, whatever service made it.
 - `prune(session, keep)` — the feed is a window, not a history (the audit is the history).
 - `at_least(floor)` / `floor()` — a reader that only needs the changes up to the feed row
   `floor` (a live refresh) may share an answer given at any version from there on
-  (shared.Recent); `written(session)` / `written_upto(session)` — the feed rows of a
+  (shared.Recent); `written(session)` — the feed rows of a
   session's own writes: a tab does not refresh for them (its screen shows them already)
   and a floor includes them (a person's own move never jumps back)."""
 from __future__ import annotations
@@ -125,11 +125,6 @@ def written(session: Session) -> list[int]:
     return [r.id for r in mine if r.id]
 
 
-def written_upto(session: Session) -> int:
-    """The newest feed row this session's writes added (0 when none)."""
-    return max(written(session), default=0)
-
-
 _FLOOR: contextvars.ContextVar[int | None] = contextvars.ContextVar("rxcrm_feed_floor", default=None)
 
 
@@ -156,4 +151,4 @@ def prune(session: Session, keep: timedelta = KEEP) -> int:
     return session.execute(delete(ChangeRecord).where(ChangeRecord.created_at < utcnow() - keep)).rowcount or 0
 
 
-__all__ = ["at_least", "floor", "follow_writes", "prune", "since", "version", "written", "written_upto"]
+__all__ = ["at_least", "floor", "follow_writes", "prune", "since", "version", "written"]

@@ -329,6 +329,13 @@ def _summary(session: Session, model, conds: list, pipeline_id: int, now: dateti
     return out
 
 
+def _columns(session: Session, actor: Actor, entity: str, pipeline_id: int, filters: dict, now: datetime):
+    """A board's scoped model and conditions, its shared-answer key and its columns' summaries."""
+    model, _, conds = _scoped(session, actor, entity, filters, now, pipeline_id)
+    key = _question(session, actor, entity, pipeline_id, filters, now)
+    return model, conds, key, _summary(session, model, conds, pipeline_id, now, key)
+
+
 def board(session: Session, actor: Actor, entity: str, pipeline_id: int, filters: dict,
           now: datetime | None = None, limit: int | None = None) -> list[dict]:
     """The board as it opens: per process stage its summary (board_summary) and its first
@@ -337,9 +344,7 @@ def board(session: Session, actor: Actor, entity: str, pipeline_id: int, filters
     one batch of lookups), shared among people who ask the same."""
     now = now or utcnow().replace(second=0, microsecond=0)
     limit = limit or BOARD_PAGE
-    model, _, conds = _scoped(session, actor, entity, filters, now, pipeline_id)
-    key = _question(session, actor, entity, pipeline_id, filters, now)
-    columns = _summary(session, model, conds, pipeline_id, now, key)
+    model, conds, key, columns = _columns(session, actor, entity, pipeline_id, filters, now)
     arms = [select(model.id).where(model.pipeline_id == pipeline_id, model.stage_id == c["id"], *conds)
             .order_by(model.created_at.desc(), model.id.desc()).limit(limit).subquery()
             for c in columns if c["count"]]
@@ -367,9 +372,7 @@ def board_changes(session: Session, actor: Actor, entity: str, pipeline_id: int,
     of the person's sight, deleted) has no card. One indexed read of a few ids instead of
     every column's first page."""
     now = now or utcnow().replace(second=0, microsecond=0)
-    model, _, conds = _scoped(session, actor, entity, filters, now, pipeline_id)
-    key = _question(session, actor, entity, pipeline_id, filters, now)
-    columns = _summary(session, model, conds, pipeline_id, now, key)
+    model, conds, key, columns = _columns(session, actor, entity, pipeline_id, filters, now)
     if not ids:
         return columns, []
 

@@ -648,9 +648,7 @@ class WorkState(AppState):
         self.empty_text = " ".join(text)
 
     def _load_board(self, s, actor) -> None:
-        self.board = [BoardColumn(c["id"], c["name"], c["color"], c["count"], c["amount"], c["overdue"],
-                                  c["today"], c["none"], [Card(**_card(x)) for x in c["cards"]],
-                                  c["count"] > len(c["cards"]), c["amount_value"])
+        self.board = [_column(c, [Card(**_card(x)) for x in c["cards"]])
                       for c in listing.board(s, actor, self.entity, self.pipeline_id, self._effective_filters())]
 
     def _load_list(self, s, actor) -> None:
@@ -1246,10 +1244,15 @@ def _patch_board(board: list[BoardColumn], columns: list[dict], fresh: list[dict
             at = next((i for i, c in enumerate(cards) if (c.created, c.id) < (card.created, card.id)), len(cards))
             if at < len(cards) or whole:
                 cards.insert(at, card)
-        out.append(BoardColumn(summary["id"], summary["name"], summary["color"], summary["count"],
-                               summary["amount"], summary["overdue"], summary["today"], summary["none"],
-                               cards, summary["count"] > len(cards), summary["amount_value"]))
+        out.append(_column(summary, cards))
     return out
+
+
+def _column(summary: dict, cards: list[Card]) -> BoardColumn:
+    """A board column from the service's summary of a stage and the cards it shows."""
+    return BoardColumn(summary["id"], summary["name"], summary["color"], summary["count"], summary["amount"],
+                       summary["overdue"], summary["today"], summary["none"], cards,
+                       summary["count"] > len(cards), summary["amount_value"])
 
 
 def _card(d: dict) -> dict:
