@@ -87,6 +87,7 @@ startup()
 
 app = rx.App(
     html_lang="ru",
+    stylesheets=["/board.css"],  # the kanban card's classes (components/board.py)
     api_transformer=[Starlette(routes=[*web.routes, *api.routes]), web.SecurityMiddleware],
     backend_exception_handler=backend_exception_handler,
 )

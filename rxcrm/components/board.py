@@ -29,87 +29,63 @@ def _pill(value, color: str, bg: str, title, testid: str) -> rx.Component:
 
 
 def _stage_menu(card: Card, col: BoardColumn) -> rx.Component:
-    """«Сменить стадию» on a card (phones): the other stages of the board; a choice is the
-    same move as a drop (WorkState.on_drag_end with the card's version: required fields,
-    refusals and conflicts are handled alike)."""
-    return rx.menu.root(
-        rx.menu.trigger(
-            rx.icon_button(rx.icon("ellipsis-vertical", size=16), variant="ghost", color_scheme="gray", size="1",
-                           aria_label=WorkState.t["board.change_stage"], data_testid="card-stage-menu",
-                           margin_top="-2px", margin_right="-6px"),
-        ),
-        rx.menu.content(
-            rx.text(WorkState.t["board.change_stage"], size="1", weight="bold", color=theme.TEXT_MUTED,
-                    padding="4px 12px"),
+    """«Сменить стадию» on a card (phones): a native select over a ⋮ glyph (the phone's own
+    picker) listing the board's other stages; a choice is the same move as a drop
+    (WorkState.on_drag_end with the card's version: required fields, refusals and conflicts
+    are handled alike). It stays empty (`value=""`), so the same stage can be chosen again
+    after a refusal. Hidden from 768 px up (assets/board.css)."""
+    return rx.el.span(
+        "⋮",
+        rx.el.select(
+            rx.el.option(WorkState.t["board.change_stage"], value="", disabled=True),
             rx.foreach(
                 WorkState.board,
                 lambda st: rx.cond(
                     st.id != col.id,
-                    rx.menu.item(
-                        rx.hstack(rx.box(width="10px", height="10px", border_radius="3px", background=st.color,
-                                         flex_shrink="0"),
-                                  rx.text(st.name), align="center", spacing="2"),
-                        on_select=WorkState.on_drag_end({"draggableId": card.id, "from": col.id, "to": st.id}),
-                        data_testid="card-stage-item", data_stage=st.name,
-                    ),
+                    rx.el.option(st.name, value=st.id.to_string(), data_testid="card-stage-item",
+                                 data_stage=st.name),
                 ),
             ),
-            align="end",
+            value="",
+            on_change=lambda to: WorkState.on_drag_end({"draggableId": card.id, "from": col.id, "to": to}),
+            aria_label=WorkState.t["board.change_stage"],
+            title=WorkState.t["board.change_stage"],
+            data_testid="card-stage-menu",
         ),
+        class_name="kb-menu",
     )
 
 
 def _card(card: Card, col: BoardColumn) -> rx.Component:
+    """A card: plain elements styled by assets/board.css (a board renders a hundred of
+    them: no per-element style objects, no icon components, native title tooltips)."""
     href = "/" + WorkState.page + "/" + card.id.to_string()
     return kanban_card(
-        rx.box(
-            rx.vstack(
-                rx.hstack(
-                    rx.link(card.title, href=href, weight="medium", size="2", color="#1f5fa8",
-                            underline="hover", data_testid="card-title"),
-                    rx.cond(card.repeat,
-                            rx.tooltip(rx.badge(WorkState.t["work.card.repeat"], color_scheme="orange", size="1",
-                                                variant="soft"),
-                                       content=rx.cond(WorkState.entity == "lead",
-                                                       WorkState.t["work.card.repeat.lead"],
-                                                       WorkState.t["work.card.repeat.deal"]))),
-                    rx.box(_stage_menu(card, col), line_height="0", flex_shrink="0",
-                           **theme.desktop_hidden(display="block")),
-                    justify="between", align="start", width="100%", spacing="2",
-                ),
-                rx.cond(card.client != "", rx.text(card.client, size="1", color=theme.TEXT_MUTED)),
-                rx.text(card.amount, size="2", weight="bold", color="#1f2933"),
-                rx.divider(margin_y="2px"),
-                rx.hstack(
-                    rx.cond(
-                        card.activity != "",
-                        rx.hstack(
-                            rx.icon("calendar-clock", size=13,
-                                    color=rx.cond(card.overdue, theme.DANGER, theme.TEXT_MUTED)),
-                            rx.text(card.activity_at, size="1",
-                                    color=rx.cond(card.overdue, theme.DANGER, theme.TEXT_MUTED),
-                                    weight=rx.cond(card.overdue, "medium", "regular")),
-                            spacing="1", align="center", title=card.activity,
-                        ),
-                        rx.badge(WorkState.t["work.card.no_activity"], color_scheme="red", variant="soft", size="1"),
-                    ),
-                    rx.spacer(),
-                    rx.text(card.responsible, size="1", color=theme.TEXT_MUTED, trim="both",
-                            max_width="120px", overflow="hidden", white_space="nowrap",
-                            text_overflow="ellipsis"),
-                    width="100%", align="center",
-                ),
-                spacing="1", align="start", width="100%",
+        rx.el.div(
+            rx.el.div(
+                rx.link(card.title, href=href, class_name="kb-title", data_testid="card-title"),
+                rx.cond(card.repeat,
+                        rx.el.span(WorkState.t["work.card.repeat"], class_name="kb-badge kb-orange",
+                                   title=rx.cond(WorkState.entity == "lead", WorkState.t["work.card.repeat.lead"],
+                                                 WorkState.t["work.card.repeat.deal"]))),
+                _stage_menu(card, col),
+                class_name="kb-head",
             ),
-            background="white",
-            border=f"1px solid {theme.BORDER}",
-            border_radius="8px",
-            padding="10px 12px",
-            box_shadow="0 1px 2px rgba(16,24,40,0.04)",
-            _hover={"border_color": "#b8c4d2"},
-            cursor="grab",
-            opacity=rx.cond(WorkState.saving_id == card.id, "0.6", "1"),
-            transition="opacity 0.15s",
+            rx.cond(card.client != "", rx.el.div(card.client, class_name="kb-client")),
+            rx.el.div(card.amount, class_name="kb-amount"),
+            rx.el.div(class_name="kb-rule"),
+            rx.el.div(
+                rx.cond(
+                    card.activity != "",
+                    rx.el.span(rx.el.span(class_name="kb-ico-cal"), card.activity_at,
+                               class_name=rx.cond(card.overdue, "kb-when kb-overdue", "kb-when"),
+                               title=card.activity),
+                    rx.el.span(WorkState.t["work.card.no_activity"], class_name="kb-badge kb-red"),
+                ),
+                rx.el.span(card.responsible, class_name="kb-resp", title=card.responsible),
+                class_name="kb-foot",
+            ),
+            class_name=rx.cond(WorkState.saving_id == card.id, "kb-card kb-saving", "kb-card"),
         ),
         draggable_id=card.id.to_string(),
         index=0,

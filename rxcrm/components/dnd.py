@@ -7,7 +7,11 @@ _ASSET = rx.asset("kanban_dnd.jsx", shared=True)
 _LIB = "@hello-pangea/dnd@18.0.1"
 
 
-class _Dnd(rx.NoSSRComponent):
+class _Dnd(rx.Component):
+    """Imported with the page (not lazily on first render, as a NoSSRComponent would be: the
+    board's first cards then waited for one more download and evaluation after the data
+    had arrived). The library renders on the server too (it resets its ids per render)."""
+
     library = f"$/public{_ASSET}"
     lib_dependencies: list[str] = [_LIB]
 

@@ -395,9 +395,7 @@ def topbar(title: rx.Var | str, active: str = "") -> rx.Component:
                    style=theme.phone(overflow="hidden", text_overflow="ellipsis", min_width="0")),
         rx.spacer(),
         search_box(),
-        _bell(),
-        _user_menu(),
-        badges_timer(),
+        rx.cond(AppState.is_authenticated, rx.fragment(_bell(), _user_menu(), badges_timer())),
         align="center",
         spacing=rx.breakpoints(initial="2", sm="4"),
         height=theme.TOPBAR_H,
@@ -413,28 +411,34 @@ def topbar(title: rx.Var | str, active: str = "") -> rx.Component:
 
 
 def layout(active: str, title: rx.Var | str, *children: rx.Component) -> rx.Component:
-    """A protected page: the shell around `children`, nothing until the session is checked.
-    On a phone (below 768 px) the sidebar hides behind the top bar's menu button."""
-    return rx.cond(
-        AppState.is_authenticated,
-        rx.hstack(
-            sidebar(active),
-            rx.vstack(
-                topbar(title, active),
-                rx.box(*children, padding=rx.breakpoints(initial=theme.PAGE_PAD_PHONE, sm="24px"), width="100%",
-                       flex="1", min_width="0"),
-                spacing="0",
-                flex="1",
-                min_width="0",
-                min_height="100vh",
+    """A protected page: the shell (navigation, top bar, title) paints at once; the page's
+    own content, the bell and the user menu wait until the session is checked (a browser
+    without a live session is sent to /login by `AppState.check_login`, having seen only the
+    empty shell). On a phone (below 768 px) the sidebar hides behind the top bar's menu
+    button."""
+    return rx.hstack(
+        sidebar(active),
+        rx.vstack(
+            topbar(title, active),
+            rx.box(
+                rx.cond(
+                    AppState.is_authenticated,
+                    rx.fragment(*children),
+                    rx.center(rx.spinner(size="3"), height="40vh", data_testid="page-wait"),
+                ),
+                padding=rx.breakpoints(initial=theme.PAGE_PAD_PHONE, sm="24px"), width="100%",
+                flex="1", min_width="0",
             ),
             spacing="0",
-            width="100%",
-            background=theme.PAGE_BG,
-            font_family=theme.FONT,
-            align="start",
+            flex="1",
+            min_width="0",
+            min_height="100vh",
         ),
-        rx.center(rx.spinner(size="3"), height="100vh", background=theme.PAGE_BG),
+        spacing="0",
+        width="100%",
+        background=theme.PAGE_BG,
+        font_family=theme.FONT,
+        align="start",
     )
 
 

@@ -177,12 +177,14 @@ def test_a_stage_is_changed_from_the_card_menu_on_the_board(phone, db):
     phone.goto("/deals")
     card = column(phone, "Интерес").locator(f'[data-testid="kanban-card"][data-id="{deal_id}"]')
     expect(card).to_be_visible()
-    card.get_by_test_id("card-stage-menu").click()
-    items = phone.get_by_test_id("card-stage-item")
-    expect(items.filter(has_text="Регистрация")).to_be_visible()
+    # «Сменить стадию»: a native select over the card's ⋮ (the phone's own picker)
+    menu = card.get_by_test_id("card-stage-menu")
+    expect(menu).to_be_visible()
+    items = menu.get_by_test_id("card-stage-item")
+    expect(items.filter(has_text="Регистрация")).to_have_count(1)
     expect(items.filter(has_text="Интерес")).to_have_count(0)  # not the stage it is in
     shot(phone, "390_board_card_menu")
-    items.filter(has_text="Регистрация").click()
+    menu.select_option(label="Регистрация")
     expect(column(phone, "Регистрация").locator(f'[data-id="{deal_id}"]')).to_be_visible()
     expect(column(phone, "Интерес").locator(f'[data-id="{deal_id}"]')).to_have_count(0)
     for _ in range(30):
