@@ -67,12 +67,41 @@ def test_the_same_card_dragged_back_and_forth_from_one_board(world):
             _drag(st, card, src, dst)
             with session_scope() as s:
                 assert s.get(Deal, card).stage_id == dst
-            board_card = next(c for col in st.board if col.id == dst for c in col.cards if c.id == card)
+            assert any(c.id == card for col in st.board if col.id == dst for c in col.cards)
             with session_scope() as s:
-                assert board_card.version == s.get(Deal, card).version
+                assert st._versions[card] == s.get(Deal, card).version
     # the locally settled columns are what a fresh read shows, to the rouble and the counter
     settled = _columns(st)
     fresh = _state(token)
     assert settled == _columns(fresh)
     reg = next(c for c in fresh.board if c.id == b)
     assert reg.count >= 2 and reg.overdue >= 1  # «Ход 0» brought its overdue call along
+
+
+def test_a_move_the_service_takes_as_it_is_sends_the_board_once(world):
+    """The drop's optimistic board is the one sent; when the service's answer changes nothing
+    shown (only the new version, kept on the server), the board is not sent a second time.
+    When a rule changed the card (a planned activity), the answer brings it."""
+    token, ids, stages = world
+    st = _state(token)
+    a, b = stages["INTEREST"], stages["REGISTRATION"]
+    card = ids["Ход 5"]
+    _drag(st, card, next(col.id for col in st.board for c in col.cards if c.id == card), a)
+
+    def drag(src, dst):
+        gen = st.on_drag_end({"draggableId": str(card), "from": str(src), "to": str(dst)})
+        next(gen)  # the optimistic move, as the browser receives it first
+        assert "board" in st.dirty_vars and st.saving_id == card
+        st._clean()
+        for _ in gen:
+            pass
+        assert "saving_id" in st.dirty_vars and st.saving_id == 0
+        with session_scope() as s:
+            assert st._versions[card] == s.get(Deal, card).version
+        assert _columns(st) == _columns(_state(token))  # what it shows is what a fresh read shows
+        return next(c for col in st.board if col.id == dst for c in col.cards if c.id == card)
+
+    moved = drag(a, b)  # «Регистрация» plans a confirmation call: the answer brings it
+    assert moved.activity and "board" in st.dirty_vars
+    moved = drag(b, a)  # back: nothing changes but the version
+    assert moved.activity and "board" not in st.dirty_vars

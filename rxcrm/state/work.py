@@ -53,7 +53,6 @@ class Card:
     activity_at: str = ""
     overdue: bool = False
     repeat: bool = False
-    version: int = 0  # the item's version when the board was read: a drag from a stale board is refused
     value: float = 0.0  # the amount as a number (the column's sum follows a move without a re-read)
     due: str = ""  # overdue | today | none | "": the column counter the card adds to
     created: str = ""  # when the item was created (ISO): the column's order, newest first
@@ -249,6 +248,9 @@ class WorkState(AppState):
     # board
     board: list[BoardColumn] = []
     saving_id: int = 0  # the card whose move the service has not answered yet
+    # each shown card's version when it was read (a drag from a stale board is refused): kept
+    # on the server only, so that a move's answer that changed nothing shown sends nothing
+    _versions: dict[int, int] = {}
     stage_options: list[Option] = []  # process stages of the pipeline (for bulk move too)
 
     # list
@@ -619,7 +621,10 @@ class WorkState(AppState):
             return False
         if [c["id"] for c in columns] != [c.id for c in self.board]:
             return False
-        self.board = _patch_board(self.board, columns, cards, set(ids))
+        board = _patch_board(self.board, columns, cards, set(ids))
+        self._note_versions(cards)
+        if board != list(self.board):  # an unchanged board is not sent again
+            self.board = board
         return (sum(c.count for c in self.board) == 0) == bool(self.empty_title)
 
     def _empty_hint(self, s, actor) -> None:
@@ -648,8 +653,18 @@ class WorkState(AppState):
         self.empty_text = " ".join(text)
 
     def _load_board(self, s, actor) -> None:
-        self.board = [_column(c, [Card(**_card(x)) for x in c["cards"]])
-                      for c in listing.board(s, actor, self.entity, self.pipeline_id, self._effective_filters())]
+        columns = listing.board(s, actor, self.entity, self.pipeline_id, self._effective_filters())
+        self._versions = {}
+        self._note_versions([x for c in columns for x in c["cards"]])
+        self.board = [_column(c, [Card(**_card(x)) for x in c["cards"]]) for c in columns]
+
+    def _note_versions(self, cards: list[dict]) -> None:
+        """Remember the versions of cards just read (`_versions`), forgetting cards no longer
+        shown."""
+        shown = {c.id for col in self.board for c in col.cards} | {d["id"] for d in cards}
+        versions = {k: v for k, v in self._versions.items() if k in shown}
+        versions.update((d["id"], d.get("version") or 0) for d in cards)
+        self._versions = versions
 
     def _load_list(self, s, actor) -> None:
         self.sort, self.desc = listing.sort_or_default(s, self.entity, self.sort, self.desc, self.pipeline_id or None)
@@ -685,6 +700,7 @@ class WorkState(AppState):
                 more = self._read(listing.column_cards, self.entity, self.pipeline_id, stage_id,
                                  self._effective_filters(), offset=len(c.cards))
                 cards = list(c.cards) + [Card(**_card(x)) for x in more]
+                self._note_versions(more)
                 cols[i] = dataclasses.replace(c, cards=cards, has_more=c.count > len(cards))
         self.board = cols
 
@@ -699,7 +715,8 @@ class WorkState(AppState):
         if src == dst:
             return
         snapshot = list(self.board)
-        version = next((c.version for col in self.board if col.id == src for c in col.cards if c.id == card_id), None)
+        shown = any(c.id == card_id for col in self.board if col.id == src for c in col.cards)
+        version = self._versions.get(card_id) if shown else None
         self._move_card_locally(card_id, src, dst)
         self.saving_id = card_id  # the card shows it is being saved until the service answers
         yield
@@ -730,35 +747,36 @@ class WorkState(AppState):
         return listing.cards(s, self.entity, [item])[0]
 
     def _settle_move(self, src: int, dst: int, moved: dict) -> None:
-        """After a move the service accepted: the card as it now is (new version, amount,
-        next activity) and the two columns' sums and counters follow it — no re-read of
-        the whole board."""
+        """After a move the service accepted: the card as it now is (new version; rules may
+        have changed its amount or next activity). The local move already counted it out of
+        `src` and into `dst`; only what the service changed beyond that is corrected, and a
+        board that did not change is not sent again."""
+        self._versions = {**self._versions, moved["id"]: moved.get("version") or 0}
         fresh = Card(**_card(moved))
-        old = next((c for col in self.board if col.id == dst for c in col.cards if c.id == fresh.id), fresh)
         cols = []
         for col in self.board:
-            if col.id not in (src, dst):
-                cols.append(col)
-                continue
-            sign, card = (-1, old) if col.id == src else (1, fresh)
-            counts = {k: getattr(col, k) + (sign if card.due == k else 0) for k in ("overdue", "today", "none")}
-            total = col.total + sign * card.value
-            cards = [fresh if c.id == fresh.id else c for c in col.cards]
-            cols.append(dataclasses.replace(col, cards=cards, total=total, amount=fmt.money(total), **counts))
-        self.board = cols
+            if col.id == dst:
+                old = next((c for c in col.cards if c.id == fresh.id), None)
+                if old is None:
+                    col = _counted(col, [fresh, *col.cards], 1, fresh)
+                elif old != fresh:
+                    col = _counted(_counted(col, col.cards, -1, old),
+                                   [fresh if c.id == fresh.id else c for c in col.cards], 1, fresh)
+            cols.append(col)
+        if cols != list(self.board):
+            self.board = cols
 
     def _move_card_locally(self, card_id: int, src: int, dst: int) -> None:
-        cols = list(self.board)
-        card = None
-        for i, c in enumerate(cols):
-            if c.id == src:
-                keep = [x for x in c.cards if x.id != card_id]
-                card = next((x for x in c.cards if x.id == card_id), None)
-                cols[i] = dataclasses.replace(c, cards=keep, count=max(0, c.count - 1))
-        if card is not None:
-            for i, c in enumerate(cols):
-                if c.id == dst:
-                    cols[i] = dataclasses.replace(c, cards=[card] + list(c.cards), count=c.count + 1)
+        """The card leaves `src` for the top of `dst`, both columns' counts, sums and
+        counters following it."""
+        card = next((x for col in self.board if col.id == src for x in col.cards if x.id == card_id), None)
+        cols = []
+        for col in self.board:
+            if col.id == src:
+                col = _counted(col, [x for x in col.cards if x.id != card_id], -1, card)
+            elif col.id == dst and card is not None:
+                col = _counted(col, [card, *col.cards], 1, card)
+            cols.append(col)
         self.board = cols
 
     def _open_missing(self, exc: items.MissingFields, item_id: int, stage_id: int, version: int | None) -> None:
@@ -1248,6 +1266,17 @@ def _patch_board(board: list[BoardColumn], columns: list[dict], fresh: list[dict
     return out
 
 
+def _counted(col: BoardColumn, cards: list[Card], sign: int, card: Card | None) -> BoardColumn:
+    """`col` showing `cards`, with `card` counted in (`sign` 1) or out (-1): its count, sum
+    and counter (overdue / today / none) follow."""
+    if card is None:
+        return dataclasses.replace(col, cards=cards, count=max(0, col.count + sign))
+    counts = {k: max(0, getattr(col, k) + (sign if card.due == k else 0)) for k in ("overdue", "today", "none")}
+    total = col.total + sign * card.value
+    return dataclasses.replace(col, cards=cards, count=max(0, col.count + sign), total=total,
+                               amount=fmt.money(total), **counts)
+
+
 def _column(summary: dict, cards: list[Card]) -> BoardColumn:
     """A board column from the service's summary of a stage and the cards it shows."""
     return BoardColumn(summary["id"], summary["name"], summary["color"], summary["count"], summary["amount"],
@@ -1257,5 +1286,5 @@ def _column(summary: dict, cards: list[Card]) -> BoardColumn:
 
 def _card(d: dict) -> dict:
     return {**{k: d[k] for k in ("id", "title", "client", "amount", "responsible", "activity", "activity_at",
-                                 "overdue", "repeat")}, "version": d.get("version") or 0,
+                                 "overdue", "repeat")},
             "value": d.get("value") or 0.0, "due": d.get("due") or "", "created": d.get("created") or ""}
