@@ -162,6 +162,7 @@ def test_a_busy_room_refreshes_each_tab_at_most_every_two_seconds(monkeypatch):
 
     monkeypatch.setattr(live, "_refresh", fake_refresh)
     monkeypatch.setattr(live, "_in_thread", fake_in_thread)
+    monkeypatch.setattr(live, "PACE", live.Pace())  # a calm worker (earlier tests' rounds do not count)
     live.WATCHERS.clear()
     live.watch("tab", "work", live.Watch(object, "deal", 1, None, 42, 2, "all"))
     asyncio.run(live.round_once(None, 0, now=100.0))
@@ -379,6 +380,45 @@ def test_a_persons_move_in_one_tab_reaches_their_other_tab_not_itself(world, mon
         refreshed.append(token)
         await original(app_, token, w, rows)
     monkeypatch.setattr(live, "_refresh", spy)
-    asyncio.run(live.round_once(app, mark, now=time.monotonic() + live.REFRESH_EVERY_S))
+    asyncio.run(live.round_once(app, mark, now=time.monotonic() + live.MAX_SPACING_S))
     assert refreshed == ["tab-two-2"]
     assert "Живая lv_m2" in _titles(two, there)
+
+
+def test_a_busy_worker_spaces_out_one_tabs_refreshes_and_comes_back_when_calm(monkeypatch):
+    """While refreshing takes more than LIVE_SHARE of the worker's time, a tab's refreshes
+    are spaced further apart (never beyond MAX_SPACING_S); when the room calms down they are
+    REFRESH_EVERY_S apart again. A round uses the spacing of the moment."""
+    pace = live.Pace()
+    for _ in range(3):
+        pace.note(0.1)  # a tenth of each second: no reason to wait longer
+    assert pace.spacing == live.REFRESH_EVERY_S
+    for _ in range(10):
+        pace.note(0.8)  # refreshes take most of the time: people's clicks wait behind them
+    assert live.REFRESH_EVERY_S < pace.spacing <= live.MAX_SPACING_S
+    busy = pace.spacing
+    for _ in range(10):
+        pace.note(0.02)
+    assert pace.spacing == live.REFRESH_EVERY_S < busy
+
+    refreshed = []
+
+    async def fake_refresh(app, token, w, rows):
+        refreshed.append((token, [r.entity_id for r in rows]))
+
+    feed = iter([(1, [_row(1)]), (2, [_row(2)]), (3, [_row(3)])])
+
+    async def fake_in_thread(fn, *args):
+        return next(feed)
+
+    monkeypatch.setattr(live, "_refresh", fake_refresh)
+    monkeypatch.setattr(live, "_in_thread", fake_in_thread)
+    busy = live.Pace(spacing=4.0)
+    monkeypatch.setattr(busy, "note", lambda took, period=1.0: None)  # stays this busy
+    monkeypatch.setattr(live, "PACE", busy)
+    live.WATCHERS.clear()
+    live.watch("tab", "work", live.Watch(object, "deal", 1, None, 42, 2, "all"))
+    asyncio.run(live.round_once(None, 0, now=100.0))
+    asyncio.run(live.round_once(None, 1, now=102.5))   # two seconds are not enough now
+    asyncio.run(live.round_once(None, 2, now=104.0))
+    assert refreshed == [("tab", [1]), ("tab", [2, 3])]

@@ -10,7 +10,10 @@ within a couple of seconds, without a reload — on every app worker.
   change itself: `mine`, the tab's own feed rows — the same person's other tabs do refresh), it refreshes that tab's state out of band (`app.modify_state`): the
   state re-reads what it shows *as that person*, so nobody ever receives an item their role
   may not see. A tab is refreshed at most every REFRESH_EVERY_S, however many rows arrived
-  (a room moving cards must not become a storm of refreshes: each holds the tab's state).
+  (a room moving cards must not become a storm of refreshes: each holds the tab's state);
+  while refreshing takes more than LIVE_SHARE of the worker's time, one tab's refreshes
+  are spaced further apart (`PACE`, up to MAX_SPACING_S): people's own clicks come first,
+  others' changes arrive a few seconds later.
 The database work of a round and of each refresh runs on the handler threads."""
 from __future__ import annotations
 
@@ -31,6 +34,8 @@ log = logging.getLogger("rxcrm.live")
 FEED_PERIOD_S = 1.0
 REFRESH_EVERY_S = 2.0  # a tab is refreshed at most this often (changes in between wait, merged)
 REFRESH_AT_ONCE = 1  # refreshes in flight at a time: people's own events pass between them
+LIVE_SHARE = 0.25  # the share of a worker's time live refreshes may take before they are spaced out
+MAX_SPACING_S = 6.0  # a tab is refreshed at least this often while it has something to show
 PRUNE_EVERY_S = 600.0
 WATCH_TTL_S = 3600.0  # a tab not heard of for an hour is forgotten
 
@@ -49,6 +54,21 @@ class Watch:
     refreshed: float = 0.0  # time.monotonic() of the last refresh
 
 
+@dataclasses.dataclass
+class Pace:
+    """How far apart one tab's refreshes are: REFRESH_EVERY_S, or more while the rounds'
+    refreshes take more than LIVE_SHARE of the worker's time (a room of fifty dragging at
+    once), back to REFRESH_EVERY_S when it calms down. One per worker: its own load."""
+    spacing: float = REFRESH_EVERY_S
+    busy: float = 0.0  # the smoothed share of a round's period spent refreshing
+
+    def note(self, took: float, period: float = FEED_PERIOD_S) -> None:
+        """A round's refreshes took `took` seconds of its `period`."""
+        self.busy = 0.7 * self.busy + 0.3 * min(1.0, took / period)
+        self.spacing = min(MAX_SPACING_S, max(REFRESH_EVERY_S, self.spacing * self.busy / LIVE_SHARE))
+
+
+PACE = Pace()
 WATCHERS: dict[tuple[str, str], Watch] = {}  # (client token, page kind) → what that tab shows
 
 
@@ -136,8 +156,8 @@ async def _refresh(app, token: str, w: Watch, rows: list) -> None:
 
 async def round_once(app, after: int, now: float | None = None) -> int:
     """One round: read the feed after `after`, note the rows each tab is concerned with, and
-    refresh the tabs that have some and were not refreshed in the last REFRESH_EVERY_S (a
-    room of people moving cards must not turn into a storm of refreshes). The new mark."""
+    refresh the tabs that have some and were not refreshed in the last `PACE.spacing` seconds
+    (a room of people moving cards must not turn into a storm of refreshes). The new mark."""
     mark, rows = await _in_thread(_read_feed, after)
     now = time.monotonic() if now is None else now
     jobs = []
@@ -149,9 +169,10 @@ async def round_once(app, after: int, now: float | None = None) -> int:
             continue
         own = OWN.get(key[0], {})
         w.pending.extend(r for r in rows if concerns(w, r, own))
-        if w.pending and now - w.refreshed >= REFRESH_EVERY_S:
+        if w.pending and now - w.refreshed >= PACE.spacing:
             pending, w.pending, w.refreshed = w.pending, [], now
             jobs.append(_refresh(app, key[0], w, pending))
+    started = time.monotonic()
     if jobs:  # a few at a time: fifty at once would queue everyone's next drag behind them
         gate = asyncio.Semaphore(REFRESH_AT_ONCE)
 
@@ -159,6 +180,7 @@ async def round_once(app, after: int, now: float | None = None) -> int:
             async with gate:
                 await job
         await asyncio.gather(*(in_turn(j) for j in jobs))
+    PACE.note(time.monotonic() - started)
     return mark
 
 
@@ -177,4 +199,4 @@ async def live_task(app=None, period_s: float = FEED_PERIOD_S) -> None:
         await asyncio.sleep(max(0.05, period_s - (time.monotonic() - started)))  # a round a second
 
 
-__all__ = ["OWN", "WATCHERS", "Watch", "concerns", "live_task", "mine", "round_once", "unwatch", "watch"]
+__all__ = ["OWN", "PACE", "WATCHERS", "Pace", "Watch", "concerns", "live_task", "mine", "round_once", "unwatch", "watch"]
