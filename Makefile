@@ -59,8 +59,9 @@ prod-stop:
 test: install-test system-deps
 	@bash scripts/test.sh
 
-## make bench-load: people open /deals and drag cards through the real app — 1, 10 and 50 at a
-## person's pace (a drag every ~10 s), then 1, 10 and 50 in a rush with no pause — on
+## make bench-load: people open /deals and drag cards through the real app — one alone first
+## (the base of the ratios), 10 and 50 at a person's pace (a drag every ~10 s), then 10 and
+## 50 in a rush with no pause — on
 ## the single process (SQLite) and the production topology (PostgreSQL + Redis + a worker per
 ## core); loopback, bounded (≤ 20 min); JSON lines per measure, topology and user count
 bench-load: install-test system-deps

@@ -422,3 +422,76 @@ def test_a_busy_worker_spaces_out_one_tabs_refreshes_and_comes_back_when_calm(mo
     asyncio.run(live.round_once(None, 1, now=102.5))   # two seconds are not enough now
     asyncio.run(live.round_once(None, 2, now=104.0))
     assert refreshed == [("tab", [1]), ("tab", [2, 3])]
+
+
+def test_a_hidden_tab_waits_and_catches_up_when_shown(monkeypatch):
+    """A hidden browser tab is not refreshed; what arrives meanwhile waits and is shown at
+    the first round after the tab is shown again. A tab hidden for long keeps no more than
+    PENDING_MAX rows: it then reads everything (a `bulk` stand-in)."""
+    refreshed = []
+
+    async def fake_refresh(app, token, w, rows):
+        refreshed.append((token, [(r.kind, r.entity_id) for r in rows]))
+
+    batches = [(1, [_row(1)]), (2, [_row(2)]), (3, [])]
+    feed = iter(batches)
+
+    async def fake_in_thread(fn, *args):
+        return next(feed)
+
+    monkeypatch.setattr(live, "_refresh", fake_refresh)
+    monkeypatch.setattr(live, "_in_thread", fake_in_thread)
+    monkeypatch.setattr(live, "PACE", live.Pace())
+    live.WATCHERS.clear()
+    live.watch("tab-h", "work", live.Watch(object, "deal", 1, None, 42, 2, "all"))
+    live.watch("tab-v", "work", live.Watch(object, "deal", 1, None, 42, 2, "all"))
+    live.visible("tab-h", False)
+    try:
+        asyncio.run(live.round_once(None, 0, now=100.0))
+        asyncio.run(live.round_once(None, 1, now=110.0))
+        assert refreshed == [("tab-v", [("changed", 1)]), ("tab-v", [("changed", 2)])]
+        live.visible("tab-h", True)
+        asyncio.run(live.round_once(None, 2, now=111.0))
+        assert refreshed[-1] == ("tab-h", [("changed", 1), ("changed", 2)])
+
+        refreshed.clear()
+        live.visible("tab-h", False)
+        many = [_row(i) for i in range(10, 10 + live.PENDING_MAX + 1)]
+        feed = iter([(many[-1].id, many), (many[-1].id, [])])
+        asyncio.run(live.round_once(None, 3, now=120.0))
+        live.visible("tab-h", True)
+        asyncio.run(live.round_once(None, many[-1].id, now=121.0))
+        hidden_rows = next(rows for token, rows in refreshed if token == "tab-h")
+        assert hidden_rows == [("bulk", None)]
+    finally:
+        live.HIDDEN.clear()
+
+
+def test_a_tab_whose_socket_is_gone_is_not_refreshed(monkeypatch):
+    """A closed tab (its websocket gone) costs nothing: it is not refreshed and keeps no rows
+    (a tab that comes back reads its page again on load)."""
+    refreshed = []
+
+    async def fake_refresh(app, token, w, rows):
+        refreshed.append(token)
+
+    feed = iter([(1, [_row(1)])])
+
+    async def fake_in_thread(fn, *args):
+        return next(feed)
+
+    class Namespace:
+        token_to_sid = {"tab-open": "sid-1"}
+
+    class App:
+        event_namespace = Namespace()
+
+    monkeypatch.setattr(live, "_refresh", fake_refresh)
+    monkeypatch.setattr(live, "_in_thread", fake_in_thread)
+    monkeypatch.setattr(live, "PACE", live.Pace())
+    live.WATCHERS.clear()
+    live.watch("tab-open", "work", live.Watch(object, "deal", 1, None, 42, 2, "all"))
+    live.watch("tab-closed", "work", live.Watch(object, "deal", 1, None, 42, 2, "all"))
+    asyncio.run(live.round_once(App(), 0, now=100.0))
+    assert refreshed == ["tab-open"]
+    assert live.WATCHERS[("tab-closed", "work")].pending == []

@@ -11,6 +11,7 @@ from rxcrm.state.app import AppState, NotificationRow
 from rxcrm.state.search import SearchGroup, SearchHit, SearchState
 
 from . import theme
+from .visibility import tab_visibility
 
 NAV = [
     # (catalog key, route, lucide icon, counter key)
@@ -395,7 +396,8 @@ def topbar(title: rx.Var | str, active: str = "") -> rx.Component:
                    style=theme.phone(overflow="hidden", text_overflow="ellipsis", min_width="0")),
         rx.spacer(),
         search_box(),
-        rx.cond(AppState.is_authenticated, rx.fragment(_bell(), _user_menu(), badges_timer())),
+        rx.cond(AppState.is_authenticated, rx.fragment(_bell(), _user_menu(), badges_timer(),
+                                                       tab_visibility(on_change=AppState.set_tab_visible))),
         align="center",
         spacing=rx.breakpoints(initial="2", sm="4"),
         height=theme.TOPBAR_H,

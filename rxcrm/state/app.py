@@ -208,6 +208,12 @@ class AppState(rx.State):
             self._badges()
 
     @event
+    def set_tab_visible(self, visible: bool):
+        """The browser tab was hidden or shown again (components/visibility.py): a hidden tab is
+        not refreshed live; shown again, it catches up at the next round (state/live.py)."""
+        live.visible(self.router.session.client_token, visible is True)
+
+    @event
     def set_bell_open(self, value: bool):
         """Opening the bell re-reads it, so the list is fresh."""
         self.bell_open = value is True

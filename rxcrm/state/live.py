@@ -13,7 +13,11 @@ within a couple of seconds, without a reload — on every app worker.
   (a room moving cards must not become a storm of refreshes: each holds the tab's state);
   while refreshing takes more than LIVE_SHARE of the worker's time, one tab's refreshes
   are spaced further apart (`PACE`, up to MAX_SPACING_S): people's own clicks come first,
-  others' changes arrive a few seconds later.
+  others' changes arrive a few seconds later. A hidden browser tab (`visible`: another
+  tab in front, the window minimised) is not refreshed at all: its rows wait, and it
+  catches up at the first round after it is shown. A tab whose websocket is gone (closed,
+  or reconnecting) is not refreshed either: when it comes back its page reads everything
+  again (on_load).
 The database work of a round and of each refresh runs on the handler threads."""
 from __future__ import annotations
 
@@ -85,6 +89,30 @@ def unwatch(token: str, kind: str) -> None:
     WATCHERS.pop((token, kind), None)
 
 
+HIDDEN: set[str] = set()  # client tokens of browser tabs hidden now (components/visibility.py)
+PENDING_MAX = 500  # rows kept for a tab that waits; beyond, it reads everything once shown
+
+
+@dataclasses.dataclass
+class Overflow:
+    """Stands for the rows a waiting tab no longer keeps: a change of many items (`bulk`),
+    which every page reads again whole."""
+    id: int
+    entity_type: str
+    entity_id: int | None = None
+    kind: str = "bulk"
+
+
+def visible(token: str, shown: bool) -> None:
+    """The tab `token` was shown (True) or hidden (False)."""
+    if not token:
+        return
+    if shown:
+        HIDDEN.discard(token)
+    else:
+        HIDDEN.add(token)
+
+
 OWN: dict[str, dict[int, None]] = {}  # client token → the feed rows the tab wrote itself (newest last)
 OWN_KEEP = 500
 
@@ -154,6 +182,15 @@ async def _refresh(app, token: str, w: Watch, rows: list) -> None:
         log.warning("live refresh of %s failed", w.state.__name__, exc_info=True)
 
 
+def _online(app):
+    """Is a tab's websocket connected? (A predicate over client tokens; without an event
+    namespace — tests' stand-in apps — every tab is.)"""
+    tokens = getattr(getattr(app, "event_namespace", None), "token_to_sid", None)
+    if tokens is None:
+        return lambda token: True
+    return tokens.__contains__
+
+
 async def round_once(app, after: int, now: float | None = None) -> int:
     """One round: read the feed after `after`, note the rows each tab is concerned with, and
     refresh the tabs that have some and were not refreshed in the last `PACE.spacing` seconds
@@ -161,15 +198,22 @@ async def round_once(app, after: int, now: float | None = None) -> int:
     mark, rows = await _in_thread(_read_feed, after)
     now = time.monotonic() if now is None else now
     jobs = []
+    online = _online(app)
     for key, w in list(WATCHERS.items()):
         if now - w.seen > WATCH_TTL_S:
             WATCHERS.pop(key, None)
             if not any(k[0] == key[0] for k in WATCHERS):
                 OWN.pop(key[0], None)
+                HIDDEN.discard(key[0])
+            continue
+        if not online(key[0]):  # closed or reconnecting: it reads its page again when it is back
+            w.pending = []
             continue
         own = OWN.get(key[0], {})
         w.pending.extend(r for r in rows if concerns(w, r, own))
-        if w.pending and now - w.refreshed >= PACE.spacing:
+        if len(w.pending) > PENDING_MAX:  # a tab hidden for long: it will read everything
+            w.pending = [Overflow(max(r.id for r in w.pending), w.entity)]
+        if w.pending and key[0] not in HIDDEN and now - w.refreshed >= PACE.spacing:
             pending, w.pending, w.refreshed = w.pending, [], now
             jobs.append(_refresh(app, key[0], w, pending))
     started = time.monotonic()
@@ -199,4 +243,5 @@ async def live_task(app=None, period_s: float = FEED_PERIOD_S) -> None:
         await asyncio.sleep(max(0.05, period_s - (time.monotonic() - started)))  # a round a second
 
 
-__all__ = ["OWN", "PACE", "WATCHERS", "Pace", "Watch", "concerns", "live_task", "mine", "round_once", "unwatch", "watch"]
+__all__ = ["HIDDEN", "OWN", "PACE", "WATCHERS", "Overflow", "Pace", "Watch", "concerns", "live_task", "mine",
+           "round_once", "unwatch", "visible", "watch"]

@@ -57,3 +57,40 @@ def test_a_move_shows_on_a_colleagues_board_and_nothing_of_another_department(br
     finally:
         for ctx in (head_ctx, m_ctx, adm_ctx):
             ctx.close()
+
+
+def _set_hidden(page, hidden: bool) -> None:
+    """What the browser does when another tab comes in front (or back): the page's
+    visibilityState changes and `visibilitychange` fires."""
+    page.evaluate("""(hidden) => {
+        Object.defineProperty(document, 'visibilityState', {value: hidden ? 'hidden' : 'visible', configurable: true});
+        Object.defineProperty(document, 'hidden', {value: hidden, configurable: true});
+        document.dispatchEvent(new Event('visibilitychange'));
+    }""", hidden)
+
+
+def test_a_hidden_board_is_not_refreshed_and_catches_up_when_shown(browser, app_url):
+    head_ctx, head = _tab(browser, app_url, "head")
+    m_ctx, manager = _tab(browser, app_url, "manager1")
+    try:
+        manager.goto("/deals")
+        card = column(manager, "Интерес").get_by_test_id("kanban-card").first
+        expect(card).to_be_visible()
+        deal_id = card.get_attribute("data-id")
+        head.goto("/deals?filter=none")
+        expect(head.locator(f'[data-testid="kanban-card"][data-id="{deal_id}"]')).to_be_visible()
+        head.wait_for_timeout(500)  # the page's watcher is mounted
+        _set_hidden(head, True)
+        head.wait_for_timeout(500)
+
+        drag(manager, card, column(manager, "Регистрация"))
+        expect(column(manager, "Регистрация").locator(f'[data-id="{deal_id}"]')).to_be_visible()
+        head.wait_for_timeout(5000)  # rounds pass: the hidden board stays as it was
+        expect(column(head, "Интерес").locator(f'[data-id="{deal_id}"]')).to_be_visible()
+
+        _set_hidden(head, False)  # shown again: it catches up at the next round
+        expect(column(head, "Регистрация").locator(f'[data-id="{deal_id}"]')).to_be_visible(timeout=6000)
+        expect(column(head, "Интерес").locator(f'[data-id="{deal_id}"]')).to_have_count(0)
+    finally:
+        for ctx in (head_ctx, m_ctx):
+            ctx.close()
