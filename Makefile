@@ -40,7 +40,7 @@ seed: install
 run: install
 	$(PY) -m rxcrm.manage migrate
 	$(PY) -m rxcrm.seed --if-empty --leads $(DEMO_LEADS) --deals $(DEMO_DEALS)
-	$(PY) -m rxcrm.manage accounts
+	PORT=$(PORT) $(PY) -m rxcrm.manage accounts
 	@echo "Starting rxcrm on http://localhost:$(PORT) (first build takes a minute) …"
 	$(VENV)/bin/reflex run --env prod --frontend-port $(PORT) --backend-port $(PORT)
 

@@ -13,6 +13,7 @@ import reflex as rx
 from starlette.applications import Starlette
 
 from rxcrm import api, hooks, web
+from rxcrm.rest import routes as rest
 from rxcrm.state.base import backend_exception_handler
 from rxcrm.state.live import live_task
 from rxcrm.tasks import intake_task, reminders_task
@@ -88,7 +89,7 @@ startup()
 app = rx.App(
     html_lang="ru",
     stylesheets=["/board.css"],  # the kanban card's classes (components/board.py)
-    api_transformer=[Starlette(routes=[*web.routes, *api.routes]), web.SecurityMiddleware],
+    api_transformer=[Starlette(routes=[*web.routes, *api.routes, *rest.routes]), web.SecurityMiddleware],
     backend_exception_handler=backend_exception_handler,
 )
 # Every worker starts these loops; reminders and intake re-processing run their rounds in ONE

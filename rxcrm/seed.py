@@ -522,11 +522,14 @@ def seed_demo(url: str | None = None, leads: int = 2000, deals: int = 1000, seed
 
 
 def _demo_intake_tokens(url: str) -> None:
-    """The integrations' demo token (demo-intake-token), for the demo database only."""
+    """The integrations' demo token (demo-intake-token) and the demo REST webhooks
+    (/rest/<id>/demo-rest-admin/, /rest/<id>/demo-rest-manager1/), for the demo database only."""
     from rxcrm.db import session_scope
     from rxcrm.services.intake import ensure_demo_tokens
+    from rxcrm.services.webhooks import ensure_demo_webhooks
     with session_scope(url) as s:
         ensure_demo_tokens(s)
+        ensure_demo_webhooks(s)
 
 
 class _Seeder:

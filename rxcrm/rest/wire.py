@@ -96,16 +96,24 @@ def _put(target: dict, key: str, value: str) -> None:
             node = child
 
 
+def parse_pairs(pairs) -> dict:
+    """Decoded (key, value) pairs with PHP-style keys → nested values (a multipart form's
+    fields, or a query string's pairs)."""
+    out: dict = {}
+    for key, value in pairs:
+        _put(out, key, value)
+    return _listify(out)
+
+
 def parse_query(qs: str) -> dict:
     """PHP's parse_str: `fields[TITLE]=x&fields[PHONE][0][VALUE]=1&select[]=ID` → nested
     values (leaves stay strings; `+` is a space; maps keyed 0..n-1 are lists)."""
-    out: dict = {}
+    pairs = []
     for pair in (qs or "").split("&"):
-        if not pair:
-            continue
-        key, _, value = pair.partition("=")
-        _put(out, unquote_plus(key), unquote_plus(value))
-    return _listify(out)
+        if pair:
+            key, _, value = pair.partition("=")
+            pairs.append((unquote_plus(key), unquote_plus(value)))
+    return parse_pairs(pairs)
 
 
 def parse_body(body: bytes, content_type: str) -> dict:
@@ -312,4 +320,4 @@ def resolve_refs(value: Any, results: dict) -> Any:
 
 __all__ = ["BATCH_MAX", "PAGE", "Answer", "RestError", "access_denied", "as_id", "batch_commands", "as_list", "as_map", "as_start", "envelope",
            "insufficient_scope", "invalid_credentials", "iso", "legacy_page", "merge", "method_not_found", "next_start", "not_found",
-           "param", "parse_body", "parse_query", "php_section", "resolve_refs", "time_block"]
+           "param", "parse_body", "parse_pairs", "parse_query", "php_section", "resolve_refs", "time_block"]
