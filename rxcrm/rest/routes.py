@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import methods, wire
+from . import crm, methods, wire  # noqa: F401 - crm: its methods join the registry when imported
 
 log = logging.getLogger("rxcrm.rest")
 BODY_MAX = 10 * 1024 * 1024

@@ -1,0 +1,224 @@
+"""crm.* over HTTP as Bitrix24 integrations call them (rxcrm/rest/crm.py): field names and
+types as shared/BITRIX24_REST.md §3–5 describes them, writes through the services (required
+fields, rights, stage history, timeline and audit with the webhook's name), reads scoped by
+the webhook user's role."""
+from __future__ import annotations
+
+import re
+import warnings
+
+import pytest
+from sqlmodel import select
+from starlette.applications import Starlette
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from starlette.testclient import TestClient
+
+from rxcrm.db import session_scope
+from rxcrm.models import AuditRecord, Communication, Deal, Lead, StageHistory, TimelineEvent
+from rxcrm.rest import routes as rest
+from rxcrm.services import webhooks
+from rxcrm.services.auth import actor_for
+
+from . import factories as f
+
+ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+03:00$")
+
+
+@pytest.fixture
+def world(db, monkeypatch):
+    monkeypatch.setenv("REFLEX_DB_URL", db)
+    with session_scope(db) as s:
+        admin = f.user(s, "admin", role="admin", dept_code=None, full_name="Соколов Дмитрий Андреевич")
+        m1 = f.user(s, "manager1", full_name="Иванова Мария Олеговна")
+        adm = f.user(s, "admissions1", dept_code="admissions", full_name="Морозова Ольга Дмитриевна")
+        a = actor_for(admin)
+        _, admin_code = webhooks.create(s, a, user_id=admin.id, name="Скрипт администратора")
+        _, m1_code = webhooks.create(s, a, user_id=m1.id, name="Маркетплейс курсов")
+        own = f.deal(s, "Сделка менеджера", m1, amount=15000)
+        other = f.deal(s, "Магистратура: чужая", adm, pipe_code="masters", stage_code="REGISTRATION")
+        ids = {"admin": admin.id, "m1": m1.id, "adm": adm.id, "own": own.id, "other": other.id,
+               "masters": f.pipeline(s, "masters").id}
+    monkeypatch.setattr(rest, "BUCKET", rest.Bucket(1000, 100))
+    client = TestClient(Starlette(routes=rest.routes))
+
+    def call(who: str, name: str, body=None, **kw):
+        uid, code = (ids["admin"], admin_code) if who == "admin" else (ids["m1"], m1_code)
+        return client.post(f"/rest/{uid}/{code}/{name}", json=body, **kw) if body is not None or not kw else \
+            client.post(f"/rest/{uid}/{code}/{name}", **kw)
+    return call, ids, client, (admin_code, m1_code)
+
+
+def test_deal_fields_describe_every_field_as_bitrix24_does(world):
+    call, *_ = world
+    fields = call("admin", "crm.deal.fields").json()["result"]
+    for name in ("ID", "TITLE", "CATEGORY_ID", "STAGE_ID", "OPPORTUNITY", "CURRENCY_ID", "ASSIGNED_BY_ID",
+                 "DATE_CREATE", "CONTACT_ID", "UF_CRM_DPO_CONTRACT_NUMBER"):
+        assert name in fields, name
+    for d in fields.values():  # b24pysdk's CRMField needs each of these keys
+        assert {"type", "isRequired", "isReadOnly", "isImmutable", "isMultiple", "isDynamic", "title"} <= set(d)
+    assert fields["STAGE_ID"]["type"] == "crm_status" and fields["STAGE_ID"]["statusType"] == "DEAL_STAGE"
+    assert fields["CATEGORY_ID"]["isImmutable"] is True and fields["ID"]["isReadOnly"] is True
+    assert fields["OPPORTUNITY"]["type"] == "double" and fields["DATE_CREATE"]["type"] == "datetime"
+    uf = fields["UF_CRM_DPO_DOCS_RECEIVED"]
+    assert uf["isDynamic"] is True and uf["type"] == "enumeration" and uf["listLabel"] == "Все документы получены"
+    assert [i["VALUE"] for i in uf["items"]] == ["Да", "Нет"]
+    lead = call("admin", "crm.lead.fields").json()["result"]
+    assert lead["STATUS_ID"]["statusType"] == "STATUS" and lead["PHONE"]["isMultiple"] is True
+    assert lead["PHONE"]["type"] == "crm_multifield"
+
+
+def test_a_deal_added_and_read_back_with_bitrix24_types(world, db):
+    call, ids, *_ = world
+    r = call("m1", "crm.deal.add", {"fields": {"TITLE": "Курс Python: Смирнов", "OPPORTUNITY": "45000.50",
+                                                "STAGE_ID": "REGISTRATION", "SOURCE_ID": "WEB",
+                                                "UF_CRM_DPO_PAYMENT_SCHEME": "Предоплата", "UNKNOWN_FIELD": "x",
+                                                "ID": 999}})
+    assert r.status_code == 200, r.text
+    new_id = r.json()["result"]
+    assert isinstance(new_id, int) and new_id != 999
+    got = call("m1", "crm.deal.get", {"id": new_id}).json()["result"]
+    assert got["ID"] == str(new_id) and got["TITLE"] == "Курс Python: Смирнов"
+    assert got["CATEGORY_ID"] == "0" and got["STAGE_ID"] == "REGISTRATION" and got["STAGE_SEMANTIC_ID"] == "P"
+    assert got["CLOSED"] == "N" and got["OPPORTUNITY"] == "45000.50" and got["CURRENCY_ID"] == "RUB"
+    assert got["ASSIGNED_BY_ID"] == str(ids["m1"]) and got["SOURCE_ID"] == "WEB"
+    assert ISO.match(got["DATE_CREATE"]), got["DATE_CREATE"]
+    assert got["UF_CRM_DPO_PAYMENT_SCHEME"] == "Предоплата" and got["COMMENTS"] == ""
+    with session_scope(db) as s:
+        deal = s.get(Deal, new_id)
+        assert deal.source == "Лендинг" and deal.custom["dpo_payment_scheme"] == "Предоплата"
+        created = s.exec(select(AuditRecord).where(AuditRecord.entity_type == "deal",
+                                                   AuditRecord.entity_id == new_id)).first()
+        assert created.source == "REST: Маркетплейс курсов"
+    # another pipeline: CATEGORY_ID n, stages C<n>:CODE
+    r = call("admin", "crm.deal.add", {"fields": {"TITLE": "Магистрант", "CATEGORY_ID": ids["masters"],
+                                                   "STAGE_ID": f"C{ids['masters']}:APPLICATION"}})
+    got = call("admin", "crm.deal.get", {"id": r.json()["result"]}).json()["result"]
+    assert got["CATEGORY_ID"] == str(ids["masters"]) and got["STAGE_ID"] == f"C{ids['masters']}:APPLICATION"
+
+
+def test_a_required_field_refuses_the_move_and_stores_nothing_half_valid(world, db):
+    call, ids, *_ = world
+    r = call("m1", "crm.deal.update", {"id": ids["own"], "fields": {"STAGE_ID": "CONTRACT", "TITLE": "Новое имя"}})
+    assert r.status_code == 400 and r.json()["error"] == ""
+    assert "Номер договора" in r.json()["error_description"]
+    with session_scope(db) as s:
+        deal = s.get(Deal, ids["own"])
+        assert deal.title == "Сделка менеджера"  # the whole call was one unit of work: nothing kept
+    r = call("m1", "crm.deal.update", {"id": ids["own"], "fields": {"STAGE_ID": "CONTRACT",
+                                                                    "UF_CRM_DPO_CONTRACT_NUMBER": "Д-17"}})
+    assert r.status_code == 200 and r.json()["result"] is True
+    with session_scope(db) as s:
+        deal = s.get(Deal, ids["own"])
+        moved = s.exec(select(StageHistory).where(StageHistory.entity_id == deal.id,
+                                                  StageHistory.entity_type == "deal")).all()
+        assert deal.custom["dpo_contract_number"] == "Д-17" and len(moved) == 1
+        events = s.exec(select(TimelineEvent).where(TimelineEvent.entity_id == deal.id,
+                                                    TimelineEvent.entity_type == "deal",
+                                                    TimelineEvent.kind == "stage_changed")).all()
+        assert events and events[-1].user_id == ids["m1"]
+
+
+def test_a_managers_webhook_cannot_read_another_departments_deal(world):
+    call, ids, *_ = world
+    r = call("m1", "crm.deal.get", {"id": ids["other"]})
+    assert r.status_code == 400 and r.json() == {"error": "", "error_description": "Access denied."}
+    listed = call("m1", "crm.deal.list", {"select": ["ID"]}).json()
+    assert str(ids["other"]) not in {row["ID"] for row in listed["result"]}
+    assert listed["total"] == 1
+    assert call("admin", "crm.deal.get", {"id": ids["other"]}).status_code == 200
+    r = call("m1", "crm.deal.get", {"id": 987654})
+    assert r.status_code == 400 and r.json()["error_description"] == "Not found"
+    r = call("m1", "crm.deal.get", {})
+    assert r.status_code == 400 and r.json()["error_description"] == "ID is not defined or invalid."
+    r = call("m1", "crm.deal.update", {"id": ids["other"], "fields": {"TITLE": "взлом"}})
+    assert r.status_code == 400
+
+
+def test_lead_multifields_by_php_form_then_changed_by_id(world, db):
+    call, ids, *_ = world
+    body = ("fields[TITLE]=Заявка+с+лендинга&fields[NAME]=Олег&fields[LAST_NAME]=Кузнецов"
+            "&fields[PHONE][0][VALUE]=%2B7+912+345-67-89&fields[PHONE][0][VALUE_TYPE]=MOBILE"
+            "&fields[EMAIL][0][VALUE]=oleg%40example.ru&fields[STATUS_ID]=ACQUAINTANCE")
+    r = call("m1", "crm.lead.add", content=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 200, r.text
+    lead_id = r.json()["result"]
+    got = call("m1", "crm.lead.get", {"ID": lead_id}).json()["result"]
+    assert got["STATUS_ID"] == "ACQUAINTANCE" and got["NAME"] == "Олег" and got["HAS_PHONE"] == "Y"
+    phone = got["PHONE"][0]
+    assert phone["VALUE"] == "+7 912 345-67-89" and phone["VALUE_TYPE"] == "MOBILE" and phone["TYPE_ID"] == "PHONE"
+    assert got["EMAIL"][0]["VALUE"] == "oleg@example.ru"
+    # change the phone by its ID, add one, delete the e-mail
+    r = call("m1", "crm.lead.update", {"id": lead_id, "fields": {
+        "PHONE": [{"ID": phone["ID"], "VALUE": "+7 912 000-11-22"}, {"VALUE": "8 (495) 123-45-67", "VALUE_TYPE": "WORK"}],
+        "EMAIL": [{"ID": got["EMAIL"][0]["ID"], "DELETE": "Y"}]}})
+    assert r.status_code == 200, r.text
+    got = call("m1", "crm.lead.get", {"ID": lead_id}).json()["result"]
+    assert [p["VALUE"] for p in got["PHONE"]] == ["+7 912 000-11-22", "8 (495) 123-45-67"]
+    assert got["EMAIL"] == [] and got["HAS_EMAIL"] == "N"
+    # a bad phone: refused with the reason, nothing changed
+    r = call("m1", "crm.lead.update", {"id": lead_id, "fields": {"PHONE": [{"VALUE": "123"}], "TITLE": "Другое"}})
+    assert r.status_code == 400 and "10 цифр" in r.json()["error_description"]
+    with session_scope(db) as s:
+        assert s.get(Lead, lead_id).title == "Заявка с лендинга"
+        assert len(s.exec(select(Communication).where(Communication.entity_id == lead_id,
+                                                      Communication.entity_type == "lead")).all()) == 2
+    # filter by phone finds it
+    found = call("m1", "crm.lead.list", {"filter": {"PHONE": "+79120001122"}, "select": ["ID", "TITLE"]}).json()
+    assert [row["ID"] for row in found["result"]] == [str(lead_id)]
+
+
+def test_lists_page_by_fifty_with_filters_order_and_select(world, db):
+    call, ids, *_ = world
+    with session_scope(db) as s:
+        from rxcrm.models import User
+        m1 = s.get(User, ids["m1"])
+        for i in range(120):
+            f.deal(s, f"Пакет {i:03d}", m1, amount=1000 + i, stage_code="INTEREST" if i % 2 else "REGISTRATION")
+    first = call("m1", "crm.deal.list", {"filter": {"%TITLE": "Пакет", ">=OPPORTUNITY": 1010},
+                                         "order": {"ID": "ASC"}, "select": ["ID", "TITLE", "OPPORTUNITY"]}).json()
+    assert first["total"] == 110 and first["next"] == 50 and len(first["result"]) == 50
+    assert set(first["result"][0]) == {"ID", "TITLE", "OPPORTUNITY"}
+    last = call("m1", "crm.deal.list", {"filter": {"%TITLE": "Пакет", ">=OPPORTUNITY": 1010},
+                                        "order": {"ID": "ASC"}, "select": ["ID"], "start": 100}).json()
+    assert len(last["result"]) == 10 and "next" not in last
+    in_stage = call("m1", "crm.deal.list", {"filter": {"@STAGE_ID": ["REGISTRATION"], "%TITLE": "Пакет"},
+                                            "select": ["ID", "STAGE_ID"]}).json()
+    assert in_stage["total"] == 60 and {r["STAGE_ID"] for r in in_stage["result"]} == {"REGISTRATION"}
+    fast = call("m1", "crm.deal.list", {"filter": {">ID": ids["own"]}, "order": {"ID": "ASC"}, "start": -1}).json()
+    assert len(fast["result"]) == 50 and "next" not in fast
+    desc = call("m1", "crm.deal.list", {"order": {"OPPORTUNITY": "DESC"}, "select": ["ID", "OPPORTUNITY"]}).json()
+    assert desc["result"][0]["OPPORTUNITY"] == "15000.00"
+    # unknown filter fields are dropped, not refused
+    assert call("m1", "crm.deal.list", {"filter": {"NO_SUCH": 1}}).json()["total"] == 121
+
+
+def test_delete_is_the_recycle_bins_soft_delete(world, db):
+    call, ids, *_ = world
+    assert call("m1", "crm.deal.delete", {"id": ids["own"]}).json()["result"] is True
+    assert call("m1", "crm.deal.get", {"id": ids["own"]}).json()["error_description"] == "Not found"
+    with session_scope(db) as s:
+        assert s.get(Deal, ids["own"]).deleted_at is not None
+
+
+def test_reference_methods(world):
+    call, ids, *_ = world
+    statuses = call("admin", "crm.status.list", {"filter": {"ENTITY_ID": "DEAL_STAGE"}}).json()
+    codes = [r["STATUS_ID"] for r in statuses["result"]]
+    assert codes[:2] == ["INTEREST", "REGISTRATION"] and statuses["total"] == len(codes)
+    won = next(r for r in statuses["result"] if r["STATUS_ID"] == "WON")
+    assert won["SEMANTICS"] == "S" and won["EXTRA"]["SEMANTICS"] == "success"
+    masters = call("admin", "crm.status.list", {"filter": {"ENTITY_ID": f"DEAL_STAGE_{ids['masters']}"}}).json()
+    assert all(r["STATUS_ID"].startswith(f"C{ids['masters']}:") for r in masters["result"])
+    assert all(r["CATEGORY_ID"] == str(ids["masters"]) for r in masters["result"])
+    sources = call("admin", "crm.status.list", {"filter": {"ENTITY_ID": "SOURCE"}}).json()["result"]
+    assert {"WEB", "CALL", "MARKETPLACE"} <= {r["STATUS_ID"] for r in sources}
+    cats = call("admin", "crm.category.list", {"entityTypeId": 2}).json()
+    assert cats["result"]["categories"][0]["id"] == 0 and cats["result"]["categories"][0]["isDefault"] == "Y"
+    assert cats["total"] == 2
+    legacy = call("admin", "crm.dealcategory.list").json()["result"]
+    assert [c["ID"] for c in legacy] == [str(ids["masters"])]  # category 0 is not in the legacy list
+    stages = call("admin", "crm.dealcategory.stage.list", {"id": ids["masters"]}).json()["result"]
+    assert stages[0] == {"NAME": "Регистрация", "SORT": stages[0]["SORT"], "STATUS_ID": f"C{ids['masters']}:REGISTRATION"}
+    assert isinstance(stages[0]["SORT"], int)
