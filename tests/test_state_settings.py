@@ -220,3 +220,35 @@ def test_switching_to_english_relabels_the_settings_lists(tokens):
     assert [o.label for o in st.rule_form[0].options] == ["Call", "Meeting", "Task", "E-mail"]
     assert "Воронка ДПО 2 часть · any stage" in [o.label for o in st.trig_from_options]  # a pipeline is data
     st.lang = "ru"
+
+
+def test_admin_creates_a_webhook_sees_its_address_once_and_revokes_it(tokens):
+    from rxcrm.rest import methods
+    st = _state(tokens["sadmin"])
+    st.on_load()
+    manager = next(u for u in st.users if u.login == "smanager")
+    st.create_hook({"user_id": str(manager.id), "name": "Сервис рассылок", "scope_crm": "on"})
+    url = st.new_hook_url
+    assert f"/rest/{manager.id}/" in url and url.endswith("/")
+    code = url.rstrip("/").rsplit("/", 1)[1]
+    row = next(h for h in st.hooks if h.name == "Сервис рассылок")
+    assert row.active and row.scopes == "crm" and row.user == manager.full_name
+    assert code not in row.path and row.path == f"/rest/{manager.id}/…/"
+    assert methods.authenticate(str(manager.id), code).user_id == manager.id  # the address works
+    st.on_load()
+    assert code not in str([h.__dict__ for h in st.hooks])  # shown once: the list never has it
+    st.revoke_hook(row.id)
+    assert not next(h for h in st.hooks if h.id == row.id).active
+    with pytest.raises(Exception):
+        methods.authenticate(str(manager.id), code)
+
+
+def test_a_webhook_needs_a_name_and_a_scope(tokens):
+    st = _state(tokens["sadmin"])
+    st.on_load()
+    manager = next(u for u in st.users if u.login == "smanager")
+    before = len(st.hooks)
+    for form, reason in (({"user_id": str(manager.id), "name": "", "scope_crm": "on"}, "название"),
+                         ({"user_id": str(manager.id), "name": "Без прав"}, "Выберите права вебхука")):
+        out = st.create_hook(form)
+        assert reason in str(out) and len(st.hooks) == before and st.new_hook_url == ""

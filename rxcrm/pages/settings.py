@@ -13,7 +13,7 @@ from rxcrm.components import theme
 from rxcrm.components.forms import form_dialog, option_select
 from rxcrm.components.responsive import NOWRAP_TABLE, WIDE_TABLE
 from rxcrm.components.shell import layout
-from rxcrm.state.settings import (INTEGRATIONS, BinRow, DeptRow, EventRow, FormRow, MatrixCell, MatrixRow,
+from rxcrm.state.settings import (INTEGRATIONS, BinRow, DeptRow, EventRow, FormRow, HookRow, MatrixCell, MatrixRow,
                                   RuleRow, SettingsState, TokenRow, UserRow)
 
 t = SettingsState.t
@@ -196,6 +196,51 @@ def _event_row(e: EventRow) -> rx.Component:
     )
 
 
+def _hook_row(h: HookRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(h.name), rx.table.cell(h.user), rx.table.cell(h.scopes),
+        rx.table.cell(rx.code(h.path, variant="ghost")), rx.table.cell(h.created_at),
+        rx.table.cell(rx.cond(h.used_at != "", h.used_at,
+                              rx.text(t["settings.hooks.never"], color=theme.TEXT_MUTED))),
+        rx.table.cell(rx.cond(h.active, rx.badge(t["settings.tokens.active"], color_scheme="green", variant="soft"),
+                              rx.badge(t["settings.tokens.revoked"], color_scheme="gray", variant="soft"))),
+        rx.table.cell(rx.cond(h.active, rx.button(t["settings.tokens.revoke"], size="1", variant="soft",
+                                                  color_scheme="red", on_click=SettingsState.revoke_hook(h.id),
+                                                  data_testid="hook-revoke"))),
+        data_testid="hook-row",
+    )
+
+
+def _hooks() -> rx.Component:
+    """Bitrix24's «Входящий вебхук»: an employee, a name, scopes → the address, shown once."""
+    return rx.vstack(
+        rx.text(t["settings.hooks.title"], weight="bold", size="3", padding_top="8px"),
+        rx.text(t["settings.hooks.hint"], size="2", color=theme.TEXT_MUTED),
+        rx.form(rx.hstack(
+            rx.select.root(rx.select.trigger(placeholder=t["settings.hooks.user"], width="240px"),
+                           rx.select.content(rx.foreach(SettingsState.user_options,
+                                                        lambda o: rx.select.item(o.label, value=o.value))),
+                           name="user_id", size="2", required=True),
+            rx.input(name="name", placeholder=t["settings.hooks.name"], width="300px", max_width="100%",
+                     required=True, data_testid="hook-name"),
+            rx.checkbox(t["settings.hooks.scope.crm"], name="scope_crm", default_checked=True),
+            rx.checkbox(t["settings.hooks.scope.user"], name="scope_user", default_checked=True),
+            rx.button(t["settings.hooks.create"], type="submit", size="2", data_testid="hook-create"),
+            spacing="3", flex_wrap="wrap", align="center"),
+            on_submit=SettingsState.create_hook, reset_on_submit=True),
+        rx.cond(SettingsState.new_hook_url != "",
+                rx.callout(rx.text(t["settings.hooks.new"], rx.code(SettingsState.new_hook_url, data_testid="hook-url")),
+                           icon="key", color_scheme="green", size="1")),
+        rx.table.root(_th(t["settings.hooks.col.name"], t["settings.hooks.col.user"], t["settings.hooks.col.scopes"],
+                          t["settings.hooks.col.path"], t["settings.hooks.col.created"], t["settings.hooks.col.used"],
+                          t["settings.tokens.col.status"], ""),
+                      rx.table.body(rx.foreach(SettingsState.hooks, _hook_row)), variant="surface", size="1",
+                      width="100%", style=NOWRAP_TABLE),
+        rx.cond(SettingsState.hooks.length() == 0, _hint(t["settings.hooks.none"])),
+        width="100%", spacing="3",
+    )
+
+
 def _integrations_tab() -> rx.Component:
     return rx.vstack(
         rx.text(t["settings.integrations.hint"], size="2", color=theme.TEXT_MUTED),
@@ -223,6 +268,7 @@ def _integrations_tab() -> rx.Component:
                       rx.table.body(rx.foreach(SettingsState.intake_events, _event_row)), variant="surface",
                       size="1", width="100%", style=NOWRAP_TABLE),
         rx.cond(SettingsState.intake_events.length() == 0, _hint(t["settings.events.none"])),
+        _hooks(),
         width="100%", spacing="3",
     )
 

@@ -17,7 +17,7 @@ from rxcrm import i18n
 from rxcrm.models import Pipeline, Stage
 from rxcrm.models.integration import INTEGRATIONS
 from rxcrm.rules import automation
-from rxcrm.services import admin, fmt, intake, recycle, rules_admin
+from rxcrm.services import admin, fmt, intake, recycle, rules_admin, webhooks
 
 from .app import AppState
 from .base import choice, event, field, opt_id, to_bool, to_form, to_id, to_text
@@ -87,6 +87,19 @@ class TokenRow:
 
 
 @dataclasses.dataclass
+class HookRow:
+    """An inbound REST webhook: its URL without the code (shown once, when created)."""
+    id: int = 0
+    name: str = ""
+    user: str = ""
+    scopes: str = ""
+    path: str = ""
+    created_at: str = ""
+    used_at: str = ""
+    active: bool = True
+
+
+@dataclasses.dataclass
 class EventRow:
     id: int = 0
     integration: str = ""
@@ -137,6 +150,8 @@ class SettingsState(AppState):
     intake_events: list[EventRow] = []
     intake_waiting: int = 0  # stored events not processed yet (status "received")
     new_token: str = ""
+    new_hook_url: str = ""  # the address of the webhook just created (shown once)
+    hooks: list[HookRow] = []
     stage_options: list[Option] = []  # "pipeline:STAGE" — every stage of every pipeline
     # the rules editor picks fields and values from lists (rules_admin.field_choices), by pipeline code
     rule_fields: dict[str, list[Option]] = {}      # pipeline code → fields a person can fill
@@ -280,6 +295,10 @@ class SettingsState(AppState):
                                            fmt.dt_short(e.received_at), e.status, (e.error or "")[:200])
                                   for e in intake.events(s, actor, limit=30)]
             self.intake_waiting = intake.pending_count(s)
+            self.hooks = [HookRow(h["id"], h["name"], h["user"], ", ".join(h["scopes"]), h["path"],
+                                  fmt.dt_short(h["created_at"]),
+                                  fmt.dt_short(h["last_used_at"]) if h["last_used_at"] else "", h["active"])
+                          for h in webhooks.listing(s, actor)]
             self._rules = [RuleRow(r["kind_label"], r["name"], r["text"], r["id"], r["is_active"], r["kind"],
                                    r["text_en"]) for r in rules_admin.list_rules(s)]
             self._discipline_days = automation.ACTIVITY_DISCIPLINE.get("max_working_days_after_last_contact", 5)
@@ -406,6 +425,26 @@ class SettingsState(AppState):
         self.new_token = self._call(intake.create_token, integration,
                                     field(form, "name", self._tr("settings.what.title"), 200))
         self._load()
+
+    @event
+    def create_hook(self, form: dict):
+        """A new webhook; its full address is shown once (the database keeps the code's hash)."""
+        form = to_form(form)
+        user_id = to_id(form.get("user_id"), self._tr("settings.hooks.user"))
+        scopes = [sc for sc in ("crm", "user") if form.get(f"scope_{sc}") in (True, "on", "true", "1")]
+        name = field(form, "name", self._tr("settings.what.title"), webhooks.NAME_MAX)
+        def made(s, a):
+            hook, code = webhooks.create(s, a, user_id=user_id, name=name, scopes=scopes)
+            return hook.user_id, code
+        owner, code = self._call(made)
+        origin = (self.router.headers.origin or "").rstrip("/") or f"http://{self.router.headers.host}"
+        self.new_hook_url = f"{origin}/rest/{owner}/{code}/"
+        self._load()
+
+    @event
+    def revoke_hook(self, hook_id: int):
+        hook_id = to_id(hook_id, self._tr("settings.what.webhook"))
+        return self._do(lambda s, a: webhooks.revoke(s, a, hook_id), self._tr("settings.done.webhook_revoked"))
 
     @event
     def revoke_token(self, token_id: int):
