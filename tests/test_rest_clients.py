@@ -97,3 +97,10 @@ def test_call_batch_with_a_result_reference(portal):
     assert out["a"]["ID"] == str(first)
     listed = [int(r["ID"]) for r in out["b"]]
     assert len(listed) == 50 and all(i > first for i in listed) and listed == sorted(listed)
+
+
+def test_get_all_over_crm_item_list(portal):
+    b, db = portal
+    got = b.get_all("crm.item.list", {"entityTypeId": 1, "select": ["id", "title"]})
+    assert {row["id"] for row in got} == _db_lead_ids(db)
+    assert all(isinstance(row["id"], int) and row["entityTypeId"] == 1 for row in got)

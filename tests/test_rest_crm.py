@@ -222,3 +222,32 @@ def test_reference_methods(world):
     stages = call("admin", "crm.dealcategory.stage.list", {"id": ids["masters"]}).json()["result"]
     assert stages[0] == {"NAME": "Регистрация", "SORT": stages[0]["SORT"], "STATUS_ID": f"C{ids['masters']}:REGISTRATION"}
     assert isinstance(stages[0]["SORT"], int)
+
+
+def test_crm_item_speaks_camel_case_with_typed_values(world):
+    call, ids, *_ = world
+    fields = call("admin", "crm.item.fields", {"entityTypeId": 2}).json()["result"]["fields"]
+    assert fields["stageId"]["upperName"] == "STAGE_ID" and fields["assignedById"]["type"] == "user"
+    assert "ufCrmDpoContractNumber" in fields
+    r = call("m1", "crm.item.add", {"entityTypeId": 2, "fields": {"title": "Через crm.item", "opportunity": 1200.5,
+                                                                  "stageId": "REGISTRATION"}})
+    assert r.status_code == 200, r.text
+    item = r.json()["result"]["item"]
+    assert isinstance(item["id"], int) and item["title"] == "Через crm.item" and item["opportunity"] == 1200.5
+    assert item["stageId"] == "REGISTRATION" and item["categoryId"] == 0 and item["assignedById"] == ids["m1"]
+    assert item["entityTypeId"] == 2 and item["closed"] == "N"
+    assert re.match(r"^\d{4}-\d{2}-\d{2}T", item["createdTime"])
+    got = call("m1", "crm.item.get", {"entityTypeId": 2, "id": item["id"]}).json()["result"]["item"]
+    assert got["id"] == item["id"]
+    upd = call("m1", "crm.item.update", {"entityTypeId": 2, "id": item["id"], "fields": {"title": "Переименована"}})
+    assert upd.json()["result"]["item"]["title"] == "Переименована"
+    # ORM paging: start is the offset itself; order and filter accept either spelling
+    listed = call("m1", "crm.item.list", {"entityTypeId": 2, "order": {"id": "ASC"}, "filter": {">id": 0},
+                                          "select": ["id", "title"]}).json()
+    assert listed["total"] == 2 and [i["id"] for i in listed["result"]["items"]] == sorted([ids["own"], item["id"]])
+    assert set(listed["result"]["items"][0]) == {"id", "title", "entityTypeId"}
+    page2 = call("m1", "crm.item.list", {"entityTypeId": 2, "order": {"ID": "ASC"}, "start": 1}).json()
+    assert [i["id"] for i in page2["result"]["items"]] == [max(ids["own"], item["id"])] and "next" not in page2
+    assert call("m1", "crm.item.delete", {"entityTypeId": 2, "id": item["id"]}).json()["result"] == []
+    bad = call("m1", "crm.item.list", {"entityTypeId": 31})
+    assert bad.status_code == 400

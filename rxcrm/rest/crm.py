@@ -530,11 +530,14 @@ def _order(entity: str, order: dict):
     return out or [model.id.asc()]
 
 
-def list_items(call: Call, entity: str) -> wire.Answer:
+def list_items(call: Call, entity: str, *, names=None, orm: bool = False) -> wire.Answer:
+    """A list page. `names` turns the caller's field names into ours (crm.item's camelCase);
+    `orm`: the offset is `start` itself (crm.item.list), not Bitrix24's legacy page."""
     s, model, refs = call.session, _model(entity), Refs(call.session)
-    flt = wire.as_map(call.p("filter"), "filter")
-    order = wire.as_map(call.p("order"), "order")
-    select_ = [str(x) for x in wire.as_list(call.p("select"))]
+    names = names or (lambda n: n)
+    flt = {_with_op(k, names): v for k, v in wire.as_map(call.p("filter"), "filter").items()}
+    order = {names(str(k)): v for k, v in wire.as_map(call.p("order"), "order").items()}
+    select_ = [names(str(x)) for x in wire.as_list(call.p("select"))]
     conds = [model.deleted_at.is_(None), access.scope(s, call.actor, model, entity, "view")]
     for key, value in flt.items():
         cond = _condition(entity, key, value, refs)
@@ -545,11 +548,16 @@ def list_items(call: Call, entity: str) -> wire.Answer:
     if start == -1:  # no count: the first 50 (b24pysdk's fast lists walk by >ID)
         found = s.exec(q.limit(wire.PAGE)).all()
         return wire.Answer(rows(s, entity, list(found), refs, select_), total=0)
-    offset = wire.legacy_page(start)
+    offset = max(0, start) if orm else wire.legacy_page(start)
     total = s.exec(select(func.count()).select_from(model).where(*conds)).one()
     found = s.exec(q.offset(offset).limit(wire.PAGE)).all() if offset < total else []
-    return wire.Answer(rows(s, entity, list(found), refs, select_), total=total,
-                       next=wire.next_start(offset, total))
+    nxt = (offset + len(found) if offset + len(found) < total else None) if orm else wire.next_start(offset, total)
+    return wire.Answer(rows(s, entity, list(found), refs, select_), total=total, next=nxt)
+
+
+def _with_op(key, names) -> str:
+    op, name = _OP.match(str(key)).groups()
+    return op + names(name)
 
 
 def get_one(call: Call, entity: str) -> dict:
@@ -669,6 +677,117 @@ for _entity in FIELDS:
     _register(_entity)
 
 
+# ---- crm.item.*: the universal methods (camelCase, typed values) ---------------------------------
+ENTITY_TYPES = {1: "lead", 2: "deal", 3: "contact", 4: "company"}
+_CAMEL_OVERRIDES = {"DATE_CREATE": "createdTime", "DATE_MODIFY": "updatedTime", "CREATED_BY_ID": "createdBy",
+                    "MODIFY_BY_ID": "updatedBy", "STATUS_ID": "stageId", "STATUS_SEMANTIC_ID": "stageSemanticId",
+                    "BIRTHDATE": "birthdate", "CLOSEDATE": "closedate", "DATE_CLOSED": "closedTime",
+                    "IS_RETURN_CUSTOMER": "isReturnCustomer", "IS_REPEATED_APPROACH": "isRepeatedApproach"}
+
+
+def camel(name: str) -> str:
+    """A Bitrix24 field name in crm.item's spelling: ASSIGNED_BY_ID → assignedById,
+    UF_CRM_DPO_CONTRACT_NUMBER → ufCrmDpoContractNumber."""
+    if name in _CAMEL_OVERRIDES:
+        return _CAMEL_OVERRIDES[name]
+    head, *rest = name.lower().split("_")
+    return head + "".join(p.capitalize() for p in rest)
+
+
+def _item_names(entity: str, refs: Refs):
+    """camelCase or UPPER name → the legacy UPPER name (unknown names pass through)."""
+    names = [f.name for f in FIELDS[entity]] + [uf_name(cf) for cf in refs.custom(entity)]
+    back = {camel(n).lower(): n for n in names} | {n.lower(): n for n in names}
+    return lambda n: back.get(str(n).lower(), str(n).upper()) if n not in ("*", "UF_*") else n
+
+
+def _typed(entity: str, row: dict, refs: Refs) -> dict:
+    """A legacy row → crm.item's item: ints and floats as numbers, null for empty, `fm`
+    for the multi-fields."""
+    by_name, out = _BY_NAME[entity], {}
+    for name, value in row.items():
+        f = by_name.get(name)
+        kind = f.type if f else "string"
+        if name in ("PHONE", "EMAIL"):
+            out.setdefault("fm", []).extend({"id": int(v["ID"]), "valueType": v["VALUE_TYPE"], "value": v["VALUE"],
+                                              "typeId": v["TYPE_ID"]} for v in value)
+            continue
+        if value in ("", None):
+            value = None
+        elif kind in ("integer", "user", "crm_contact", "crm_company", "crm_lead", "crm_category"):
+            value = int(value)
+        elif kind == "double":
+            value = float(value)
+        out[camel(name)] = value
+    out["entityTypeId"] = next(k for k, v in ENTITY_TYPES.items() if v == entity)
+    return out
+
+
+def _entity_type(call: Call) -> str:
+    try:
+        etype = int(str(call.p("entityTypeId") or "").strip())
+    except ValueError:
+        etype = 0
+    if etype not in ENTITY_TYPES:
+        raise wire.RestError("entityTypeId: 1 (лиды), 2 (сделки), 3 (контакты) или 4 (компании)",
+                             "NOT_FOUND", 400)
+    return ENTITY_TYPES[etype]
+
+
+def _item_fields(call: Call, names) -> Call:
+    """The call with `fields` in legacy names (crm.item accepts camelCase)."""
+    fields = wire.as_map(call.p("fields"), "fields")
+    params = {k: v for k, v in call.params.items() if str(k).lower() != "fields"}
+    params["fields"] = {names(k): v for k, v in fields.items()}
+    return dataclasses.replace(call, params=params)
+
+
+def _one_item(call: Call, entity: str, item_id: int) -> dict:
+    s, refs = call.session, Refs(call.session)
+    item = _visible(s, call, entity, item_id)
+    return {"item": _typed(entity, rows(s, entity, [item], refs, ["*", "UF_*", "PHONE", "EMAIL"])[0], refs)}
+
+
+@method("crm.item.fields")
+def item_fields(call: Call) -> dict:
+    entity = _entity_type(call)
+    return {"fields": {camel(n): {**d, "upperName": n} for n, d in descriptors(entity, Refs(call.session)).items()}}
+
+
+@method("crm.item.get")
+def item_get(call: Call) -> dict:
+    return _one_item(call, _entity_type(call), wire.as_id(call.p("id")))
+
+
+@method("crm.item.list")
+def item_list(call: Call) -> wire.Answer:
+    entity = _entity_type(call)
+    refs = Refs(call.session)
+    answer = list_items(call, entity, names=_item_names(entity, refs), orm=True)
+    return wire.Answer({"items": [_typed(entity, r, refs) for r in answer.result]}, total=answer.total,
+                       next=answer.next)
+
+
+@method("crm.item.add", write=True)
+def item_add(call: Call) -> dict:
+    entity = _entity_type(call)
+    new_id = add(_item_fields(call, _item_names(entity, Refs(call.session))), entity)
+    return _one_item(call, entity, new_id)
+
+
+@method("crm.item.update", write=True)
+def item_update(call: Call) -> dict:
+    entity = _entity_type(call)
+    update(_item_fields(call, _item_names(entity, Refs(call.session))), entity)
+    return _one_item(call, entity, wire.as_id(call.p("id")))
+
+
+@method("crm.item.delete", write=True)
+def item_delete(call: Call) -> list:
+    delete(call, _entity_type(call))
+    return []
+
+
 # ---- reference methods -------------------------------------------------------------------------
 def _status_rows(refs: Refs) -> list[dict]:
     out = []
@@ -784,5 +903,5 @@ def dealcategory_default(call: Call) -> dict:
     return {"ID": 0, "NAME": refs.pipes[pipe].name if pipe else ""}
 
 
-__all__ = ["FIELDS", "Refs", "SOURCE_CODES", "descriptors", "incoming", "parse_moment", "rows", "source_code",
+__all__ = ["ENTITY_TYPES", "FIELDS", "Refs", "SOURCE_CODES", "camel", "descriptors", "incoming", "parse_moment", "rows", "source_code",
            "source_text", "uf_name"]
