@@ -268,7 +268,7 @@ EN: dict[str, str] = {
                            "signed with the webhook's name in the history. Methods and fields: docs/REST_API.md.",
     "settings.hooks.user": "Employee",
     "settings.hooks.name": "Name (e.g. course marketplace)",
-    "settings.hooks.scope.crm": "CRM (crm)",
+    "settings.hooks.scope.crm": "CRM items (crm)",
     "settings.hooks.scope.user": "Users (user)",
     "settings.hooks.create": "Create webhook",
     "settings.hooks.new": "Webhook address (shown only once, keep it): ",
