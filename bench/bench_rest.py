@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sqlalchemy import func, select  # noqa: E402
+from sqlmodel import func, select  # noqa: E402
 
 from bench_seed import seed_items  # noqa: E402
 from rxcrm.db import get_engine, migrate, optimize, session_scope  # noqa: E402
