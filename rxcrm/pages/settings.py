@@ -217,7 +217,7 @@ def _hooks() -> rx.Component:
         rx.text(t["settings.hooks.title"], weight="bold", size="3", padding_top="8px"),
         rx.text(t["settings.hooks.hint"], size="2", color=theme.TEXT_MUTED),
         rx.form(rx.hstack(
-            rx.select.root(rx.select.trigger(placeholder=t["settings.hooks.user"], width="240px"),
+            rx.select.root(rx.select.trigger(placeholder=t["settings.hooks.user"], width="240px", data_testid="hook-user"),
                            rx.select.content(rx.foreach(SettingsState.user_options,
                                                         lambda o: rx.select.item(o.label, value=o.value))),
                            name="user_id", size="2", required=True),
