@@ -251,3 +251,47 @@ def test_crm_item_speaks_camel_case_with_typed_values(world):
     assert call("m1", "crm.item.delete", {"entityTypeId": 2, "id": item["id"]}).json()["result"] == []
     bad = call("m1", "crm.item.list", {"entityTypeId": 31})
     assert bad.status_code == 400
+
+
+def test_contacts_comments_activities_and_duplicates(world, db):
+    call, ids, *_ = world
+    contact = call("m1", "crm.contact.add", {"fields": {"NAME": "Анна", "LAST_NAME": "Смирнова",
+                                                        "PHONE": [{"VALUE": "+7 916 111-22-33"}],
+                                                        "EMAIL": [{"VALUE": "anna@example.ru"}]}}).json()["result"]
+    assert call("m1", "crm.deal.contact.items.get", {"id": ids["own"]}).json()["result"] == []
+    r = call("m1", "crm.deal.contact.items.set", {"id": ids["own"], "items": [{"CONTACT_ID": contact, "IS_PRIMARY": "Y"}]})
+    assert r.json()["result"] is True
+    items = call("m1", "crm.deal.contact.items.get", {"id": ids["own"]}).json()["result"]
+    assert items == [{"CONTACT_ID": contact, "SORT": 10, "ROLE_ID": 0, "IS_PRIMARY": "Y"}]
+    assert call("m1", "crm.deal.get", {"id": ids["own"]}).json()["result"]["CONTACT_ID"] == str(contact)
+    # a comment on the deal's timeline, listed back
+    r = call("m1", "crm.timeline.comment.add", {"fields": {"ENTITY_ID": ids["own"], "ENTITY_TYPE": "deal",
+                                                           "COMMENT": "Клиент просит перезвонить"}})
+    assert r.status_code == 200 and isinstance(r.json()["result"], int)
+    listed = call("m1", "crm.timeline.comment.list", {"filter": {"ENTITY_ID": ids["own"], "ENTITY_TYPE": "deal"}}).json()
+    assert listed["total"] == 1 and listed["result"][0]["COMMENT"] == "Клиент просит перезвонить"
+    assert listed["result"][0]["AUTHOR_ID"] == str(ids["m1"])
+    # a to-do with a deadline, then the activity list and get
+    from rxcrm.rest import wire
+    from rxcrm.services.activities import suggested_start
+    when = wire.iso(suggested_start())  # the next working hour: within the activity discipline
+    r = call("m1", "crm.activity.todo.add", {"ownerTypeId": 2, "ownerId": ids["own"],
+                                             "deadline": when, "title": "Отправить договор"})
+    assert r.status_code == 200, r.text
+    act_id = r.json()["result"]["id"]
+    acts = call("m1", "crm.activity.list", {"filter": {"OWNER_TYPE_ID": 2, "OWNER_ID": ids["own"]}}).json()
+    row = next(a for a in acts["result"] if a["ID"] == str(act_id))
+    assert row["SUBJECT"] == "Отправить договор" and row["COMPLETED"] == "N" and row["TYPE_ID"] == "3"
+    assert row["DEADLINE"] == when
+    assert call("m1", "crm.activity.get", {"id": act_id}).json()["result"]["OWNER_ID"] == str(ids["own"])
+    # another department's deal: its activities are not listed, its comments refused
+    other = call("m1", "crm.timeline.comment.list", {"filter": {"ENTITY_ID": ids["other"], "ENTITY_TYPE": "deal"}})
+    assert other.status_code == 400 and other.json()["error_description"] == "Access denied."
+    # duplicates by phone and e-mail
+    found = call("m1", "crm.duplicate.findbycomm", {"type": "PHONE", "values": ["8 (916) 111-22-33"]}).json()
+    assert found["result"] == {"CONTACT": [contact]}
+    none = call("m1", "crm.duplicate.findbycomm", {"type": "EMAIL", "values": ["nobody@example.ru"]}).json()
+    assert none["result"] == []
+    # an empty list unlinks the contact
+    call("m1", "crm.deal.contact.items.set", {"id": ids["own"], "items": []})
+    assert call("m1", "crm.deal.contact.items.get", {"id": ids["own"]}).json()["result"] == []
