@@ -9,15 +9,20 @@ Adding a reaction (live board updates, outbound webhooks…) = a function in its
 module + one line here."""
 from __future__ import annotations
 
-from rxcrm.services import audit, changes, events, notifications, rules_engine
+from rxcrm.services import audit, changes, events, notifications, outbound, rules_engine
 
 # event → its listeners, in order: the audit first (it records the person's change before a
-# rule's), then the bell, then the rules (whose own changes publish events in turn).
+# rule's), then the bell, then the outbound events (an outbox row in the change's own
+# transaction, once per item and unit of work), then the rules (whose own changes publish
+# events in turn).
 HOOKS: dict[str, list] = {
-    events.ITEM_CREATED: [audit.on_item_created, notifications.on_item_created, rules_engine.on_item_created],
-    events.FIELDS_CHANGED: [audit.on_fields_changed, notifications.on_fields_changed, rules_engine.on_fields_changed],
-    events.STAGE_CHANGED: [audit.on_stage_changed, notifications.on_stage_changed, rules_engine.on_stage_changed],
-    events.ITEM_DELETED: [audit.on_item_deleted],
+    events.ITEM_CREATED: [audit.on_item_created, notifications.on_item_created, outbound.on_item_created,
+                          rules_engine.on_item_created],
+    events.FIELDS_CHANGED: [audit.on_fields_changed, notifications.on_fields_changed, outbound.on_fields_changed,
+                            rules_engine.on_fields_changed],
+    events.STAGE_CHANGED: [audit.on_stage_changed, notifications.on_stage_changed, outbound.on_stage_changed,
+                           rules_engine.on_stage_changed],
+    events.ITEM_DELETED: [audit.on_item_deleted, outbound.on_item_deleted],
     events.ACTIVITY_SCHEDULING: [rules_engine.on_activity_scheduling],
     events.ACTIVITY_PLANNED: [],
 }

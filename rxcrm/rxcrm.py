@@ -16,7 +16,7 @@ from rxcrm import api, hooks, web
 from rxcrm.rest import routes as rest
 from rxcrm.state.base import backend_exception_handler
 from rxcrm.state.live import live_task
-from rxcrm.tasks import intake_task, reminders_task
+from rxcrm.tasks import intake_task, outbound_task, reminders_task
 
 from rxcrm.db import install_fork_hook, migrate, session_scope
 from rxcrm.pages.login import login_page
@@ -92,10 +92,11 @@ app = rx.App(
     api_transformer=[Starlette(routes=[*web.routes, *api.routes, *rest.routes]), web.SecurityMiddleware],
     backend_exception_handler=backend_exception_handler,
 )
-# Every worker starts these loops; reminders and intake re-processing run their rounds in ONE
+# Every worker starts these loops; reminders, intake re-processing and outbound events run their rounds in ONE
 # worker at a time (a leader lock per job, rxcrm.db.singleton; another takes over if it dies).
 app.register_lifespan_task(reminders_task)
 app.register_lifespan_task(intake_task)
+app.register_lifespan_task(outbound_task)  # outbound events (Bitrix24's outgoing webhooks), one worker
 # live_task runs in EVERY worker, no leader lock: each worker refreshes the boards/cards whose
 # tabs are connected to it (others' changes reach open boards/cards: state/live.py)
 app.register_lifespan_task(live_task)

@@ -17,7 +17,11 @@ atomically, so a reminder is sent once even if two rounds overlapped).
 left "received" — their processing was interrupted by a crash, a restart or a transient
 database error (`intake.reprocess_pending`: only events older than its grace period, a
 bounded number of attempts each; the event row is locked and its status checked before
-processing, so an event is processed once)."""
+processing, so an event is processed once).
+
+`outbound_task`: every OUTBOUND_PERIOD_S seconds posts the due outbound events (Bitrix24's
+outgoing webhooks: `outbound.deliver_due`, rows written with the changes, retried with
+backoff, each settled right after its receiver answered)."""
 from __future__ import annotations
 
 import asyncio
@@ -25,11 +29,12 @@ import logging
 from collections.abc import Callable
 
 from rxcrm.db import Singleton, session_scope, singleton
-from rxcrm.services import intake, notifications
+from rxcrm.services import intake, notifications, outbound
 
 log = logging.getLogger("rxcrm.tasks")
 REMINDER_PERIOD_S = 30
 INTAKE_PERIOD_S = 30
+OUTBOUND_PERIOD_S = 2
 
 
 def reminders_once() -> int:
@@ -79,3 +84,18 @@ async def intake_task(period_s: float = INTAKE_PERIOD_S) -> None:
     """Loop forever, the first round at start-up (in the worker that gets the lock first); a
     failed round is logged, the loop goes on."""
     await _leader_loop("intake", "intake_once", period_s, _report_intake, "intake re-processing round failed")
+
+
+def outbound_once() -> dict[str, int]:
+    """One round of outbound deliveries (own units of work)."""
+    return outbound.deliver_due(session_scope)
+
+
+def _report_outbound(done) -> None:
+    if done.get("retry") or done.get("failed"):
+        log.info("outbound events: %s", done)
+
+
+async def outbound_task(period_s: float = OUTBOUND_PERIOD_S) -> None:
+    """Loop forever (one worker delivers); a failed round is logged and the loop goes on."""
+    await _leader_loop("outbound", "outbound_once", period_s, _report_outbound, "outbound round failed")

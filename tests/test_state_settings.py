@@ -252,3 +252,23 @@ def test_a_webhook_needs_a_name_and_a_scope(tokens):
                          ({"user_id": str(manager.id), "name": "Без прав"}, "Выберите права вебхука")):
         out = st.create_hook(form)
         assert reason in str(out) and len(st.hooks) == before and st.new_hook_url == ""
+
+
+def test_admin_subscribes_a_url_to_an_event_and_sees_the_deliveries(tokens):
+    from rxcrm.services import create
+    st = _state(tokens["sadmin"])
+    st.on_load()
+    st.create_binding({"event": "ONCRMDEALADD", "handler": "http://127.0.0.1:9/receiver", "name": "Аналитика"})
+    row = next(b for b in st.event_bindings if b.name == "Аналитика")
+    assert row.active and row.event == "ONCRMDEALADD" and row.pending == 0
+    with session_scope() as s:
+        manager = s.exec(select(User).where(User.login == "smanager")).one()
+        create.create_deal(s, auth.actor_for(manager), pipeline_id=f.pipeline(s, "dpo").id, title="Событие")
+    st.on_load()
+    assert next(b for b in st.event_bindings if b.id == row.id).pending == 1
+    delivery = st.deliveries[0]
+    assert delivery.event == "ONCRMDEALADD" and delivery.item.startswith("Сделка №") and delivery.status == "pending"
+    out = st.create_binding({"event": "ONCRMDEALADD", "handler": "not a url"})
+    assert "Адрес обработчика" in str(out)
+    st.unbind_event(row.id)
+    assert not next(b for b in st.event_bindings if b.id == row.id).active

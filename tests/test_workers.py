@@ -220,7 +220,8 @@ def test_a_lost_postgresql_connection_is_noticed_and_the_lock_taken_again(db_url
         leader.release()
 
 
-@pytest.mark.parametrize("job, once", [("reminders", "reminders_once"), ("intake", "intake_once")])
+@pytest.mark.parametrize("job, once", [("reminders", "reminders_once"), ("intake", "intake_once"),
+                                       ("outbound", "outbound_once")])
 def test_each_job_runs_its_rounds_in_one_worker_only(db_url, monkeypatch, job, once):
     """Two 'workers' of a job (two loops, each with its own lock connection/file): only the
     one holding the lock runs rounds, the other asks every period; when the first stops
@@ -243,7 +244,7 @@ def test_each_job_runs_its_rounds_in_one_worker_only(db_url, monkeypatch, job, o
     rounds: list[int] = []
     monkeypatch.setattr(tasks, "singleton", make)
     monkeypatch.setattr(tasks, once, lambda: rounds.append(1) or (0 if once == "reminders_once" else {"processed": 0}))
-    loop = tasks.reminders_task if job == "reminders" else tasks.intake_task
+    loop = {"reminders": tasks.reminders_task, "intake": tasks.intake_task, "outbound": tasks.outbound_task}[job]
 
     async def until(cond, what: str) -> None:
         for _ in range(400):

@@ -9,7 +9,7 @@ from .crm import Communication, Company, Contact, Deal, DealProduct, Lead, Produ
 from .integration import IntakeEvent, IntegrationToken
 from .org import Department, Role, RolePermission, User, UserSession
 from .pipeline import AutomationRule, CustomField, Pipeline, Stage
-from .rest import RestWebhook
+from .rest import RestEventBinding, RestOutbox, RestWebhook
 from .views import ColumnSet, FilterPreset, PresetRoleDefault, UserPageSetting
 
 metadata = SQLModel.metadata
@@ -18,7 +18,7 @@ __all__ = [
     "Activity", "AuditRecord", "AutomationRule", "COMPANY", "CONTACT", "ChangeRecord", "ColumnSet", "Comment", "Communication",
     "Company", "Contact", "CustomField", "DEAL", "Deal", "DealProduct", "Department",
     "ENTITY_KINDS", "FilterPreset", "IntakeEvent", "IntegrationToken", "LEAD", "Lead", "Notification",
-    "Pipeline", "PresetRoleDefault", "Product", "RestWebhook",
+    "Pipeline", "PresetRoleDefault", "Product", "RestEventBinding", "RestOutbox", "RestWebhook",
     "Role", "RolePermission", "Stage", "StageHistory", "TimelineEvent", "User",
     "UserPageSetting", "UserSession", "metadata", "utcnow",
 ]

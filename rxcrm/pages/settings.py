@@ -13,7 +13,8 @@ from rxcrm.components import theme
 from rxcrm.components.forms import form_dialog, option_select
 from rxcrm.components.responsive import NOWRAP_TABLE, WIDE_TABLE
 from rxcrm.components.shell import layout
-from rxcrm.state.settings import (INTEGRATIONS, BinRow, DeptRow, EventRow, FormRow, HookRow, MatrixCell, MatrixRow,
+from rxcrm.state.settings import (INTEGRATIONS, BindingRow, BinRow, DeliveryRow, DeptRow, EventRow, FormRow, HookRow,
+                                  MatrixCell, MatrixRow,
                                   RuleRow, SettingsState, TokenRow, UserRow)
 
 t = SettingsState.t
@@ -241,6 +242,67 @@ def _hooks() -> rx.Component:
     )
 
 
+def _binding_row(b: BindingRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.code(b.event, variant="ghost")), rx.table.cell(b.handler), rx.table.cell(b.name),
+        rx.table.cell(b.created_at), rx.table.cell(b.pending),
+        rx.table.cell(rx.cond(b.active, rx.badge(t["settings.tokens.active"], color_scheme="green", variant="soft"),
+                              rx.badge(t["settings.tokens.revoked"], color_scheme="gray", variant="soft"))),
+        rx.table.cell(rx.cond(b.active, rx.button(t["settings.out.unbind"], size="1", variant="soft", color_scheme="red",
+                                                  on_click=SettingsState.unbind_event(b.id)))),
+        data_testid="binding-row",
+    )
+
+
+def _delivery_row(d: DeliveryRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(d.at), rx.table.cell(rx.code(d.event, variant="ghost")), rx.table.cell(d.item),
+        rx.table.cell(rx.badge(rx.match(d.status, ("delivered", t["settings.out.status.delivered"]),
+                                        ("failed", t["settings.out.status.failed"]), t["settings.out.status.pending"]),
+                               color_scheme=rx.match(d.status, ("delivered", "green"), ("failed", "red"), "gray"),
+                               variant="soft")),
+        rx.table.cell(d.attempts), rx.table.cell(rx.text(d.error, size="1", color=theme.DANGER)),
+        rx.table.cell(rx.cond(d.status == "failed", rx.button(t["settings.out.retry"], size="1", variant="soft",
+                                                              on_click=SettingsState.retry_delivery(d.id)))),
+        data_testid="delivery-row",
+    )
+
+
+def _outbound() -> rx.Component:
+    """Bitrix24's outgoing webhooks: an event → a receiver's URL; the latest deliveries."""
+    return rx.vstack(
+        rx.text(t["settings.out.title"], weight="bold", size="3", padding_top="8px"),
+        rx.text(t["settings.out.hint"], size="2", color=theme.TEXT_MUTED),
+        rx.form(rx.hstack(
+            rx.select.root(rx.select.trigger(placeholder=t["settings.out.event"], width="220px",
+                                             data_testid="binding-event"),
+                           rx.select.content(rx.foreach(SettingsState.outbound_events,
+                                                        lambda e: rx.select.item(e, value=e))),
+                           name="event", size="2", required=True),
+            rx.input(name="handler", placeholder=t["settings.out.handler"], width="340px", max_width="100%",
+                     required=True, data_testid="binding-handler"),
+            rx.input(name="name", placeholder=t["settings.out.name"], width="200px", max_width="100%"),
+            rx.button(t["settings.out.bind"], type="submit", size="2", data_testid="binding-create"),
+            spacing="2", flex_wrap="wrap", align="center"),
+            on_submit=SettingsState.create_binding, reset_on_submit=True),
+        rx.table.root(_th(t["settings.out.event"], t["settings.out.handler"], t["settings.out.name"],
+                          t["settings.hooks.col.created"], t["settings.out.col.pending"],
+                          t["settings.tokens.col.status"], ""),
+                      rx.table.body(rx.foreach(SettingsState.event_bindings, _binding_row)), variant="surface",
+                      size="1", width="100%", style=NOWRAP_TABLE),
+        rx.cond(SettingsState.event_bindings.length() == 0, _hint(t["settings.out.none"])),
+        rx.cond(SettingsState.deliveries.length() > 0, rx.vstack(
+            rx.text(t["settings.out.deliveries"], weight="medium", size="2"),
+            rx.table.root(_th(t["settings.out.col.at"], t["settings.out.event"], t["settings.out.col.item"],
+                              t["settings.tokens.col.status"], t["settings.out.col.attempts"],
+                              t["settings.events.col.error"], ""),
+                          rx.table.body(rx.foreach(SettingsState.deliveries, _delivery_row)), variant="surface",
+                          size="1", width="100%", style=NOWRAP_TABLE),
+            width="100%", spacing="2")),
+        width="100%", spacing="3",
+    )
+
+
 def _integrations_tab() -> rx.Component:
     return rx.vstack(
         rx.text(t["settings.integrations.hint"], size="2", color=theme.TEXT_MUTED),
@@ -269,6 +331,7 @@ def _integrations_tab() -> rx.Component:
                       size="1", width="100%", style=NOWRAP_TABLE),
         rx.cond(SettingsState.intake_events.length() == 0, _hint(t["settings.events.none"])),
         _hooks(),
+        _outbound(),
         width="100%", spacing="3",
     )
 

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import crm, crm_more, methods, wire  # noqa: F401 - crm, crm_more: their methods join the registry
+from . import crm, crm_more, events, methods, wire  # noqa: F401 - crm, crm_more, events: their methods join the registry
 
 log = logging.getLogger("rxcrm.rest")
 BODY_MAX = 10 * 1024 * 1024

@@ -45,20 +45,23 @@ ACTION_LABEL = {
     "token_revoke": "Отзыв токена интеграции", "intake_replay": "Повтор события интеграции",
     "intake_assign": "Назначение ответственного",
     "webhook_create": "Создание вебхука REST", "webhook_revoke": "Отзыв вебхука REST",
+    "event_bind": "Подписка на событие", "event_unbind": "Отмена подписки на событие",
+    "event_retry": "Повтор отправки события",
     "denied": "Отказ в доступе",
     # what a refused attempt tried (details["action"] of a "denied" row)
     "department_list": "Просмотр отделов", "permission_matrix": "Просмотр прав", "user_list": "Просмотр сотрудников",
     "user_item_counts": "Просмотр элементов сотрудника", "token_list": "Просмотр токенов",
     "intake_events": "Просмотр событий интеграций", "webhook_list": "Просмотр вебхуков REST",
+    "event_list": "Просмотр исходящих событий",
 }
 # Codes that only name what a refused attempt tried (details of a "denied" row), never a row of their own.
 REFUSAL_ONLY = frozenset({"department_list", "permission_matrix", "user_list", "user_item_counts", "token_list",
-                          "intake_events", "webhook_list"})
+                          "intake_events", "webhook_list", "event_list"})
 INTEGRATION_LABEL = {"marketplace": "Маркетплейс", "landing": "Лендинг", "education": "УС ДПО"}
 RULE_OP = {"create": "добавлено", "update": "изменено", "delete": "удалено", "activate": "включено",
            "deactivate": "выключено"}
 ENTITY_LABEL = {**{code: e.label for code, e in ENTITIES.items()}, "user": "Сотрудник", "department": "Отдел", "permission": "Права доступа", "analytics": "Аналитика",
-                "rule": "Правило", "webhook": "Вебхук REST"}
+                "rule": "Правило", "webhook": "Вебхук REST", "event_binding": "Исходящее событие"}
 SOURCE_LABEL = {"ui": "Интерфейс", "intake": "Интеграция", "rule": "Правило", "system": "Система"}
 WHO_BY_SOURCE = {"intake": "Интеграция", "rule": "Правило", "system": "Система", "ui": "Система"}
 LOGIN_REASON = {"bad_password": "неверный пароль", "unknown_login": "неизвестный логин",
@@ -435,7 +438,7 @@ MAIN_ACTIONS = ("create", "update", "delete", "restore", "move", "convert", "clo
                 "user_create", "user_update", "user_deactivate", "user_activate", "password_reset", "reassign",
                 "department_create", "department_update", "permission_set", "permissions_reset", "rule_update",
                 "token_create", "token_revoke", "intake_replay", "intake_assign", "webhook_create", "webhook_revoke",
-                "denied")
+                "event_bind", "event_unbind", "event_retry", "denied")
 
 
 def history_actions() -> list[tuple[str, str]]:

@@ -17,7 +17,8 @@ from rxcrm import i18n
 from rxcrm.models import Pipeline, Stage
 from rxcrm.models.integration import INTEGRATIONS
 from rxcrm.rules import automation
-from rxcrm.services import admin, fmt, intake, recycle, rules_admin, webhooks
+from rxcrm.models.rest import OUTBOUND_EVENTS
+from rxcrm.services import admin, entities, fmt, intake, outbound, recycle, rules_admin, webhooks
 
 from .app import AppState
 from .base import choice, event, field, opt_id, to_bool, to_form, to_id, to_text
@@ -100,6 +101,29 @@ class HookRow:
 
 
 @dataclasses.dataclass
+class BindingRow:
+    """An outbound event subscription: the event, the receiver's URL, deliveries waiting."""
+    id: int = 0
+    event: str = ""
+    handler: str = ""
+    name: str = ""
+    created_at: str = ""
+    pending: int = 0
+    active: bool = True
+
+
+@dataclasses.dataclass
+class DeliveryRow:
+    id: int = 0
+    event: str = ""
+    item: str = ""
+    status: str = ""
+    attempts: int = 0
+    at: str = ""
+    error: str = ""
+
+
+@dataclasses.dataclass
 class EventRow:
     id: int = 0
     integration: str = ""
@@ -152,6 +176,9 @@ class SettingsState(AppState):
     new_token: str = ""
     new_hook_url: str = ""  # the address of the webhook just created (shown once)
     hooks: list[HookRow] = []
+    event_bindings: list[BindingRow] = []
+    deliveries: list[DeliveryRow] = []
+    outbound_events: list[str] = list(OUTBOUND_EVENTS)
     stage_options: list[Option] = []  # "pipeline:STAGE" — every stage of every pipeline
     # the rules editor picks fields and values from lists (rules_admin.field_choices), by pipeline code
     rule_fields: dict[str, list[Option]] = {}      # pipeline code → fields a person can fill
@@ -295,6 +322,13 @@ class SettingsState(AppState):
                                            fmt.dt_short(e.received_at), e.status, (e.error or "")[:200])
                                   for e in intake.events(s, actor, limit=30)]
             self.intake_waiting = intake.pending_count(s)
+            self.event_bindings = [BindingRow(b["id"], b["event"], b["handler"], b["name"] or "—",
+                                              fmt.dt_short(b["created_at"]), b["pending"], b["active"])
+                                   for b in outbound.bindings(s, actor)]
+            self.deliveries = [DeliveryRow(d.id, d.event, f"{entities.label(d.entity_type, d.entity_type)} №{d.entity_id}",
+                                           d.status, d.attempts,
+                                           fmt.dt_short(d.delivered_at or d.created_at), (d.last_error or "")[:200])
+                               for d in outbound.deliveries(s, actor)]
             self.hooks = [HookRow(h["id"], h["name"], h["user"], ", ".join(h["scopes"]), h["path"],
                                   fmt.dt_short(h["created_at"]),
                                   fmt.dt_short(h["last_used_at"]) if h["last_used_at"] else "", h["active"])
@@ -440,6 +474,26 @@ class SettingsState(AppState):
         origin = (self.router.headers.origin or "").rstrip("/") or f"http://{self.router.headers.host}"
         self.new_hook_url = f"{origin}/rest/{owner}/{code}/"
         self._load()
+
+    @event
+    def create_binding(self, form: dict):
+        form = to_form(form)
+        event = choice(field(form, "event", self._tr("settings.out.event"), 50) or "", OUTBOUND_EVENTS,
+                       self._tr("settings.out.event"))
+        handler = field(form, "handler", self._tr("settings.out.handler"), 2000)
+        return self._do(lambda s, a: outbound.bind(s, a, event, handler, name=field(form, "name", "", 120)),
+                        self._tr("settings.done.event_bound"))
+
+    @event
+    def unbind_event(self, binding_id: int):
+        binding_id = to_id(binding_id, self._tr("settings.out.event"))
+        return self._do(lambda s, a: outbound.unbind(s, a, binding_id=binding_id),
+                        self._tr("settings.done.event_unbound"))
+
+    @event
+    def retry_delivery(self, outbox_id: int):
+        outbox_id = to_id(outbox_id, self._tr("settings.out.event"))
+        return self._do(lambda s, a: outbound.retry(s, a, outbox_id), self._tr("settings.done.event_retried"))
 
     @event
     def revoke_hook(self, hook_id: int):
