@@ -285,7 +285,7 @@ def _outbound() -> rx.Component:
             rx.button(t["settings.out.bind"], type="submit", size="2", data_testid="binding-create"),
             spacing="2", flex_wrap="wrap", align="center"),
             on_submit=SettingsState.create_binding, reset_on_submit=True),
-        rx.table.root(_th(t["settings.out.event"], t["settings.out.handler"], t["settings.out.name"],
+        rx.table.root(_th(t["settings.out.event"], t["settings.out.col.handler"], t["settings.out.name"],
                           t["settings.hooks.col.created"], t["settings.out.col.pending"],
                           t["settings.tokens.col.status"], ""),
                       rx.table.body(rx.foreach(SettingsState.event_bindings, _binding_row)), variant="surface",

@@ -24,15 +24,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, func, select
 
-from rxcrm.models import Communication, Company, Contact, CustomField, Deal, Lead, Pipeline, Stage
-from rxcrm.services import access, comms, create, items
+from rxcrm.models import Communication, CustomField, Pipeline, Stage
+from rxcrm.services import access, comms, create, entities, items
 from rxcrm.services.fields import field_map
 from rxcrm.services.phones import normalize_email, normalize_phone
 
 from . import wire
 from .methods import Call, method
 
-MODELS = {"lead": Lead, "deal": Deal, "contact": Contact, "company": Company}
+MODELS = entities.MODELS  # the one registry of item entities (services/entities.py)
 SEMANTIC_LETTER = {"process": "P", "success": "S", "failure": "F"}
 SEMANTIC_EXTRA = {"process": "process", "success": "success", "failure": "failure"}
 # Our sources (rules/defaults.SOURCES) as Bitrix24 SOURCE_IDs; Bitrix24's own codes where one fits
@@ -678,7 +678,7 @@ for _entity in FIELDS:
 
 
 # ---- crm.item.*: the universal methods (camelCase, typed values) ---------------------------------
-ENTITY_TYPES = {1: "lead", 2: "deal", 3: "contact", 4: "company"}
+ENTITY_TYPES = entities.BY_TYPE_ID  # Bitrix24's entityTypeId → our entity
 _CAMEL_OVERRIDES = {"DATE_CREATE": "createdTime", "DATE_MODIFY": "updatedTime", "CREATED_BY_ID": "createdBy",
                     "MODIFY_BY_ID": "updatedBy", "STATUS_ID": "stageId", "STATUS_SEMANTIC_ID": "stageSemanticId",
                     "BIRTHDATE": "birthdate", "CLOSEDATE": "closedate", "DATE_CLOSED": "closedTime",

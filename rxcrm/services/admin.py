@@ -25,7 +25,7 @@ from rxcrm.rules import defaults
 
 from . import audit, auth, fmt, notifications
 from .access import ADMIN_ONLY, require_admin
-from .entities import ENTITIES
+from .entities import ENTITIES, ITEM_ENTITIES
 from .context import Actor
 from .errors import AccessDenied, NotFound, ValidationFailed
 from .fields import MODELS
@@ -41,7 +41,6 @@ ENTITY_LABEL = {code: e.plural for code, e in ENTITIES.items()}  # «Сделк�
 ACTION_LABEL = {"view": "Просмотр", "add": "Добавление", "edit": "Изменение", "delete": "Удаление",
                 "export": "Экспорт", "import": "Импорт"}
 LEVEL_LABEL = {"none": "Нет доступа", "own": "Свои", "department": "Своего отдела", "all": "Все"}
-ITEM_ENTITIES = ("lead", "deal", "contact", "company")
 
 
 def _user(session: Session, user_id) -> User:

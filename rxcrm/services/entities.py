@@ -52,25 +52,26 @@ class Entity:
     feminine: bool     # «не найдена» / «не найден»
     filter_panel: tuple[str, ...] = ()       # catalog keys the filter panel shows up front
     create_form: tuple[FormField, ...] = ()  # the «Создать» dialog's inputs
+    type_id: int = 0                         # Bitrix24's entityTypeId / OWNER_TYPE_ID (the REST API)
 
     def not_found(self, item_id) -> str:
         return f"{self.label} №{item_id} не {'найдена' if self.feminine else 'найден'}"
 
 
 ENTITIES: dict[str, Entity] = {e.code: e for e in (
-    Entity("lead", Lead, "Лид", "Lead", "Лиды", "лид", "leads", True, False,
+    Entity("lead", Lead, "Лид", "Lead", "Лиды", "лид", "leads", True, False, type_id=1,
            filter_panel=_WORK_PANEL,
            create_form=(FormField("title", placeholder="work.create.lead_title"), *_PERSON, _MIDDLE, *_REACH,
                         _PROGRAM, _SOURCE)),
-    Entity("deal", Deal, "Сделка", "Deal", "Сделки", "сделку", "deals", True, True,
+    Entity("deal", Deal, "Сделка", "Deal", "Сделки", "сделку", "deals", True, True, type_id=2,
            filter_panel=_WORK_PANEL,
            create_form=(FormField("title", placeholder="work.create.deal_title", required=True), _PROGRAM,
                         FormField("amount", "money", "work.create.amount"),
                         FormField("", "note", "work.create.client_note"), *_PERSON, *_REACH, _SOURCE)),
-    Entity("contact", Contact, "Контакт", "Contact", "Контакты", "контакт", "contacts", False, False,
+    Entity("contact", Contact, "Контакт", "Contact", "Контакты", "контакт", "contacts", False, False, type_id=3,
            filter_panel=("responsible_id", "source", "created_at", "updated_at"),
            create_form=(*_PERSON, _MIDDLE, *_REACH)),
-    Entity("company", Company, "Компания", "Company", "Компании", "компанию", "companies", False, True,
+    Entity("company", Company, "Компания", "Company", "Компании", "компанию", "companies", False, True, type_id=4,
            filter_panel=("responsible_id", "created_at", "updated_at"),
            create_form=(FormField("title", placeholder="work.create.company_title", required=True),
                         FormField("inn", placeholder="work.create.inn"), *_REACH)),
@@ -79,6 +80,7 @@ ITEM_ENTITIES = tuple(ENTITIES)                                          # lead,
 WORK_ENTITIES = tuple(c for c, e in ENTITIES.items() if e.has_pipeline)  # lead, deal: stages, activities due
 MODELS = {c: e.model for c, e in ENTITIES.items()}
 BY_SECTION = {e.section: c for c, e in ENTITIES.items()}
+BY_TYPE_ID = {e.type_id: c for c, e in ENTITIES.items()}  # 2 → "deal"
 
 
 def get(code: str) -> Entity:
@@ -96,4 +98,4 @@ def href(code: str, item_id: int | None) -> str:
     return f"/{e.section}/{item_id}" if e and item_id else ""
 
 
-__all__ = ["BY_SECTION", "ENTITIES", "Entity", "FormField", "ITEM_ENTITIES", "MODELS", "WORK_ENTITIES", "get", "href", "label"]
+__all__ = ["BY_SECTION", "BY_TYPE_ID", "ENTITIES", "Entity", "FormField", "ITEM_ENTITIES", "MODELS", "WORK_ENTITIES", "get", "href", "label"]

@@ -17,7 +17,7 @@ from .context import Actor
 from .errors import AccessDenied, NotFound, ValidationFailed
 from .fields import MODELS
 
-ENTITIES = ("lead", "deal", "contact", "company")
+ENTITIES = entities.ITEM_ENTITIES
 DENIED = "Корзина доступна руководителям отделов и администратору"
 
 

@@ -36,12 +36,13 @@ from rxcrm.models.org import ROLE_ADMIN, ROLE_HEAD
 from rxcrm.rules import defaults
 
 from .context import Actor
+from .entities import BY_SECTION
 from .errors import AccessDenied, NotFound, ValidationFailed
 from .fields import DEFAULT_COLUMNS, all_fields, field_map
 from .listing import PAGE_SIZES
 from .analytics import parse
 
-PAGES: dict[str, str] = {"leads": "lead", "deals": "deal", "contacts": "contact", "companies": "company"}
+PAGES: dict[str, str] = BY_SECTION  # "deals" → "deal" (the entity registry)
 RESERVED_FILTER_KEYS = frozenset({"q", "activity", "semantic", "pipeline_id", "department_id", "reached_stage",
                                   "reached_at"})
 NAME_MAX = 80

@@ -25,7 +25,7 @@ from .base import choice, event, field, opt_id, to_bool, to_form, to_id, to_text
 from .work import Option
 
 SETTINGS_TABS = ("users", "depts", "matrix", "integrations", "rules", "bin")
-ITEM_ENTITIES = ("lead", "deal", "contact", "company")
+ITEM_ENTITIES = entities.ITEM_ENTITIES
 
 
 @dataclasses.dataclass

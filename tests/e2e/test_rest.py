@@ -78,3 +78,55 @@ def test_the_demo_webhooks_answer_a_real_bitrix24_client(app_url):
     assert body["total"] == len(mine)
     status, body = _post(f"{app_url}/rest/1/demo-rest-admin/crm.deal.list", {"select": ["ID"]})
     assert body["total"] == len(every)
+
+
+def test_an_outbound_event_reaches_a_receiver_subscribed_on_settings(page, app_url):
+    """The whole path in the running app: a subscription made on /settings, a change made
+    through the REST API, the outbound task posting Bitrix24's form to the receiver."""
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import parse_qsl
+
+    got: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            got.append(dict(parse_qsl(self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode())))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    receiver = f"http://127.0.0.1:{server.server_address[1]}/b24"
+    try:
+        login(page, "admin")
+        page.goto("/settings")
+        page.get_by_role("tab", name="Интеграции").click()
+        page.get_by_test_id("binding-event").click()
+        page.get_by_role("option", name="ONCRMDEALUPDATE").click()
+        page.get_by_test_id("binding-handler").fill(receiver)
+        page.get_by_test_id("binding-create").click()
+        expect(page.get_by_test_id("binding-row").filter(has_text=receiver)).to_be_visible()
+
+        hook = f"{app_url}/rest/3/demo-rest-manager1/"
+        status, body = _post(hook + "crm.deal.list", {"select": ["ID"], "order": {"ID": "DESC"}})
+        deal_id = body["result"][0]["ID"]
+        status, body = _post(hook + "crm.deal.update", {"id": deal_id, "fields": {"COMMENTS": "Из интеграции"}})
+        assert status == 200 and body["result"] is True, body
+        deadline = time.time() + 20
+        while not got and time.time() < deadline:
+            time.sleep(0.25)
+        assert [(g["event"], g["data[FIELDS][ID]"]) for g in got] == [("ONCRMDEALUPDATE", deal_id)]
+        assert got[0]["auth[application_token]"]
+        page.reload()
+        page.get_by_role("tab", name="Интеграции").click()
+        delivered = page.get_by_test_id("delivery-row").filter(has_text="ONCRMDEALUPDATE").first
+        expect(delivered).to_contain_text("доставлено")
+        delivered.scroll_into_view_if_needed()
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(SHOTS / "settings-outbound.png"), full_page=True)
+    finally:
+        server.shutdown()
