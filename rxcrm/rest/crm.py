@@ -323,13 +323,19 @@ def parse_moment(value) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=wire.TZ)
 
 
+INT_MAX = 2**31 - 1  # ids and integers as the databases store them
+
+
 def _int(name: str, value) -> int | None:
     if value in (None, "", 0, "0"):
         return None
     try:
-        return int(str(value).strip())
+        number = int(str(value).strip())
     except ValueError:
         raise wire.RestError(f"«{name}»: ожидается число, получено «{value}»") from None
+    if not -INT_MAX <= number <= INT_MAX:
+        raise wire.RestError(f"«{name}»: слишком большое число")
+    return number
 
 
 def _multi_ops(value) -> list[comms.Op]:
@@ -453,9 +459,10 @@ def _coerce(f: F | None, value, refs: Refs, entity: str):
         return str(value).upper() in ("Y", "1", "TRUE")
     if f.type in ("integer", "user", "crm_contact", "crm_company", "crm_lead"):
         try:
-            return int(str(value).strip())
+            number = int(str(value).strip())
         except ValueError:
             return -1
+        return number if -INT_MAX <= number <= INT_MAX else -1  # matches nothing
     if f.type == "double":
         try:
             return Decimal(str(value).replace(",", "."))
@@ -494,6 +501,8 @@ def _condition(entity: str, key: str, value, refs: Refs):
         if cf is None:
             return None
         col = model.custom[cf.code].as_string()
+    if f is not None and f.type == "char" and op not in ("", "=", "!", "!="):
+        return None  # a flag is equal or not; nothing else (dropped, as unknown filters are)
     many = isinstance(value, (list, dict))
     vals = [_coerce(f, v, refs, entity) for v in wire.as_list(value)] if many else None
     one = None if many else _coerce(f, value, refs, entity)

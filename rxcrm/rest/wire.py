@@ -178,7 +178,7 @@ def as_id(value: Any) -> int:
         item_id = int(str(value).strip())
     except (TypeError, ValueError):
         item_id = 0
-    if item_id <= 0:
+    if not 0 < item_id <= 2**31 - 1:
         raise RestError("ID is not defined or invalid.")
     return item_id
 
