@@ -147,28 +147,42 @@ def test_an_open_card_follows_someone_elses_change_but_not_over_an_edit(world):
     assert editor.card_version == version and "ваши правки не сохранятся" in editor.live_notice
 
 
+class FakeRounds:
+    """Live rounds without a database or states: `feed` answers the rounds' feed reads in
+    turn, `refreshed` records each refresh as (token, [entity id]) — (token, [(kind, id)])
+    with `kinds`; the worker's pace is calm unless given."""
+
+    def __init__(self, monkeypatch, feed, pace=None, kinds: bool = False):
+        self.refreshed: list = []
+        self.feed = iter(feed)
+
+        async def fake_refresh(app, token, w, rows):
+            self.refreshed.append((token, [(r.kind, r.entity_id) if kinds else r.entity_id for r in rows]))
+
+        async def fake_in_thread(fn, *args):
+            return next(self.feed)
+        monkeypatch.setattr(live, "_refresh", fake_refresh)
+        monkeypatch.setattr(live, "_in_thread", fake_in_thread)
+        monkeypatch.setattr(live, "PACE", pace or live.Pace())  # earlier tests' rounds do not count
+        live.WATCHERS.clear()
+
+    def watch(self, *tokens: str) -> None:
+        for token in tokens:
+            live.watch(token, "work", live.Watch(object, "deal", 1, None, 42, 2, "all"))
+
+    def round(self, after: int, now: float, app=None) -> None:
+        asyncio.run(live.round_once(app, after, now=now))
+
+
 def test_a_busy_room_refreshes_each_tab_at_most_every_two_seconds(monkeypatch):
     """Rows keep arriving: a tab is refreshed once, then not again before REFRESH_EVERY_S;
     what arrived meanwhile is kept and shown with the next refresh."""
-    refreshed = []
-
-    async def fake_refresh(app, token, w, rows):
-        refreshed.append((token, [r.entity_id for r in rows]))
-
-    feed = iter([(1, [_row(1)]), (2, [_row(2)]), (3, [_row(3)])])
-
-    async def fake_in_thread(fn, *args):
-        return next(feed)
-
-    monkeypatch.setattr(live, "_refresh", fake_refresh)
-    monkeypatch.setattr(live, "_in_thread", fake_in_thread)
-    monkeypatch.setattr(live, "PACE", live.Pace())  # a calm worker (earlier tests' rounds do not count)
-    live.WATCHERS.clear()
-    live.watch("tab", "work", live.Watch(object, "deal", 1, None, 42, 2, "all"))
-    asyncio.run(live.round_once(None, 0, now=100.0))
-    asyncio.run(live.round_once(None, 1, now=101.0))   # too soon: kept for later
-    asyncio.run(live.round_once(None, 2, now=102.5))
-    assert refreshed == [("tab", [1]), ("tab", [2, 3])]
+    fake = FakeRounds(monkeypatch, [(1, [_row(1)]), (2, [_row(2)]), (3, [_row(3)])])
+    fake.watch("tab")
+    fake.round(0, now=100.0)
+    fake.round(1, now=101.0)   # too soon: kept for later
+    fake.round(2, now=102.5)
+    assert fake.refreshed == [("tab", [1]), ("tab", [2, 3])]
 
 
 def _row(item_id):
@@ -401,67 +415,39 @@ def test_a_busy_worker_spaces_out_one_tabs_refreshes_and_comes_back_when_calm(mo
         pace.note(0.02)
     assert pace.spacing == live.REFRESH_EVERY_S < busy
 
-    refreshed = []
-
-    async def fake_refresh(app, token, w, rows):
-        refreshed.append((token, [r.entity_id for r in rows]))
-
-    feed = iter([(1, [_row(1)]), (2, [_row(2)]), (3, [_row(3)])])
-
-    async def fake_in_thread(fn, *args):
-        return next(feed)
-
-    monkeypatch.setattr(live, "_refresh", fake_refresh)
-    monkeypatch.setattr(live, "_in_thread", fake_in_thread)
     busy = live.Pace(spacing=4.0)
     monkeypatch.setattr(busy, "note", lambda took, period=1.0: None)  # stays this busy
-    monkeypatch.setattr(live, "PACE", busy)
-    live.WATCHERS.clear()
-    live.watch("tab", "work", live.Watch(object, "deal", 1, None, 42, 2, "all"))
-    asyncio.run(live.round_once(None, 0, now=100.0))
-    asyncio.run(live.round_once(None, 1, now=102.5))   # two seconds are not enough now
-    asyncio.run(live.round_once(None, 2, now=104.0))
-    assert refreshed == [("tab", [1]), ("tab", [2, 3])]
+    fake = FakeRounds(monkeypatch, [(1, [_row(1)]), (2, [_row(2)]), (3, [_row(3)])], pace=busy)
+    fake.watch("tab")
+    fake.round(0, now=100.0)
+    fake.round(1, now=102.5)   # two seconds are not enough now
+    fake.round(2, now=104.0)
+    assert fake.refreshed == [("tab", [1]), ("tab", [2, 3])]
 
 
 def test_a_hidden_tab_waits_and_catches_up_when_shown(monkeypatch):
     """A hidden browser tab is not refreshed; what arrives meanwhile waits and is shown at
     the first round after the tab is shown again. A tab hidden for long keeps no more than
     PENDING_MAX rows: it then reads everything (a `bulk` stand-in)."""
-    refreshed = []
-
-    async def fake_refresh(app, token, w, rows):
-        refreshed.append((token, [(r.kind, r.entity_id) for r in rows]))
-
-    batches = [(1, [_row(1)]), (2, [_row(2)]), (3, [])]
-    feed = iter(batches)
-
-    async def fake_in_thread(fn, *args):
-        return next(feed)
-
-    monkeypatch.setattr(live, "_refresh", fake_refresh)
-    monkeypatch.setattr(live, "_in_thread", fake_in_thread)
-    monkeypatch.setattr(live, "PACE", live.Pace())
-    live.WATCHERS.clear()
-    live.watch("tab-h", "work", live.Watch(object, "deal", 1, None, 42, 2, "all"))
-    live.watch("tab-v", "work", live.Watch(object, "deal", 1, None, 42, 2, "all"))
+    fake = FakeRounds(monkeypatch, [(1, [_row(1)]), (2, [_row(2)]), (3, [])], kinds=True)
+    fake.watch("tab-h", "tab-v")
     live.visible("tab-h", False)
     try:
-        asyncio.run(live.round_once(None, 0, now=100.0))
-        asyncio.run(live.round_once(None, 1, now=110.0))
-        assert refreshed == [("tab-v", [("changed", 1)]), ("tab-v", [("changed", 2)])]
+        fake.round(0, now=100.0)
+        fake.round(1, now=110.0)
+        assert fake.refreshed == [("tab-v", [("changed", 1)]), ("tab-v", [("changed", 2)])]
         live.visible("tab-h", True)
-        asyncio.run(live.round_once(None, 2, now=111.0))
-        assert refreshed[-1] == ("tab-h", [("changed", 1), ("changed", 2)])
+        fake.round(2, now=111.0)
+        assert fake.refreshed[-1] == ("tab-h", [("changed", 1), ("changed", 2)])
 
-        refreshed.clear()
+        fake.refreshed.clear()
         live.visible("tab-h", False)
         many = [_row(i) for i in range(10, 10 + live.PENDING_MAX + 1)]
-        feed = iter([(many[-1].id, many), (many[-1].id, [])])
-        asyncio.run(live.round_once(None, 3, now=120.0))
+        fake.feed = iter([(many[-1].id, many), (many[-1].id, [])])
+        fake.round(3, now=120.0)
         live.visible("tab-h", True)
-        asyncio.run(live.round_once(None, many[-1].id, now=121.0))
-        hidden_rows = next(rows for token, rows in refreshed if token == "tab-h")
+        fake.round(many[-1].id, now=121.0)
+        hidden_rows = next(rows for token, rows in fake.refreshed if token == "tab-h")
         assert hidden_rows == [("bulk", None)]
     finally:
         live.HIDDEN.clear()
@@ -470,28 +456,14 @@ def test_a_hidden_tab_waits_and_catches_up_when_shown(monkeypatch):
 def test_a_tab_whose_socket_is_gone_is_not_refreshed(monkeypatch):
     """A closed tab (its websocket gone) costs nothing: it is not refreshed and keeps no rows
     (a tab that comes back reads its page again on load)."""
-    refreshed = []
-
-    async def fake_refresh(app, token, w, rows):
-        refreshed.append(token)
-
-    feed = iter([(1, [_row(1)])])
-
-    async def fake_in_thread(fn, *args):
-        return next(feed)
-
     class Namespace:
         token_to_sid = {"tab-open": "sid-1"}
 
     class App:
         event_namespace = Namespace()
 
-    monkeypatch.setattr(live, "_refresh", fake_refresh)
-    monkeypatch.setattr(live, "_in_thread", fake_in_thread)
-    monkeypatch.setattr(live, "PACE", live.Pace())
-    live.WATCHERS.clear()
-    live.watch("tab-open", "work", live.Watch(object, "deal", 1, None, 42, 2, "all"))
-    live.watch("tab-closed", "work", live.Watch(object, "deal", 1, None, 42, 2, "all"))
-    asyncio.run(live.round_once(App(), 0, now=100.0))
-    assert refreshed == ["tab-open"]
+    fake = FakeRounds(monkeypatch, [(1, [_row(1)])])
+    fake.watch("tab-open", "tab-closed")
+    fake.round(0, now=100.0, app=App())
+    assert [token for token, _ in fake.refreshed] == ["tab-open"]
     assert live.WATCHERS[("tab-closed", "work")].pending == []

@@ -150,7 +150,8 @@ class Refs:
         self.lead_pipe = next((p for p in pipes if p.entity == "lead" and p.is_default),
                               next((p for p in pipes if p.entity == "lead"), None))
         self.stages = s.exec(select(Stage).order_by(Stage.pipeline_id, Stage.sort, Stage.id)).all()
-        self.status_of: dict[int, str] = {}
+        self.status_of: dict[int, str] = {}  # stage id → STATUS_ID / STAGE_ID
+        self.status_list: dict[int, tuple[str, str | None]] = {}  # stage id → (crm.status ENTITY_ID, CATEGORY_ID)
         self.stage_of: dict[tuple[str, str], Stage] = {}
         for st in self.stages:
             pipe = self.pipes.get(st.pipeline_id)
@@ -159,8 +160,11 @@ class Refs:
             if pipe.entity == "deal":
                 cat = self.category[pipe.id]
                 code = st.code if cat == 0 else f"C{cat}:{st.code}"
+                self.status_list[st.id] = ("DEAL_STAGE", None) if cat == 0 else (f"DEAL_STAGE_{cat}", str(cat))
             else:
                 code = st.code
+                if pipe is self.lead_pipe:
+                    self.status_list[st.id] = ("STATUS", None)
             self.status_of[st.id] = code
             self.stage_of.setdefault((pipe.entity, code.upper()), st)
         self._custom: dict[str, list[CustomField]] = {}
@@ -800,19 +804,10 @@ def item_delete(call: Call) -> list:
 # ---- reference methods -------------------------------------------------------------------------
 def _status_rows(refs: Refs) -> list[dict]:
     out = []
-    n = 0
     for st in refs.stages:
-        pipe = refs.pipes.get(st.pipeline_id)
-        if pipe is None:
+        if st.id not in refs.status_list:
             continue
-        if pipe.entity == "deal":
-            cat = refs.category[pipe.id]
-            entity_id, category = ("DEAL_STAGE" if cat == 0 else f"DEAL_STAGE_{cat}"), (None if cat == 0 else str(cat))
-        elif pipe is refs.lead_pipe:
-            entity_id, category = "STATUS", None
-        else:
-            continue
-        n += 1
+        entity_id, category = refs.status_list[st.id]
         out.append({"ID": str(st.id), "ENTITY_ID": entity_id, "STATUS_ID": refs.status_of[st.id], "NAME": st.name,
                     "NAME_INIT": st.name, "SORT": str(st.sort), "SYSTEM": "N", "CATEGORY_ID": category,
                     "COLOR": st.color, "SEMANTICS": {"success": "S", "failure": "F"}.get(st.semantic),
