@@ -1,4 +1,4 @@
-"""A real Bitrix24 client (fast-bitrix24 1.8.14, installed as a test dependency) against our
+"""Real Bitrix24 clients (fast-bitrix24 1.8.14 and b24pysdk 1.3.2, test dependencies) against our
 REST routes served by uvicorn on a loopback port, on SQLite and PostgreSQL: its paging over
 more than 1,000 items through batch, `call` with a list of adds (batch under the hood) and
 `call_batch` with a `$result` reference. What it gets is compared with the database."""
@@ -104,3 +104,37 @@ def test_get_all_over_crm_item_list(portal):
     got = b.get_all("crm.item.list", {"entityTypeId": 1, "select": ["id", "title"]})
     assert {row["id"] for row in got} == _db_lead_ids(db)
     assert all(isinstance(row["id"], int) and row["entityTypeId"] == 1 for row in got)
+
+
+@pytest.fixture
+def sdk(portal, monkeypatch):
+    """b24pysdk 1.3.2 against the same loopback server. It hard-codes https; as in
+    BITRIX24_REST.md, its base URL is turned to http for the loopback test."""
+    from b24pysdk import BitrixWebhook, Client
+    from b24pysdk.api.callers.call_method import _MethodCaller
+    b, db = portal
+    base = b.srh.webhook.rstrip("/")  # http://127.0.0.1:P/rest/<uid>/<code>
+    host = base.split("://", 1)[1].split("/rest/", 1)[0]
+    token = base.split("/rest/", 1)[1]
+    monkeypatch.setattr(_MethodCaller, "_base_url", property(lambda self: f"http://{self._domain}/rest"))
+    return Client(BitrixWebhook(domain=host, webhook_token=token)), db
+
+
+def test_b24pysdk_reads_lists_fast_lists_and_profile(sdk):
+    client, db = sdk
+    profile = client.profile().result
+    assert profile["ADMIN"] is True and profile["ID"]
+    some_id = min(_db_lead_ids(db))
+    lead = client.crm.lead.get(bitrix_id=some_id).result
+    assert lead["ID"] == str(some_id)
+    everything = client.crm.lead.list(select=["ID", "TITLE"]).as_list().result
+    assert {int(r["ID"]) for r in everything} == _db_lead_ids(db)
+    fast = client.crm.lead.list(select=["ID"]).as_list_fast().result
+    assert {int(r["ID"]) for r in fast} == _db_lead_ids(db)
+
+
+def test_b24pysdk_error_classes(sdk):
+    from b24pysdk.errors import BitrixAPIBadRequest
+    client, db = sdk
+    with pytest.raises(BitrixAPIBadRequest):
+        client.crm.lead.get(bitrix_id=987654321).result
