@@ -171,3 +171,11 @@ def test_bad_input_never_gets_a_500(world):
         r = client.post(f"/rest/{ids['m1']}/{code}/batch", content=content, headers={"Content-Type": ctype})
         assert r.status_code in (200, 400), r.text
         assert "error" in r.json() or "result" in r.json()
+
+
+def test_a_multipart_form_with_php_keys(world):
+    client, ids, code, _ = world
+    r = client.post(f"/rest/{ids['m1']}/{code}/user.get",
+                    files={"FILTER[NAME_SEARCH]": (None, "Иванова"), "start": (None, "0")})
+    assert r.status_code == 200, r.text
+    assert [u["ID"] for u in r.json()["result"]] == [str(ids["m1"])]
