@@ -412,6 +412,12 @@ def topbar(title: rx.Var | str, active: str = "") -> rx.Component:
     )
 
 
+def page_wait() -> rx.Component:
+    """The page's place while what it shows is not there yet (the session check, a page's
+    own state being loaded)."""
+    return rx.center(rx.spinner(size="3"), height="40vh", width="100%", data_testid="page-wait")
+
+
 def layout(active: str, title: rx.Var | str, *children: rx.Component) -> rx.Component:
     """A protected page: the shell (navigation, top bar, title) paints at once; the page's
     own content, the bell and the user menu wait until the session is checked (a browser
@@ -426,7 +432,7 @@ def layout(active: str, title: rx.Var | str, *children: rx.Component) -> rx.Comp
                 rx.cond(
                     AppState.is_authenticated,
                     rx.fragment(*children),
-                    rx.center(rx.spinner(size="3"), height="40vh", data_testid="page-wait"),
+                    page_wait(),
                 ),
                 padding=rx.breakpoints(initial=theme.PAGE_PAD_PHONE, sm="24px"), width="100%",
                 flex="1", min_width="0",

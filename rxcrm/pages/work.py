@@ -8,7 +8,7 @@ from rxcrm.components import theme
 from rxcrm.components.board import board, stage_strip
 from rxcrm.components.filterbar import missing_fields_dialog, toolbar
 from rxcrm.components.listview import empty_hint, list_view
-from rxcrm.components.shell import layout
+from rxcrm.components.shell import layout, page_wait
 from rxcrm.state.work import WorkState
 
 TITLES = {"/leads": "page.leads.title", "/deals": "page.deals.title", "/contacts": "page.contacts.title",
@@ -29,7 +29,7 @@ def work_page(route: str):
             rx.cond(
                 WorkState.page == route.strip("/"),
                 _surface(),
-                rx.center(rx.spinner(size="3"), height="40vh", width="100%", data_testid="page-wait"),
+                page_wait(),
             ),
         )
 
