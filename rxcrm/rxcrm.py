@@ -16,7 +16,7 @@ from rxcrm import api, hooks, web
 from rxcrm.rest import routes as rest
 from rxcrm.state.base import backend_exception_handler
 from rxcrm.state.live import live_task
-from rxcrm.tasks import intake_task, outbound_task, reminders_task
+from rxcrm.tasks import import_task, intake_task, outbound_task, reminders_task
 
 from rxcrm.db import install_fork_hook, migrate, session_scope
 from rxcrm.pages.login import login_page
@@ -96,6 +96,7 @@ app = rx.App(
 # worker at a time (a leader lock per job, rxcrm.db.singleton; another takes over if it dies).
 app.register_lifespan_task(reminders_task)
 app.register_lifespan_task(intake_task)
+app.register_lifespan_task(import_task)  # imports from CSV/Excel, their checks and undos, one worker
 app.register_lifespan_task(outbound_task)  # outbound events (Bitrix24's outgoing webhooks), one worker
 # live_task runs in EVERY worker, no leader lock: each worker refreshes the boards/cards whose
 # tabs are connected to it (others' changes reach open boards/cards: state/live.py)

@@ -21,20 +21,29 @@ processing, so an event is processed once).
 
 `outbound_task`: every OUTBOUND_PERIOD_S seconds posts the due outbound events (Bitrix24's
 outgoing webhooks: `outbound.deliver_due`, rows written with the changes, retried with
-backoff, each settled right after its receiver answered)."""
+backoff, each settled right after its receiver answered).
+
+`import_task`: every IMPORT_PERIOD_S seconds works the queued imports, checks and undos
+(`imports.work_chunk`: one chunk per unit of work, resumable after a crash) for up to
+IMPORT_SLICE_S per round, sleeping IMPORT_BREATHER_S between chunks so that people's
+writes go first."""
 from __future__ import annotations
 
 import asyncio
+import time
 import logging
 from collections.abc import Callable
 
 from rxcrm.db import Singleton, session_scope, singleton
-from rxcrm.services import intake, notifications, outbound
+from rxcrm.services import imports, intake, notifications, outbound
 
 log = logging.getLogger("rxcrm.tasks")
 REMINDER_PERIOD_S = 30
 INTAKE_PERIOD_S = 30
 OUTBOUND_PERIOD_S = 2
+IMPORT_PERIOD_S = 1
+IMPORT_SLICE_S = 30
+IMPORT_BREATHER_S = 0.02
 
 
 def reminders_once() -> int:
@@ -99,3 +108,26 @@ def _report_outbound(done) -> None:
 async def outbound_task(period_s: float = OUTBOUND_PERIOD_S) -> None:
     """Loop forever (one worker delivers); a failed round is logged and the loop goes on."""
     await _leader_loop("outbound", "outbound_once", period_s, _report_outbound, "outbound round failed")
+
+
+def import_once() -> dict[str, object]:
+    """One round: chunks of the oldest active import job for up to IMPORT_SLICE_S."""
+    deadline = time.monotonic() + IMPORT_SLICE_S
+    job_id, status, chunks = imports.next_job(), "", 0
+    while job_id is not None and time.monotonic() < deadline:
+        status = imports.work_chunk(job_id)
+        chunks += 1
+        if status not in imports.st.ACTIVE:
+            job_id = imports.next_job()
+        time.sleep(IMPORT_BREATHER_S)
+    return {"chunks": chunks, "status": status}
+
+
+def _report_import(done) -> None:
+    if done.get("chunks"):
+        log.debug("import: %s chunks, %s", done["chunks"], done["status"])
+
+
+async def import_task(period_s: float = IMPORT_PERIOD_S) -> None:
+    """Loop forever: the imports (and their checks and undos) run in one worker."""
+    await _leader_loop("import", "import_once", period_s, _report_import, "import round failed")

@@ -25,7 +25,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, func, select
 
 from rxcrm.models import Communication, CustomField, Pipeline, Stage
-from rxcrm.services import access, comms, create, entities, items
+from rxcrm.rules.imports import SOURCE_CODES
+from rxcrm.services import access, comms, create, entities, fmt, items
 from rxcrm.services.fields import field_map
 from rxcrm.services.phones import normalize_email, normalize_phone
 
@@ -35,10 +36,6 @@ from .methods import Call, method
 MODELS = entities.MODELS  # the one registry of item entities (services/entities.py)
 SEMANTIC_LETTER = {"process": "P", "success": "S", "failure": "F"}
 SEMANTIC_EXTRA = {"process": "process", "success": "success", "failure": "failure"}
-# Our sources (rules/defaults.SOURCES) as Bitrix24 SOURCE_IDs; Bitrix24's own codes where one fits
-SOURCE_CODES = {"Маркетплейс": "MARKETPLACE", "Лендинг": "WEB", "Опросная форма": "WEBFORM", "Звонок": "CALL",
-                "Email": "EMAIL", "Вручную": "SELF", "Импорт": "IMPORT", "Рекомендация": "RECOMMENDATION",
-                "Выставка": "TRADE_SHOW"}
 SOURCE_BY_CODE = {v: k for k, v in SOURCE_CODES.items()}
 
 
@@ -302,29 +299,13 @@ def descriptors(entity: str, refs: Refs) -> dict:
 
 
 # ---- values in -------------------------------------------------------------------------------
-_DATE_FORMATS = ("%d.%m.%Y", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
-
-
 def parse_moment(value) -> datetime | None:
-    """A date or moment as integrations send them: ISO 8601 with an offset (a GET's raw `+`
-    arrives as a space), `YYYY-MM-DD`, `DD.MM.YYYY[ HH:MM[:SS]]`. None for nothing."""
-    text = str(value or "").strip()
-    if not text:
-        return None
-    text = re.sub(r" (\d{2}:\d{2})$", r"+\1", text)  # "2024-05-21T12:00:00 03:00"
+    """A date or moment as integrations send them (services/fmt.parse_moment), in the
+    portal's time zone when it has no offset; Bitrix24's error for anything else."""
     try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        dt = None
-        for fmt_ in _DATE_FORMATS:
-            try:
-                dt = datetime.strptime(text, fmt_)
-                break
-            except ValueError:
-                continue
-        if dt is None:
-            raise wire.RestError(f"Неверная дата: «{value}»")
-    return dt if dt.tzinfo else dt.replace(tzinfo=wire.TZ)
+        return fmt.parse_moment(value, wire.TZ)
+    except ValueError as exc:
+        raise wire.RestError(str(exc)) from None
 
 
 INT_MAX = 2**31 - 1  # ids and integers as the databases store them

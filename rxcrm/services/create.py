@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, datetime, timezone
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -166,13 +166,15 @@ def _apply(item, parsed: dict) -> None:
 
 
 def _entry_stage(session: Session, pipeline_id: int, *, stage_id: int | None = None,
-                 stage_code: str | None = None) -> Stage:
+                 stage_code: str | None = None, allow_final: bool = False) -> Stage:
+    """The stage a new item enters: the given one (a working stage — or, for an import of
+    history, `allow_final`, a closing one too) or the pipeline's first working stage."""
     stages = catalogs.stages(session, pipeline_id)
     if stage_id is not None or stage_code:
         st = next((s for s in stages if (s.id == stage_id if stage_id is not None else s.code == stage_code)), None)
         if st is None:
             raise ValidationFailed("Такой стадии нет в воронке", fields={"stage_id": "Не найдена"})
-        if st.semantic != PROCESS:
+        if st.semantic != PROCESS and not allow_final:
             raise ValidationFailed(f"«{st.name}» — завершающая стадия: новый элемент начинается с рабочей стадии",
                                    code="final_stage")
         return st
@@ -193,10 +195,17 @@ def check_stage_fields(session: Session, entity: str, item, stage: Stage) -> Non
                                            "stage_id": stage.id, "stage": stage.name})
 
 
-def _tracked(item, actor: Actor, responsible_id, department_id) -> None:
+def _tracked(item, actor: Actor, responsible_id, department_id, created_at: datetime | None = None) -> None:
+    """Who/when of a new item; `created_at` keeps an imported item's original date."""
     now = utcnow()
     item.responsible_id, item.department_id = responsible_id, department_id
     item.created_at = item.updated_at = now
+    if created_at is not None:
+        item.created_at = created_at if created_at.tzinfo else created_at.replace(tzinfo=timezone.utc)
+        if getattr(item, "semantic", PROCESS) != PROCESS:
+            item.closed_at = item.closed_at or item.created_at
+    elif getattr(item, "semantic", PROCESS) != PROCESS:
+        item.closed_at = item.closed_at or now
     item.created_by_id = item.updated_by_id = actor.user_id
 
 
@@ -237,7 +246,8 @@ def contact_full_name(last: str, first: str, middle: str = "") -> str:
 def create_contact(session: Session, actor: Actor, *, last_name: str, first_name: str, middle_name: str = "",
                    phones=(), emails=(), company_id: int | None = None, position: str = "", birthday=None,
                    source: str = DEFAULT_SOURCE, responsible_id: int | None = None, comment: str = "",
-                   custom: dict | None = None) -> Contact:
+                   custom: dict | None = None, values: dict | None = None,
+                   created_at: datetime | None = None) -> Contact:
     last, first, middle = _s(last_name), _s(first_name), _s(middle_name)
     if not last and not first:
         raise ValidationFailed("Укажите фамилию или имя контакта",
@@ -250,8 +260,8 @@ def create_contact(session: Session, actor: Actor, *, last_name: str, first_name
                       company_id=company.id if company else None, position=_s(position),
                       birthday=_birthday(birthday), source=_s(source) or DEFAULT_SOURCE, comment=_s(comment),
                       search_text=search_text(full, *(e[0] for e in em)))
-    _apply(contact, _values(session, "contact", None, None, custom))
-    _tracked(contact, actor, resp_id, dept_id)
+    _apply(contact, _values(session, "contact", None, values, custom))
+    _tracked(contact, actor, resp_id, dept_id, created_at)
     access.require(session, actor, "contact", "add", contact)
     session.add(contact)
     session.flush()
@@ -265,7 +275,8 @@ def create_contact(session: Session, actor: Actor, *, last_name: str, first_name
 
 def create_company(session: Session, actor: Actor, *, title: str, phones=(), emails=(), inn: str = "",
                    industry: str = "", address: str = "", website: str = "", responsible_id: int | None = None,
-                   comment: str = "", custom: dict | None = None) -> Company:
+                   comment: str = "", custom: dict | None = None, values: dict | None = None,
+                   created_at: datetime | None = None) -> Company:
     title = _s(title)
     if not title:
         raise ValidationFailed("Укажите название компании", fields={"title": "Обязательное поле"})
@@ -276,8 +287,8 @@ def create_company(session: Session, actor: Actor, *, title: str, phones=(), ema
     resp_id, dept_id = _responsible(session, actor, responsible_id)
     company = Company(title=title, inn=inn, industry=_s(industry), address=_s(address), website=_s(website),
                       comment=_s(comment), search_text=search_text(title, inn, *(e[0] for e in em)))
-    _apply(company, _values(session, "company", None, None, custom))
-    _tracked(company, actor, resp_id, dept_id)
+    _apply(company, _values(session, "company", None, values, custom))
+    _tracked(company, actor, resp_id, dept_id, created_at)
     access.require(session, actor, "company", "add", company)
     session.add(company)
     session.flush()
@@ -294,7 +305,8 @@ def create_lead(session: Session, actor: Actor, *, title: str = "", last_name: s
                 amount=None, comment: str = "", utm: dict | None = None, company_title: str = "",
                 marketplace_action: str = "", responsible_id: int | None = None, stage_code: str | None = None,
                 custom: dict | None = None, position: str = "", education_level: str = "",
-                interest_area: str = "") -> Lead:
+                interest_area: str = "", values: dict | None = None, created_at: datetime | None = None,
+                allow_final: bool = False) -> Lead:
     """A new lead in the lead pipeline's first stage (or `stage_code`, a working stage).
 
     Needs a name, a phone or an email. `responsible_id` defaults to the actor (system and
@@ -307,7 +319,7 @@ def create_lead(session: Session, actor: Actor, *, title: str = "", last_name: s
     pipe = catalogs.default_pipeline(session, "lead")
     if pipe is None:
         raise ServiceError("Воронка лидов не настроена")
-    stage = _entry_stage(session, pipe.id, stage_code=stage_code)
+    stage = _entry_stage(session, pipe.id, stage_code=stage_code, allow_final=allow_final)
     resp_id, dept_id = _responsible(session, actor, responsible_id)
     name = " ".join(p for p in (last, first) if p) or middle
     title = _s(title) or f"Лид: {name or (ph[0][0] if ph else em[0][0])}"
@@ -320,8 +332,8 @@ def create_lead(session: Session, actor: Actor, *, title: str = "", last_name: s
     if amount is not None:
         lead.amount = _money(amount)
     _utm(lead, utm)
-    _apply(lead, _values(session, "lead", pipe.id, None, custom))
-    _tracked(lead, actor, resp_id, dept_id)
+    _apply(lead, _values(session, "lead", pipe.id, values, custom))
+    _tracked(lead, actor, resp_id, dept_id, created_at)
     lead.stage_changed_at = lead.created_at
     access.require(session, actor, "lead", "add", lead)
     check_stage_fields(session, "lead", lead, stage)
@@ -388,7 +400,8 @@ def create_deal(session: Session, actor: Actor, *, pipeline_id: int, title: str,
                 company_id: int | None = None, program_id=None, amount=None, source: str = DEFAULT_SOURCE,
                 utm: dict | None = None, responsible_id: int | None = None, stage_id: int | None = None,
                 lead_id: int | None = None, comment: str = "", products: list[dict] | None = None,
-                custom: dict | None = None, values: dict | None = None) -> Deal:
+                custom: dict | None = None, values: dict | None = None, created_at: datetime | None = None,
+                allow_final: bool = False) -> Deal:
     """A new deal in the pipeline's first working stage (or `stage_id`).
 
     A contact that belongs to a company links the company too. `products` are rows
@@ -399,19 +412,20 @@ def create_deal(session: Session, actor: Actor, *, pipeline_id: int, title: str,
     return _create_deal(session, actor, check_links=True, pipeline_id=pipeline_id, title=title,
                         contact_id=contact_id, company_id=company_id, program_id=program_id, amount=amount,
                         source=source, utm=utm, responsible_id=responsible_id, stage_id=stage_id,
-                        lead_id=lead_id, comment=comment, products=products, custom=custom, values=values)
+                        lead_id=lead_id, comment=comment, products=products, custom=custom, values=values,
+                        created_at=created_at, allow_final=allow_final)
 
 
 def _create_deal(session: Session, actor: Actor, *, check_links: bool, pipeline_id, title, contact_id,
                  company_id, program_id, amount, source, utm, responsible_id, stage_id, lead_id, comment,
-                 products, custom, values) -> Deal:
+                 products, custom, values, created_at=None, allow_final=False) -> Deal:
     title = _s(title)
     if not title:
         raise ValidationFailed("Укажите название сделки", fields={"title": "Обязательное поле"})
     pipe = session.get(Pipeline, int(pipeline_id)) if pipeline_id not in (None, "") else None
     if pipe is None or pipe.entity != "deal":
         raise ValidationFailed("Выберите воронку сделок", fields={"pipeline_id": "Выберите воронку"})
-    stage = _entry_stage(session, pipe.id, stage_id=stage_id)
+    stage = _entry_stage(session, pipe.id, stage_id=stage_id, allow_final=allow_final)
     contact = _linked(session, actor, "contact", contact_id, check_links)
     if company_id in (None, "") and contact is not None and contact.company_id:
         company_id = contact.company_id
@@ -440,7 +454,7 @@ def _create_deal(session: Session, actor: Actor, *, check_links: bool, pipeline_
         deal.amount = products_total(rows)
     _utm(deal, utm)
     _apply(deal, parsed)
-    _tracked(deal, actor, resp_id, dept_id)
+    _tracked(deal, actor, resp_id, dept_id, created_at)
     deal.stage_changed_at = deal.created_at
     access.require(session, actor, "deal", "add", deal)
     check_stage_fields(session, "deal", deal, stage)

@@ -1,6 +1,7 @@
 """Russian formats for money and dates (Babel): `15 000 ₽`, `24 ноября 19:00`."""
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -128,3 +129,36 @@ def date_input(d: date | datetime | None) -> str:
 def time_input(dt: datetime | None) -> str:
     """A time of day as a form shows it: `14:30` (Moscow time)."""
     return local(dt).strftime("%H:%M") if dt else ""
+
+
+# ---- reading dates as people and other systems write them ----------------------------------
+_MOMENT_FORMATS = ("%d.%m.%Y", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%y", "%d.%m.%y %H:%M",
+                   "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%d/%m/%Y", "%d/%m/%Y %H:%M")
+
+
+def parse_moment(value, tz=TZ) -> datetime | None:
+    """A date or moment as people, spreadsheets and integrations write it: a datetime or
+    date object, ISO 8601 with an offset (a GET's raw `+` arrives as a space), `YYYY-MM-DD`,
+    `DD.MM.YYYY[ HH:MM[:SS]]`, `DD.MM.YY`, `DD/MM/YYYY`. A moment without an offset is in
+    `tz` (the office's). None for nothing; ValueError for anything else."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=tz)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=tz)
+    text = str(value or "").strip()
+    if not text:
+        return None
+    text = re.sub(r" (\d{2}:\d{2})$", r"+\1", text)  # "2024-05-21T12:00:00 03:00"
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        dt = None
+        for fmt_ in _MOMENT_FORMATS:
+            try:
+                dt = datetime.strptime(text, fmt_)
+                break
+            except ValueError:
+                continue
+        if dt is None:
+            raise ValueError(f"Неверная дата: «{value}»") from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=tz)

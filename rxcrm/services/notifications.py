@@ -171,9 +171,14 @@ def on_fields_changed(session: Session, *, actor: Actor, entity: str, item, chan
         on_assigned(session, actor, entity, item, changes["responsible_id"][0])
 
 
+IMPORT_SOURCE = "import"  # an import tells each responsible once, at its end (services/imports.py)
+
+
 def on_item_created(session: Session, *, actor: Actor, entity: str, item, stage, details: dict) -> None:
-    """ITEM_CREATED: the responsible of a new item hears of it (unless they made it)."""
-    on_assigned(session, actor, entity, item, None)
+    """ITEM_CREATED: the responsible of a new item hears of it (unless they made it; an
+    import's items are told of in one notice per responsible when it ends)."""
+    if actor.source != IMPORT_SOURCE:
+        on_assigned(session, actor, entity, item, None)
 
 
 __all__ = ["ASSIGNED", "AUTOMATION", "REMINDER", "assigned_text", "due_reminders", "mark_read", "notify",
