@@ -47,10 +47,13 @@ def _states():
     from rxcrm.state.analytics import AnalyticsState
     from rxcrm.state.app import AppState, LoginState
     from rxcrm.state.card import CardState
+    from rxcrm.state.duplicates import DuplicatesState
     from rxcrm.state.history import HistoryState
+    from rxcrm.state.imports import ImportsListState, ImportState
     from rxcrm.state.settings import SettingsState
     from rxcrm.state.work import WorkState
-    return [AppState, LoginState, WorkState, CardState, ActivitiesState, SettingsState, HistoryState, AnalyticsState]
+    return [AppState, LoginState, WorkState, CardState, ActivitiesState, SettingsState, HistoryState, AnalyticsState,
+            DuplicatesState, ImportState, ImportsListState]
 
 
 def _run(result):
@@ -69,11 +72,12 @@ def _run(result):
 def _fresh(cls, token, ids):
     deal_id, _ = ids
     path = {"CardState": f"/deals/{deal_id}", "WorkState": "/deals", "ActivitiesState": "/activities",
-            "SettingsState": "/settings", "HistoryState": "/history", "AnalyticsState": "/analytics",
+            "SettingsState": "/settings", "DuplicatesState": "/settings", "ImportsListState": "/settings", "ImportState": "/leads", "HistoryState": "/history", "AnalyticsState": "/analytics",
             "LoginState": "/login"}.get(cls.__name__, "/deals")
     st = f.logged_in(cls, token, path)
     st.check_login()
-    opener = {"CardState": "load_card", "LoginState": None, "AppState": None}.get(cls.__name__, "on_load")
+    opener = {"CardState": "load_card", "LoginState": None, "AppState": None,
+              "ImportState": None}.get(cls.__name__, "on_load")
     if opener:
         _run(getattr(st, opener)())
     return st

@@ -9,6 +9,7 @@ from __future__ import annotations
 import reflex as rx
 
 from rxcrm.components.forms import option_select
+from rxcrm.components.import_wizard import import_button
 from rxcrm.state.work import Chip, CreateInput, FilterRow, MissingField, PresetItem, WorkState
 
 from . import theme
@@ -366,6 +367,7 @@ def toolbar() -> rx.Component:
                                       aria_label=WorkState.t["work.columns.title"], style=theme.phone(flex_shrink="0")),
                        content=WorkState.t["work.columns.title"]),
         ),
+        import_button(WorkState.page),
         rx.button(
             rx.cond(WorkState.export_running,
                     rx.hstack(rx.spinner(size="1"), rx.text(WorkState.export_progress.to_string() + "%"),

@@ -11,11 +11,11 @@ from datetime import timedelta
 
 from babel.dates import format_timedelta
 
-from . import analytics, card, core, settings, work
+from . import analytics, card, core, duplicates, imports, settings, work
 
 DEFAULT_LANG = "ru"
 LANGS = {"ru": "Русский", "en": "English"}
-AREAS = (core, work, card, settings, analytics)
+AREAS = (core, work, card, settings, analytics, duplicates, imports)
 
 
 def _merge(lang: str) -> dict[str, str]:

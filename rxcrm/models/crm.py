@@ -112,6 +112,8 @@ class Communication(SQLModel, table=True):
         Index("ix_comm_kind_rev", "kind", "norm_rev"),
         Index("ix_comm_kind_norm", "kind", "norm"),
         Index("ix_comm_entity", "entity_type", "entity_id"),
+        # duplicates (services/merge.py): GROUP BY kind, norm of one entity, read from the index alone
+        Index("ix_comm_dup", "entity_type", "kind", "norm", "entity_id"),
         TABLE_ARGS_EXTEND,
     )
     id: int | None = Field(default=None, primary_key=True)

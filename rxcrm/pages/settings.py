@@ -10,9 +10,13 @@ from __future__ import annotations
 import reflex as rx
 
 from rxcrm.components import theme
+from rxcrm.components.duplicates import duplicates_tab
 from rxcrm.components.forms import form_dialog, option_select
+from rxcrm.components.import_wizard import imports_tab
 from rxcrm.components.responsive import NOWRAP_TABLE, WIDE_TABLE
 from rxcrm.components.shell import layout
+from rxcrm.state.duplicates import DuplicatesState
+from rxcrm.state.imports import ImportsListState
 from rxcrm.state.settings import (INTEGRATIONS, BindingRow, BinRow, DeliveryRow, DeptRow, EventRow, FormRow, HookRow,
                                   MatrixCell, MatrixRow,
                                   RuleRow, SettingsState, TokenRow, UserRow)
@@ -499,6 +503,9 @@ def settings_page() -> rx.Component:
                             rx.tabs.trigger(t["settings.tab.integrations"], value="integrations")),
                     rx.cond(SettingsState.is_admin, rx.tabs.trigger(t["settings.tab.rules"], value="rules")),
                     rx.tabs.trigger(t["settings.tab.bin"], value="bin"),
+                    rx.cond(SettingsState.can_clean, rx.tabs.trigger(t["dups.tab"], value="dups", data_testid="tab-dups")),
+                    rx.cond(SettingsState.can_clean, rx.tabs.trigger(t["settings.tab.imports"], value="imports",
+                                                                    data_testid="tab-imports")),
                 ),
                 rx.tabs.content(rx.box(_integrations_tab(), padding_top="14px"), value="integrations"),
                 rx.tabs.content(rx.box(_rules_tab(), padding_top="14px"), value="rules"),
@@ -506,6 +513,10 @@ def settings_page() -> rx.Component:
                 rx.tabs.content(rx.box(_depts_tab(), padding_top="14px"), value="depts"),
                 rx.tabs.content(rx.box(_matrix_tab(), padding_top="14px"), value="matrix"),
                 rx.tabs.content(rx.box(_bin_tab(), padding_top="14px"), value="bin"),
+                rx.tabs.content(rx.box(duplicates_tab(), padding_top="14px", on_mount=DuplicatesState.on_load),
+                                value="dups"),
+                rx.tabs.content(rx.box(imports_tab(), padding_top="14px", on_mount=ImportsListState.on_load),
+                                value="imports"),
                 value=SettingsState.settings_tab, on_change=SettingsState.set_settings_tab, width="100%",
             ),
         ),

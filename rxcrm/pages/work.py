@@ -7,6 +7,7 @@ import reflex as rx
 from rxcrm.components import theme
 from rxcrm.components.board import board, stage_strip
 from rxcrm.components.filterbar import missing_fields_dialog, toolbar
+from rxcrm.components.import_wizard import import_wizard
 from rxcrm.components.listview import empty_hint, list_view
 from rxcrm.components.shell import layout, page_wait
 from rxcrm.state.work import WorkState
@@ -48,6 +49,7 @@ def _surface() -> rx.Component:
                 rx.fragment(rx.cond(WorkState.empty_title != "", empty_hint(compact=True)), stage_strip(), board()),
                 list_view()),
         missing_fields_dialog(),
+        import_wizard(),
         spacing=rx.breakpoints(initial="3", sm="4"),
         width="100%",
         align="start",

@@ -24,7 +24,7 @@ KIND_LABEL = {
     "restored": "Восстановление", "activity_rescheduled": "Дело перенесено",
     "repeat_detected": "Повторное обращение", "reopened": "Возврат в работу",
     "contact_linked": "Привязан контакт", "contact_unlinked": "Контакт отвязан",
-    "automation": "Автоматизация",
+    "automation": "Автоматизация", "merged": "Объединение", "unmerged": "Отмена объединения",
 }
 # Field blocks of the card (seeds: «О сделке», «Контакт», «Интересы», «Оплата»).
 BLOCKS = {

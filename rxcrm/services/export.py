@@ -313,8 +313,10 @@ def export_filename(entity: str, when: datetime | None = None) -> str:
     return f"{ENTITY_PLURAL.get(entity, entity)}_{day}.xlsx"
 
 
-def new_export(user_id: int, entity: str, *, now: datetime | None = None) -> tuple[str, Path]:
-    """A fresh token and the path to write the export of `user_id` to (see `export_xlsx`)."""
+def new_export(user_id: int, entity: str, *, now: datetime | None = None, filename: str = "") -> tuple[str, Path]:
+    """A fresh token and the path to write the export of `user_id` to (see `export_xlsx`);
+    `filename` is the name the download gets (default: «Сделки_2026-11-23.xlsx»). Other
+    private files for one person (an import's report, its template) use this store too."""
     now = now or utcnow()
     d = export_dir()
     try:
@@ -322,7 +324,7 @@ def new_export(user_id: int, entity: str, *, now: datetime | None = None) -> tup
     except OSError:
         pass
     token = secrets.token_urlsafe(24)
-    meta = {"user_id": user_id, "entity": entity, "filename": export_filename(entity, now),
+    meta = {"user_id": user_id, "entity": entity, "filename": filename or export_filename(entity, now),
             "created": now.isoformat()}
     fd = os.open(d / f"{token}.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:

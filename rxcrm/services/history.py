@@ -31,7 +31,8 @@ PAGE_LIMIT_MAX = 200
 ACTION_LABEL = {
     "create": "Создание", "update": "Изменение", "delete": "Удаление", "restore": "Восстановление",
     "move": "Смена стадии", "convert": "Конвертация", "close": "Завершение", "reopen": "Возврат в работу",
-    "export": "Экспорт", "import": "Импорт", "view": "Просмотр",
+    "export": "Экспорт", "import": "Импорт", "import_undo": "Отмена импорта", "import_undone": "Импорт отменён",
+    "view": "Просмотр",
     "login": "Вход", "logout": "Выход", "login_failed": "Неудачный вход",
     "link_contact": "Привязка контакта", "unlink_contact": "Отвязка контакта",
     "activity_planned": "Дело запланировано", "activity_done": "Дело выполнено",
@@ -47,6 +48,7 @@ ACTION_LABEL = {
     "webhook_create": "Создание вебхука REST", "webhook_revoke": "Отзыв вебхука REST",
     "event_bind": "Подписка на событие", "event_unbind": "Отмена подписки на событие",
     "event_retry": "Повтор отправки события",
+    "merge": "Объединение дубликатов", "unmerge": "Отмена объединения",
     "denied": "Отказ в доступе",
     # what a refused attempt tried (details["action"] of a "denied" row)
     "department_list": "Просмотр отделов", "permission_matrix": "Просмотр прав", "user_list": "Просмотр сотрудников",
@@ -343,6 +345,13 @@ def _details(r: AuditRecord, d: dict, look: _Lookups, now: datetime) -> str:
     if a == "export" and r.entity_type == "analytics":
         per = d.get("period") if isinstance(d.get("period"), dict) else {}
         return f"отчёт за {per.get('from', '')} — {per.get('to', '')}"
+    if a == "import" and "job_id" in d:
+        return (f"№{d['job_id']} «{d.get('file', '')}»: создано {_num(d.get('created', 0))}, "
+                f"обновлено {_num(d.get('updated', 0))}, пропущено {_num(d.get('skipped', 0))}, "
+                f"с ошибками {_num(d.get('rejected', 0))}")
+    if a in ("import_undo", "import_undone"):
+        text = f"импорт №{d.get('job_id', '')}" + (f" «{d['file']}»" if d.get("file") else "")
+        return text + (f" · оставлены как есть: {_num(d['kept'])}" if d.get("kept") else "")
     if a in ("export", "import"):
         text = f"строк: {_num(d.get('rows', 0))}"
         filters = d.get("filters") if isinstance(d.get("filters"), dict) else {}
@@ -433,12 +442,13 @@ def _filters_text(entity: str, filters: dict, look: _Lookups) -> str:
 # ---- filter options for the page -------------------------------------------------------------
 
 MAIN_ACTIONS = ("create", "update", "delete", "restore", "move", "convert", "close", "reopen", "export",
-                "import", "view", "login", "logout", "login_failed", "link_contact", "unlink_contact",
+                "import", "import_undo", "import_undone", "view", "login", "logout", "login_failed", "link_contact",
+                "unlink_contact",
                 "activity_planned", "activity_done", "activity_rescheduled", "comment", "email",
                 "user_create", "user_update", "user_deactivate", "user_activate", "password_reset", "reassign",
                 "department_create", "department_update", "permission_set", "permissions_reset", "rule_update",
                 "token_create", "token_revoke", "intake_replay", "intake_assign", "webhook_create", "webhook_revoke",
-                "event_bind", "event_unbind", "event_retry", "denied")
+                "event_bind", "event_unbind", "event_retry", "merge", "unmerge", "denied")
 
 
 def history_actions() -> list[tuple[str, str]]:

@@ -279,7 +279,7 @@ def cancel(session: Session, actor: Actor, job_id: int) -> ImportJob:
 
 def undo(session: Session, actor: Actor, job_id: int) -> ImportJob:
     job = _job(session, actor, job_id, lock=True)
-    if job.dry_run or job.status not in (st.DONE, st.CANCELLED, st.FAILED) or not (job.created or job.updated):
+    if not can_undo(job):
         raise ValidationFailed("Отменить можно только выполненный импорт, который что-то записал")
     job.status, job.done_row, job.cancel_requested = st.UNDOING, 0, False
     job.undone_by_id = actor.user_id
@@ -859,21 +859,36 @@ def template(entity: str, path: Path) -> None:
     import_files.write_template(path, headers)
 
 
-def status_label(status: str) -> str:
+def report_filename(job: ImportJob) -> str:
+    return f"Ошибки импорта — {Path(job.file_name).stem}.xlsx"
+
+
+def template_filename(entity: str) -> str:
+    return f"Шаблон импорта — {entities.get(entity).plural}.xlsx"
+
+
+def status_label(status: str, dry_run: bool = False) -> str:
+    """«Завершён»; a finished check says «Проверен», a cancelled one «Проверка остановлена»."""
+    if dry_run and status == st.CANCELLED:
+        return "Проверка остановлена"
     return STATUS_LABELS.get(status, status)
+
+
+def can_undo(job: ImportJob) -> bool:
+    return not job.dry_run and job.status in (st.DONE, st.CANCELLED, st.FAILED) and bool(job.created or job.updated)
 
 
 def summary(job: ImportJob) -> dict:
     """What a screen or the CLI shows of a job (plain values)."""
     return {"id": job.id, "entity": job.entity, "file": job.file_name, "status": job.status,
-            "status_label": status_label(job.status), "dry_run": job.dry_run, "total": job.total_rows,
+            "status_label": status_label(job.status, job.dry_run), "dry_run": job.dry_run, "total": job.total_rows,
             "done": job.done_count, "created": job.created, "updated": job.updated, "skipped": job.skipped,
             "rejected": job.rejected, "rate": job.rate, "message": job.message,
             "percent": min(100, int(job.done_count * 100 / job.total_rows)) if job.total_rows else
             (100 if job.status in (st.DONE, st.CHECKED) else 0)}
 
 
-__all__ = ["CHUNK_ROWS", "MAX_BYTES", "REASON_COLUMN", "can_import", "cancel", "configure", "get", "jobs",
-           "mapping_from_saved", "mappings", "next_job", "preview", "report", "reread", "rejects", "request",
-           "start", "status_label", "summary", "template", "undo", "upload_dir", "use_mapping", "work",
+__all__ = ["CHUNK_ROWS", "MAX_BYTES", "REASON_COLUMN", "can_import", "can_undo", "cancel", "configure", "get", "jobs",
+           "mapping_from_saved", "mappings", "next_job", "preview", "report", "report_filename", "reread", "rejects", "request",
+           "start", "status_label", "summary", "template", "template_filename", "undo", "upload_dir", "use_mapping", "work",
            "work_chunk"]

@@ -2,7 +2,8 @@
 
 `items.delete_item` only sets `deleted_at`; the item, its timeline, activities, phones
 and history stay. Here they are listed (admins: all; heads: their department) and
-restored (the timeline gets a "restored" event, the audit a "restore" record)."""
+restored (the timeline gets a "restored" event, the audit a "restore" record). Restoring a
+contact or company that a merge of duplicates deleted undoes that merge (`merge.undo`)."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -12,7 +13,7 @@ from sqlmodel import Session
 
 from rxcrm.models import Department, User, utcnow
 
-from . import audit, entities, fmt, items, records
+from . import audit, entities, fmt, items, merge, records
 from .context import Actor
 from .errors import AccessDenied, NotFound, ValidationFailed
 from .fields import MODELS
@@ -77,7 +78,8 @@ def deleted_items(session: Session, actor: Actor, entity: str | None = None, off
 
 def restore(session: Session, actor: Actor, entity: str, item_id: int):
     """Take an item out of the bin (admins: any; heads: their department's). Its timeline,
-    activities and links are as they were; a "restored" event is added."""
+    activities and links are as they were; a "restored" event is added. An item merged away
+    into another (services/merge.py) takes back what the merge moved to the survivor."""
     if entity not in MODELS:
         raise ValidationFailed(f"Неизвестный раздел «{entity}»")
     dept = _dept_scope(actor)
@@ -91,6 +93,7 @@ def restore(session: Session, actor: Actor, entity: str, item_id: int):
     deleted_at, item.deleted_at = item.deleted_at, None
     records.touch(item, actor)
     session.add(item)
+    merge.undo(session, actor, entity, item)
     title = getattr(item, "title", None) or getattr(item, "full_name", "")
     records.timeline(session, actor, entity, item.id, "restored", {"text": "Восстановлено из корзины"})
     audit.record(session, actor, "restore", entity, item.id,

@@ -161,6 +161,13 @@ def to_bool(value) -> bool:
     raise _bad("common.what.yes_no")
 
 
+def to_uploads(value, what: str = "common.what.value") -> list:
+    """The files of an upload (rx.UploadFile: a name and `read`); anything else is refused."""
+    if not isinstance(value, list) or not all(hasattr(v, "read") and hasattr(v, "filename") for v in value):
+        raise _bad(what)
+    return value
+
+
 def to_form(value) -> dict[str, object]:
     """A submitted form: a dict with string keys (values are parsed field by field)."""
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
@@ -327,4 +334,4 @@ def backend_exception_handler(exception: Exception):
 
 
 __all__ = ["BAD_INPUT", "BUSY", "NotLoggedIn", "answer", "backend_exception_handler", "choice", "describe", "event",
-           "field", "guard", "id_or_none", "off_loop", "opt_id", "report_unexpected", "to_bool", "to_form", "to_id", "to_ids", "to_int", "to_text"]
+           "field", "guard", "id_or_none", "off_loop", "opt_id", "report_unexpected", "to_bool", "to_form", "to_id", "to_ids", "to_int", "to_text", "to_uploads"]

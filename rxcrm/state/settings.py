@@ -24,7 +24,7 @@ from .app import AppState
 from .base import choice, event, field, opt_id, to_bool, to_form, to_id, to_text
 from .work import Option
 
-SETTINGS_TABS = ("users", "depts", "matrix", "integrations", "rules", "bin")
+SETTINGS_TABS = ("users", "depts", "matrix", "integrations", "rules", "bin", "dups", "imports")  # dups: state/duplicates.py, imports: state/imports.py
 ITEM_ENTITIES = entities.ITEM_ENTITIES
 
 
@@ -206,6 +206,11 @@ class SettingsState(AppState):
     @rx.var
     def is_admin(self) -> bool:
         return self.user_role == "admin"
+
+    @rx.var
+    def can_clean(self) -> bool:
+        """Admins and heads: the duplicates and the imports tabs."""
+        return self.user_role in ("admin", "head")
 
     # ---- rows and lists in the person's language ------------------------------------------
     # (each var reads `self.lang` itself, so Reflex recomputes it when the language changes;
