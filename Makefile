@@ -80,6 +80,7 @@ bench: install-test
 	$(PY) bench/bench_surfaces.py --sizes 1000,100000,1000000 --full-max 100000 --pg-url "$${RXCRM_TEST_PG_URL:-}"
 	$(PY) bench/bench_state.py
 	$(PY) bench/bench_rest.py
+	$(PY) bench/bench_import.py
 	@if [ -f .run/pg.env ]; then \
 	  . ./.run/pg.env && $(PY) bench/bench_intake.py --pg-url "$$RXCRM_TEST_PG_URL"; \
 	else \

@@ -19,7 +19,7 @@ from rxcrm.models import (
     Activity, AuditRecord, Communication, Contact, Deal, ExternalRef, ImportJob, ImportReject, Lead, Notification,
     StageHistory, TimelineEvent, User,
 )
-from rxcrm.services import export, import_map, imports
+from rxcrm.services import export, fmt, import_map, imports
 from rxcrm.services.auth import actor_for
 from rxcrm.services.errors import AccessDenied, ValidationFailed
 from rxcrm.services.phones import normalize_phone
@@ -449,3 +449,87 @@ def test_phone_keys_and_formats():
     assert import_map.split_name("Иванов Пётр Сергеевич") == ("Иванов", "Пётр", "Сергеевич")
     assert import_map.phone_keys([("8 (916) 111-22-33", "work"), ("12-34", "work")]) == [normalize_phone("+79161112233")]
     assert import_map.norm_header(" Сумма (руб.): ") == "сумма"
+    moscow = {"tz": TZ}
+    assert fmt.parse_moment("16.08.2024 10:00", **moscow) == datetime(2024, 8, 16, 10, 0, tzinfo=TZ)
+    assert fmt.parse_moment("2024-05-21T12:00:00 03:00").utcoffset().total_seconds() == 3 * 3600
+    assert fmt.parse_moment("05.11.23", **moscow).date().isoformat() == "2023-11-05"
+    with pytest.raises(ValueError):
+        fmt.parse_moment("32.13.2024")
+
+
+# ---- the batched writer is the one-by-one writer -----------------------------------------------
+def test_create_leads_writes_what_create_lead_writes(db, people):
+    from rxcrm.models import AuditRecord as Audit
+    from rxcrm.services import create
+    with session_scope(db) as s:
+        f.contact(s, "Орлова", "Анна", phones=["+7 903 000-00-01"])
+    specs = [
+        dict(title="Первый", last_name="Иванов", first_name="Пётр", phones=[("8 916 111-22-33", "mobile")],
+             emails=["p@example.com"], source="Звонок", amount="1 500", comment="к", utm={"utm_source": "ya"},
+             created_at=datetime(2024, 5, 1, 9, 0, tzinfo=TZ)),
+        dict(first_name="Повтор", phones=["+79030000001"]),  # a known contact's phone: a repeat lead
+        dict(title="Закрытый", first_name="Олег", stage_code="JUNK", allow_final=True,
+             created_at=datetime(2023, 1, 2, 10, 0, tzinfo=TZ), closed_at=datetime(2023, 2, 3, 10, 0, tzinfo=TZ)),
+        dict(title="Без имени и связи"),  # refused: nothing of it is written
+        dict(title="Неверный телефон", phones=["12-34"]),  # refused
+    ]
+
+    def rows(s, ids):
+        out = []
+        for i in ids:
+            lead = s.get(Lead, i)
+            cols = {c: getattr(lead, c) for c in Lead.__table__.columns.keys()
+                    if c not in ("id", "updated_at", "stage_changed_at") and not (c == "created_at" and
+                                                                                   lead.created_at.year == 2026)}
+            comms = s.exec(select(Communication.kind, Communication.value, Communication.value_type,
+                                  Communication.norm).where(Communication.entity_type == "lead",
+                                                            Communication.entity_id == i)
+                           .order_by(Communication.id)).all()
+            hist = [(h.pipeline_id, h.stage_id, h.from_stage_id, h.semantic, h.responsible_id)
+                    for h in s.exec(select(StageHistory).where(StageHistory.entity_id == i,
+                                                               StageHistory.entity_type == "lead")).all()]
+            line = sorted((t.kind, json.dumps(t.data, sort_keys=True, ensure_ascii=False)) for t in s.exec(
+                select(TimelineEvent).where(TimelineEvent.entity_type == "lead", TimelineEvent.entity_id == i)).all())
+            audit = [(a.action, a.details) for a in s.exec(select(Audit).where(Audit.entity_type == "lead",
+                                                                                Audit.entity_id == i)).all()]
+            out.append((cols, comms, hist, line, audit))
+        return out
+
+    with session_scope(db) as s:
+        actor = _actor(s, people["admin"])
+        one, refused_one = [], []
+        for spec in specs:
+            try:
+                with s.begin_nested():
+                    one.append(create.create_lead(s, actor, **spec).id)
+            except ValidationFailed as exc:
+                refused_one.append(exc.message)
+        made = create.create_leads(s, actor, specs)
+        batch = [m.id for m in made if isinstance(m, Lead)]
+        refused_batch = [m.message for m in made if not isinstance(m, Lead)]
+        s.flush()
+        assert refused_batch == refused_one and len(refused_one) == 2
+        assert rows(s, batch) == rows(s, one)
+        assert s.get(Lead, batch[1]).is_repeat and s.get(Lead, batch[1]).contact_id is not None
+        assert s.get(Lead, batch[2]).closed_at == datetime(2023, 2, 3, 10, 0, tzinfo=TZ)
+
+
+def test_new_row_is_the_model_without_its_cost():
+    from rxcrm.models.base import new_row
+    kw = dict(title="t", pipeline_id=1, stage_id=2, semantic="process", last_name="a", search_text="t a")
+    fast, slow = new_row(Lead, **kw), Lead(**kw)
+    for col in Lead.__table__.columns.keys():
+        if col not in ("created_at", "updated_at", "stage_changed_at"):
+            assert getattr(fast, col) == getattr(slow, col), col
+    assert fast.custom == {} and fast.custom is not slow.custom
+    with pytest.raises(TypeError):
+        new_row(Lead, nonsense=1)
+
+
+def test_reserved_ids_are_fresh(db):
+    from rxcrm.db import reserve_ids
+    with session_scope(db) as s:
+        first = reserve_ids(s, "lead", 3)
+        assert len(set(first)) == 3
+    with session_scope(db) as s:
+        assert min(reserve_ids(s, "lead", 2)) > (0 if db.startswith("sqlite") else max(first))

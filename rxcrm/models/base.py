@@ -41,3 +41,29 @@ def fk(target: str, index: bool = True, nullable: bool = True, ondelete: str | N
 
 
 TABLE_ARGS_EXTEND = {"extend_existing": True}
+
+
+def new_row(model, **values):
+    """`model(**values)` for a table row, without pydantic's per-field machinery (≈ 15 µs
+    instead of ≈ 250 µs for a lead): the same defaults (`default`, `default_factory`) go
+    into the same instance dict SQLAlchemy inserts from, and the object is an ordinary
+    instrumented instance afterwards. For batches (an import's thousands of new leads);
+    everywhere else plain `model(...)` reads better."""
+    fields = _ROW_FIELDS.get(model)
+    if fields is None:
+        columns = set(model.__table__.columns.keys())
+        fields = _ROW_FIELDS[model] = [(n, f) for n, f in model.model_fields.items() if n in columns]
+    unknown = set(values) - {n for n, _f in fields}
+    if unknown:
+        raise TypeError(f"{model.__name__} has no column {sorted(unknown)}")
+    obj = model._sa_class_manager.new_instance()
+    row = {n: values[n] if n in values else (f.default_factory() if f.default_factory is not None else f.default)
+           for n, f in fields}
+    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    obj.__dict__.update(row)
+    return obj
+
+
+_ROW_FIELDS: dict[type, list] = {}

@@ -11,7 +11,7 @@ from sqlmodel import Session
 from rxcrm.db import READONLY, open_session
 from rxcrm.models import AuditRecord, utcnow
 
-from .context import Actor
+from .context import IMPORT_SOURCE, Actor
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,8 @@ def _write(bind, row: dict) -> None:
 # ---- event subscribers (wired in rxcrm/hooks.py) --------------------------------------------
 
 def on_item_created(session: Session, *, actor: Actor, entity: str, item, stage, details: dict) -> None:
-    record(session, actor, "create", entity, item.id, details)
+    if actor.source != IMPORT_SOURCE:
+        record(session, actor, "create", entity, item.id, details)
 
 
 def on_fields_changed(session: Session, *, actor: Actor, entity: str, item, changes: dict) -> None:

@@ -38,7 +38,8 @@ MAX_ROWS = 500  # read at most this many at a time
 # import — adds its feed rows, so no write path can forget to.
 ITEM_TABLES = {"lead", "deal", "contact", "company"}
 # the configuration the services cache (shared.CONFIG): a write to these moves it on
-CONFIG_TABLES = {"role", "role_permission", "pipeline", "stage", "custom_field", "automation_rule", "department"}
+CONFIG_TABLES = {"role", "role_permission", "pipeline", "stage", "custom_field", "automation_rule", "department",
+                 "rest_event_binding"}
 _PENDING = "rxcrm_changes"
 _installed = False
 

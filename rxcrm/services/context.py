@@ -4,6 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+IMPORT_SOURCE = "import"  # Actor.source of an import's writes: audited and told of once per import (services/imports.py)
+
+
 @dataclass(frozen=True)
 class Actor:
     user_id: int | None

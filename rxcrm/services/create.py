@@ -15,13 +15,15 @@ from collections.abc import Iterable
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlmodel import Session
 
+from rxcrm.db import reserve_ids
 from rxcrm.models import (
     Communication, Company, Contact, Deal, DealProduct, Lead, Pipeline, Product, Stage, StageHistory,
     TimelineEvent, User, utcnow,
 )
+from rxcrm.models.base import new_row
 from rxcrm.models.pipeline import PROCESS
 
 from . import access, audit, catalogs, events, items
@@ -30,7 +32,7 @@ from .errors import ServiceError, ValidationFailed
 from .fields import FieldDef, field_map
 from .phones import comm_row, digits, normalize_email, normalize_phone, search_text
 from .records import get_item, set_value, timeline, touch
-from .requirements import missing_fields
+from .requirements import missing_of, required_for
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$")
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
@@ -186,7 +188,11 @@ def _entry_stage(session: Session, pipeline_id: int, *, stage_id: int | None = N
 
 def check_stage_fields(session: Session, entity: str, item, stage: Stage) -> None:
     """Refuse like items.move_stage when the entry stage requires fields the item lacks."""
-    missing = missing_fields(session, entity, item, stage)
+    _check_required(item, stage, required_for(session, entity, stage))
+
+
+def _check_required(item, stage: Stage, required) -> None:
+    missing = missing_of(item, required)
     if missing:
         names = ", ".join(f"«{f.label}»" for f in missing)
         raise items.MissingFields(f"Чтобы создать на стадии «{stage.name}», заполните: {names}",
@@ -214,10 +220,13 @@ def _enter_first_stage(session: Session, actor: Actor, entity: str, item, stage:
                              stage_id=stage.id, from_stage_id=None, semantic=stage.semantic,
                              created_at=item.created_at, user_id=actor.user_id,
                              responsible_id=item.responsible_id, department_id=item.department_id))
-    timeline(session, actor, entity, item.id, "created",
-                    {"text": f"{CREATED_TEXT[entity]} на стадии «{stage.name}»", "stage_id": stage.id, "stage": stage.name,
-                     "pipeline_id": item.pipeline_id, "source": getattr(item, "source", ""), **extra})
+    timeline(session, actor, entity, item.id, "created", _created_data(entity, item, stage, extra))
     session.flush()
+
+
+def _created_data(entity: str, item, stage: Stage, extra: dict) -> dict:
+    return {"text": f"{CREATED_TEXT[entity]} на стадии «{stage.name}»", "stage_id": stage.id, "stage": stage.name,
+            "pipeline_id": item.pipeline_id, "source": getattr(item, "source", ""), **extra}
 
 
 def _created(session: Session, actor: Actor, entity: str, item, stage: Stage | None, details: dict) -> None:
@@ -300,52 +309,128 @@ def create_company(session: Session, actor: Actor, *, title: str, phones=(), ema
 
 # ---- leads ---------------------------------------------------------------------------------
 
-def create_lead(session: Session, actor: Actor, *, title: str = "", last_name: str = "", first_name: str = "",
-                middle_name: str = "", phones=(), emails=(), source: str = DEFAULT_SOURCE, program_id=None,
-                amount=None, comment: str = "", utm: dict | None = None, company_title: str = "",
-                marketplace_action: str = "", responsible_id: int | None = None, stage_code: str | None = None,
-                custom: dict | None = None, position: str = "", education_level: str = "",
-                interest_area: str = "", values: dict | None = None, created_at: datetime | None = None,
-                allow_final: bool = False) -> Lead:
-    """A new lead in the lead pipeline's first stage (or `stage_code`, a working stage).
+def create_lead(session: Session, actor: Actor, **kw) -> Lead:
+    """A new lead in the lead pipeline's first stage (or `stage_code`, a working stage; an
+    import of history may give a closing one with `allow_final`).
 
     Needs a name, a phone or an email. `responsible_id` defaults to the actor (system and
-    intake actors pass the assignee). Runs repeat detection after writing the lead."""
-    last, first, middle = _s(last_name), _s(first_name), _s(middle_name)
-    ph, em = clean_phones(phones), clean_emails(emails)
-    if not (last or first or middle or ph or em):
-        raise ValidationFailed("Укажите имя, телефон или e-mail",
-                               fields={"first_name": "Имя, телефон или e-mail", "phones": "Имя, телефон или e-mail"})
-    pipe = catalogs.default_pipeline(session, "lead")
-    if pipe is None:
-        raise ServiceError("Воронка лидов не настроена")
-    stage = _entry_stage(session, pipe.id, stage_code=stage_code, allow_final=allow_final)
-    resp_id, dept_id = _responsible(session, actor, responsible_id)
-    name = " ".join(p for p in (last, first) if p) or middle
-    title = _s(title) or f"Лид: {name or (ph[0][0] if ph else em[0][0])}"
-    lead = Lead(title=title, pipeline_id=pipe.id, stage_id=stage.id, semantic=stage.semantic,
-                last_name=last, first_name=first, middle_name=middle, source=_s(source) or DEFAULT_SOURCE,
-                program_id=_program(session, program_id), comment=_s(comment), company_title=_s(company_title),
-                marketplace_action=_s(marketplace_action), position=_s(position),
-                education_level=_s(education_level), interest_area=_s(interest_area),
-                search_text=search_text(title, last, first, middle, _s(company_title), *(e[0] for e in em)))
-    if amount is not None:
-        lead.amount = _money(amount)
-    _utm(lead, utm)
-    _apply(lead, _values(session, "lead", pipe.id, values, custom))
-    _tracked(lead, actor, resp_id, dept_id, created_at)
-    lead.stage_changed_at = lead.created_at
-    access.require(session, actor, "lead", "add", lead)
-    check_stage_fields(session, "lead", lead, stage)
+    intake actors pass the assignee). Runs repeat detection after writing the lead. The
+    arguments are `_prepare_lead`'s."""
+    lead, stage, ph, em = _prepare_lead(session, actor, {}, **kw)
     session.add(lead)
     session.flush()
     _add_comms(session, "lead", lead.id, ph, em)
     _enter_first_stage(session, actor, "lead", lead, stage, {})
     found = detect_repeat(session, "lead", lead, [p[0] for p in ph], [e[0] for e in em])
-    _created(session, actor, "lead", lead, stage,
-                 {"title": lead.title, "source": lead.source, "stage": stage.name,
-                  "repeat_contact_id": found.id if found else None})
+    _created(session, actor, "lead", lead, stage, _lead_details(lead, stage, found))
     return lead
+
+
+def _lead_details(lead: Lead, stage: Stage, found: Contact | None) -> dict:
+    return {"title": lead.title, "source": lead.source, "stage": stage.name,
+            "repeat_contact_id": found.id if found else None}
+
+
+def _prepare_lead(session: Session, actor: Actor, memo: dict, *, title: str = "", last_name: str = "",
+                  first_name: str = "", middle_name: str = "", phones=(), emails=(), source: str = DEFAULT_SOURCE,
+                  program_id=None, amount=None, comment: str = "", utm: dict | None = None,
+                  company_title: str = "", marketplace_action: str = "", responsible_id: int | None = None,
+                  stage_code: str | None = None, custom: dict | None = None, position: str = "",
+                  education_level: str = "", interest_area: str = "", values: dict | None = None,
+                  created_at: datetime | None = None, closed_at: datetime | None = None,
+                  allow_final: bool = False) -> tuple[Lead, Stage, list, list]:
+    """Everything a new lead is checked for, and the lead as it will be written (not added
+    to the session): the one definition `create_lead` and `create_leads` share. `memo`
+    keeps the configuration it read (pipeline, stages, required fields) for the next call."""
+    last, first, middle = _s(last_name), _s(first_name), _s(middle_name)
+    ph, em = clean_phones(phones), clean_emails(emails)
+    if not (last or first or middle or ph or em):
+        raise ValidationFailed("Укажите имя, телефон или e-mail",
+                               fields={"first_name": "Имя, телефон или e-mail", "phones": "Имя, телефон или e-mail"})
+    if "pipe" not in memo:
+        memo["pipe"] = catalogs.default_pipeline(session, "lead")
+    pipe = memo["pipe"]
+    if pipe is None:
+        raise ServiceError("Воронка лидов не настроена")
+    key = ("stage", stage_code, allow_final)
+    if key not in memo:
+        try:
+            memo[key] = _entry_stage(session, pipe.id, stage_code=stage_code, allow_final=allow_final)
+        except ServiceError as exc:
+            memo[key] = exc
+    if isinstance(memo[key], ServiceError):
+        raise memo[key]
+    stage = memo[key]
+    resp_id, dept_id = _responsible(session, actor, responsible_id)
+    name = " ".join(p for p in (last, first) if p) or middle
+    title = _s(title) or f"Лид: {name or (ph[0][0] if ph else em[0][0])}"
+    lead = new_row(Lead, title=title, pipeline_id=pipe.id, stage_id=stage.id, semantic=stage.semantic,
+                   last_name=last, first_name=first, middle_name=middle, source=_s(source) or DEFAULT_SOURCE,
+                   program_id=_program(session, program_id), comment=_s(comment), company_title=_s(company_title),
+                   marketplace_action=_s(marketplace_action), position=_s(position),
+                   education_level=_s(education_level), interest_area=_s(interest_area),
+                   search_text=search_text(title, last, first, middle, _s(company_title), *(e[0] for e in em)))
+    if amount is not None:
+        lead.amount = _money(amount)
+    _utm(lead, utm)
+    _apply(lead, _values(session, "lead", pipe.id, values, custom))
+    if closed_at is not None and stage.semantic != PROCESS:
+        lead.closed_at = closed_at
+    _tracked(lead, actor, resp_id, dept_id, created_at)
+    lead.stage_changed_at = lead.created_at
+    access.require(session, actor, "lead", "add", lead)
+    required = ("required", stage.id)
+    if required not in memo:
+        memo[required] = required_for(session, "lead", stage)
+    _check_required(lead, stage, memo[required])
+    return lead, stage, ph, em
+
+
+def create_leads(session: Session, actor: Actor, specs: list[dict]) -> list[Lead | ServiceError]:
+    """Many new leads at once (an import's chunk): each checked exactly as `create_lead`
+    (the same `_prepare_lead`), then written together — one batched INSERT per table, one
+    query for the repeat detection of all — and announced one by one (ITEM_CREATED: the
+    rules, the outbound events…, as for any new lead). Returns, per spec in order, the lead
+    or the refusal of that spec (nothing of a refused one is written)."""
+    memo: dict = {}
+    out: list[Lead | ServiceError] = []
+    made: list[tuple[Lead, Stage, list, list]] = []
+    for spec in specs:
+        try:
+            made.append(_prepare_lead(session, actor, memo, **spec))
+            out.append(made[-1][0])
+        except ServiceError as exc:
+            out.append(exc)
+    if not made:
+        return out
+    hits = find_contacts(session, [([p[0] for p in ph], [e[0] for e in em]) for _l, _s2, ph, em in made])
+    for (lead, _stage, _ph, _em), hit in zip(made, hits):
+        if hit is not None:
+            _mark_repeat(lead, hit[0])
+    for (lead, *_rest), lead_id in zip(made, reserve_ids(session, "lead", len(made))):
+        lead.id = lead_id  # known ids: one executemany, not an INSERT … RETURNING per lead
+    session.add_all([m[0] for m in made])
+    session.flush()
+    comm_rows, history, lines = [], [], []
+    for (lead, stage, ph, em), hit in zip(made, hits):
+        comm_rows += [comm_row("lead", lead.id, "phone", v, t) for v, _n, t in ph]
+        comm_rows += [comm_row("lead", lead.id, "email", v, t) for v, _n, t in em]
+        history.append(dict(entity_type="lead", entity_id=lead.id, pipeline_id=lead.pipeline_id, stage_id=stage.id,
+                            from_stage_id=None, prev_at=None, semantic=stage.semantic, created_at=lead.created_at,
+                            user_id=actor.user_id, responsible_id=lead.responsible_id,
+                            department_id=lead.department_id))
+        lines.append(dict(entity_type="lead", entity_id=lead.id, kind="created", created_at=utcnow(),
+                          user_id=actor.user_id, rule="" if actor.source != "rule" else actor.login,
+                          data=_created_data("lead", lead, stage, {})))
+        if hit is not None:
+            lines.append(dict(entity_type="lead", entity_id=lead.id, kind="repeat_detected", created_at=utcnow(),
+                              user_id=None, rule="", data=_repeat_data("lead", *hit)))
+    for model, rows in ((Communication, comm_rows), (StageHistory, history), (TimelineEvent, lines)):
+        if rows:
+            session.execute(insert(model.__table__), rows)  # Core: no per-row ORM bookkeeping
+    for (lead, stage, _ph, _em), hit in zip(made, hits):
+        _created(session, actor, "lead", lead, stage, _lead_details(lead, stage, hit[0] if hit else None))
+    return out
 
 
 # ---- deals ---------------------------------------------------------------------------------
@@ -521,6 +606,62 @@ def find_contact(session: Session, phones: Iterable[str] = (), emails: Iterable[
     return None
 
 
+def find_contacts(session: Session, pairs: list[tuple[list[str], list[str]]]) -> list[tuple[Contact, str, str] | None]:
+    """`find_contact` for many (phones, emails) pairs with one query per kind: the same
+    answer for each pair (the oldest live contact by a phone first, else by an e-mail)."""
+    wanted: dict[str, dict[str, str]] = {"phone": {}, "email": {}}
+    per_pair = []
+    for phones, emails in pairs:
+        mine = {}
+        for kind, values in (("phone", phones), ("email", emails)):
+            by_norm: dict[str, str] = {}
+            for v in values or ():
+                v = _s(v)
+                norm = normalize_phone(v) if kind == "phone" else normalize_email(v)
+                if (kind == "phone" and len(norm) < 10) or not norm:
+                    continue
+                by_norm.setdefault(norm, v)
+            mine[kind] = by_norm
+            wanted[kind].update(dict.fromkeys(by_norm, ""))
+        per_pair.append(mine)
+    owner: dict[tuple[str, str], Contact] = {}
+    for kind, norms in wanted.items():
+        keys = list(norms)
+        for i in range(0, len(keys), 500):
+            rows = session.execute(
+                select(Contact, Communication.norm)
+                .join(Communication, (Communication.entity_type == "contact") & (Communication.entity_id == Contact.id))
+                .where(Communication.kind == kind, Communication.norm.in_(keys[i:i + 500]),
+                       Contact.deleted_at.is_(None)).order_by(Contact.id)).all()
+            for contact, norm in rows:
+                owner.setdefault((kind, norm), contact)
+    out = []
+    for mine in per_pair:
+        hit = None
+        for kind in ("phone", "email"):
+            found = [(owner[(kind, n)], v) for n, v in mine[kind].items() if (kind, n) in owner]
+            if found:
+                contact, value = min(found, key=lambda cv: cv[0].id)
+                hit = (contact, kind, value)
+                break
+        out.append(hit)
+    return out
+
+
+def _mark_repeat(item, contact: Contact) -> None:
+    item.is_repeat = True
+    if item.contact_id is None:
+        item.contact_id = contact.id
+        if item.company_id is None and contact.company_id:
+            item.company_id = contact.company_id
+
+
+def _repeat_data(entity: str, contact: Contact, by: str, value: str) -> dict:
+    how = "телефону" if by == "phone" else "e-mail"
+    return {"text": f"{REPEAT_LABEL.get(entity, 'Повторный')}: контакт {contact.full_name} найден по {how} {value}",
+            "contact_id": contact.id, "contact": contact.full_name, "by": by, "value": value}
+
+
 def detect_repeat(session: Session, entity: str, item, phones: Iterable[str], emails: Iterable[str], *,
                   exclude_contact_ids: Iterable[int] = ()) -> Contact | None:
     """Flag a new lead/deal as repeat when a phone (any format) or an email (any case)
@@ -531,19 +672,13 @@ def detect_repeat(session: Session, entity: str, item, phones: Iterable[str], em
     if hit is None:
         return None
     contact, by, value = hit
-    item.is_repeat = True
-    if item.contact_id is None:
-        item.contact_id = contact.id
-        if item.company_id is None and contact.company_id:
-            item.company_id = contact.company_id
-        if entity == "deal":
-            item.search_text = deal_search_text(session, item)
+    had_contact = item.contact_id is not None
+    _mark_repeat(item, contact)
+    if entity == "deal" and not had_contact:
+        item.search_text = deal_search_text(session, item)
     session.add(item)
-    how = "телефону" if by == "phone" else "e-mail"
-    session.add(TimelineEvent(
-        entity_type=entity, entity_id=item.id, kind="repeat_detected", user_id=None,
-        data={"text": f"{REPEAT_LABEL.get(entity, 'Повторный')}: контакт {contact.full_name} найден по {how} {value}",
-              "contact_id": contact.id, "contact": contact.full_name, "by": by, "value": value}))
+    session.add(TimelineEvent(entity_type=entity, entity_id=item.id, kind="repeat_detected", user_id=None,
+                              data=_repeat_data(entity, contact, by, value)))
     return contact
 
 

@@ -136,6 +136,9 @@ _MOMENT_FORMATS = ("%d.%m.%Y", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%y"
                    "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%d/%m/%Y", "%d/%m/%Y %H:%M")
 
 
+_RU_MOMENT = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})(?: (\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
+
+
 def parse_moment(value, tz=TZ) -> datetime | None:
     """A date or moment as people, spreadsheets and integrations write it: a datetime or
     date object, ISO 8601 with an offset (a GET's raw `+` arrives as a space), `YYYY-MM-DD`,
@@ -148,7 +151,15 @@ def parse_moment(value, tz=TZ) -> datetime | None:
     text = str(value or "").strip()
     if not text:
         return None
-    text = re.sub(r" (\d{2}:\d{2})$", r"+\1", text)  # "2024-05-21T12:00:00 03:00"
+    m = _RU_MOMENT.match(text)  # the common case first: ДД.ММ.ГГГГ[ ЧЧ:ММ[:СС]]
+    if m:
+        d, mo, y, h, mi, sec = (int(g) if g else 0 for g in m.groups())
+        try:
+            return datetime(y, mo, d, h, mi, sec, tzinfo=tz)
+        except ValueError:
+            raise ValueError(f"Неверная дата: «{value}»") from None
+    if re.match(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})? \d{2}:\d{2}$", text):
+        text = text[:-6] + "+" + text[-5:]  # "2024-05-21T12:00:00 03:00": a GET's raw "+" came as a space
     try:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

@@ -16,7 +16,7 @@ from rxcrm.models import Activity, Notification, User, utcnow
 
 from . import fmt
 from .activities import KIND_LABEL
-from .context import Actor
+from .context import IMPORT_SOURCE, Actor
 from .entities import ENTITIES, MODELS, href, label as entity_label
 from .records import title_of, titles
 
@@ -169,9 +169,6 @@ def on_fields_changed(session: Session, *, actor: Actor, entity: str, item, chan
     """FIELDS_CHANGED: a new responsible hears of it."""
     if "responsible_id" in changes:
         on_assigned(session, actor, entity, item, changes["responsible_id"][0])
-
-
-IMPORT_SOURCE = "import"  # an import tells each responsible once, at its end (services/imports.py)
 
 
 def on_item_created(session: Session, *, actor: Actor, entity: str, item, stage, details: dict) -> None:

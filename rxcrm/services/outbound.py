@@ -36,6 +36,7 @@ from . import audit
 from .access import require_admin
 from .context import Actor
 from .errors import NotFound, ValidationFailed
+from .shared import CONFIG, CONFIG_TTL_S, SharedAnswers, db_key
 
 RETRY_DELAYS_S = (10, 30, 60, 300, 900, 3600, 3600, 3600, 3600)
 MAX_ATTEMPTS = len(RETRY_DELAYS_S) + 1
@@ -142,6 +143,20 @@ def retry(session: Session, actor: Actor, outbox_id: int) -> RestOutbox:
 
 
 # ---- the listeners: an outbox row in the change's own transaction ---------------------------------
+_BOUND = SharedAnswers(size=128, ttl=CONFIG_TTL_S)
+
+
+def _bindings(session: Session, event: str) -> list[RestEventBinding]:
+    """The live bindings of an event: which they are is kept per process with the
+    configuration generation (a binding is configuration: changes.CONFIG_TABLES), so a write
+    with no subscriber costs no query."""
+    def read() -> tuple[int, ...]:
+        return tuple(session.exec(select(RestEventBinding.id).where(RestEventBinding.event == event,
+                                                                    RestEventBinding.revoked_at.is_(None))).all())
+    found = [session.get(RestEventBinding, i) for i in _BOUND.get((db_key(session), CONFIG.value, event), read)]
+    return [b for b in found if b is not None and b.revoked_at is None]
+
+
 def _announce(session: Session, entity: str, item_id: int | None, op: str) -> None:
     if item_id is None:
         return
@@ -150,9 +165,7 @@ def _announce(session: Session, entity: str, item_id: int | None, op: str) -> No
     if (event, item_id) in seen or (op == "updated" and (event_name(entity, "created"), item_id) in seen):
         return  # an item created in this unit is announced once, as created
     seen.add((event, item_id))
-    targets = session.exec(select(RestEventBinding).where(RestEventBinding.event == event,
-                                                          RestEventBinding.revoked_at.is_(None))).all()
-    for b in targets:
+    for b in _bindings(session, event):
         session.add(RestOutbox(binding_id=b.id, event=event, entity_type=entity, entity_id=item_id,
                                payload={"event": event, "event_handler_id": str(b.id),
                                         "data[FIELDS][ID]": str(item_id), "ts": str(int(time.time()))}))

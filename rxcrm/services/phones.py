@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import phonenumbers
 
@@ -12,6 +13,7 @@ def digits(value: str) -> str:
     return _NON_DIGIT.sub("", value or "")
 
 
+@lru_cache(maxsize=65536)  # pure, and an import asks for each number several times
 def normalize_phone(value: str) -> str:
     """The comparable digits of a phone: Russian numbers as 7XXXXXXXXXX.
 

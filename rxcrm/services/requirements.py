@@ -8,17 +8,27 @@ from sqlmodel import Session, select
 from rxcrm.models import AutomationRule, Pipeline, Stage
 
 from .fields import FieldDef, field_map
+from .shared import CONFIG, CONFIG_TTL_S, SharedAnswers, db_key
 from .records import value_of
+
+
+_RULES = SharedAnswers(size=512, ttl=CONFIG_TTL_S)
 
 
 def active_rules(session: Session, kind: str, pipeline_code: str, stage_code: str | None = None
                  ) -> list[AutomationRule]:
-    """Active rows of one kind for a pipeline (and a stage), in their order."""
-    stmt = select(AutomationRule).where(AutomationRule.kind == kind, AutomationRule.is_active.is_(True),
-                                        AutomationRule.pipeline_code == pipeline_code)
-    if stage_code is not None:
-        stmt = stmt.where(AutomationRule.stage_code == stage_code)
-    return list(session.exec(stmt.order_by(AutomationRule.sort, AutomationRule.id)).all())
+    """Active rows of one kind for a pipeline (and a stage), in their order. Which rows they
+    are is kept per process with the configuration generation (every create and move asks;
+    most stages have none), the rows themselves come from the session."""
+    def read() -> tuple[int, ...]:
+        stmt = select(AutomationRule.id).where(AutomationRule.kind == kind, AutomationRule.is_active.is_(True),
+                                               AutomationRule.pipeline_code == pipeline_code)
+        if stage_code is not None:
+            stmt = stmt.where(AutomationRule.stage_code == stage_code)
+        return tuple(session.exec(stmt.order_by(AutomationRule.sort, AutomationRule.id)).all())
+    ids = _RULES.get((db_key(session), CONFIG.value, kind, pipeline_code, stage_code), read)
+    rules = [session.get(AutomationRule, i) for i in ids]
+    return [r for r in rules if r is not None and r.is_active]
 
 
 def required_for(session: Session, entity: str, stage: Stage) -> list[FieldDef]:
@@ -33,8 +43,13 @@ def required_for(session: Session, entity: str, stage: Stage) -> list[FieldDef]:
 
 def missing_fields(session: Session, entity: str, item, stage: Stage) -> list[FieldDef]:
     """Fields the stage requires that the item does not have (amount 0 counts as empty)."""
+    return missing_of(item, required_for(session, entity, stage))
+
+
+def missing_of(item, required: list[FieldDef]) -> list[FieldDef]:
+    """Of these required fields, those the item does not have."""
     out = []
-    for fd in required_for(session, entity, stage):
+    for fd in required:
         value = value_of(item, fd.key)
         if value is None or (isinstance(value, str) and not value.strip()) or \
                 (fd.kind == "money" and value == 0):
@@ -42,4 +57,4 @@ def missing_fields(session: Session, entity: str, item, stage: Stage) -> list[Fi
     return out
 
 
-__all__ = ["active_rules", "missing_fields", "required_for"]
+__all__ = ["active_rules", "missing_fields", "missing_of", "required_for"]
