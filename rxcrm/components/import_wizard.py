@@ -157,8 +157,12 @@ def _duplicates() -> rx.Component:
         rx.text(S.t["import.dup.title"], weight="medium", size="2"),
         rx.hstack(
             rx.text(S.t["import.dup.by"], size="2"),
-            rx.checkbox(S.t["import.dup.phone"], checked=S.match_phone, on_change=lambda v: S.set_match("phone", v)),
-            rx.checkbox(S.t["import.dup.email"], checked=S.match_email, on_change=lambda v: S.set_match("email", v)),
+            rx.cond(S.entity != "deal", rx.hstack(  # a deal has no phones of its own: by its title only
+                rx.checkbox(S.t["import.dup.phone"], checked=S.match_phone,
+                            on_change=lambda v: S.set_match("phone", v)),
+                rx.checkbox(S.t["import.dup.email"], checked=S.match_email,
+                            on_change=lambda v: S.set_match("email", v)),
+                spacing="3")),
             rx.checkbox(S.t["import.dup.name"], checked=S.match_name, on_change=lambda v: S.set_match("name", v)),
             spacing="3", align="center", wrap="wrap",
         ),
@@ -378,6 +382,8 @@ def _job_row(j: JobRow) -> rx.Component:
         rx.table.cell(rx.hstack(
             rx.cond(j.active, rx.button(L.t["import.stop"], size="1", variant="soft", color_scheme="red",
                                         on_click=L.stop(j.id))),
+            rx.cond(j.has_errors, rx.button(rx.icon("download", size=13), L.t["import.errors_xlsx"], size="1",
+                                            variant="soft", on_click=L.report(j.id), data_testid="job-report")),
             rx.cond(j.can_undo, rx.alert_dialog.root(
                 rx.alert_dialog.trigger(rx.button(rx.icon("undo-2", size=13), L.t["import.undo"], size="1",
                                                   variant="soft", color_scheme="red", data_testid="job-undo")),

@@ -41,6 +41,8 @@ EMAIL_TYPES = {"work": ("Рабочий e-mail", "Work e-mail"), "home": ("Ча�
 DUPLICATES = ("skip", "update", "create")
 UPDATE_MODES = ("empty", "overwrite")
 MATCHES = ("phone", "email", "name")
+DEFAULT_OPTIONS = {"duplicates": "skip", "match": ["phone", "email"], "update_mode": "empty",
+                   "responsible_id": None, "pipeline_id": None}
 
 
 @dataclass(frozen=True)
@@ -433,6 +435,6 @@ def name_key(entity: str, r: Row) -> str:
     return fold(r.values.get("title", ""))
 
 
-__all__ = ["DUPLICATES", "MATCHES", "Lookups", "Reader", "Row", "SKIP", "Target", "UPDATE_MODES", "auto_map",
+__all__ = ["DEFAULT_OPTIONS", "DUPLICATES", "MATCHES", "Lookups", "Reader", "Row", "SKIP", "Target", "UPDATE_MODES", "auto_map",
            "cell_text", "check_mapping", "email_keys", "money_text", "name_key", "norm_header", "phone_keys",
            "split_name", "targets"]

@@ -140,7 +140,7 @@ class ImportState(AppState):
         self.file_name = self.encoding = self.delimiter = self.kind = self.save_as = ""
         self.columns, self.targets, self.rejects = [], [], []
         self.duplicates, self.update_mode = "skip", "empty"
-        self.match_phone, self.match_email, self.match_name = True, True, False
+        self.match_phone, self.match_email, self.match_name = True, True, entity == "deal"
         self.pipeline_id = ""
         self._progress({})
 
@@ -376,14 +376,7 @@ class ImportState(AppState):
     # ---- 5. the report -----------------------------------------------------------------------
     @event
     def download_report(self):
-        actor = self._require_actor()
-
-        def write(s, a):
-            job = imports.get(s, a, self.job_id)
-            token, path = export.new_export(a.user_id, job.entity, filename=imports.report_filename(job))
-            imports.report(s, a, job.id, path)
-            return token
-        token = self._call(write, actor=actor, write=False)
+        token = self._read(_write_report, self.job_id)
         return rx.redirect(f"/api/export/{token}", is_external=True)
 
     @event
@@ -394,6 +387,14 @@ class ImportState(AppState):
         token, path = export.new_export(actor.user_id, self.entity, filename=imports.template_filename(self.entity))
         imports.template(self.entity, path)
         return rx.redirect(f"/api/export/{token}", is_external=True)
+
+
+def _write_report(s, actor, job_id: int) -> str:
+    """The rejected rows of a job as an .xlsx in the person's private file store; its token."""
+    job = imports.get(s, actor, job_id)
+    token, path = export.new_export(actor.user_id, job.entity, filename=imports.report_filename(job))
+    imports.report(s, actor, job.id, path)
+    return token
 
 
 def _read_progress(actor, job_id: int) -> tuple[dict, list[RejectRow]]:
@@ -419,6 +420,7 @@ class JobRow:
     percent: int = 0
     active: bool = False
     can_undo: bool = False
+    has_errors: bool = False
 
 
 class ImportsListState(AppState):
@@ -463,6 +465,11 @@ class ImportsListState(AppState):
         return ImportsListState.follow
 
     @event
+    def report(self, job_id: int):
+        token = self._read(_write_report, to_id(job_id, "import.what.job"))
+        return rx.redirect(f"/api/export/{token}", is_external=True)
+
+    @event
     def stop(self, job_id: int):
         try:
             self._call(imports.cancel, to_id(job_id, "import.what.job"))
@@ -495,4 +502,4 @@ def _job_row(j, names: dict, lang: str) -> JobRow:
                   status_label=imports.status_label(j.status, j.dry_run),
                   counts=" · ".join(fmt.count(n) for n in (j.created, j.updated, j.skipped, j.rejected)),
                   percent=imports.summary(j)["percent"], active=j.status in st.ACTIVE,
-                  can_undo=imports.can_undo(j))
+                  can_undo=imports.can_undo(j), has_errors=j.rejected > 0 and j.status not in st.ACTIVE)

@@ -12,8 +12,13 @@ from pathlib import Path
 import openpyxl
 from playwright.sync_api import Page, expect
 
+from rxcrm.models import imports as st
+from rxcrm.services.imports import status_label
+
 from .conftest import login
 
+# the status labels as the service words them (the wording is the service's: «Импорт завершён»…)
+CHECKED, DONE, UNDONE = status_label(st.CHECKED, True), status_label(st.DONE), status_label(st.UNDONE)
 RUN_TIMEOUT = 30000  # the import task works queued jobs about every second; a shared 2-core box is slow
 SHOTS = Path("/tmp/notes")
 
@@ -84,7 +89,8 @@ def test_import_wizard_from_upload_to_report(page, tmp_path):
     # the check: nothing written, the counts of what the import would do, the rejected rows
     wizard.get_by_test_id("import-check").click()
     expect(wizard.get_by_test_id("import-progress")).to_be_visible()
-    expect(wizard).to_contain_text("Проверка закончена", timeout=RUN_TIMEOUT)
+    expect(wizard.get_by_test_id("import-run")).to_be_visible(timeout=RUN_TIMEOUT)  # shown once the check ends
+    expect(wizard.get_by_test_id("import-status")).to_have_text(CHECKED)
     expect(_count(wizard, "created")).to_have_text("3")
     expect(_count(wizard, "updated")).to_have_text("0")
     expect(_count(wizard, "skipped")).to_have_text("0")
@@ -117,7 +123,7 @@ def test_import_wizard_from_upload_to_report(page, tmp_path):
     # the import itself
     wizard.get_by_test_id("import-run").click()
     final = wizard.get_by_test_id("import-final")
-    expect(final).to_contain_text("Завершён", timeout=RUN_TIMEOUT)
+    expect(final).to_have_text(DONE, timeout=RUN_TIMEOUT)
     expect(_count(wizard, "created")).to_have_text("3")
     expect(_count(wizard, "rejected")).to_have_text("2")
     expect(wizard.get_by_test_id("import-undo")).to_be_visible()
@@ -135,11 +141,11 @@ def test_import_wizard_from_upload_to_report(page, tmp_path):
     page.get_by_test_id("tab-imports").click()
     job = page.get_by_test_id("import-job").filter(has_text=path.name)
     expect(job).to_have_count(1)
-    expect(job).to_contain_text("Завершён")
+    expect(job).to_contain_text(DONE)
     expect(job).to_contain_text("Лиды")
     job.get_by_test_id("job-undo").click()
     page.get_by_test_id("job-undo-confirm").click()
-    expect(job).to_contain_text("Отменён (откат)", timeout=RUN_TIMEOUT)
+    expect(job).to_contain_text(UNDONE, timeout=RUN_TIMEOUT)
     expect(job.get_by_test_id("job-undo")).to_have_count(0)
     _shot(page, "undone")
     page.goto(f"/leads?view=list&q={QUERY}")
@@ -180,7 +186,7 @@ def test_deals_xlsx_across_two_pipelines_imported_without_check(page, tmp_path, 
     expect(wizard.get_by_test_id("import-column").nth(2).get_by_test_id("import-target")).to_have_text("Воронка")
     expect(wizard.get_by_test_id("import-encoding")).to_have_count(0)  # not a CSV: nothing to ask
     wizard.get_by_test_id("import-run-now").click()
-    expect(wizard.get_by_test_id("import-final")).to_contain_text("Завершён", timeout=RUN_TIMEOUT)
+    expect(wizard.get_by_test_id("import-final")).to_have_text(DONE, timeout=RUN_TIMEOUT)
     expect(_count(wizard, "created")).to_have_text("3")
     expect(_count(wizard, "rejected")).to_have_text("1")
     rejects = wizard.get_by_test_id("import-reject")
