@@ -1,6 +1,6 @@
 """Import bench (issue 16): 100k leads from a Bitrix24-style CSV.
 
-    python bench/bench_import.py [--rows 100000] [--pg-url URL] [--keep DIR]
+    python bench/bench_import.py [--rows 100000] [--pg-url URL]
 
 A throwaway database (SQLite; PostgreSQL too with --pg-url) with the demo data (2,000 leads,
 1,000 deals), a Windows-1251 «;» CSV of `--rows` leads with Bitrix24's headers written to a
@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -147,6 +148,21 @@ def run(url: str, label: str, rows: int, tmp: Path) -> None:
     get_engine(url).dispose()
 
 
+def run_pg(pg_url: str, rows: int, tmp: Path) -> None:
+    name = f"rxcrm_bench_import_{os.getpid()}"
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f"CREATE DATABASE {name}"))
+    url = pg_url.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        run(url, "postgresql", rows, tmp)
+    finally:
+        get_engine(url).dispose()
+        with admin.connect() as c:
+            c.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=100_000)
@@ -154,19 +170,12 @@ def main() -> int:
     args = ap.parse_args()
     hooks.wire()
     tmp = Path(tempfile.mkdtemp(prefix="rxcrm-bench-import-"))
-    run(f"sqlite:///{tmp / 'import.db'}", "sqlite", args.rows, tmp)
-    if args.pg_url:
-        name = f"rxcrm_bench_import_{os.getpid()}"
-        admin = create_engine(args.pg_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(text(f"CREATE DATABASE {name}"))
-        url = args.pg_url.rsplit("/", 1)[0] + f"/{name}"
-        try:
-            run(url, "postgresql", args.rows, tmp)
-        finally:
-            with admin.connect() as c:
-                c.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            admin.dispose()
+    try:
+        run(f"sqlite:///{tmp / 'import.db'}", "sqlite", args.rows, tmp)
+        if args.pg_url:
+            run_pg(args.pg_url, args.rows, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

@@ -419,10 +419,12 @@ def test_saved_mapping_is_reused(db, people, tmp_path):
         assert job2.mapping == mapping and job2.mapping_name == "Выгрузка из Битрикс24"
 
 
-def test_cli_prints_one_json_object(db_url, tmp_path):
-    if not db_url.startswith("sqlite"):
-        pytest.skip("the CLI is run once, against the SQLite file (PostgreSQL is covered by the service tests)")
+def test_cli_prints_one_json_object(tmp_path):
+    """The CLI against a database of its own (a SQLite file, as REFLEX_DB_URL names it)."""
+    from rxcrm.db import migrate
     from rxcrm.services.bootstrap import ensure_defaults
+    db_url = f"sqlite:///{tmp_path / 'cli.db'}"
+    migrate(db_url)
     with session_scope(db_url) as s:
         ensure_defaults(s)
         _people(s)

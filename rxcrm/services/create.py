@@ -352,22 +352,15 @@ def _prepare_lead(session: Session, actor: Actor, memo: dict, *, title: str = ""
     pipe = memo["pipe"]
     if pipe is None:
         raise ServiceError("Воронка лидов не настроена")
-    key = ("stage", stage_code, allow_final)
-    if key not in memo:
-        try:
-            memo[key] = _entry_stage(session, pipe.id, stage_code=stage_code, allow_final=allow_final)
-        except ServiceError as exc:
-            memo[key] = exc
-    if isinstance(memo[key], ServiceError):
-        raise memo[key]
-    stage = memo[key]
-    resp_id, dept_id = _responsible(session, actor, responsible_id)
+    stage = _memo(memo, ("stage", stage_code, allow_final),
+                  lambda: _entry_stage(session, pipe.id, stage_code=stage_code, allow_final=allow_final))
+    resp_id, dept_id = _memo(memo, ("responsible", responsible_id), lambda: _responsible(session, actor, responsible_id))
     name = " ".join(p for p in (last, first) if p) or middle
     title = _s(title) or f"Лид: {name or (ph[0][0] if ph else em[0][0])}"
     lead = new_row(Lead, title=title, pipeline_id=pipe.id, stage_id=stage.id, semantic=stage.semantic,
                    last_name=last, first_name=first, middle_name=middle, source=_s(source) or DEFAULT_SOURCE,
-                   program_id=_program(session, program_id), comment=_s(comment), company_title=_s(company_title),
-                   marketplace_action=_s(marketplace_action), position=_s(position),
+                   program_id=_memo(memo, ("program", str(program_id)), lambda: _program(session, program_id)),
+                   comment=_s(comment), company_title=_s(company_title), marketplace_action=_s(marketplace_action), position=_s(position),
                    education_level=_s(education_level), interest_area=_s(interest_area),
                    search_text=search_text(title, last, first, middle, _s(company_title), *(e[0] for e in em)))
     if amount is not None:
@@ -384,6 +377,19 @@ def _prepare_lead(session: Session, actor: Actor, memo: dict, *, title: str = ""
         memo[required] = required_for(session, "lead", stage)
     _check_required(lead, stage, memo[required])
     return lead, stage, ph, em
+
+
+def _memo(memo: dict, key, read):
+    """A lookup a batch asks again and again (the session's identity map holds its objects
+    only weakly), its refusal included."""
+    if key not in memo:
+        try:
+            memo[key] = read()
+        except ServiceError as exc:
+            memo[key] = exc
+    if isinstance(memo[key], ServiceError):
+        raise memo[key]
+    return memo[key]
 
 
 def create_leads(session: Session, actor: Actor, specs: list[dict]) -> list[Lead | ServiceError]:
