@@ -6,6 +6,7 @@ reused past a change."""
 from __future__ import annotations
 
 import threading
+import weakref
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -99,14 +100,24 @@ CONFIG = Generation()
 CONFIG_TTL_S = 5.0
 
 
+_URL_TEXT: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # engine → its URL as text
+
+
 def db_key(session) -> str:
-    return str(session.get_bind().url)
+    """The database a session works on, as a cache key (rendering a URL quotes every part:
+    kept per engine instead of per call)."""
+    bind = session.get_bind()
+    engine = getattr(bind, "engine", bind)
+    text = _URL_TEXT.get(engine)
+    if text is None:
+        text = _URL_TEXT[engine] = str(engine.url)
+    return text
 
 
 def question(stmt, session) -> tuple:
     """A statement as a hashable question: its SQL, its parameters and the database."""
     compiled = stmt.compile(dialect=session.get_bind().dialect)
-    return (str(session.get_bind().url), str(compiled),
+    return (db_key(session), str(compiled),
             tuple(sorted((k, repr(v)) for k, v in compiled.params.items())))
 
 
