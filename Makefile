@@ -74,19 +74,20 @@ bench-load: install-test system-deps
 	fi
 
 ## make bench: performance figures (JSON lines), not timed tests (surfaces; each page's per-user
-## state, its size and serialization time; the intake burst); the intake burst runs on
-## SQLite and on PostgreSQL (a throwaway server, stopped afterwards; a running one is reused)
+## state, its size and serialization time; the intake burst; the import of 100k leads); the intake
+## burst and the import run on SQLite and on PostgreSQL (a throwaway server, stopped afterwards;
+## a running one is reused)
 bench: install-test
 	$(PY) bench/bench_surfaces.py --sizes 1000,100000,1000000 --full-max 100000 --pg-url "$${RXCRM_TEST_PG_URL:-}"
 	$(PY) bench/bench_state.py
 	$(PY) bench/bench_rest.py
-	$(PY) bench/bench_import.py
 	@if [ -f .run/pg.env ]; then \
-	  . ./.run/pg.env && $(PY) bench/bench_intake.py --pg-url "$$RXCRM_TEST_PG_URL"; \
+	  . ./.run/pg.env && $(PY) bench/bench_intake.py --pg-url "$$RXCRM_TEST_PG_URL" && \
+	  $(PY) bench/bench_import.py --pg-url "$$RXCRM_TEST_PG_URL"; \
 	else \
 	  trap 'bash scripts/pg.sh stop' EXIT; \
-	  url=$$(bash scripts/pg.sh start) || { echo "PostgreSQL did not start: intake burst on SQLite only" >&2; url=""; }; \
-	  $(PY) bench/bench_intake.py --pg-url "$$url"; \
+	  url=$$(bash scripts/pg.sh start) || { echo "PostgreSQL did not start: intake and import on SQLite only" >&2; url=""; }; \
+	  $(PY) bench/bench_intake.py --pg-url "$$url" && $(PY) bench/bench_import.py --pg-url "$$url"; \
 	fi
 
 clean:

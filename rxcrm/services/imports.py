@@ -531,13 +531,18 @@ def can_undo(job: ImportJob) -> bool:
 
 
 def summary(job: ImportJob) -> dict:
-    """What a screen or the CLI shows of a job (plain values)."""
+    """What a screen or the CLI shows of a job (plain values). While an undo runs, its
+    percent is the log rows taken back of those the import wrote (`done_row` counts them)."""
+    if job.status == st.UNDOING:
+        percent = min(99, int(job.done_row * 100 / max(job.created + job.updated, 1)))
+    elif job.total_rows:
+        percent = min(100, int(job.done_count * 100 / job.total_rows))
+    else:
+        percent = 100 if job.status in (st.DONE, st.CHECKED) else 0
     return {"id": job.id, "entity": job.entity, "file": job.file_name, "status": job.status,
             "status_label": status_label(job.status, job.dry_run), "dry_run": job.dry_run, "total": job.total_rows,
             "done": job.done_count, "created": job.created, "updated": job.updated, "skipped": job.skipped,
-            "rejected": job.rejected, "rate": job.rate, "message": job.message,
-            "percent": min(100, int(job.done_count * 100 / job.total_rows)) if job.total_rows else
-            (100 if job.status in (st.DONE, st.CHECKED) else 0)}
+            "rejected": job.rejected, "rate": job.rate, "message": job.message, "percent": percent}
 
 
 __all__ = ["CHUNK_ROWS", "MAX_BYTES", "REASON_COLUMN", "can_import", "can_undo", "cancel", "configure", "get", "jobs",

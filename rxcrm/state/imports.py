@@ -421,6 +421,7 @@ class JobRow:
     active: bool = False
     can_undo: bool = False
     has_errors: bool = False
+    mapping: str = ""  # the saved mapping it used, if any
 
 
 class ImportsListState(AppState):
@@ -499,6 +500,7 @@ def _job_row(j, names: dict, lang: str) -> JobRow:
     e = entities.get(j.entity)
     return JobRow(id=j.id, when=fmt.dt_short(j.created_at), who=names.get(j.user_id, ""),
                   what=e.plural if lang != "en" else e.label_en + "s", file=j.file_name, status=j.status,
+                  mapping=j.mapping_name,
                   status_label=imports.status_label(j.status, j.dry_run),
                   counts=" · ".join(fmt.count(n) for n in (j.created, j.updated, j.skipped, j.rejected)),
                   percent=imports.summary(j)["percent"], active=j.status in st.ACTIVE,
