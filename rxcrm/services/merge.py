@@ -17,7 +17,7 @@ and their merge into one — Bitrix24's duplicate control.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 from sqlalchemy import and_, func, select, update
 from sqlmodel import Session
@@ -351,6 +351,18 @@ def _refresh_search(session: Session, entity: str, item) -> None:
     item.search_text = search_text(*(getattr(item, a, "") or "" for a in _SEARCHED[entity]), *emails)
 
 
+def _comms_changed(session: Session, actor: Actor, entity: str, item_id: int, before: dict, changes: dict) -> None:
+    """The survivor's phones/e-mails as text after a merge or its undo: a changed kind goes
+    into `changes` and onto the timeline (old → new)."""
+    after = _comm_text(session, entity, item_id)
+    for kind in KINDS:
+        if after[kind] != before[kind]:
+            changes[kind] = (before[kind], after[kind])
+            timeline(session, actor, entity, item_id, "field_changed",
+                     {"field": kind, "label": "Телефон" if kind == "phone" else "E-mail",
+                      "old": before[kind], "new": after[kind]})
+
+
 def _comm_text(session: Session, entity: str, item_id: int) -> dict[str, str]:
     rows = _comms(session, entity, [item_id]).get(item_id, [])
     return {k: ", ".join(c.value for c in rows if c.kind == k) for k in KINDS}
@@ -481,13 +493,7 @@ def merge(session: Session, actor: Actor, entity: str, survivor_id: int, merged_
                                    before={k: b for k, (b, _a) in pairs.items()},
                                    after={k: a for k, (_b, a) in pairs.items()}, created_by_id=actor.user_id))
     session.flush()
-    comms_after = _comm_text(session, entity, survivor.id)
-    for kind in KINDS:
-        if comms_after[kind] != comms_before[kind]:
-            changes[kind] = (comms_before[kind], comms_after[kind])
-            timeline(session, actor, entity, survivor.id, "field_changed",
-                     {"field": kind, "label": "Телефон" if kind == "phone" else "E-mail",
-                      "old": comms_before[kind], "new": comms_after[kind]})
+    _comms_changed(session, actor, entity, survivor.id, comms_before, changes)
     _refresh_search(session, entity, survivor)
     touch(survivor, actor)
     session.add(survivor)
@@ -560,13 +566,7 @@ def undo(session: Session, actor: Actor, entity: str, item) -> bool:
         timeline(session, actor, entity, survivor.id, "field_changed",
                  {"field": key, "label": fd.label, "old": names.text(fd, current), "new": names.text(fd, before)})
     session.flush()
-    comms_after = _comm_text(session, entity, survivor.id)
-    for kind in KINDS:
-        if comms_after[kind] != comms_before[kind]:
-            changes[kind] = (comms_before[kind], comms_after[kind])
-            timeline(session, actor, entity, survivor.id, "field_changed",
-                     {"field": kind, "label": "Телефон" if kind == "phone" else "E-mail",
-                      "old": comms_before[kind], "new": comms_after[kind]})
+    _comms_changed(session, actor, entity, survivor.id, comms_before, changes)
     _refresh_search(session, entity, survivor)
     _refresh_search(session, entity, item)
     touch(survivor, actor)
