@@ -103,12 +103,21 @@ def _job(session: Session, actor: Actor, job_id: int, *, lock: bool = False) -> 
 
 
 # ---- 1. upload ------------------------------------------------------------------------------
-def start(session: Session, actor: Actor, entity: str, src: Path, file_name: str, *,
-          encoding: str | None = None, delimiter: str | None = None) -> tuple[ImportJob, import_files.FileInfo]:
-    """Keep the uploaded file `src` (moved into the store), read its shape, map its headers."""
-    _require(session, actor)
-    if entity not in entities.ENTITIES:
-        raise ValidationFailed("Неизвестный раздел для импорта")
+@dataclass(frozen=True)
+class Received:
+    """An uploaded file kept in the store and read (its shape), not yet a job."""
+    token: str
+    size: int
+    info: import_files.FileInfo
+
+
+def receive(actor: Actor, src: Path, file_name: str, *, encoding: str | None = None,
+            delimiter: str | None = None) -> Received:
+    """Keep the uploaded file `src` in the private store and read its shape — no database:
+    reading a big file takes seconds, and no unit of work (on SQLite: nobody's write) waits
+    for it. `start` makes the job."""
+    if not can_import(actor):
+        raise AccessDenied(DENIED)
     size = Path(src).stat().st_size
     if size > MAX_BYTES:
         raise ValidationFailed(f"Файл больше {MAX_BYTES // 1024 // 1024} МБ — разделите его на части")
@@ -122,17 +131,29 @@ def start(session: Session, actor: Actor, entity: str, src: Path, file_name: str
     os.chmod(dest, 0o600)
     try:
         info = import_files.sniff(dest, file_name, encoding=encoding, delimiter=delimiter)
+        if info.rows_estimate > MAX_ROWS:
+            raise ValidationFailed(f"В файле больше {MAX_ROWS:,} строк — разделите его на части".replace(",", " "))
     except ServiceError:
         dest.unlink(missing_ok=True)
         raise
-    if info.rows_estimate > MAX_ROWS:
-        dest.unlink(missing_ok=True)
-        raise ValidationFailed(f"В файле больше {MAX_ROWS:,} строк — разделите его на части".replace(",", " "))
+    return Received(token, size, info)
+
+
+def start(session: Session, actor: Actor, entity: str, src: Path | Received, file_name: str, *,
+          encoding: str | None = None, delimiter: str | None = None) -> tuple[ImportJob, import_files.FileInfo]:
+    """A job in draft for an uploaded file (`src`: a path, or what `receive` kept), its headers
+    mapped (a saved mapping that fits, else the automatic one)."""
+    _require(session, actor)
+    if entity not in entities.ENTITIES:
+        raise ValidationFailed("Неизвестный раздел для импорта")
+    got = src if isinstance(src, Received) else receive(actor, src, file_name, encoding=encoding,
+                                                         delimiter=delimiter)
+    info = got.info
     mapping, name = _known_mapping(session, entity, info)
-    job = ImportJob(entity=entity, user_id=actor.user_id, file_name=Path(file_name).name[:200], file_token=token,
-                    file_size=size, kind=info.kind, encoding=info.encoding, delimiter=info.delimiter,
-                    headers=list(info.headers), mapping=mapping, mapping_name=name, total_rows=info.rows_estimate,
-                    options=dict(DEFAULT_OPTIONS, responsible_id=actor.user_id))
+    job = ImportJob(entity=entity, user_id=actor.user_id, file_name=Path(file_name).name[:200],
+                    file_token=got.token, file_size=got.size, kind=info.kind, encoding=info.encoding,
+                    delimiter=info.delimiter, headers=list(info.headers), mapping=mapping, mapping_name=name,
+                    total_rows=info.rows_estimate, options=dict(DEFAULT_OPTIONS, responsible_id=actor.user_id))
     session.add(job)
     session.flush()
     return job, info
@@ -545,7 +566,7 @@ def summary(job: ImportJob) -> dict:
             "rejected": job.rejected, "rate": job.rate, "message": job.message, "percent": percent}
 
 
-__all__ = ["CHUNK_ROWS", "MAX_BYTES", "REASON_COLUMN", "can_import", "can_undo", "cancel", "configure", "get", "jobs",
+__all__ = ["CHUNK_ROWS", "MAX_BYTES", "REASON_COLUMN", "Received", "receive", "can_import", "can_undo", "cancel", "configure", "get", "jobs",
            "mapping_from_saved", "mappings", "next_job", "preview", "report", "report_filename", "reread", "rejects", "request",
            "start", "status_label", "summary", "template", "template_filename", "undo", "upload_dir", "use_mapping", "work",
            "work_chunk"]

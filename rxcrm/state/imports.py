@@ -174,8 +174,9 @@ class ImportState(AppState):
                     out.write(chunk)
             self.busy = True
             yield
-            try:
-                job, info = await asyncio.to_thread(self._call, imports.start, self.entity, tmp, name)
+            try:  # the file is read outside any unit of work; the job is one short write
+                got = await asyncio.to_thread(imports.receive, self._require_actor(), tmp, name)
+                job, info = await asyncio.to_thread(self._call, imports.start, self.entity, got, name)
             except ServiceError as exc:
                 self.error = exc.message
                 return
