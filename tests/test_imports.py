@@ -535,3 +535,25 @@ def test_reserved_ids_are_fresh(db):
         assert len(set(first)) == 3
     with session_scope(db) as s:
         assert min(reserve_ids(s, "lead", 2)) > (0 if db.startswith("sqlite") else max(first))
+
+
+def test_twenty_people_pressing_undo_at_once_undo_it_once(db, people, tmp_path):
+    """20 clients send the same undo together: one is taken, the others get a clear refusal,
+    and the import is taken back once (its audit says so once)."""
+    from concurrent.futures import ThreadPoolExecutor
+    out = run(db, people["admin"], "lead", _csv(tmp_path, LEADS_CSV))
+
+    def press(_):
+        try:
+            transact(lambda s: imports.undo(s, _actor(s, people["admin"]), out["id"]), db)
+            return "ok"
+        except ValidationFailed as exc:
+            return exc.message
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(press, range(20)))
+    assert answers.count("ok") == 1
+    assert set(answers) - {"ok"} == {"Отменить можно только выполненный импорт, который что-то записал"}
+    assert imports.work(out["id"], db) == "undone"
+    with session_scope(db, write=False) as s:
+        assert len(s.exec(select(AuditRecord).where(AuditRecord.action == "import_undo")).all()) == 1
+        assert s.exec(select(Lead).where(Lead.deleted_at.is_(None))).all() == []

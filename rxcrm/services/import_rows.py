@@ -275,12 +275,18 @@ class Worker:
         return self.s.execute(select(func.min(model.id)).where(cond, model.deleted_at.is_(None))).scalar()
 
     # -- create
-    def _create(self, r, *, repeat: bool):
-        s, a, v, e = self.s, self.actor, dict(r.values), self.entity
+    def _split(self, r) -> tuple[dict, dict, dict]:
+        """A row's values as the creators take them: (the rest by catalog key, the arguments
+        every creator has — responsible, custom fields, creation date —, the UTM marks)."""
+        v = dict(r.values)
         resp = v.pop("responsible_id", None) or self.o.get("responsible_id")
         custom = {k.split(".", 1)[1]: v.pop(k) for k in [k for k in v if k.startswith("custom.")]}
         utm = {k: v.pop(k) for k in [k for k in v if k.startswith("utm_")]}
-        common = dict(responsible_id=int(resp) if resp else None, custom=custom, created_at=r.created_at)
+        return v, dict(responsible_id=int(resp) if resp else None, custom=custom, created_at=r.created_at), utm
+
+    def _create(self, r, *, repeat: bool):
+        s, a, e = self.s, self.actor, self.entity
+        v, common, utm = self._split(r)
         if e == "lead":
             item = create.create_lead(s, a, **self._lead_spec(r))
         elif e == "deal":
@@ -308,23 +314,19 @@ class Worker:
             item.closed_at = r.closed_at
         self._log(r, e, item.id, "created")
         if r.external_id:
-            self._external(item.id, r.external_id)
+            self._externals([(item.id, r.external_id)])
         return item
 
     def _lead_spec(self, r) -> dict:
         """create_lead's arguments for a row."""
-        v = dict(r.values)
-        resp = v.pop("responsible_id", None) or self.o.get("responsible_id")
-        custom = {k.split(".", 1)[1]: v.pop(k) for k in [k for k in v if k.startswith("custom.")]}
-        utm = {k: v.pop(k) for k in [k for k in v if k.startswith("utm_")]}
+        v, common, utm = self._split(r)
         last, first, middle = (v.pop(k, "") for k in ("last_name", "first_name", "middle_name"))
         return dict(title=v.pop("title", ""), last_name=last, first_name=first, middle_name=middle,
                     phones=r.phones, emails=r.emails, source=v.pop("source", "") or "Импорт",
                     program_id=v.pop("program_id", None), amount=v.pop("amount", None), comment=v.pop("comment", ""),
                     utm=utm, company_title=v.pop("company_title", ""), position=v.pop("position", ""),
                     stage_code=r.stage.code if r.stage else None, allow_final=True, values=v,
-                    responsible_id=int(resp) if resp else None, custom=custom, created_at=r.created_at,
-                    closed_at=r.closed_at)
+                    closed_at=r.closed_at, **common)
 
     def _client(self, r) -> tuple[int | None, int | None]:
         """A deal's contact: the one with the row's phone / e-mail, else the only one with
@@ -381,16 +383,6 @@ class Worker:
         self.s.execute(insert(ExternalRef.__table__), [dict(entity_type=self.entity, external_id=e, entity_id=i,
                                                   job_id=self.job.id) for i, e in refs])
 
-    def _external(self, item_id: int, external_id: str) -> None:
-        ref = self.s.execute(select(ExternalRef).where(ExternalRef.entity_type == self.entity,
-                                                       ExternalRef.external_id == external_id)).scalars().first()
-        if ref is None:
-            self.s.add(ExternalRef(entity_type=self.entity, external_id=external_id, entity_id=item_id,
-                                   job_id=self.job.id))
-        else:  # the item it named is gone (deleted): the id now names this one
-            ref.entity_id, ref.job_id = item_id, self.job.id
-            self.s.add(ref)
-
     # -- update
     def _update(self, item_id: int, r) -> bool:
         """Fill the found item from the row: only its empty fields, or overwrite (options);
@@ -437,7 +429,7 @@ class Worker:
             ref = s.execute(select(ExternalRef.id).where(ExternalRef.entity_type == e,
                                                          ExternalRef.external_id == r.external_id)).scalar()
             if ref is None:
-                self._external(item.id, r.external_id)
+                self._externals([(item.id, r.external_id)])
         if not (wanted or added or "stage_id" in after):
             return False
         self._log(r, e, item.id, "updated", {**before, **({"_added": added} if added else {})}, after)

@@ -190,12 +190,6 @@ def reread(session: Session, actor: Actor, job_id: int, *, encoding: str | None 
     return info
 
 
-def preview(session: Session, actor: Actor, job_id: int) -> import_files.FileInfo:
-    job = _job(session, actor, job_id)
-    return import_files.sniff(_file(job), job.file_name, encoding=job.encoding or None,
-                              delimiter=job.delimiter or None)
-
-
 def _editable(job: ImportJob) -> None:
     if job.status not in (st.DRAFT, st.CHECKED, st.CANCELLED, st.FAILED) or job.done_count and not job.dry_run:
         raise ValidationFailed("Этот импорт уже запущен — настройки не меняются")
@@ -567,6 +561,6 @@ def summary(job: ImportJob) -> dict:
 
 
 __all__ = ["CHUNK_ROWS", "MAX_BYTES", "REASON_COLUMN", "Received", "receive", "can_import", "can_undo", "cancel", "configure", "get", "jobs",
-           "mapping_from_saved", "mappings", "next_job", "preview", "report", "report_filename", "reread", "rejects", "request",
+           "mapping_from_saved", "mappings", "next_job", "report", "report_filename", "reread", "rejects", "request",
            "start", "status_label", "summary", "template", "template_filename", "undo", "upload_dir", "use_mapping", "work",
            "work_chunk"]
