@@ -186,6 +186,31 @@ def test_bulk_statements_keep_the_index(db):
     _fts_consistent(db)
 
 
+def test_a_batch_of_new_leads_is_indexed_at_once(db):
+    """create.create_leads (an import's chunk) writes with the insert trigger standing aside
+    (search_index.indexed_together) and indexes the batch itself: every lead is found; the
+    switch is gone when the batch ends — also when it failed and its unit went on — so the
+    next lead written one by one is indexed by the trigger again."""
+    from rxcrm.services import create, search_index
+    with session_scope(db) as s:
+        actor = auth.actor_for(f.user(s, "idx5", role="admin"))
+        made = create.create_leads(s, actor, [{"last_name": f"Пакетный{i:03d}", "first_name": "Ёжик",
+                                                "emails": [f"batch{i}@mail.ru"]} for i in range(120)])
+        assert all(isinstance(m, Lead) for m in made)
+    with session_scope(db) as s:
+        with pytest.raises(RuntimeError):
+            with search_index.indexed_together(s, "lead", lambda: []):
+                raise RuntimeError("a batch that failed half-way")
+        create.create_lead(s, actor, last_name="Одиночкин", first_name="Семён")  # the same unit goes on
+    with session_scope(db, write=False) as s:
+        if s.get_bind().dialect.name == "sqlite":
+            assert s.execute(text("SELECT count(*) FROM search_pause")).scalar() == 0
+        assert _indexed(s, Lead, "пакетный0") == _substring(s, Lead, "пакетный0") != set()
+        assert len(_indexed(s, Lead, "ежик")) == 120 and len(_indexed(s, Lead, "batch11")) == 11
+        assert len(_indexed(s, Lead, "одиночкин семен")) == 1
+    _fts_consistent(db)
+
+
 def _plan(db, sql: str, params: dict) -> str:
     engine = get_engine(db)
     with engine.begin() as c:

@@ -26,7 +26,7 @@ from rxcrm.models import (
 from rxcrm.models.base import new_row
 from rxcrm.models.pipeline import PROCESS
 
-from . import access, audit, catalogs, events, items
+from . import access, audit, catalogs, events, items, search_index
 from .context import Actor
 from .errors import ServiceError, ValidationFailed
 from .fields import FieldDef, field_map
@@ -141,10 +141,17 @@ def _birthday(value) -> date | None:
 
 
 def _utm(item, utm: dict | None) -> None:
+    for key, value in _utm_values(utm).items():
+        setattr(item, key, value)
+
+
+def _utm_values(utm: dict | None) -> dict:
+    out = {}
     for key, value in (utm or {}).items():
         key = key if key.startswith("utm_") else f"utm_{key}"
         if key in UTM_KEYS and value is not None:
-            setattr(item, key, _s(value)[:255])
+            out[key] = _s(value)[:255]
+    return out
 
 
 def _values(session: Session, entity: str, pipeline_id: int | None, values: dict | None,
@@ -203,16 +210,21 @@ def _check_required(item, stage: Stage, required) -> None:
 
 def _tracked(item, actor: Actor, responsible_id, department_id, created_at: datetime | None = None) -> None:
     """Who/when of a new item; `created_at` keeps an imported item's original date."""
+    for key, value in _tracked_values(actor, responsible_id, department_id, created_at,
+                                      getattr(item, "semantic", PROCESS), getattr(item, "closed_at", None)).items():
+        setattr(item, key, value)
+
+
+def _tracked_values(actor: Actor, responsible_id, department_id, created_at: datetime | None, semantic: str,
+                    closed_at: datetime | None) -> dict:
     now = utcnow()
-    item.responsible_id, item.department_id = responsible_id, department_id
-    item.created_at = item.updated_at = now
+    out = dict(responsible_id=responsible_id, department_id=department_id, created_at=now, updated_at=now,
+               created_by_id=actor.user_id, updated_by_id=actor.user_id)
     if created_at is not None:
-        item.created_at = created_at if created_at.tzinfo else created_at.replace(tzinfo=timezone.utc)
-        if getattr(item, "semantic", PROCESS) != PROCESS:
-            item.closed_at = item.closed_at or item.created_at
-    elif getattr(item, "semantic", PROCESS) != PROCESS:
-        item.closed_at = item.closed_at or now
-    item.created_by_id = item.updated_by_id = actor.user_id
+        out["created_at"] = created_at if created_at.tzinfo else created_at.replace(tzinfo=timezone.utc)
+    if semantic != PROCESS:
+        out["closed_at"] = closed_at or out["created_at"]
+    return out
 
 
 def _enter_first_stage(session: Session, actor: Actor, entity: str, item, stage: Stage, extra: dict) -> None:
@@ -357,20 +369,24 @@ def _prepare_lead(session: Session, actor: Actor, memo: dict, *, title: str = ""
     resp_id, dept_id = _memo(memo, ("responsible", responsible_id), lambda: _responsible(session, actor, responsible_id))
     name = " ".join(p for p in (last, first) if p) or middle
     title = _s(title) or f"Лид: {name or (ph[0][0] if ph else em[0][0])}"
-    lead = new_row(Lead, title=title, pipeline_id=pipe.id, stage_id=stage.id, semantic=stage.semantic,
-                   last_name=last, first_name=first, middle_name=middle, source=_s(source) or DEFAULT_SOURCE,
-                   program_id=_memo(memo, ("program", str(program_id)), lambda: _program(session, program_id)),
-                   comment=_s(comment), company_title=_s(company_title), marketplace_action=_s(marketplace_action), position=_s(position),
-                   education_level=_s(education_level), interest_area=_s(interest_area),
-                   search_text=search_text(title, last, first, middle, _s(company_title), *(e[0] for e in em)))
+    # every value at once (new_row: no attribute machinery per value — an import makes thousands)
+    row = dict(title=title, pipeline_id=pipe.id, stage_id=stage.id, semantic=stage.semantic,
+               last_name=last, first_name=first, middle_name=middle, source=_s(source) or DEFAULT_SOURCE,
+               program_id=_memo(memo, ("program", str(program_id)), lambda: _program(session, program_id)),
+               comment=_s(comment), company_title=_s(company_title), marketplace_action=_s(marketplace_action),
+               position=_s(position), education_level=_s(education_level), interest_area=_s(interest_area),
+               search_text=search_text(title, last, first, middle, _s(company_title), *(e[0] for e in em)))
     if amount is not None:
-        lead.amount = _money(amount)
-    _utm(lead, utm)
-    _apply(lead, _values(session, "lead", pipe.id, values, custom))
+        row["amount"] = _money(amount)
+    row.update(_utm_values(utm))
+    extra = _values(session, "lead", pipe.id, values, custom)
+    row.update((k, v) for k, v in extra.items() if not k.startswith("custom."))
+    row["custom"] = {k.split(".", 1)[1]: v for k, v in extra.items() if k.startswith("custom.") and v is not None}
     if closed_at is not None and stage.semantic != PROCESS:
-        lead.closed_at = closed_at
-    _tracked(lead, actor, resp_id, dept_id, created_at)
-    lead.stage_changed_at = lead.created_at
+        row["closed_at"] = closed_at
+    row.update(_tracked_values(actor, resp_id, dept_id, created_at, stage.semantic, row.get("closed_at")))
+    row["stage_changed_at"] = row["created_at"]
+    lead = new_row(Lead, **row)
     access.require(session, actor, "lead", "add", lead)
     required = ("required", stage.id)
     if required not in memo:
@@ -415,8 +431,8 @@ def create_leads(session: Session, actor: Actor, specs: list[dict]) -> list[Lead
             _mark_repeat(lead, hit[0])
     for (lead, *_rest), lead_id in zip(made, reserve_ids(session, "lead", len(made))):
         lead.id = lead_id  # known ids: one executemany, not an INSERT … RETURNING per lead
-    session.add_all([m[0] for m in made])
-    session.flush()
+    with search_index.indexed_together(session, "lead", lambda: [m[0].id for m in made]):
+        session.add_all([m[0] for m in made])
     comm_rows, history, lines = [], [], []
     for (lead, stage, ph, em), hit in zip(made, hits):
         comm_rows += [comm_row("lead", lead.id, "phone", v, t) for v, _n, t in ph]
