@@ -66,4 +66,9 @@ def new_row(model, **values):
     return obj
 
 
+def row_values(obj) -> dict:
+    """The column values of a `new_row` object (as a Core INSERT takes them)."""
+    return {n: obj.__dict__[n] for n, _f in _ROW_FIELDS[type(obj)]}
+
+
 _ROW_FIELDS: dict[type, list] = {}

@@ -157,6 +157,11 @@ class Lead(_Tracked, _UTM, _Person, _Work, table=True):
         TABLE_ARGS_EXTEND,
     )
     id: int | None = Field(default=None, primary_key=True)
+    # no single-column index of their own: each is the first column of a composite one
+    # (…_resp_sem, …_created_cover, …_board) that serves the same lookups (migration 0017)
+    responsible_id: int | None = Field(default=None, foreign_key="crm_user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    pipeline_id: int = Field(foreign_key="pipeline.id")
     company_title: str = ""
     marketplace_action: str = ""  # Добавлено в избранное / Добавлено в сравнение
     education_level: str = ""
@@ -179,6 +184,11 @@ class Deal(_Tracked, _UTM, _Work, table=True):
         TABLE_ARGS_EXTEND,
     )
     id: int | None = Field(default=None, primary_key=True)
+    # no single-column index of their own: each is the first column of a composite one
+    # (…_resp_sem, …_created_cover, …_board) that serves the same lookups (migration 0017)
+    responsible_id: int | None = Field(default=None, foreign_key="crm_user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    pipeline_id: int = Field(foreign_key="pipeline.id")
     lead_id: int | None = Field(default=None, foreign_key="lead.id", index=True)
     probability: int = 0
     deal_type: str = ""

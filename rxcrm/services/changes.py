@@ -108,14 +108,19 @@ def _write(session: Session, _ctx) -> None:
 
 
 def _bulk(orm_execute_state) -> None:
-    """do_orm_execute: an UPDATE/DELETE statement over an item table (e.g. reassigning a
-    leaver's deals) writes rows the flush never sees — one feed row says "many changed"."""
-    if not (orm_execute_state.is_update or orm_execute_state.is_delete):
+    """do_orm_execute: an INSERT/UPDATE/DELETE statement over an item table (a batch of new
+    leads, reassigning a leaver's deals…) writes rows the flush never sees — one feed row
+    says "many changed" (in a `coalesced` block: the block's own row for the table)."""
+    if not (orm_execute_state.is_update or orm_execute_state.is_delete or orm_execute_state.is_insert):
         return
     table = getattr(orm_execute_state.statement, "table", None)
     name = getattr(table, "name", "")
     if name in ITEM_TABLES:
         session = orm_execute_state.session
+        coalescing = session.info.get(_COALESCE)
+        if coalescing is not None:
+            coalescing.add(name)
+            return
         record = ChangeRecord(entity_type=name, entity_id=0, kind="bulk")
         session.add(record)
         session.info.setdefault(_MINE, []).append(record)

@@ -16,6 +16,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session
 
 from rxcrm.db import reserve_ids
@@ -23,7 +24,7 @@ from rxcrm.models import (
     Communication, Company, Contact, Deal, DealProduct, Lead, Pipeline, Product, Stage, StageHistory,
     TimelineEvent, User, utcnow,
 )
-from rxcrm.models.base import new_row
+from rxcrm.models.base import new_row, row_values
 from rxcrm.models.pipeline import PROCESS
 
 from . import access, audit, catalogs, events, items, search_index
@@ -429,10 +430,16 @@ def create_leads(session: Session, actor: Actor, specs: list[dict]) -> list[Lead
     for (lead, _stage, _ph, _em), hit in zip(made, hits):
         if hit is not None:
             _mark_repeat(lead, hit[0])
-    for (lead, *_rest), lead_id in zip(made, reserve_ids(session, "lead", len(made))):
+    leads = [m[0] for m in made]
+    for lead, lead_id in zip(leads, reserve_ids(session, "lead", len(made))):
         lead.id = lead_id  # known ids: one executemany, not an INSERT … RETURNING per lead
-    with search_index.indexed_together(session, "lead", lambda: [m[0].id for m in made]):
-        session.add_all([m[0] for m in made])
+    # one Core INSERT (no unit-of-work bookkeeping per lead), then each lead joins the
+    # session as the row it is — persistent, loaded, version 1: later changes are ORM updates
+    with search_index.indexed_together(session, "lead", lambda: [lead.id for lead in leads]):
+        session.execute(insert(Lead.__table__), [row_values(lead) for lead in leads])
+    for lead in leads:
+        make_transient_to_detached(lead)
+        session.add(lead)
     comm_rows, history, lines = [], [], []
     for (lead, stage, ph, em), hit in zip(made, hits):
         comm_rows += [comm_row("lead", lead.id, "phone", v, t) for v, _n, t in ph]

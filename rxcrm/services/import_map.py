@@ -179,6 +179,8 @@ class Row:
     company: str = ""
     errors: list = field(default_factory=list)
     raw: dict = field(default_factory=dict)      # target key → the cell's text
+    phone_norms: list = field(default_factory=list)  # what the phones and e-mails are matched by
+    email_norms: list = field(default_factory=list)  # (phone_keys / email_keys, read once)
 
     def names(self) -> tuple[str, str, str]:
         v = self.values
@@ -347,6 +349,7 @@ class Reader:
             last, first, middle = split_name(r.raw["name"])
             for k, v in (("last_name", last), ("first_name", first), ("middle_name", middle)):
                 r.values.setdefault(k, v)
+        r.phone_norms, r.email_norms = phone_keys(r.phones), email_keys(r.emails)
         return r
 
     def _pipeline_and_stage(self, r: Row, stage_text: str) -> None:

@@ -170,9 +170,9 @@ class Worker:
             keys.append(("id", str(r.item_id)))
         match = self.o["match"]
         if "phone" in match:
-            keys += [("phone", k) for k in import_map.phone_keys(r.phones)]
+            keys += [("phone", k) for k in r.phone_norms]
         if "email" in match:
-            keys += [("email", k) for k in import_map.email_keys(r.emails)]
+            keys += [("email", k) for k in r.email_norms]
         if "name" in match:
             name = import_map.name_key(self.entity, r)
             if name:
@@ -203,8 +203,7 @@ class Worker:
         for kind in ("phone", "email"):
             if kind not in self.o["match"]:
                 continue
-            keys = list({k for r in rows for k in (import_map.phone_keys(r.phones) if kind == "phone"
-                                                    else import_map.email_keys(r.emails))})
+            keys = list({k for r in rows for k in (r.phone_norms if kind == "phone" else r.email_norms)})
             for i in range(0, len(keys), 500):
                 for norm, item_id in self.s.execute(
                         select(Communication.norm, func.min(Communication.entity_id))
@@ -226,7 +225,7 @@ class Worker:
         if r.external_id and ("external_id", r.external_id) in self.known:
             return self.known[("external_id", r.external_id)], "external_id"
         in_file = any(key in self.seen for key in self._keys(r))  # an earlier row of the file was the same
-        for kind, values in (("phone", import_map.phone_keys(r.phones)), ("email", import_map.email_keys(r.emails))):
+        for kind, values in (("phone", r.phone_norms), ("email", r.email_norms)):
             if kind in self.o["match"]:
                 found = [self.known[(kind, v)] for v in values if (kind, v) in self.known]
                 if found:
@@ -248,7 +247,7 @@ class Worker:
                 ExternalRef.entity_type == self.entity, ExternalRef.external_id == r.external_id)).scalar()
             if found is not None:
                 return found
-        for kind, values in (("phone", import_map.phone_keys(r.phones)), ("email", import_map.email_keys(r.emails))):
+        for kind, values in (("phone", r.phone_norms), ("email", r.email_norms)):
             if kind in self.o["match"] and values:
                 found = self.s.execute(
                     select(func.min(Communication.entity_id)).join(model, model.id == Communication.entity_id)
