@@ -125,6 +125,32 @@ def test_bitrix24_leads_csv_cp1251(db, people, tmp_path):
         assert len(bell) == 1 and "2" in bell[0].text
 
 
+def test_a_listener_refusing_one_new_lead_refuses_its_row_alone(db, people, tmp_path):
+    """New leads go in as one batch without a savepoint (services/import_rows.py Worker):
+    when something after the checks refuses one of them (an ITEM_CREATED listener, as a rule
+    may), the chunk's unit is rolled back whole and worked again row by row — the check and
+    the import both report that row alone; nothing of it is stored, the others are."""
+    from rxcrm.services import events
+
+    def refuse(session, *, entity, item, **_):
+        if entity == "lead" and item.last_name == "Смирнова":
+            raise ValidationFailed("Правило не пускает этот лид")
+    events.subscribe(events.ITEM_CREATED, refuse)
+    try:
+        path = _csv(tmp_path, LEADS_CSV)
+        check = run(db, people["admin"], "lead", path, dry=True)
+        out = run(db, people["admin"], "lead", path)
+    finally:
+        events.unsubscribe(events.ITEM_CREATED, refuse)
+    for job in (check, out):
+        assert (job["created"], job["rejected"], job["skipped"]) == (2, 1, 0), job
+        assert reasons(db, job["id"]) == [(3, "", "Правило не пускает этот лид")]
+    with session_scope(db, write=False) as s:
+        assert sorted(ld.last_name for ld in s.exec(select(Lead)).all()) == ["Иванов", "Ким"]
+        assert s.exec(select(Communication).where(Communication.norm == "79162223344")).all() == []
+        assert {r.external_id for r in s.exec(select(ExternalRef)).all()} == {"501", "503"}
+
+
 def test_same_file_twice_updates_instead_of_duplicating(db, people, tmp_path):
     path = _csv(tmp_path, LEADS_CSV)
     run(db, people["admin"], "lead", path)

@@ -189,6 +189,8 @@ class Row:
 
 def cell_text(value) -> str:
     """A cell as text: numbers without a spurious «.0», dates as ДД.ММ.ГГГГ [ЧЧ:ММ]."""
+    if type(value) is str:  # every cell of a CSV: the common case first
+        return (value.replace("\x00", "") if "\x00" in value else value).strip()
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -307,6 +309,10 @@ class Lookups:
         return name
 
 
+_SPECIAL = {"id", "external_id", "name", "contact", "company", "website", "pipeline_id", "created_at", "closed_at",
+            "source", "stage_id"}  # the keys `Reader._one` reads in a way of their own
+
+
 class Reader:
     """Reads a job's rows: `row(number, cells)` → Row."""
 
@@ -317,6 +323,9 @@ class Reader:
         self.cols = sorted(((int(i), k) for i, k in mapping.items() if k), key=lambda p: p[0])
         self.kinds = {t.key: t.kind for t in targets(session, entity)}
         self.defaults = defaults or {}
+        # the columns whose text is the value as it is (most of a file): no dispatch per cell
+        self.plain = {k for _i, k in self.cols if k not in _SPECIAL and not k.startswith(("phone.", "email.", "contact."))
+                      and self.kinds.get(k, "text") not in ("user", "program", "money", "number", "date")}
 
     def column(self, key: str) -> str:
         """The header of the (first) column loaded into `key` (phones: any phone column)."""
@@ -336,6 +345,9 @@ class Reader:
             if not text:
                 continue
             r.raw[key] = text
+            if key in self.plain:
+                r.values[key] = text
+                continue
             try:
                 if key == "stage_id":
                     stage_text = text

@@ -361,11 +361,22 @@ def work_chunk(job_id: int, url: str | None = None) -> str:
             return db.transact(lambda s: _finish(s, job_id, st.CHECKED if job.dry_run else st.DONE), url)
         started = time.monotonic()
         added: dict = {}  # this chunk's keys: kept only if its unit commits (transact may run it again)
+        careful = False
 
         def unit(s: Session) -> str:
             added.clear()
-            return _rows(s, job_id, opened.reader, batch, ChainMap(added, opened.seen))
-        status = db.transact(unit, url)
+            return _rows(s, job_id, opened.reader, batch, ChainMap(added, opened.seen), careful)
+        def run() -> str:
+            try:
+                return db.transact(unit, url)
+            except _Checked as checked:  # the check's unit was rolled back whole: its findings stay
+                worker = checked.worker
+                return db.transact(lambda s: _count(s, job_id, batch, worker), url)
+        try:
+            status = run()
+        except import_rows.BatchRefused:
+            careful = True  # nothing of the chunk stayed: again, each new item alone
+            status = run()
         opened.seen.update(added)
         opened.last_row = batch[-1][0]
         # the next chunk lasts about CHUNK_SECONDS (on SQLite: people's writes wait at most that)
@@ -394,22 +405,39 @@ def _opened(job: ImportJob, url: str | None) -> _Open:
     return opened
 
 
-def _rows(s: Session, job_id: int, reader: import_map.Reader, batch: list, seen: dict) -> str:
+class _Checked(Exception):
+    """A check's chunk is done: its unit is rolled back whole (nothing it wrote stays — no
+    savepoint, which on SQLite would cost more than the writes), its findings are counted."""
+
+    def __init__(self, worker: import_rows.Worker):
+        super().__init__("checked")
+        self.worker = worker
+
+
+def _rows(s: Session, job_id: int, reader: import_map.Reader, batch: list, seen: dict,
+          careful: bool = False) -> str:
     job = s.get(ImportJob, job_id)
     if job.status not in st.ACTIVE:
         return job.status
     user = s.get(User, job.user_id)
     actor = actor_for(user, source=SOURCE, client=f"Импорт №{job.id}: {job.file_name}"[:200])
+    worker = import_rows.Worker(s, job, actor, reader, seen, careful)
+    if job.dry_run:
+        worker.rows(batch)
+        raise _Checked(worker)
+    with changes.coalesced(s):
+        worker.rows(batch)
+    return _count(s, job_id, batch, worker)
+
+
+def _count(s: Session, job_id: int, batch: list, worker: import_rows.Worker) -> str:
+    """The chunk's findings: its rejected and skipped rows, the job's counts and progress."""
+    job = s.get(ImportJob, job_id)
+    if job.status not in st.ACTIVE:
+        return job.status
     if job.status == st.QUEUED:
         job.status = st.RUNNING
     job.started_at = job.started_at or utcnow()
-    worker = import_rows.Worker(s, job, actor, reader, seen)
-    outer = s.begin_nested() if job.dry_run else None
-    with changes.coalesced(s) as written:
-        worker.rows(batch)
-        if outer is not None:  # the check: nothing it did stays
-            outer.rollback()
-            written.clear()
     for r in worker.rejects:
         s.add(r)
     counts = worker.counts
