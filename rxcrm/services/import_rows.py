@@ -169,7 +169,10 @@ class Worker:
         return [{"column": self.reader.column(key) if key else "", "value": value, "message": exc.message}]
 
     # -- duplicates
-    def _keys(self, r) -> list[tuple[str, str]]:
+    def _keys(self, r) -> list[int]:
+        """What the row is matched by among the file's earlier rows (`seen`: key → the first
+        row that had it), as 64-bit hashes of (kind, value): a file of 100k rows keeps ~33 MB
+        of them instead of ~58 MB of tuples (a collision would take ~10⁹ such files)."""
         keys = []
         if r.external_id:
             keys.append(("external_id", r.external_id))
@@ -184,7 +187,7 @@ class Worker:
             name = import_map.name_key(self.entity, r)
             if name:
                 keys.append(("name", name))
-        return keys
+        return [hash(k) for k in keys]
 
     def _first_row(self, r) -> int | str:
         for key in self._keys(r):
