@@ -257,6 +257,33 @@ def test_report_is_an_excel_of_rejected_rows_that_reimports_as_is(db, people, tm
     assert (again["created"], again["rejected"]) == (1, 6)
 
 
+# ---- a Bitrix24 contacts export: UTF-8 with a BOM, «,» ------------------------------------------
+CONTACTS_CSV = [
+    "\ufeffID,Фамилия,Имя,Отчество,Мобильный телефон,Рабочий e-mail,Компания,Должность,Дата рождения,Ответственный",
+    "91,Орлова,Анна,Петровна,+7 903 000-00-01,a.orlova@mail.ru,ООО Ромашка,Бухгалтер,12.04.1990,mpetrova",
+    "92,Ким,Олег,,89030000002,,,,,",
+    "93,,,,+7 903 000-00-03,,,,,",
+]
+
+
+def test_bitrix24_contacts_csv_keeps_names_company_and_dates(db, people, tmp_path):
+    """A contacts export has the name in three columns (not one «ФИО»): each maps by itself."""
+    path = _csv(tmp_path, CONTACTS_CSV, name="contacts.csv", encoding="utf-8")
+    out = run(db, people["admin"], "contact", path)
+    assert out["mapping"] == {"0": "external_id", "1": "last_name", "2": "first_name", "3": "middle_name",
+                              "4": "phone.mobile", "5": "email.work", "6": "company", "7": "position",
+                              "8": "birthday", "9": "responsible_id"}
+    assert (out["created"], out["rejected"]) == (2, 1)
+    assert reasons(db, out["id"]) == [(4, "Фамилия", "Укажите фамилию или имя контакта")]
+    with session_scope(db, write=False) as s:
+        orlova = s.exec(select(Contact).where(Contact.last_name == "Орлова")).one()
+        assert (orlova.full_name, orlova.position, orlova.birthday.isoformat()) == \
+            ("Орлова Анна Петровна", "Бухгалтер", "1990-04-12")
+        assert orlova.company_id is not None and orlova.responsible_id == people["maria"]
+        kim = s.exec(select(Contact).where(Contact.last_name == "Ким")).one()
+        assert (kim.full_name, kim.company_id) == ("Ким Олег", None)
+
+
 # ---- deals from Excel across two pipelines --------------------------------------------------
 def _deals_xlsx(tmp_path: Path) -> Path:
     wb = openpyxl.Workbook()

@@ -61,7 +61,9 @@ def _own(entity: str) -> list[Target]:
     out = [Target("id", "ID в rxcrm (обновить запись)", "ID in rxcrm (update)", "id"),
            Target("external_id", "Внешний ID (ID в Битрикс24)", "External ID (Bitrix24 ID)", "external_id")]
     if entity in ("lead", "contact"):
-        out.append(Target("name", "ФИО (фамилия имя отчество)", "Full name", "name"))
+        out += [Target("name", "ФИО (фамилия имя отчество)", "Full name", "name"),
+                Target("last_name", "Фамилия", "Last name"), Target("first_name", "Имя", "First name"),
+                Target("middle_name", "Отчество", "Middle name")]
     if entity != "deal":
         out += [Target(f"phone.{t}", ru, en, "phone") for t, (ru, en) in PHONE_TYPES.items()]
         out += [Target(f"email.{t}", ru, en, "email") for t, (ru, en) in EMAIL_TYPES.items()]
