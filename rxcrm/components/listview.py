@@ -149,7 +149,7 @@ def bulk_bar() -> rx.Component:
             rx.button(rx.icon("trash-2", size=15), WorkState.t["work.bulk.delete"], color_scheme="red", variant="soft", size="2",
                       on_click=WorkState.set_confirm_delete(True), data_testid="bulk-delete", style=_BULK_PHONE),
             align="center", spacing="3", width="100%", padding="8px 12px", background="#eaf2fc",
-            border=f"1px solid #cfe0f5", border_radius="8px", data_testid="bulk-bar",
+            border="1px solid #cfe0f5", border_radius="8px", data_testid="bulk-bar",
             style=theme.phone(flex_wrap="wrap", row_gap="8px"),
         ),
     )

@@ -27,7 +27,7 @@ from . import audit, auth, fmt, notifications
 from .access import ADMIN_ONLY, require_admin
 from .entities import ENTITIES, ITEM_ENTITIES
 from .context import Actor
-from .errors import AccessDenied, NotFound, ValidationFailed
+from .errors import NotFound, ValidationFailed
 from .fields import MODELS
 
 LOGIN_RE = re.compile(r"^[a-z0-9._-]{3,40}$")

@@ -94,7 +94,6 @@ def export_xlsx(session: Session, actor: Actor, entity: str, filters: dict, colu
         raise AccessDenied("Нет прав на выгрузку этого раздела")
     ids = listing.ordered_ids(session, actor, entity, filters or {}, sort, desc, now, pipeline_id,
                               action="export")
-    total = len(ids)
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")

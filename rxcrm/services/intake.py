@@ -55,7 +55,7 @@ from rxcrm.models.pipeline import PROCESS
 
 from . import access, assignment, audit, catalogs, conversion, create, items, records
 from .context import Actor
-from .errors import AccessDenied, NotFound, ServiceError, ValidationFailed
+from .errors import AccessDenied, NotFound, ServiceError, ValidationFailed  # noqa: F401 (AccessDenied: re-exported)
 from .intake_validation import EDUCATION_STAGES, IntakeError, validate  # noqa: F401 (re-exported)
 from .phones import normalize_email, normalize_phone
 

@@ -19,7 +19,7 @@ The order is fixed: the `desc` flag of the list is ignored for this key.
 """
 from __future__ import annotations
 
-from sqlalchemy import and_, case, exists, false, or_, select, true
+from sqlalchemy import case, exists, false, or_, select, true
 
 from rxcrm.models import Activity, Lead, Stage
 from rxcrm.models.activity import CALL, MEETING
