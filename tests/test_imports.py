@@ -610,3 +610,16 @@ def test_twenty_people_pressing_undo_at_once_undo_it_once(db, people, tmp_path):
     with session_scope(db, write=False) as s:
         assert len(s.exec(select(AuditRecord).where(AuditRecord.action == "import_undo")).all()) == 1
         assert s.exec(select(Lead).where(Lead.deleted_at.is_(None))).all() == []
+
+
+def test_status_labels_in_both_languages():
+    """Every job state has a label in Russian and in English (an English screen shows no Russian)."""
+    from rxcrm.models import imports as st
+    states = [st.DRAFT, st.CHECKING, st.CHECKED, st.QUEUED, st.RUNNING, st.DONE, st.CANCELLED, st.FAILED,
+              st.UNDOING, st.UNDONE]
+    for state in states:
+        ru, en = imports.status_label(state), imports.status_label(state, lang="en")
+        assert ru != state and en != state and ru != en
+        assert not any("а" <= ch <= "я" for ch in en.lower()), en
+    assert imports.status_label(st.CANCELLED, True, "en") == "Check stopped"
+    assert imports.status_label(st.DONE) == "Импорт завершён"

@@ -64,6 +64,9 @@ STATUS_LABELS = {st.DRAFT: "Черновик", st.CHECKING: "Идёт прове
                  st.QUEUED: "В очереди", st.RUNNING: "Идёт импорт", st.DONE: "Импорт завершён",
                  st.CANCELLED: "Импорт остановлен", st.FAILED: "Ошибка", st.UNDOING: "Идёт отмена импорта",
                  st.UNDONE: "Импорт отменён"}
+STATUS_LABELS_EN = {st.DRAFT: "Draft", st.CHECKING: "Checking", st.CHECKED: "Check finished", st.QUEUED: "Queued",
+                    st.RUNNING: "Importing", st.DONE: "Import finished", st.CANCELLED: "Import stopped",
+                    st.FAILED: "Failed", st.UNDOING: "Undoing the import", st.UNDONE: "Import undone"}
 DEFAULT_OPTIONS = import_map.DEFAULT_OPTIONS
 
 
@@ -560,13 +563,15 @@ def template_filename(entity: str) -> str:
     return f"Шаблон импорта — {entities.get(entity).plural}.xlsx"
 
 
-def status_label(status: str, dry_run: bool = False) -> str:
-    """«Импорт завершён»…; a check that was stopped or failed says so."""
+def status_label(status: str, dry_run: bool = False, lang: str = "ru") -> str:
+    """«Импорт завершён»… (in English for an English screen); a check that was stopped or
+    failed says so."""
+    en = lang == "en"
     if dry_run and status == st.CANCELLED:
-        return "Проверка остановлена"
+        return "Check stopped" if en else "Проверка остановлена"
     if dry_run and status == st.FAILED:
-        return "Проверка не удалась"
-    return STATUS_LABELS.get(status, status)
+        return "Check failed" if en else "Проверка не удалась"
+    return (STATUS_LABELS_EN if en else STATUS_LABELS).get(status, status)
 
 
 def can_undo(job: ImportJob) -> bool:

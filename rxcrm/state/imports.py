@@ -366,8 +366,8 @@ class ImportState(AppState):
                 self.watching = False
 
     def _progress(self, s: dict) -> None:
-        self.status, self.status_label = s.get("status", ""), s.get("status_label", "")
-        self.dry_run = bool(s.get("dry_run"))
+        self.status, self.dry_run = s.get("status", ""), bool(s.get("dry_run"))
+        self.status_label = imports.status_label(self.status, self.dry_run, self.lang)
         self.total, self.done, self.percent = s.get("total", 0), s.get("done", 0), s.get("percent", 0)
         self.rate = s.get("rate", 0.0)
         self.created, self.updated = s.get("created", 0), s.get("updated", 0)
@@ -502,7 +502,7 @@ def _job_row(j, names: dict, lang: str) -> JobRow:
     return JobRow(id=j.id, when=fmt.dt_short(j.created_at), who=names.get(j.user_id, ""),
                   what=e.plural if lang != "en" else e.label_en + "s", file=j.file_name, status=j.status,
                   mapping=j.mapping_name,
-                  status_label=imports.status_label(j.status, j.dry_run),
+                  status_label=imports.status_label(j.status, j.dry_run, lang),
                   counts=" · ".join(fmt.count(n) for n in (j.created, j.updated, j.skipped, j.rejected)),
                   percent=imports.summary(j)["percent"], active=j.status in st.ACTIVE,
                   can_undo=imports.can_undo(j), has_errors=j.rejected > 0 and j.status not in st.ACTIVE)
