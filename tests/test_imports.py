@@ -21,7 +21,7 @@ from rxcrm.models import (
 )
 from rxcrm.services import export, fmt, import_map, imports
 from rxcrm.services.auth import actor_for
-from rxcrm.services.errors import AccessDenied, ValidationFailed
+from rxcrm.services.errors import AccessDenied, ServiceError, ValidationFailed
 from rxcrm.services.phones import normalize_phone
 from rxcrm.settings import TZ
 from tests import factories as f
@@ -567,6 +567,68 @@ def test_create_leads_writes_what_create_lead_writes(db, people):
         assert rows(s, batch) == rows(s, one)
         assert s.get(Lead, batch[1]).is_repeat and s.get(Lead, batch[1]).contact_id is not None
         assert s.get(Lead, batch[2]).closed_at == datetime(2023, 2, 3, 10, 0, tzinfo=TZ)
+
+
+def test_create_contacts_writes_what_create_contact_writes(db, people):
+    """The batch of an import's chunk and the one-by-one service write the same rows (the
+    contact, its phones and e-mails, its timeline line, its audit) and refuse the same specs."""
+    from rxcrm.models import AuditRecord as Audit
+    from rxcrm.models import Company
+    from rxcrm.services import create
+    with session_scope(db) as s:
+        company = Company(title="ООО Ромашка", search_text="ооо ромашка")
+        s.add(company)
+        s.flush()
+        company_id = company.id
+    specs = [
+        dict(last_name="Орлова", first_name="Анна", middle_name="Петровна", phones=[("8 903 000-00-01", "mobile")],
+             emails=["a.orlova@mail.ru"], company_id=company_id, position="Бухгалтер", birthday="1990-04-12",
+             source="Звонок", comment="к", created_at=datetime(2024, 5, 1, 9, 0, tzinfo=TZ),
+             values={"comment": "по значению"}),
+        dict(last_name="Ким", first_name=""),
+        dict(last_name="", first_name=""),  # refused: nothing of it is written
+        dict(last_name="Связь", first_name="Без", company_id=10**6),  # refused: no such company
+        dict(last_name="Телефон", first_name="Неверный", phones=["12-34"]),  # refused
+    ]
+
+    def rows(s, ids):
+        out = []
+        for i in ids:
+            c = s.get(Contact, i)
+            cols = {k: getattr(c, k) for k in Contact.__table__.columns.keys()
+                    if k not in ("id", "updated_at") and not (k == "created_at" and c.created_at.year == 2026)}
+            comms = s.exec(select(Communication.kind, Communication.value, Communication.value_type,
+                                  Communication.norm).where(Communication.entity_type == "contact",
+                                                            Communication.entity_id == i)
+                           .order_by(Communication.id)).all()
+            line = sorted((t.kind, json.dumps(t.data, sort_keys=True, ensure_ascii=False)) for t in s.exec(
+                select(TimelineEvent).where(TimelineEvent.entity_type == "contact", TimelineEvent.entity_id == i)))
+            audit = [(a.action, a.details) for a in s.exec(select(Audit).where(Audit.entity_type == "contact",
+                                                                                Audit.entity_id == i)).all()]
+            out.append((cols, comms, line, audit))
+        return out
+
+    with session_scope(db) as s:
+        actor = _actor(s, people["admin"])
+        one, refused_one = [], []
+        for spec in specs:
+            try:
+                with s.begin_nested():
+                    one.append(create.create_contact(s, actor, **spec).id)
+            except ServiceError as exc:
+                refused_one.append(exc.message)
+        made = create.create_contacts(s, actor, specs)
+        batch = [m.id for m in made if isinstance(m, Contact)]
+        refused_batch = [m.message for m in made if not isinstance(m, Contact)]
+        s.flush()
+        assert refused_batch == refused_one and len(refused_one) == 3
+        assert rows(s, batch) == rows(s, one) and len(batch) == 2
+        orlova = s.get(Contact, batch[0])
+        assert (orlova.full_name, orlova.company_id, orlova.comment) == ("Орлова Анна Петровна", company_id,
+                                                                         "по значению")
+    with session_scope(db, write=False) as s:  # findable by the search box, like any contact
+        from rxcrm.services import filters
+        assert len(s.exec(select(Contact.id).where(filters.search_condition(Contact, "орлова анна"))).all()) == 2
 
 
 def test_new_row_is_the_model_without_its_cost():

@@ -170,6 +170,13 @@ def _values(session: Session, entity: str, pipeline_id: int | None, values: dict
     return parsed
 
 
+def _put_values(row: dict, parsed: dict) -> None:
+    """`_apply` for a row not yet made (new_row's values): fields as they are, custom fields
+    into `custom`."""
+    row.update((k, v) for k, v in parsed.items() if not k.startswith("custom."))
+    row["custom"] = {k.split(".", 1)[1]: v for k, v in parsed.items() if k.startswith("custom.") and v is not None}
+
+
 def _apply(item, parsed: dict) -> None:
     for key, value in parsed.items():
         set_value(item, key, value)
@@ -265,34 +272,73 @@ def contact_full_name(last: str, first: str, middle: str = "") -> str:
     return " ".join(p for p in (_s(last), _s(first), _s(middle)) if p)
 
 
-def create_contact(session: Session, actor: Actor, *, last_name: str, first_name: str, middle_name: str = "",
-                   phones=(), emails=(), company_id: int | None = None, position: str = "", birthday=None,
-                   source: str = DEFAULT_SOURCE, responsible_id: int | None = None, comment: str = "",
-                   custom: dict | None = None, values: dict | None = None,
-                   created_at: datetime | None = None) -> Contact:
+def create_contact(session: Session, actor: Actor, **kw) -> Contact:
+    """A new contact (the arguments are `_prepare_contact`'s)."""
+    contact, ph, em = _prepare_contact(session, actor, {}, **kw)
+    session.add(contact)
+    session.flush()
+    _add_comms(session, "contact", contact.id, ph, em)
+    timeline(session, actor, "contact", contact.id, "created", _contact_created_data(contact))
+    _created(session, actor, "contact", contact, None, _contact_details(contact, ph, em))
+    return contact
+
+
+def _prepare_contact(session: Session, actor: Actor, memo: dict, *, last_name: str, first_name: str,
+                     middle_name: str = "", phones=(), emails=(), company_id: int | None = None, position: str = "",
+                     birthday=None, source: str = DEFAULT_SOURCE, responsible_id: int | None = None,
+                     comment: str = "", custom: dict | None = None, values: dict | None = None,
+                     created_at: datetime | None = None) -> tuple[Contact, list, list]:
+    """Everything a new contact is checked for, and the contact as it will be written (not
+    added to the session): what `create_contact` and `create_contacts` share."""
     last, first, middle = _s(last_name), _s(first_name), _s(middle_name)
     if not last and not first:
         raise ValidationFailed("Укажите фамилию или имя контакта",
                                fields={"last_name": "Обязательное поле", "first_name": "Обязательное поле"})
     ph, em = clean_phones(phones), clean_emails(emails)
-    company = _linked(session, actor, "company", company_id, check=True)
-    resp_id, dept_id = _responsible(session, actor, responsible_id)
+    company = _memo(memo, ("company", str(company_id)), lambda: _linked(session, actor, "company", company_id, check=True))
+    resp_id, dept_id = _memo(memo, ("responsible", responsible_id), lambda: _responsible(session, actor, responsible_id))
     full = contact_full_name(last, first, middle)
-    contact = Contact(last_name=last, first_name=first, middle_name=middle, full_name=full,
-                      company_id=company.id if company else None, position=_s(position),
-                      birthday=_birthday(birthday), source=_s(source) or DEFAULT_SOURCE, comment=_s(comment),
-                      search_text=search_text(full, *(e[0] for e in em)))
-    _apply(contact, _values(session, "contact", None, values, custom))
-    _tracked(contact, actor, resp_id, dept_id, created_at)
+    row = dict(last_name=last, first_name=first, middle_name=middle, full_name=full,
+               company_id=company.id if company else None, position=_s(position), birthday=_birthday(birthday),
+               source=_s(source) or DEFAULT_SOURCE, comment=_s(comment), search_text=search_text(full, *(e[0] for e in em)))
+    _put_values(row, _values(session, "contact", None, values, custom))
+    row.update(_tracked_values(actor, resp_id, dept_id, created_at, PROCESS, None))
+    contact = new_row(Contact, **row)
     access.require(session, actor, "contact", "add", contact)
-    session.add(contact)
-    session.flush()
-    _add_comms(session, "contact", contact.id, ph, em)
-    timeline(session, actor, "contact", contact.id, "created",
-                    {"text": f"Создан контакт {full}", "source": contact.source})
-    _created(session, actor, "contact", contact, None,
-                 {"title": full, "phones": [p[0] for p in ph], "emails": [e[0] for e in em]})
-    return contact
+    return contact, ph, em
+
+
+def _contact_created_data(contact: Contact) -> dict:
+    return {"text": f"Создан контакт {contact.full_name}", "source": contact.source}
+
+
+def _contact_details(contact: Contact, ph: list, em: list) -> dict:
+    return {"title": contact.full_name, "phones": [p[0] for p in ph], "emails": [e[0] for e in em]}
+
+
+def create_contacts(session: Session, actor: Actor, specs: list[dict]) -> list[Contact | ServiceError]:
+    """Many new contacts at once (an import's chunk), as `create_leads` does leads: each
+    checked by `_prepare_contact`, then written together and announced one by one."""
+    memo: dict = {}
+    out: list[Contact | ServiceError] = []
+    made: list[tuple[Contact, list, list]] = []
+    for spec in specs:
+        try:
+            made.append(_prepare_contact(session, actor, memo, **spec))
+            out.append(made[-1][0])
+        except ServiceError as exc:
+            out.append(exc)
+    if not made:
+        return out
+    _insert_batch(session, "contact", [m[0] for m in made])
+    comm_rows, lines = [], []
+    for contact, ph, em in made:
+        comm_rows += _comm_rows("contact", contact.id, ph, em)
+        lines.append(_timeline_row(actor, "contact", contact.id, "created", _contact_created_data(contact)))
+    _insert_rows(session, ((Communication, comm_rows), (TimelineEvent, lines)))
+    for contact, ph, em in made:
+        _created(session, actor, "contact", contact, None, _contact_details(contact, ph, em))
+    return out
 
 
 def create_company(session: Session, actor: Actor, *, title: str, phones=(), emails=(), inn: str = "",
@@ -380,9 +426,7 @@ def _prepare_lead(session: Session, actor: Actor, memo: dict, *, title: str = ""
     if amount is not None:
         row["amount"] = _money(amount)
     row.update(_utm_values(utm))
-    extra = _values(session, "lead", pipe.id, values, custom)
-    row.update((k, v) for k, v in extra.items() if not k.startswith("custom."))
-    row["custom"] = {k.split(".", 1)[1]: v for k, v in extra.items() if k.startswith("custom.") and v is not None}
+    _put_values(row, _values(session, "lead", pipe.id, values, custom))
     if closed_at is not None and stage.semantic != PROCESS:
         row["closed_at"] = closed_at
     row.update(_tracked_values(actor, resp_id, dept_id, created_at, stage.semantic, row.get("closed_at")))
@@ -430,36 +474,54 @@ def create_leads(session: Session, actor: Actor, specs: list[dict]) -> list[Lead
     for (lead, _stage, _ph, _em), hit in zip(made, hits):
         if hit is not None:
             _mark_repeat(lead, hit[0])
-    leads = [m[0] for m in made]
-    for lead, lead_id in zip(leads, reserve_ids(session, "lead", len(made))):
-        lead.id = lead_id  # known ids: one executemany, not an INSERT … RETURNING per lead
-    # one Core INSERT (no unit-of-work bookkeeping per lead), then each lead joins the
-    # session as the row it is — persistent, loaded, version 1: later changes are ORM updates
-    with search_index.indexed_together(session, "lead", lambda: [lead.id for lead in leads]):
-        session.execute(insert(Lead.__table__), [row_values(lead) for lead in leads])
-    for lead in leads:
-        make_transient_to_detached(lead)
-        session.add(lead)
+    _insert_batch(session, "lead", [m[0] for m in made])
     comm_rows, history, lines = [], [], []
     for (lead, stage, ph, em), hit in zip(made, hits):
-        comm_rows += [comm_row("lead", lead.id, "phone", v, t) for v, _n, t in ph]
-        comm_rows += [comm_row("lead", lead.id, "email", v, t) for v, _n, t in em]
+        comm_rows += _comm_rows("lead", lead.id, ph, em)
         history.append(dict(entity_type="lead", entity_id=lead.id, pipeline_id=lead.pipeline_id, stage_id=stage.id,
                             from_stage_id=None, prev_at=None, semantic=stage.semantic, created_at=lead.created_at,
                             user_id=actor.user_id, responsible_id=lead.responsible_id,
                             department_id=lead.department_id))
-        lines.append(dict(entity_type="lead", entity_id=lead.id, kind="created", created_at=utcnow(),
-                          user_id=actor.user_id, rule="" if actor.source != "rule" else actor.login,
-                          data=_created_data("lead", lead, stage, {})))
+        lines.append(_timeline_row(actor, "lead", lead.id, "created", _created_data("lead", lead, stage, {})))
         if hit is not None:
             lines.append(dict(entity_type="lead", entity_id=lead.id, kind="repeat_detected", created_at=utcnow(),
                               user_id=None, rule="", data=_repeat_data("lead", *hit)))
-    for model, rows in ((Communication, comm_rows), (StageHistory, history), (TimelineEvent, lines)):
-        if rows:
-            session.execute(insert(model.__table__), rows)  # Core: no per-row ORM bookkeeping
+    _insert_rows(session, ((Communication, comm_rows), (StageHistory, history), (TimelineEvent, lines)))
     for (lead, stage, _ph, _em), hit in zip(made, hits):
         _created(session, actor, "lead", lead, stage, _lead_details(lead, stage, hit[0] if hit else None))
     return out
+
+
+def _insert_batch(session: Session, entity: str, objs: list) -> None:
+    """New items (`new_row` objects) written by one Core INSERT with ids from
+    `reserve_ids` (no INSERT … RETURNING per item, no unit-of-work bookkeeping), the search
+    index written once for all; each then joins the session as the row it is — persistent,
+    loaded, version 1 — so later changes of it are ordinary ORM updates."""
+    model = type(objs[0])
+    for obj, obj_id in zip(objs, reserve_ids(session, entity, len(objs))):
+        obj.id = obj_id
+    with search_index.indexed_together(session, entity, lambda: [o.id for o in objs]):
+        session.execute(insert(model.__table__), [row_values(o) for o in objs])
+    for obj in objs:
+        make_transient_to_detached(obj)
+        session.add(obj)
+
+
+def _insert_rows(session: Session, tables) -> None:
+    """Plain rows of a batch ((model, [dict]) pairs) — Core: no per-row ORM bookkeeping."""
+    for model, rows in tables:
+        if rows:
+            session.execute(insert(model.__table__), rows)
+
+
+def _comm_rows(entity: str, item_id: int, ph: list, em: list) -> list[dict]:
+    return ([comm_row(entity, item_id, "phone", v, t) for v, _n, t in ph]
+            + [comm_row(entity, item_id, "email", v, t) for v, _n, t in em])
+
+
+def _timeline_row(actor: Actor, entity: str, item_id: int, kind: str, data: dict) -> dict:
+    return dict(entity_type=entity, entity_id=item_id, kind=kind, created_at=utcnow(), user_id=actor.user_id,
+                rule="" if actor.source != "rule" else actor.login, data=data)
 
 
 # ---- deals ---------------------------------------------------------------------------------

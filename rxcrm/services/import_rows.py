@@ -1,9 +1,9 @@
 """What an import does to the items, chunk by chunk (services/imports.py runs it): `Worker`
 matches each row with the items it may be (an external id, our id, a phone, an e-mail, a
 name; in the database and earlier in the file), then skips, updates or creates — new leads
-in batches (create.create_leads, the checks of create_lead), everything else one by one in
-a savepoint, each through the services every write path uses; `undo_chunk` takes a job's
-log back, newest first."""
+and contacts in batches (create.create_leads / create_contacts, the checks of create_lead /
+create_contact), everything else one by one in a savepoint, each through the services
+every write path uses; `undo_chunk` takes a job's log back, newest first."""
 from __future__ import annotations
 
 from collections import ChainMap, Counter
@@ -34,16 +34,17 @@ class BatchRefused(Exception):
 class Worker:
     """Works the rows of one chunk in its unit of work. What identifies a row among the
     items (external ids, phones, e-mails) is looked up for the whole chunk at once; new
-    leads are written together (create.create_leads: the checks of create_lead, one batched
-    INSERT per table), other rows one by one, each in a savepoint.
+    leads and contacts are written together (create.create_leads / create_contacts: the
+    checks of create_lead / create_contact, one batched INSERT per table), other rows one
+    by one, each in a savepoint.
 
     The batch has no savepoint of its own: on SQLite a savepoint makes every page the batch
     touches go through the statement journal — an INSERT of 1,400 leads then costs 25× as
     much as without. If the batch fails (BatchRefused) the runner rolls the whole unit back
-    and works the chunk again with `careful`: each new lead alone, in its own savepoint, so
+    and works the chunk again with `careful`: each new item alone, in its own savepoint, so
     that only the refused row is refused (services/imports.py `work_chunk`)."""
 
-    BULK = ("lead",)  # entities whose new items are written in batches
+    BULK = ("lead", "contact")  # entities whose new items are written in batches
 
     def __init__(self, s: Session, job: ImportJob, actor: Actor, reader: import_map.Reader, seen: dict,
                  careful: bool = False):
@@ -53,7 +54,7 @@ class Worker:
         self.o = {**DEFAULT_OPTIONS, **(job.options or {})}
         self.counts: Counter = Counter()
         self.rejects: list[ImportReject] = []
-        self.pending: list[tuple] = []  # (row, cells, repeat) of new leads not yet written
+        self.pending: list[tuple] = []  # (row, cells, repeat) of new items not yet written
         self.pending_rows: set[int] = set()
         self.known: dict[tuple[str, str], int] = {}  # (kind, key) → the live item it names
 
@@ -93,13 +94,15 @@ class Worker:
         self._do(r, cells, "created", lambda: self._create(r, repeat=repeat))
 
     def _flush(self) -> None:
-        """Write the pending new leads together (a lead refused by its own checks is its
+        """Write the pending new items together (one refused by its own checks is its
         row's reason); if the batch as a whole fails, BatchRefused (see the class)."""
         batch, self.pending, self.pending_rows = self.pending, [], set()
         if not batch:
             return
+        spec, write = ((self._lead_spec, create.create_leads) if self.entity == "lead"
+                       else (self._contact_spec, create.create_contacts))
         try:
-            made = create.create_leads(self.s, self.actor, [self._lead_spec(r) for r, _c, _rep in batch])
+            made = write(self.s, self.actor, [spec(r) for r, _c, _rep in batch])
         except ServiceError as exc:
             raise BatchRefused(exc.message) from exc
         logs, refs = [], []
@@ -108,7 +111,7 @@ class Worker:
                 self._forget(r)
                 self._reject(r, cells, self._errors(item, r))
                 continue
-            if repeat:
+            if repeat and hasattr(item, "is_repeat"):
                 item.is_repeat = True
             self.counts["created"] += 1
             logs.append(dict(job_id=self.job.id, row=r.number, entity_type=self.entity, entity_id=item.id,
@@ -306,12 +309,7 @@ class Worker:
                 source=v.pop("source", "") or "Импорт", utm=utm, stage_id=r.stage.id if r.stage else None,
                 comment=v.pop("comment", ""), values=v, allow_final=True, **common)
         elif e == "contact":
-            last, first, middle = (v.pop(k, "") for k in ("last_name", "first_name", "middle_name"))
-            item = create.create_contact(
-                s, a, last_name=last, first_name=first, middle_name=middle, phones=r.phones, emails=r.emails,
-                company_id=self._company(r.company), position=v.pop("position", ""),
-                birthday=v.pop("birthday", None) or None, source=v.pop("source", "") or "Импорт",
-                comment=v.pop("comment", ""), values=v, **common)
+            item = create.create_contact(s, a, **self._contact_spec(r))
         else:
             item = create.create_company(
                 s, a, title=v.pop("title", ""), phones=r.phones, emails=r.emails, inn=v.pop("inn", ""),
@@ -325,6 +323,15 @@ class Worker:
         if r.external_id:
             self._externals([(item.id, r.external_id)])
         return item
+
+    def _contact_spec(self, r) -> dict:
+        """create_contact's arguments for a row (its company found by name, or made)."""
+        v, common, _utm = self._split(r)
+        last, first, middle = (v.pop(k, "") for k in ("last_name", "first_name", "middle_name"))
+        return dict(last_name=last, first_name=first, middle_name=middle, phones=r.phones, emails=r.emails,
+                    company_id=self._company(r.company), position=v.pop("position", ""),
+                    birthday=v.pop("birthday", None) or None, source=v.pop("source", "") or "Импорт",
+                    comment=v.pop("comment", ""), values=v, **common)
 
     def _lead_spec(self, r) -> dict:
         """create_lead's arguments for a row."""
