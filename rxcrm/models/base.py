@@ -47,8 +47,9 @@ def new_row(model, **values):
     """`model(**values)` for a table row, without pydantic's per-field machinery (≈ 15 µs
     instead of ≈ 250 µs for a lead): the same defaults (`default`, `default_factory`) go
     into the same instance dict SQLAlchemy inserts from, and the object is an ordinary
-    instrumented instance afterwards. For batches (an import's thousands of new leads);
-    everywhere else plain `model(...)` reads better."""
+    instrumented instance afterwards. For batches (an import's thousands of new leads) and
+    the rows nearly every write adds (a timeline line, an audit record); everywhere else
+    plain `model(...)` reads better."""
     fields = _ROW_FIELDS.get(model)
     if fields is None:
         columns = set(model.__table__.columns.keys())

@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from rxcrm.db import READONLY, open_session
 from rxcrm.models import AuditRecord, utcnow
+from rxcrm.models.base import new_row
 
 from .context import IMPORT_SOURCE, Actor
 
@@ -23,8 +24,8 @@ def record(session: Session, actor: Actor | None, action: str, entity_type: str 
            entity_id: int | None = None, details: dict | None = None, *,
            client: str | None = None) -> None:
     """`client` overrides the actor's (a failed login has no actor but a client address)."""
-    session.add(AuditRecord(
-        user_id=actor.user_id if actor else None,
+    session.add(new_row(  # new_row: one of the most frequent rows (≈ 5 µs instead of ≈ 50 µs)
+        AuditRecord, user_id=actor.user_id if actor else None,
         action=action, entity_type=entity_type, entity_id=entity_id,
         source=actor.source if actor else "system",
         details=details or {},

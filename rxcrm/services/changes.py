@@ -80,6 +80,7 @@ def coalesced(session: Session):
     session.info[_COALESCE] = tables
     try:
         yield tables
+        session.flush()  # what the block changed and has not flushed yet is the block's too
     finally:
         session.info.pop(_COALESCE, None)
     for table in sorted(tables):

@@ -464,10 +464,16 @@ def undo_chunk(s: Session, job_id: int) -> str:
     actor = actor_for(user, source=SOURCE, client=f"Отмена импорта №{job.id}"[:200])
     q = select(ImportItem).where(ImportItem.job_id == job.id).order_by(ImportItem.id.desc())
     logs = s.execute(q.offset(job.done_row).limit(UNDO_CHUNK)).scalars().all()
+    by_entity: dict[str, list[int]] = {}
+    for entry in logs:
+        by_entity.setdefault(entry.entity_type, []).append(entry.entity_id)
+    loaded = [s.execute(select(entities.MODELS[e]).where(entities.MODELS[e].id.in_(ids))).scalars().all()
+              for e, ids in by_entity.items()]  # one query per kind, not one per item (kept: the map holds weakly)
     kept = 0
     with changes.coalesced(s):
         for entry in logs:
             kept += _undo_one(s, actor, entry)
+    del loaded
     job.done_row += len(logs)
     job.heartbeat_at = utcnow()
     if kept:

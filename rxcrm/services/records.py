@@ -12,6 +12,7 @@ from sqlalchemy.orm import object_session
 from sqlmodel import Session
 
 from rxcrm.models import TimelineEvent, utcnow
+from rxcrm.models.base import new_row
 
 from .context import Actor
 from .entities import ENTITIES, MODELS
@@ -49,8 +50,8 @@ def touch(item, actor: Actor) -> None:
 def timeline(session: Session, actor: Actor, entity: str, item_id: int, kind: str, data: dict,
              rule: str = "") -> None:
     """One line of the item's Лента; a rule's change names the rule."""
-    session.add(TimelineEvent(entity_type=entity, entity_id=item_id, kind=kind, user_id=actor.user_id,
-                              rule=rule or ("" if actor.source != "rule" else actor.login), data=data))
+    session.add(new_row(TimelineEvent, entity_type=entity, entity_id=item_id, kind=kind, user_id=actor.user_id,
+                        rule=rule or ("" if actor.source != "rule" else actor.login), data=data))
 
 
 def value_of(item, key: str):
