@@ -17,7 +17,7 @@ from sqlmodel import select
 from rxcrm.db import session_scope, transact
 from rxcrm.models import (
     Activity, AuditRecord, Communication, Contact, Deal, ExternalRef, ImportJob, ImportReject, Lead, Notification,
-    StageHistory, TimelineEvent, User,
+    Stage, StageHistory, TimelineEvent, User,
 )
 from rxcrm.services import export, fmt, import_map, imports
 from rxcrm.services.auth import actor_for
@@ -330,6 +330,105 @@ def test_deals_xlsx_across_two_pipelines(db, people, tmp_path):
         # the on-enter rule of «Регистрация» planned its call, as for any other new deal
         acts = s.exec(select(Activity).where(Activity.entity_type == "deal", Activity.entity_id == dpo.id)).all()
         assert [a.subject for a in acts] == ["Подтвердить регистрацию"]
+
+
+def test_a_refused_deal_row_leaves_no_client_behind(db, people, tmp_path):
+    """A deal row names a new client (made by the import) but the deal is refused: the
+    contact and the company it made go with it, as when each row was written alone."""
+    path = _deals_xlsx(tmp_path)
+    wb = openpyxl.load_workbook(path)
+    ws = wb.active
+    ws.append([7006, "ДПО: Договор без номера", "Воронка ДПО 2 часть", "Договор", 1000, "Новый Клиент Иванович",
+               "+7 905 555-66-77", "ООО Новая", None, None, None])
+    wb.save(path)
+    with session_scope(db, write=False) as s:
+        mapping = import_map.auto_map(s, "deal", imports.import_files.sniff(path, "deals.xlsx").headers)
+    mapping["10"] = "custom.dpo_contract_number"
+    out = run(db, people["admin"], "deal", path, mapping=mapping)
+    assert (out["created"], out["rejected"]) == (4, 2)
+    assert [r for r, _c, _m in reasons(db, out["id"])] == [4, 7]
+    with session_scope(db, write=False) as s:
+        assert s.exec(select(Contact).where(Contact.full_name == "Новый Клиент Иванович")).all() == []
+        from rxcrm.models import Company
+        assert s.exec(select(Company).where(Company.title == "ООО Новая")).all() == []
+        assert s.exec(select(Contact).where(Contact.full_name == "Орлова Анна Петровна")).one() is not None
+
+
+def test_create_deals_writes_what_create_deal_writes(db, people):
+    """The batch of an import's chunk and the one-by-one service write the same rows and
+    refuse the same specs — the repeat detection included: a contact's first deal does not
+    make it a repeat of itself, its second (in the same batch) does, a stranger with the
+    same phone does."""
+    from rxcrm.models import AuditRecord as Audit
+    from rxcrm.services import create
+    with session_scope(db) as s:
+        m = s.get(User, people["maria"])
+        older = f.contact(s, "Старый", "Клиент", phones=["+7 903 000-00-09"], responsible=m)
+        fresh = f.contact(s, "Новый", "Клиент", phones=["+7 903 000-00-08"], emails=["new@mail.ru"], responsible=m)
+        twin = f.contact(s, "Двойник", "Старого", phones=["8 903 000 00 09"], responsible=m)
+        dpo, masters = f.pipeline(s, "dpo").id, f.pipeline(s, "masters").id
+        contract = f.stage(s, "dpo", "CONTRACT").id
+        won = next(st.id for st in s.exec(select(Stage).where(Stage.pipeline_id == dpo)).all() if st.semantic == "success")
+        ids = {"older": older.id, "fresh": fresh.id, "twin": twin.id}
+    specs_of = lambda: [  # noqa: E731 — fresh dicts each time (the services may keep what they are given)
+        dict(pipeline_id=dpo, title="Первая", contact_id=ids["fresh"], amount="45 000", source="Звонок",
+             utm={"utm_source": "ya"}, created_at=datetime(2024, 5, 1, 9, 0, tzinfo=TZ)),
+        dict(pipeline_id=dpo, title="Вторая того же", contact_id=ids["fresh"]),
+        dict(pipeline_id=masters, title="Двойник", contact_id=ids["twin"], comment="к"),
+        dict(pipeline_id=dpo, title="Закрытая", stage_id=won, allow_final=True,
+             created_at=datetime(2023, 1, 2, 10, 0, tzinfo=TZ), closed_at=datetime(2023, 2, 3, 10, 0, tzinfo=TZ)),
+        dict(pipeline_id=dpo, title=""),  # refused
+        dict(pipeline_id=dpo, title="Договор без номера", stage_id=contract),  # refused: a required field
+        dict(pipeline_id=10**6, title="Нет воронки"),  # refused
+    ]
+
+    def rows(s, deal_ids):
+        out = []
+        for i in deal_ids:
+            d = s.get(Deal, i)
+            cols = {c: getattr(d, c) for c in Deal.__table__.columns.keys()
+                    if c not in ("id", "updated_at", "stage_changed_at") and not (c == "created_at" and
+                                                                                   d.created_at.year == 2026)}
+            hist = [(h.pipeline_id, h.stage_id, h.from_stage_id, h.semantic, h.responsible_id)
+                    for h in s.exec(select(StageHistory).where(StageHistory.entity_id == i,
+                                                               StageHistory.entity_type == "deal")).all()]
+            line = sorted((t.kind, t.user_id, json.dumps(t.data, sort_keys=True, ensure_ascii=False)) for t in s.exec(
+                select(TimelineEvent).where(TimelineEvent.entity_type == "deal", TimelineEvent.entity_id == i)).all())
+            audit = [(a.action, a.details) for a in s.exec(select(Audit).where(Audit.entity_type == "deal",
+                                                                                Audit.entity_id == i)).all()]
+            acts = sorted(a.subject for a in s.exec(select(Activity).where(Activity.entity_type == "deal",
+                                                                             Activity.entity_id == i)).all())
+            out.append((cols, hist, line, audit, acts))
+        return out
+
+    # the same starting point for both: each runs in a unit that is then rolled back
+    def one_by_one(s, actor):
+        made, refused = [], []
+        for spec in specs_of():
+            try:
+                with s.begin_nested():
+                    made.append(create.create_deal(s, actor, **spec).id)
+            except ServiceError as exc:
+                refused.append(exc.message)
+        return made, refused
+
+    def batch(s, actor):
+        out = create.create_deals(s, actor, specs_of())
+        s.flush()
+        return [d.id for d in out if isinstance(d, Deal)], [e.message for e in out if not isinstance(e, Deal)]
+
+    results = []
+    for way in (one_by_one, batch):
+        s_ctx = session_scope(db)
+        with s_ctx as s:
+            actor = _actor(s, people["admin"])
+            made, refused = way(s, actor)
+            results.append((rows(s, made), refused))
+            assert len(made) == 4 and len(refused) == 3
+            first, second, twin_deal = (s.get(Deal, i) for i in made[:3])
+            assert (first.is_repeat, second.is_repeat, twin_deal.is_repeat) == (False, True, True)
+            s.rollback()
+    assert results[0] == results[1]
 
 
 # ---- undo ------------------------------------------------------------------------------------

@@ -577,7 +577,7 @@ def create_deal(session: Session, actor: Actor, *, pipeline_id: int, title: str,
                 utm: dict | None = None, responsible_id: int | None = None, stage_id: int | None = None,
                 lead_id: int | None = None, comment: str = "", products: list[dict] | None = None,
                 custom: dict | None = None, values: dict | None = None, created_at: datetime | None = None,
-                allow_final: bool = False) -> Deal:
+                closed_at: datetime | None = None, allow_final: bool = False) -> Deal:
     """A new deal in the pipeline's first working stage (or `stage_id`).
 
     A contact that belongs to a company links the company too. `products` are rows
@@ -589,57 +589,17 @@ def create_deal(session: Session, actor: Actor, *, pipeline_id: int, title: str,
                         contact_id=contact_id, company_id=company_id, program_id=program_id, amount=amount,
                         source=source, utm=utm, responsible_id=responsible_id, stage_id=stage_id,
                         lead_id=lead_id, comment=comment, products=products, custom=custom, values=values,
-                        created_at=created_at, allow_final=allow_final)
+                        created_at=created_at, closed_at=closed_at, allow_final=allow_final)
 
 
-def _create_deal(session: Session, actor: Actor, *, check_links: bool, pipeline_id, title, contact_id,
-                 company_id, program_id, amount, source, utm, responsible_id, stage_id, lead_id, comment,
-                 products, custom, values, created_at=None, allow_final=False) -> Deal:
-    title = _s(title)
-    if not title:
-        raise ValidationFailed("Укажите название сделки", fields={"title": "Обязательное поле"})
-    pipe = session.get(Pipeline, int(pipeline_id)) if pipeline_id not in (None, "") else None
-    if pipe is None or pipe.entity != "deal":
-        raise ValidationFailed("Выберите воронку сделок", fields={"pipeline_id": "Выберите воронку"})
-    stage = _entry_stage(session, pipe.id, stage_id=stage_id, allow_final=allow_final)
-    contact = _linked(session, actor, "contact", contact_id, check_links)
-    if company_id in (None, "") and contact is not None and contact.company_id:
-        company_id = contact.company_id
-        company = session.get(Company, company_id)
-        if company is None or company.deleted_at is not None:
-            company = None
-    else:
-        company = _linked(session, actor, "company", company_id, check_links)
-    if lead_id is not None and session.get(Lead, lead_id) is None:
-        raise ValidationFailed("Лид не найден")
-    parsed = _values(session, "deal", pipe.id, values, custom)
-    if parsed.get("responsible_id") is not None and responsible_id is None:
-        responsible_id = parsed["responsible_id"]
-    parsed.pop("responsible_id", None)
-    resp_id, dept_id = _responsible(session, actor, responsible_id)
-    rows = _product_rows(session, products)
-    program = _program(session, program_id)
-    if program is None:
-        program = next((r.product_id for r in rows if r.product_id), None)
-    deal = Deal(title=title, pipeline_id=pipe.id, stage_id=stage.id, semantic=stage.semantic,
-                contact_id=contact.id if contact else None, company_id=company.id if company else None,
-                program_id=program, source=_s(source) or DEFAULT_SOURCE, comment=_s(comment), lead_id=lead_id)
-    if amount is not None:
-        deal.amount = _money(amount)
-    elif rows:
-        deal.amount = products_total(rows)
-    _utm(deal, utm)
-    _apply(deal, parsed)
-    _tracked(deal, actor, resp_id, dept_id, created_at)
-    deal.stage_changed_at = deal.created_at
-    access.require(session, actor, "deal", "add", deal)
-    check_stage_fields(session, "deal", deal, stage)
+def _create_deal(session: Session, actor: Actor, *, check_links: bool, lead_id=None, **kw) -> Deal:
+    deal, stage, pipe, contact, rows = _prepare_deal(session, actor, {}, check_links=check_links, lead_id=lead_id,
+                                                     **kw)
     session.add(deal)
     session.flush()
     for row in rows:
         row.deal_id = deal.id
         session.add(row)
-    deal.search_text = deal_search_text(session, deal)
     _enter_first_stage(session, actor, "deal", deal, stage, {"lead_id": lead_id} if lead_id else {})
     found = None
     if contact is not None:
@@ -647,11 +607,154 @@ def _create_deal(session: Session, actor: Actor, *, check_links: bool, pipeline_
         own_is_new = not _has_history(session, contact.id, deal_id=deal.id, lead_id=lead_id)
         found = detect_repeat(session, "deal", deal, phones, emails,
                               exclude_contact_ids=(contact.id,) if own_is_new else ())
-    _created(session, actor, "deal", deal, stage,
-                 {"title": deal.title, "pipeline": pipe.name, "stage": stage.name, "source": deal.source,
-                  "amount": float(deal.amount or 0), "lead_id": lead_id,
-                  "repeat_contact_id": found.id if found else None})
+    _created(session, actor, "deal", deal, stage, _deal_details(deal, pipe, stage, lead_id, found))
     return deal
+
+
+def _deal_details(deal: Deal, pipe: Pipeline, stage: Stage, lead_id, found: Contact | None) -> dict:
+    return {"title": deal.title, "pipeline": pipe.name, "stage": stage.name, "source": deal.source,
+            "amount": float(deal.amount or 0), "lead_id": lead_id, "repeat_contact_id": found.id if found else None}
+
+
+def _prepare_deal(session: Session, actor: Actor, memo: dict, *, check_links: bool, pipeline_id, title,
+                  contact_id=None, company_id=None, program_id=None, amount=None, source: str = DEFAULT_SOURCE,
+                  utm: dict | None = None, responsible_id: int | None = None, stage_id: int | None = None,
+                  lead_id: int | None = None, comment: str = "", products: list[dict] | None = None,
+                  custom: dict | None = None, values: dict | None = None, created_at: datetime | None = None,
+                  closed_at: datetime | None = None, allow_final: bool = False):
+    """Everything a new deal is checked for, and the deal as it will be written (not added
+    to the session; its product rows not yet tied to it): what `create_deal` and
+    `create_deals` share. Returns (deal, stage, pipeline, contact, product rows)."""
+    title = _s(title)
+    if not title:
+        raise ValidationFailed("Укажите название сделки", fields={"title": "Обязательное поле"})
+    pipe = _memo(memo, ("pipeline", str(pipeline_id)), lambda: _deal_pipeline(session, pipeline_id))
+    stage = _memo(memo, ("stage", pipe.id, stage_id, allow_final),
+                  lambda: _entry_stage(session, pipe.id, stage_id=stage_id, allow_final=allow_final))
+    contact = _memo(memo, ("contact", str(contact_id), check_links),
+                    lambda: _linked(session, actor, "contact", contact_id, check_links))
+    if company_id in (None, "") and contact is not None and contact.company_id:
+        company = session.get(Company, contact.company_id)
+        if company is None or company.deleted_at is not None:
+            company = None
+    else:
+        company = _memo(memo, ("company", str(company_id), check_links),
+                        lambda: _linked(session, actor, "company", company_id, check_links))
+    if lead_id is not None and session.get(Lead, lead_id) is None:
+        raise ValidationFailed("Лид не найден")
+    parsed = _values(session, "deal", pipe.id, values, custom)
+    if parsed.get("responsible_id") is not None and responsible_id is None:
+        responsible_id = parsed["responsible_id"]
+    parsed.pop("responsible_id", None)
+    resp_id, dept_id = _memo(memo, ("responsible", responsible_id), lambda: _responsible(session, actor, responsible_id))
+    rows = _product_rows(session, products)
+    program = _memo(memo, ("program", str(program_id)), lambda: _program(session, program_id))
+    if program is None:
+        program = next((r.product_id for r in rows if r.product_id), None)
+    row = dict(title=title, pipeline_id=pipe.id, stage_id=stage.id, semantic=stage.semantic,
+               contact_id=contact.id if contact else None, company_id=company.id if company else None,
+               program_id=program, source=_s(source) or DEFAULT_SOURCE, comment=_s(comment), lead_id=lead_id)
+    if amount is not None:
+        row["amount"] = _money(amount)
+    elif rows:
+        row["amount"] = products_total(rows)
+    row.update(_utm_values(utm))
+    _put_values(row, parsed)
+    if closed_at is not None and stage.semantic != PROCESS:
+        row["closed_at"] = closed_at
+    row.update(_tracked_values(actor, resp_id, dept_id, created_at, stage.semantic, row.get("closed_at")))
+    row["stage_changed_at"] = row["created_at"]
+    emails = _memo(memo, ("emails", row["contact_id"]), lambda: contact_comms(session, row["contact_id"])[1])
+    row["search_text"] = search_text(title, contact.full_name if contact else "", company.title if company else "",
+                                     *emails)
+    deal = new_row(Deal, **row)
+    access.require(session, actor, "deal", "add", deal)
+    required = ("required", stage.id)
+    if required not in memo:
+        memo[required] = required_for(session, "deal", stage)
+    _check_required(deal, stage, memo[required])
+    return deal, stage, pipe, contact, rows
+
+
+def _deal_pipeline(session: Session, pipeline_id) -> Pipeline:
+    pipe = session.get(Pipeline, int(pipeline_id)) if pipeline_id not in (None, "") else None
+    if pipe is None or pipe.entity != "deal":
+        raise ValidationFailed("Выберите воронку сделок", fields={"pipeline_id": "Выберите воронку"})
+    return pipe
+
+
+def create_deals(session: Session, actor: Actor, specs: list[dict]) -> list[Deal | ServiceError]:
+    """Many new deals at once (an import's chunk), as `create_leads` does leads: each checked
+    by `_prepare_deal` (create_deal's checks), written together, then — in the order given,
+    as one by one — the repeat detection by the contact's phones and e-mails (a contact
+    counts as known once it has a lead or a deal, an earlier deal of the batch included)
+    and ITEM_CREATED for each."""
+    memo: dict = {}
+    out: list[Deal | ServiceError] = []
+    made: list[tuple] = []
+    for spec in specs:
+        try:
+            made.append((*_prepare_deal(session, actor, memo, check_links=True, **spec), spec.get("lead_id")))
+            out.append(made[-1][0])
+        except ServiceError as exc:
+            out.append(exc)
+    if not made:
+        return out
+    contact_ids = sorted({c.id for _d, _st, _p, c, _r, _l in made if c is not None})
+    known = _contacts_with_history(session, contact_ids)  # before the batch: contact id → its lead ids / True
+    comms_of: dict[int, tuple[list, list]] = {cid: ([], []) for cid in contact_ids}
+    for cid, kind, value in (session.execute(select(Communication.entity_id, Communication.kind, Communication.value)
+                                             .where(Communication.entity_type == "contact",
+                                                    Communication.entity_id.in_(contact_ids))
+                                             .order_by(Communication.id)).all() if contact_ids else ()):
+        comms_of[cid][0 if kind == "phone" else 1].append(value)
+    pairs, excludes, earlier = [], [], set()
+    for _deal, _st, _p, contact, _r, lead_id in made:
+        if contact is None:
+            pairs.append(([], []))
+            excludes.append(())
+            continue
+        history = known.get(contact.id)
+        had = contact.id in earlier or history is True or bool(history and (history - {lead_id}))
+        earlier.add(contact.id)
+        pairs.append(comms_of[contact.id])
+        excludes.append(() if had else (contact.id,))
+    hits = find_contacts(session, pairs, excludes)
+    _insert_batch(session, "deal", [m[0] for m in made])
+    history_rows, lines = [], []
+    for (deal, stage, _p, _c, rows, lead_id), hit in zip(made, hits):
+        for row in rows:
+            row.deal_id = deal.id
+            session.add(row)
+        history_rows.append(dict(entity_type="deal", entity_id=deal.id, pipeline_id=deal.pipeline_id,
+                                 stage_id=stage.id, from_stage_id=None, prev_at=None, semantic=stage.semantic,
+                                 created_at=deal.created_at, user_id=actor.user_id,
+                                 responsible_id=deal.responsible_id, department_id=deal.department_id))
+        lines.append(_timeline_row(actor, "deal", deal.id, "created",
+                                   _created_data("deal", deal, stage, {"lead_id": lead_id} if lead_id else {})))
+        if hit is not None:
+            deal.is_repeat = True
+            lines.append(dict(_timeline_row(actor, "deal", deal.id, "repeat_detected", _repeat_data("deal", *hit)),
+                              user_id=None, rule=""))
+    _insert_rows(session, ((StageHistory, history_rows), (TimelineEvent, lines)))
+    for (deal, stage, pipe, _c, _r, lead_id), hit in zip(made, hits):
+        _created(session, actor, "deal", deal, stage, _deal_details(deal, pipe, stage, lead_id, hit[0] if hit else None))
+    return out
+
+
+def _contacts_with_history(session: Session, contact_ids: list[int]) -> dict[int, object]:
+    """contact id → True when it has a live deal, else the set of its live leads' ids."""
+    out: dict[int, object] = {}
+    if not contact_ids:
+        return out
+    for (cid,) in session.execute(select(Deal.contact_id).where(Deal.contact_id.in_(contact_ids),
+                                                                  Deal.deleted_at.is_(None)).distinct()):
+        out[cid] = True
+    for cid, lead_id in session.execute(select(Lead.contact_id, Lead.id).where(Lead.contact_id.in_(contact_ids),
+                                                                                Lead.deleted_at.is_(None))):
+        if out.get(cid) is not True:
+            out.setdefault(cid, set()).add(lead_id)
+    return out
 
 
 def _has_history(session: Session, contact_id: int, *, deal_id: int | None = None,
@@ -697,9 +800,11 @@ def find_contact(session: Session, phones: Iterable[str] = (), emails: Iterable[
     return None
 
 
-def find_contacts(session: Session, pairs: list[tuple[list[str], list[str]]]) -> list[tuple[Contact, str, str] | None]:
+def find_contacts(session: Session, pairs: list[tuple[list[str], list[str]]],
+                  excludes: list | None = None) -> list[tuple[Contact, str, str] | None]:
     """`find_contact` for many (phones, emails) pairs with one query per kind: the same
-    answer for each pair (the oldest live contact by a phone first, else by an e-mail)."""
+    answer for each pair (the oldest live contact by a phone first, else by an e-mail, not
+    one of the pair's `excludes`)."""
     wanted: dict[str, dict[str, str]] = {"phone": {}, "email": {}}
     per_pair = []
     for phones, emails in pairs:
@@ -715,7 +820,7 @@ def find_contacts(session: Session, pairs: list[tuple[list[str], list[str]]]) ->
             mine[kind] = by_norm
             wanted[kind].update(dict.fromkeys(by_norm, ""))
         per_pair.append(mine)
-    owner: dict[tuple[str, str], Contact] = {}
+    owner: dict[tuple[str, str], list[Contact]] = {}
     for kind, norms in wanted.items():
         keys = list(norms)
         for i in range(0, len(keys), 500):
@@ -725,12 +830,16 @@ def find_contacts(session: Session, pairs: list[tuple[list[str], list[str]]]) ->
                 .where(Communication.kind == kind, Communication.norm.in_(keys[i:i + 500]),
                        Contact.deleted_at.is_(None)).order_by(Contact.id)).all()
             for contact, norm in rows:
-                owner.setdefault((kind, norm), contact)
+                owner.setdefault((kind, norm), []).append(contact)  # oldest first
     out = []
-    for mine in per_pair:
+    for mine, skip in zip(per_pair, excludes or [()] * len(per_pair)):
         hit = None
         for kind in ("phone", "email"):
-            found = [(owner[(kind, n)], v) for n, v in mine[kind].items() if (kind, n) in owner]
+            found = []
+            for n, v in mine[kind].items():
+                first = next((c for c in owner.get((kind, n), ()) if c.id not in skip), None)
+                if first is not None:
+                    found.append((first, v))
             if found:
                 contact, value = min(found, key=lambda cv: cv[0].id)
                 hit = (contact, kind, value)

@@ -27,8 +27,10 @@ SOURCE = IMPORT_SOURCE
 
 
 class BatchRefused(Exception):
-    """A batch of new leads failed as a whole (a rule refused one of them after the batch was
-    written): the chunk's unit is rolled back and worked again `careful`ly, row by row."""
+    """A batch of new items failed as a whole (a rule refused one of them after the batch was
+    written), or a refused row of it had made a contact or a company for its item: the
+    chunk's unit is rolled back and worked again `careful`ly, row by row (each row's
+    savepoint takes what it made with it)."""
 
 
 class Worker:
@@ -44,7 +46,7 @@ class Worker:
     and works the chunk again with `careful`: each new item alone, in its own savepoint, so
     that only the refused row is refused (services/imports.py `work_chunk`)."""
 
-    BULK = ("lead", "contact")  # entities whose new items are written in batches
+    BULK = ("lead", "contact", "deal")  # entities whose new items are written in batches
 
     def __init__(self, s: Session, job: ImportJob, actor: Actor, reader: import_map.Reader, seen: dict,
                  careful: bool = False):
@@ -57,6 +59,7 @@ class Worker:
         self.pending: list[tuple] = []  # (row, cells, repeat) of new items not yet written
         self.pending_rows: set[int] = set()
         self.known: dict[tuple[str, str], int] = {}  # (kind, key) → the live item it names
+        self.side_made: set[int] = set()  # rows that made a client (a contact, a company) for their item
 
     def rows(self, batch: list) -> None:
         read = [(self.reader.row(number, cells), cells) for number, cells in batch]
@@ -99,12 +102,16 @@ class Worker:
         batch, self.pending, self.pending_rows = self.pending, [], set()
         if not batch:
             return
-        spec, write = ((self._lead_spec, create.create_leads) if self.entity == "lead"
-                       else (self._contact_spec, create.create_contacts))
+        spec, write = {"lead": (self._lead_spec, create.create_leads),
+                       "contact": (self._contact_spec, create.create_contacts),
+                       "deal": (self._deal_spec, create.create_deals)}[self.entity]
         try:
             made = write(self.s, self.actor, [spec(r) for r, _c, _rep in batch])
         except ServiceError as exc:
             raise BatchRefused(exc.message) from exc
+        refused = {r.number for (r, _c, _rep), item in zip(batch, made) if isinstance(item, ServiceError)}
+        if refused & self.side_made:  # a refused row made a contact or company: it must go with the row
+            raise BatchRefused("a refused row made a client")
         logs, refs = [], []
         for (r, cells, repeat), item in zip(batch, made):
             if isinstance(item, ServiceError):
@@ -302,12 +309,7 @@ class Worker:
         if e == "lead":
             item = create.create_lead(s, a, **self._lead_spec(r))
         elif e == "deal":
-            contact_id, company_id = self._client(r)
-            item = create.create_deal(
-                s, a, pipeline_id=r.pipeline_id, title=v.pop("title", ""), contact_id=contact_id,
-                company_id=company_id, program_id=v.pop("program_id", None), amount=v.pop("amount", None),
-                source=v.pop("source", "") or "Импорт", utm=utm, stage_id=r.stage.id if r.stage else None,
-                comment=v.pop("comment", ""), values=v, allow_final=True, **common)
+            item = create.create_deal(s, a, **self._deal_spec(r))
         elif e == "contact":
             item = create.create_contact(s, a, **self._contact_spec(r))
         else:
@@ -324,12 +326,21 @@ class Worker:
             self._externals([(item.id, r.external_id)])
         return item
 
+    def _deal_spec(self, r) -> dict:
+        """create_deal's arguments for a row (its client found, or made: `_client`)."""
+        v, common, utm = self._split(r)
+        contact_id, company_id = self._client(r)
+        return dict(pipeline_id=r.pipeline_id, title=v.pop("title", ""), contact_id=contact_id,
+                    company_id=company_id, program_id=v.pop("program_id", None), amount=v.pop("amount", None),
+                    source=v.pop("source", "") or "Импорт", utm=utm, stage_id=r.stage.id if r.stage else None,
+                    comment=v.pop("comment", ""), values=v, allow_final=True, closed_at=r.closed_at, **common)
+
     def _contact_spec(self, r) -> dict:
         """create_contact's arguments for a row (its company found by name, or made)."""
         v, common, _utm = self._split(r)
         last, first, middle = (v.pop(k, "") for k in ("last_name", "first_name", "middle_name"))
         return dict(last_name=last, first_name=first, middle_name=middle, phones=r.phones, emails=r.emails,
-                    company_id=self._company(r.company), position=v.pop("position", ""),
+                    company_id=self._company(r.company, r), position=v.pop("position", ""),
                     birthday=v.pop("birthday", None) or None, source=v.pop("source", "") or "Импорт",
                     comment=v.pop("comment", ""), values=v, **common)
 
@@ -347,7 +358,7 @@ class Worker:
     def _client(self, r) -> tuple[int | None, int | None]:
         """A deal's contact: the one with the row's phone / e-mail, else the only one with
         its name, else a new one (created by this import); its company likewise by name."""
-        company_id = self._company(r.company)
+        company_id = self._company(r.company, r)
         c = r.contact
         if not c:
             return None, company_id
@@ -367,9 +378,10 @@ class Worker:
                                         phones=c["phones"], emails=c["emails"], company_id=company_id,
                                         source="Импорт")
         self._log(r, "contact", contact.id, "created")
+        self.side_made.add(r.number)
         return contact.id, company_id
 
-    def _company(self, title: str) -> int | None:
+    def _company(self, title: str, r=None) -> int | None:
         if not title:
             return None
         found = self.s.execute(select(func.min(Company.id)).where(Company.title == title,
@@ -377,6 +389,8 @@ class Worker:
         if found is not None:
             return found
         company = create.create_company(self.s, self.actor, title=title)
+        if r is not None:
+            self.side_made.add(r.number)
         self._log(None, "company", company.id, "created")
         return company.id
 
