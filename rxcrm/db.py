@@ -196,6 +196,16 @@ def dispose_engines() -> None:
     _lanes.clear()
 
 
+def forget_engine(url: str) -> None:
+    """Close the engine of a database that is gone (a test's throwaway SQLite file): its
+    pooled connections — three file descriptors each — are not kept for the process's life."""
+    engine = _engines.pop(url, None)
+    if engine is not None:
+        engine.dispose()
+    with _lanes_lock:
+        _lanes.pop(url, None)
+
+
 _fork_hook_installed = False
 
 
