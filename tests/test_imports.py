@@ -359,7 +359,6 @@ def test_create_deals_writes_what_create_deal_writes(db, people):
     refuse the same specs — the repeat detection included: a contact's first deal does not
     make it a repeat of itself, its second (in the same batch) does, a stranger with the
     same phone does."""
-    from rxcrm.models import AuditRecord as Audit
     from rxcrm.services import create
     with session_scope(db) as s:
         m = s.get(User, people["maria"])
@@ -392,10 +391,7 @@ def test_create_deals_writes_what_create_deal_writes(db, people):
             hist = [(h.pipeline_id, h.stage_id, h.from_stage_id, h.semantic, h.responsible_id)
                     for h in s.exec(select(StageHistory).where(StageHistory.entity_id == i,
                                                                StageHistory.entity_type == "deal")).all()]
-            line = sorted((t.kind, t.user_id, json.dumps(t.data, sort_keys=True, ensure_ascii=False)) for t in s.exec(
-                select(TimelineEvent).where(TimelineEvent.entity_type == "deal", TimelineEvent.entity_id == i)).all())
-            audit = [(a.action, a.details) for a in s.exec(select(Audit).where(Audit.entity_type == "deal",
-                                                                                Audit.entity_id == i)).all()]
+            line, audit = _lines_and_audit(s, "deal", i, users=True)
             acts = sorted(a.subject for a in s.exec(select(Activity).where(Activity.entity_type == "deal",
                                                                              Activity.entity_id == i)).all())
             out.append((cols, hist, line, audit, acts))
@@ -612,8 +608,35 @@ def test_phone_keys_and_formats():
 
 
 # ---- the batched writer is the one-by-one writer -----------------------------------------------
-def test_create_leads_writes_what_create_lead_writes(db, people):
+def _lines_and_audit(s, entity: str, item_id: int, *, users: bool = False) -> tuple[list, list]:
+    """An item's timeline lines (kind[, user], data) and audit records, comparable across units."""
     from rxcrm.models import AuditRecord as Audit
+    lines = sorted(((t.kind, t.user_id) if users else (t.kind,)) + (json.dumps(t.data, sort_keys=True,
+                                                                              ensure_ascii=False),)
+                   for t in s.exec(select(TimelineEvent).where(TimelineEvent.entity_type == entity,
+                                                               TimelineEvent.entity_id == item_id)).all())
+    audit = [(a.action, a.details) for a in s.exec(select(Audit).where(Audit.entity_type == entity,
+                                                                        Audit.entity_id == item_id)).all()]
+    return lines, audit
+
+
+def _both_ways(s, one, many, model, specs) -> tuple[list, list, list, list]:
+    """The specs written one by one (each in a savepoint) and as one batch, in the same unit:
+    (ids one by one, their refusals, ids of the batch, its refusals)."""
+    ids_one, refused_one = [], []
+    for spec in specs:
+        try:
+            with s.begin_nested():
+                ids_one.append(one(spec).id)
+        except ServiceError as exc:
+            refused_one.append(exc.message)
+    made = many(specs)
+    s.flush()
+    return (ids_one, refused_one, [m.id for m in made if isinstance(m, model)],
+            [m.message for m in made if not isinstance(m, model)])
+
+
+def test_create_leads_writes_what_create_lead_writes(db, people):
     from rxcrm.services import create
     with session_scope(db) as s:
         f.contact(s, "Орлова", "Анна", phones=["+7 903 000-00-01"])
@@ -642,26 +665,14 @@ def test_create_leads_writes_what_create_lead_writes(db, people):
             hist = [(h.pipeline_id, h.stage_id, h.from_stage_id, h.semantic, h.responsible_id)
                     for h in s.exec(select(StageHistory).where(StageHistory.entity_id == i,
                                                                StageHistory.entity_type == "lead")).all()]
-            line = sorted((t.kind, json.dumps(t.data, sort_keys=True, ensure_ascii=False)) for t in s.exec(
-                select(TimelineEvent).where(TimelineEvent.entity_type == "lead", TimelineEvent.entity_id == i)).all())
-            audit = [(a.action, a.details) for a in s.exec(select(Audit).where(Audit.entity_type == "lead",
-                                                                                Audit.entity_id == i)).all()]
-            out.append((cols, comms, hist, line, audit))
+            out.append((cols, comms, hist, *_lines_and_audit(s, "lead", i)))
         return out
 
     with session_scope(db) as s:
         actor = _actor(s, people["admin"])
-        one, refused_one = [], []
-        for spec in specs:
-            try:
-                with s.begin_nested():
-                    one.append(create.create_lead(s, actor, **spec).id)
-            except ValidationFailed as exc:
-                refused_one.append(exc.message)
-        made = create.create_leads(s, actor, specs)
-        batch = [m.id for m in made if isinstance(m, Lead)]
-        refused_batch = [m.message for m in made if not isinstance(m, Lead)]
-        s.flush()
+        one, refused_one, batch, refused_batch = _both_ways(
+            s, lambda spec: create.create_lead(s, actor, **spec), lambda specs: create.create_leads(s, actor, specs),
+            Lead, specs)
         assert refused_batch == refused_one and len(refused_one) == 2
         assert rows(s, batch) == rows(s, one)
         assert s.get(Lead, batch[1]).is_repeat and s.get(Lead, batch[1]).contact_id is not None
@@ -671,7 +682,6 @@ def test_create_leads_writes_what_create_lead_writes(db, people):
 def test_create_contacts_writes_what_create_contact_writes(db, people):
     """The batch of an import's chunk and the one-by-one service write the same rows (the
     contact, its phones and e-mails, its timeline line, its audit) and refuse the same specs."""
-    from rxcrm.models import AuditRecord as Audit
     from rxcrm.models import Company
     from rxcrm.services import create
     with session_scope(db) as s:
@@ -700,26 +710,14 @@ def test_create_contacts_writes_what_create_contact_writes(db, people):
                                   Communication.norm).where(Communication.entity_type == "contact",
                                                             Communication.entity_id == i)
                            .order_by(Communication.id)).all()
-            line = sorted((t.kind, json.dumps(t.data, sort_keys=True, ensure_ascii=False)) for t in s.exec(
-                select(TimelineEvent).where(TimelineEvent.entity_type == "contact", TimelineEvent.entity_id == i)))
-            audit = [(a.action, a.details) for a in s.exec(select(Audit).where(Audit.entity_type == "contact",
-                                                                                Audit.entity_id == i)).all()]
-            out.append((cols, comms, line, audit))
+            out.append((cols, comms, *_lines_and_audit(s, "contact", i)))
         return out
 
     with session_scope(db) as s:
         actor = _actor(s, people["admin"])
-        one, refused_one = [], []
-        for spec in specs:
-            try:
-                with s.begin_nested():
-                    one.append(create.create_contact(s, actor, **spec).id)
-            except ServiceError as exc:
-                refused_one.append(exc.message)
-        made = create.create_contacts(s, actor, specs)
-        batch = [m.id for m in made if isinstance(m, Contact)]
-        refused_batch = [m.message for m in made if not isinstance(m, Contact)]
-        s.flush()
+        one, refused_one, batch, refused_batch = _both_ways(
+            s, lambda spec: create.create_contact(s, actor, **spec),
+            lambda specs: create.create_contacts(s, actor, specs), Contact, specs)
         assert refused_batch == refused_one and len(refused_one) == 3
         assert rows(s, batch) == rows(s, one) and len(batch) == 2
         orlova = s.get(Contact, batch[0])

@@ -319,15 +319,7 @@ def _contact_details(contact: Contact, ph: list, em: list) -> dict:
 def create_contacts(session: Session, actor: Actor, specs: list[dict]) -> list[Contact | ServiceError]:
     """Many new contacts at once (an import's chunk), as `create_leads` does leads: each
     checked by `_prepare_contact`, then written together and announced one by one."""
-    memo: dict = {}
-    out: list[Contact | ServiceError] = []
-    made: list[tuple[Contact, list, list]] = []
-    for spec in specs:
-        try:
-            made.append(_prepare_contact(session, actor, memo, **spec))
-            out.append(made[-1][0])
-        except ServiceError as exc:
-            out.append(exc)
+    out, made = _prepare_all(_prepare_contact, session, actor, specs)
     if not made:
         return out
     _insert_batch(session, "contact", [m[0] for m in made])
@@ -459,15 +451,7 @@ def create_leads(session: Session, actor: Actor, specs: list[dict]) -> list[Lead
     query for the repeat detection of all — and announced one by one (ITEM_CREATED: the
     rules, the outbound events…, as for any new lead). Returns, per spec in order, the lead
     or the refusal of that spec (nothing of a refused one is written)."""
-    memo: dict = {}
-    out: list[Lead | ServiceError] = []
-    made: list[tuple[Lead, Stage, list, list]] = []
-    for spec in specs:
-        try:
-            made.append(_prepare_lead(session, actor, memo, **spec))
-            out.append(made[-1][0])
-        except ServiceError as exc:
-            out.append(exc)
+    out, made = _prepare_all(_prepare_lead, session, actor, specs)
     if not made:
         return out
     hits = find_contacts(session, [([p[0] for p in ph], [e[0] for e in em]) for _l, _s2, ph, em in made])
@@ -490,6 +474,20 @@ def create_leads(session: Session, actor: Actor, specs: list[dict]) -> list[Lead
     for (lead, stage, _ph, _em), hit in zip(made, hits):
         _created(session, actor, "lead", lead, stage, _lead_details(lead, stage, hit[0] if hit else None))
     return out
+
+
+def _prepare_all(prepare, session: Session, actor: Actor, specs: list[dict], **fixed) -> tuple[list, list]:
+    """Each spec checked by `prepare` (`_prepare_lead`…, one memo for the batch): (per spec
+    the item or its refusal, the prepared tuples of those that passed)."""
+    memo: dict = {}
+    out, made = [], []
+    for spec in specs:
+        try:
+            made.append(prepare(session, actor, memo, **fixed, **spec))
+            out.append(made[-1][0])
+        except ServiceError as exc:
+            out.append(exc)
+    return out, made
 
 
 def _insert_batch(session: Session, entity: str, objs: list) -> None:
@@ -689,18 +687,10 @@ def create_deals(session: Session, actor: Actor, specs: list[dict]) -> list[Deal
     as one by one — the repeat detection by the contact's phones and e-mails (a contact
     counts as known once it has a lead or a deal, an earlier deal of the batch included)
     and ITEM_CREATED for each."""
-    memo: dict = {}
-    out: list[Deal | ServiceError] = []
-    made: list[tuple] = []
-    for spec in specs:
-        try:
-            made.append((*_prepare_deal(session, actor, memo, check_links=True, **spec), spec.get("lead_id")))
-            out.append(made[-1][0])
-        except ServiceError as exc:
-            out.append(exc)
+    out, made = _prepare_all(_prepare_deal, session, actor, specs, check_links=True)
     if not made:
         return out
-    contact_ids = sorted({c.id for _d, _st, _p, c, _r, _l in made if c is not None})
+    contact_ids = sorted({c.id for _d, _st, _p, c, _r in made if c is not None})
     known = _contacts_with_history(session, contact_ids)  # before the batch: contact id → its lead ids / True
     comms_of: dict[int, tuple[list, list]] = {cid: ([], []) for cid in contact_ids}
     for cid, kind, value in (session.execute(select(Communication.entity_id, Communication.kind, Communication.value)
@@ -709,20 +699,21 @@ def create_deals(session: Session, actor: Actor, specs: list[dict]) -> list[Deal
                                              .order_by(Communication.id)).all() if contact_ids else ()):
         comms_of[cid][0 if kind == "phone" else 1].append(value)
     pairs, excludes, earlier = [], [], set()
-    for _deal, _st, _p, contact, _r, lead_id in made:
+    for deal, _st, _p, contact, _r in made:
         if contact is None:
             pairs.append(([], []))
             excludes.append(())
             continue
         history = known.get(contact.id)
-        had = contact.id in earlier or history is True or bool(history and (history - {lead_id}))
+        had = contact.id in earlier or history is True or bool(history and (history - {deal.lead_id}))
         earlier.add(contact.id)
         pairs.append(comms_of[contact.id])
         excludes.append(() if had else (contact.id,))
     hits = find_contacts(session, pairs, excludes)
     _insert_batch(session, "deal", [m[0] for m in made])
     history_rows, lines = [], []
-    for (deal, stage, _p, _c, rows, lead_id), hit in zip(made, hits):
+    for (deal, stage, _p, _c, rows), hit in zip(made, hits):
+        lead_id = deal.lead_id
         for row in rows:
             row.deal_id = deal.id
             session.add(row)
@@ -737,8 +728,9 @@ def create_deals(session: Session, actor: Actor, specs: list[dict]) -> list[Deal
             lines.append(dict(_timeline_row(actor, "deal", deal.id, "repeat_detected", _repeat_data("deal", *hit)),
                               user_id=None, rule=""))
     _insert_rows(session, ((StageHistory, history_rows), (TimelineEvent, lines)))
-    for (deal, stage, pipe, _c, _r, lead_id), hit in zip(made, hits):
-        _created(session, actor, "deal", deal, stage, _deal_details(deal, pipe, stage, lead_id, hit[0] if hit else None))
+    for (deal, stage, pipe, _c, _r), hit in zip(made, hits):
+        _created(session, actor, "deal", deal, stage,
+                 _deal_details(deal, pipe, stage, deal.lead_id, hit[0] if hit else None))
     return out
 
 
