@@ -104,9 +104,8 @@ def _presets() -> rx.Component:
         rx.divider(),
         rx.form(
             rx.vstack(
-                # uncontrolled: the name goes with the form (no round trip per keystroke, and no
-                # late state update can wipe what the person typed)
                 rx.input(name="name", placeholder=WorkState.t["work.presets.name"], size="1", width="100%",
+                         value=WorkState.preset_name, on_change=WorkState.set_preset_name,
                          data_testid="preset-name"),
                 rx.cond(
                     (WorkState.user_role == "admin") | (WorkState.user_role == "head"),
@@ -117,7 +116,7 @@ def _presets() -> rx.Component:
                 spacing="2", width="100%",
             ),
             on_submit=WorkState.save_preset,
-            reset_on_submit=True,
+            reset_on_submit=False,
             width="100%",
         ),
         width="220px", min_width="220px", spacing="2", align="start",

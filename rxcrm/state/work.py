@@ -279,6 +279,7 @@ class WorkState(AppState):
     extra_field: str = ""
     presets: list[PresetItem] = []
     active_preset_id: int = 0
+    preset_name: str = ""
 
     # refused move dialog
     missing_open: bool = False
@@ -979,9 +980,13 @@ class WorkState(AppState):
         return self._reload()
 
     @event
+    def set_preset_name(self, value: str):
+        self.preset_name = to_text(value, "work.what.name", 200)
+
+    @event
     def save_preset(self, form: dict):
         form = to_form(form)
-        name = field(form, "name", "work.what.name", 200)
+        name = field(form, "name", "work.what.name", 200) or self.preset_name
 
         def save(s, a):
             preset = views.save_preset(s, a, self.page, name, dict(self._filters), shared=to_bool(form.get("shared")),
@@ -990,6 +995,7 @@ class WorkState(AppState):
             self._load_presets(s, a)
 
         self._call(save)
+        self.preset_name = ""
         return rx.toast.success(self._tr("work.toast.preset_saved"))
 
     @event

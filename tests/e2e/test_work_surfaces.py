@@ -72,6 +72,9 @@ def test_save_preset_reload_apply(page):
     total_landing = page.get_by_test_id("list-total").inner_text()
     page.get_by_test_id("filter-open").click()
     expect(page.get_by_test_id("preset-name")).to_be_visible()
+    # the panel shows the filter just applied: its state has arrived (typing before that
+    # raced with it on a loaded machine — the name box was emptied under the robot's hands)
+    expect(page.locator('[role="dialog"]').get_by_role("checkbox", name="Лендинг", exact=True)).to_be_checked()
     page.get_by_test_id("preset-name").fill("Мои лендинги")
     expect(page.get_by_test_id("preset-name")).to_have_value("Мои лендинги")
     page.get_by_test_id("preset-save").click()
