@@ -782,3 +782,46 @@ def test_status_labels_in_both_languages():
         assert not any("а" <= ch <= "я" for ch in en.lower()), en
     assert imports.status_label(st.CANCELLED, True, "en") == "Check stopped"
     assert imports.status_label(st.DONE) == "Импорт завершён"
+
+
+def test_a_batch_costs_a_few_statements_not_a_few_per_item(db, people):
+    """create_leads / create_contacts / create_deals read and write per batch: 20 or 200 new
+    items take the same number of statements (a per-item query — the rules re-reading the
+    pipeline when nothing held it — once made an import 40 % slower)."""
+    from collections import Counter
+
+    from sqlalchemy import event
+
+    from rxcrm.db import get_engine
+    from rxcrm.services import create
+    engine = get_engine(db)
+    counted = []
+
+    def count(_conn, _cursor, statement, *_a, **_k):
+        counted.append(statement.split("WHERE")[0][:90])
+
+    with session_scope(db) as s:
+        dpo = f.pipeline(s, "dpo").id
+    batches = {
+        "lead": lambda n, k: [dict(last_name=f"Пакет{k}", first_name=f"Лид{i}", phones=[f"+7 901 {k}{i:06d}"])
+                              for i in range(n)],
+        "contact": lambda n, k: [dict(last_name=f"Пакет{k}", first_name=f"Контакт{i}",
+                                      emails=[f"c{k}.{i}@mail.ru"]) for i in range(n)],
+        "deal": lambda n, k: [dict(pipeline_id=dpo, title=f"Сделка {k}-{i}") for i in range(n)],
+    }
+    write = {"lead": create.create_leads, "contact": create.create_contacts, "deal": create.create_deals}
+    for entity, specs in batches.items():
+        statements = []
+        for n, k in ((20, 1), (200, 2)):
+            with session_scope(db) as s:  # as an import writes (no audit row nor bell notice per item)
+                actor = actor_for(s.get(User, people["admin"]), source=imports.SOURCE)
+                counted.clear()
+                event.listen(engine, "before_cursor_execute", count)
+                try:
+                    made = write[entity](s, actor, specs(n, k))
+                    s.flush()
+                finally:
+                    event.remove(engine, "before_cursor_execute", count)
+                assert all(not isinstance(m, ServiceError) for m in made), made
+                statements.append(len(counted))
+        assert statements[1] <= statements[0] + 4, (entity, statements, Counter(counted).most_common(3))

@@ -319,7 +319,8 @@ def _contact_details(contact: Contact, ph: list, em: list) -> dict:
 def create_contacts(session: Session, actor: Actor, specs: list[dict]) -> list[Contact | ServiceError]:
     """Many new contacts at once (an import's chunk), as `create_leads` does leads: each
     checked by `_prepare_contact`, then written together and announced one by one."""
-    out, made = _prepare_all(_prepare_contact, session, actor, specs)
+    memo: dict = {}  # kept until the batch is written (see _prepare_all)
+    out, made = _prepare_all(_prepare_contact, session, actor, specs, memo)
     if not made:
         return out
     _insert_batch(session, "contact", [m[0] for m in made])
@@ -451,7 +452,8 @@ def create_leads(session: Session, actor: Actor, specs: list[dict]) -> list[Lead
     query for the repeat detection of all — and announced one by one (ITEM_CREATED: the
     rules, the outbound events…, as for any new lead). Returns, per spec in order, the lead
     or the refusal of that spec (nothing of a refused one is written)."""
-    out, made = _prepare_all(_prepare_lead, session, actor, specs)
+    memo: dict = {}  # kept until the batch is written (see _prepare_all)
+    out, made = _prepare_all(_prepare_lead, session, actor, specs, memo)
     if not made:
         return out
     hits = find_contacts(session, [([p[0] for p in ph], [e[0] for e in em]) for _l, _s2, ph, em in made])
@@ -476,10 +478,12 @@ def create_leads(session: Session, actor: Actor, specs: list[dict]) -> list[Lead
     return out
 
 
-def _prepare_all(prepare, session: Session, actor: Actor, specs: list[dict], **fixed) -> tuple[list, list]:
-    """Each spec checked by `prepare` (`_prepare_lead`…, one memo for the batch): (per spec
-    the item or its refusal, the prepared tuples of those that passed)."""
-    memo: dict = {}
+def _prepare_all(prepare, session: Session, actor: Actor, specs: list[dict], memo: dict,
+                 **fixed) -> tuple[list, list]:
+    """Each spec checked by `prepare` (`_prepare_lead`…) with the batch's `memo`: (per spec
+    the item or its refusal, the prepared tuples of those that passed). The caller keeps
+    `memo` until its batch is written: it holds the pipeline, stages… it read, which the
+    session's identity map holds only weakly (else the rules read the pipeline again per item)."""
     out, made = [], []
     for spec in specs:
         try:
@@ -687,7 +691,8 @@ def create_deals(session: Session, actor: Actor, specs: list[dict]) -> list[Deal
     as one by one — the repeat detection by the contact's phones and e-mails (a contact
     counts as known once it has a lead or a deal, an earlier deal of the batch included)
     and ITEM_CREATED for each."""
-    out, made = _prepare_all(_prepare_deal, session, actor, specs, check_links=True)
+    memo: dict = {}  # kept until the batch is written (see _prepare_all)
+    out, made = _prepare_all(_prepare_deal, session, actor, specs, memo, check_links=True)
     if not made:
         return out
     contact_ids = sorted({c.id for _d, _st, _p, c, _r in made if c is not None})
